@@ -1,0 +1,254 @@
+/*
+ * SGEMM throughput: dagrad's built-in GEMM against OpenBLAS cblas_sgemm, and against the FMA
+ * peak of one core measured in the same run.
+ *
+ *   OPENBLAS_CORETYPE=SkylakeX ./build/bench/bench_gemm [threads ...]      (default: 1 2)
+ *
+ * OpenBLAS picks its kernel when the library loads (before main), so OPENBLAS_CORETYPE must
+ * be in the environment of the command; without it Debian's OpenBLAS runs an SSE kernel on
+ * Zen 4. `meson test --benchmark` sets it.
+ *
+ * Output: one `name value unit` line per figure. For each shape and thread count t:
+ *   gemm_<shape>_t<t>_dagrad     GFLOP/s (median of 7 repetitions)
+ *   gemm_<shape>_t<t>_openblas   GFLOP/s
+ *   gemm_<shape>_t<t>_ratio      dagrad / openblas
+ *   gemm_<shape>_t<t>_peak       dagrad / (t * one-core FMA peak)
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
+#ifdef DG_BENCH_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "gemm/gemm.h"
+
+enum { REPETITIONS = 7 };
+/* Each repetition runs the product enough times to last about this long. */
+#define REPETITION_SECONDS 0.02
+
+struct shape {
+    const char *name;
+    bool transpose_a, transpose_b;
+    int m, n, k;
+};
+
+/* Squares, then the demo MLP (784-256-128-10, batch 128): forward X*W, weight gradient
+ * X^T*dY and input gradient dY*W^T of each layer. */
+static const struct shape shapes[] = {
+    {"sq64", false, false, 64, 64, 64},
+    {"sq256", false, false, 256, 256, 256},
+    {"sq512", false, false, 512, 512, 512},
+    {"sq1024", false, false, 1024, 1024, 1024},
+    {"sq2048", false, false, 2048, 2048, 2048},
+    {"mlp1_fwd_128x784x256", false, false, 128, 256, 784},
+    {"mlp2_fwd_128x256x128", false, false, 128, 128, 256},
+    {"mlp3_fwd_128x128x10", false, false, 128, 10, 128},
+    {"mlp1_dW_784x128x256_TN", true, false, 784, 256, 128},
+    {"mlp2_dW_256x128x128_TN", true, false, 256, 128, 128},
+    {"mlp3_dW_128x128x10_TN", true, false, 128, 10, 128},
+    {"mlp1_dX_128x256x784_NT", false, true, 128, 784, 256},
+    {"mlp2_dX_128x128x256_NT", false, true, 128, 256, 128},
+    {"mlp3_dX_128x10x128_NT", false, true, 128, 128, 10},
+};
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int compare_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* ---- FMA peak of one core ---------------------------------------------------------------
+ * 24 independent accumulator chains (more than latency x throughput on any current core), no
+ * memory traffic. Built with a target attribute: this file has no ISA flags. */
+#ifdef __x86_64__
+__attribute__((target("avx512f"), noinline)) static float fma_loop_avx512(int64_t iterations)
+{
+    __m512 acc[24];
+    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 24; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iterations; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+    }
+    __m512 sum = acc[0];
+    for (int i = 1; i < 24; i++)
+        sum = _mm512_add_ps(sum, acc[i]);
+    return _mm512_reduce_add_ps(sum);
+}
+
+__attribute__((target("avx2,fma"), noinline)) static float fma_loop_avx2(int64_t iterations)
+{
+    __m256 acc[12];
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        acc[i] = _mm256_set1_ps((float)i);
+    for (int64_t it = 0; it < iterations; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+    }
+    __m256 sum = acc[0];
+    for (int i = 1; i < 12; i++)
+        sum = _mm256_add_ps(sum, acc[i]);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sum);
+    return lanes[0];
+}
+#endif
+
+/* GFLOP/s of the widest FMA this build can name on this CPU (0 when none). */
+static double measure_fma_peak(void)
+{
+#ifdef __x86_64__
+    volatile float sink = 0.0f;
+    double best = 0.0;
+    const int64_t iterations = 20 * 1000 * 1000;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now_seconds(), flops;
+        if (dg__isa_supported() >= DG_ISA_AVX512) {
+            sink += fma_loop_avx512(iterations);
+            flops = 2.0 * 16 * 24 * (double)iterations;
+        } else if (dg__isa_supported() >= DG_ISA_AVX2) {
+            sink += fma_loop_avx2(iterations);
+            flops = 2.0 * 8 * 12 * (double)iterations;
+        } else {
+            return 0.0;
+        }
+        double gflops = flops / (now_seconds() - t0) / 1e9;
+        if (gflops > best)
+            best = gflops;
+    }
+    (void)sink;
+    return best;
+#else
+    return 0.0;
+#endif
+}
+
+/* ---- Timed runs ------------------------------------------------------------------------- */
+
+struct operands {
+    float *a, *b, *c;
+};
+
+enum library { DAGRAD, OPENBLAS };
+
+static void run_once(enum library lib, const struct shape *s, struct operands *op, int threads)
+{
+    int lda = s->transpose_a ? s->m : s->k;
+    int ldb = s->transpose_b ? s->k : s->n;
+    if (lib == DAGRAD) {
+        dg__sgemm(s->transpose_a, s->transpose_b, s->m, s->n, s->k, 1.0f, op->a, lda, op->b,
+                  ldb, 0.0f, op->c, s->n, threads);
+        return;
+    }
+#ifdef DG_BENCH_HAVE_OPENBLAS
+    cblas_sgemm(CblasRowMajor, s->transpose_a ? CblasTrans : CblasNoTrans,
+                s->transpose_b ? CblasTrans : CblasNoTrans, s->m, s->n, s->k, 1.0f, op->a, lda,
+                op->b, ldb, 0.0f, op->c, s->n);
+#endif
+}
+
+/* Median GFLOP/s over REPETITIONS timed repetitions. */
+static double measure(enum library lib, const struct shape *s, struct operands *op,
+                      int threads)
+{
+    const double flops = 2.0 * s->m * s->n * s->k;
+    run_once(lib, s, op, threads); /* warm caches, thread pools and packing buffers */
+    double t0 = now_seconds();
+    run_once(lib, s, op, threads);
+    double once = now_seconds() - t0;
+    int64_t calls = once > 0.0 ? (int64_t)(REPETITION_SECONDS / once) : 1000;
+    if (calls < 1)
+        calls = 1;
+    double rates[REPETITIONS];
+    for (int rep = 0; rep < REPETITIONS; rep++) {
+        t0 = now_seconds();
+        for (int64_t i = 0; i < calls; i++)
+            run_once(lib, s, op, threads);
+        double seconds = now_seconds() - t0;
+        rates[rep] = flops * (double)calls / seconds / 1e9;
+    }
+    qsort(rates, REPETITIONS, sizeof rates[0], compare_double);
+    return rates[REPETITIONS / 2];
+}
+
+static float *alloc_filled(int64_t count, uint64_t seed)
+{
+    float *x = aligned_alloc(64, (size_t)((count * 4 + 63) / 64 * 64));
+    if (x == NULL)
+        return NULL;
+    for (int64_t i = 0; i < count; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((seed >> 40) & 0xffff) / 65536.0f - 0.5f;
+    }
+    return x;
+}
+
+int main(int argc, char **argv)
+{
+    int thread_counts[8] = {1, 2};
+    int n_counts = 2;
+    if (argc > 1) {
+        n_counts = 0;
+        for (int i = 1; i < argc && n_counts < 8; i++)
+            thread_counts[n_counts++] = atoi(argv[i]) > 0 ? atoi(argv[i]) : 1;
+    }
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    printf("# dagrad isa %s; OPENBLAS_CORETYPE=%s\n", dg__isa_name(dg__isa()),
+           coretype ? coretype : "(unset: OpenBLAS may run an SSE kernel)");
+    double peak = measure_fma_peak();
+    printf("fma_peak_1core %.1f GFLOP/s\n", peak);
+
+    for (int t = 0; t < n_counts; t++) {
+        int threads = thread_counts[t];
+        printf("threads %d count\n", threads);
+#ifdef DG_BENCH_HAVE_OPENBLAS
+        openblas_set_num_threads(threads);
+#endif
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const struct shape *s = &shapes[i];
+            struct operands op = {
+                alloc_filled((int64_t)s->m * s->k, 1 + i),
+                alloc_filled((int64_t)s->k * s->n, 100 + i),
+                alloc_filled((int64_t)s->m * s->n, 200 + i),
+            };
+            if (!op.a || !op.b || !op.c) {
+                fprintf(stderr, "bench_gemm: out of memory for %s\n", s->name);
+                return EXIT_FAILURE;
+            }
+            double ours = measure(DAGRAD, s, &op, threads);
+            printf("gemm_%s_t%d_dagrad %.1f GFLOP/s\n", s->name, threads, ours);
+#ifdef DG_BENCH_HAVE_OPENBLAS
+            double theirs = measure(OPENBLAS, s, &op, threads);
+            printf("gemm_%s_t%d_openblas %.1f GFLOP/s\n", s->name, threads, theirs);
+            printf("gemm_%s_t%d_ratio %.3f x\n", s->name, threads, ours / theirs);
+#endif
+            if (peak > 0.0)
+                printf("gemm_%s_t%d_peak %.3f fraction\n", s->name, threads,
+                       ours / (peak * threads));
+            fflush(stdout);
+            free(op.a);
+            free(op.b);
+            free(op.c);
+        }
+    }
+    return EXIT_SUCCESS;
+}

@@ -1,0 +1,87 @@
+/* Part of the dagrad public API; include dagrad.h rather than this file. */
+#ifndef DAGRAD_TRAIN_H
+#define DAGRAD_TRAIN_H
+
+#include "dagrad.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A training loop for the common case: epochs of shuffled mini-batches over in-memory arrays,
+ * an optimizer step per batch, metrics, evaluation on held-out data, progress output and an
+ * optional CSV of per-epoch metrics. Users who want their own loop call dg_compile, dg_feed,
+ * dg_run and dg_optim_step directly; this helper uses nothing else.
+ */
+
+/* The graph of a model, as the loop needs to see it. */
+typedef struct dg_model {
+    dg_graph *graph;
+    dg_node *x;      /* float32 input whose leading axis is the batch */
+    dg_node *y;      /* target input, leading axis the batch: int32 class labels [B], or
+                        float32 targets [B, ...] */
+    dg_node *loss;   /* float32 scalar: the mean loss of the batch */
+    dg_node *output; /* predictions for accuracy, or NULL: with int32 labels, scores [B, C]
+                        (accuracy = argmax == label); with float32 targets, probabilities
+                        [B] or [B, 1] (accuracy = (p > 0.5) == (target > 0.5)) */
+} dg_model;
+
+/* Examples: row i of x is x + i * (numel(x input) / batch); row i of y likewise. */
+typedef struct dg_fit_data {
+    const float *x;
+    const void *y; /* int32_t or float per the model's y input */
+    int64_t n;     /* number of examples */
+} dg_fit_data;
+
+/* A user metric over one batch: returns the SUM over the batch's examples (the loop divides
+ * by the number of examples of the epoch). output: the model's output for the batch. */
+typedef double (*dg_metric_fn)(const float *output, const void *targets, int64_t batch,
+                               int64_t output_per_example, void *user);
+
+typedef struct dg_fit_config {
+    int epochs;              /* 1 */
+    int64_t batch_size;      /* 32; the last partial batch of an epoch is trained on, too */
+    uint64_t seed;           /* per-epoch shuffle and dropout masks */
+    bool shuffle;            /* true */
+    int verbose;             /* 1: progress (a live bar on a terminal, one line per epoch
+                                otherwise); 0: silent */
+    FILE *log;               /* where progress goes; stdout when NULL */
+    const char *csv_path;    /* per-epoch metrics as CSV, or NULL */
+    dg_metric_fn metric;     /* optional user metric, reported as metric_name */
+    void *metric_user;
+    const char *metric_name;
+    int64_t eval_batch_size; /* 0: batch_size */
+} dg_fit_config;
+#define DG_FIT_DEFAULTS ((dg_fit_config){.epochs = 1, .batch_size = 32, .shuffle = true, \
+                                         .verbose = 1})
+
+/* One epoch's figures. Values not measured are NaN (val_* without validation data,
+ * accuracy without an output node, metric without a metric function). */
+typedef struct dg_epoch_stats {
+    int epoch;                 /* 1-based */
+    double loss, accuracy, metric;
+    double val_loss, val_accuracy, val_metric;
+    double seconds;            /* training time of the epoch (evaluation excluded) */
+    double samples_per_s;      /* training examples per second */
+} dg_epoch_stats;
+
+/* Trains `model` with `opt` (made over the model's parameters and the gradient nodes from
+ * dg_grad) for cfg->epochs epochs over `train`, evaluating on `val` (may be NULL) after each
+ * epoch in evaluation mode (dropout off). history, when not NULL, receives cfg->epochs entries.
+ * The same seed and thread count give bitwise-identical results. Returns DG_OK or the first
+ * error (message on the graph, or from the optimizer). */
+DG_API dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
+                        const dg_fit_data *val, const dg_fit_config *cfg,
+                        dg_epoch_stats *history);
+
+/* Loss, accuracy and metric of `model` over `data` in evaluation mode. cfg may be NULL (batch
+ * 256, no metric). */
+DG_API dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data,
+                             const dg_fit_config *cfg, dg_epoch_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * Compiling a plan: which nodes the outputs need (pruning), the order they run in, and the
+ * shapes they take at the plan's input shapes.
+ *
+ * Order: nodes are created after their inputs, so ascending node index is already a
+ * topological order of the DAG. The plan keeps the reachable op nodes in that order; the
+ * result is deterministic and needs no sort.
+ */
+#include "plan_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Marks every node the outputs depend on, walking inputs with an explicit stack (no recursion,
+ * so deep graphs cannot overflow the C stack). */
+static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
+{
+    int *stack = malloc((size_t)g->n_nodes * sizeof *stack);
+    if (stack == NULL)
+        return false;
+    int top = 0;
+    for (int i = 0; i < n_outputs; i++) {
+        if (!needed[outputs[i]->index]) {
+            needed[outputs[i]->index] = true;
+            stack[top++] = outputs[i]->index;
+        }
+    }
+    while (top > 0) {
+        const dg_node *n = g->nodes[stack[--top]];
+        for (int i = 0; i < n->n_inputs; i++) {
+            int in = n->inputs[i]->index;
+            if (!needed[in]) {
+                needed[in] = true;
+                stack[top++] = in;
+            }
+        }
+    }
+    free(stack);
+    return true;
+}
+
+static dg_plan *fail_plan(dg_plan *p, dg_graph *g, dg_status status, const char *what)
+{
+    if (status == DG_ERR_NOMEM)
+        dg__set_error(g, DG_ERR_NOMEM, "compile: out of memory (%s)", what);
+    dg_plan_free(p);
+    return NULL;
+}
+
+dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, bool share_memory)
+{
+    if (g == NULL)
+        return NULL;
+    if (g->status != DG_OK)
+        return NULL; /* the pending error explains why */
+    if (n_outputs < 1 || outputs == NULL)
+        {
+            dg__fail(g, DG_ERR_INVALID_ARG, "compile: %d outputs given (at least 1 needed)",
+                        n_outputs);
+            return NULL;
+        }
+    for (int i = 0; i < n_outputs; i++) {
+        if (outputs[i] == NULL)
+            {
+            dg__fail(g, DG_ERR_INVALID_ARG, "compile: output %d is NULL", i + 1);
+            return NULL;
+        }
+        if (outputs[i]->graph != g)
+            {
+            dg__fail(g, DG_ERR_FOREIGN_NODE, "compile: output %d belongs to another "
+                            "graph", i + 1);
+            return NULL;
+        }
+    }
+
+    dg_plan *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return fail_plan(NULL, g, DG_ERR_NOMEM, "plan");
+    p->graph = g;
+    p->n_values = g->n_nodes;
+    p->n_threads = dg_graph_threads(g);
+    p->share_memory = share_memory;
+    p->values = calloc((size_t)p->n_values, sizeof *p->values);
+    bool *needed = calloc((size_t)p->n_values, sizeof *needed);
+    p->steps = malloc((size_t)p->n_values * sizeof *p->steps);
+    p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
+    if (p->values == NULL || needed == NULL || p->steps == NULL || p->outputs == NULL ||
+        !mark_reachable(g, n_outputs, outputs, needed)) {
+        free(needed);
+        return fail_plan(p, g, DG_ERR_NOMEM, "order");
+    }
+    for (int i = 0; i < p->n_values; i++) {
+        if (!needed[i])
+            continue;
+        const dg_node *n = g->nodes[i];
+        struct dg_plan_value *v = &p->values[i];
+        v->shape = n->shape;
+        v->slot = -1;
+        v->last_use = -1;
+        switch (n->kind) {
+        case DG_NODE_PARAM:
+        case DG_NODE_CONSTANT:
+            v->home = DG_HOME_LEAF;
+            break;
+        case DG_NODE_INPUT:
+            v->home = DG_HOME_INPUT;
+            break;
+        case DG_NODE_OP:
+            v->home = DG_HOME_ARENA;
+            p->steps[p->n_steps++] = i;
+            break;
+        }
+    }
+    free(needed);
+    p->n_outputs = n_outputs;
+    for (int i = 0; i < n_outputs; i++) {
+        p->outputs[i] = outputs[i]->index;
+        p->values[outputs[i]->index].pinned = true;
+    }
+    p->shapes_ok = true;
+    if (dg__plan_memory(p) != DG_OK) {
+        dg_plan_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+dg_plan *dg_compile(dg_graph *g, int n_outputs, dg_node *const *outputs)
+{
+    return dg__compile_ex(g, n_outputs, outputs, true);
+}
+
+void dg_plan_free(dg_plan *p)
+{
+    if (p == NULL)
+        return;
+    for (int i = 0; i < p->n_values && p->values != NULL; i++)
+        free(p->values[i].input_buffer);
+    free(p->values);
+    free(p->steps);
+    free(p->outputs);
+    free(p->slot_bytes);
+    free(p->slot_offset);
+    free(p->arena);
+    free(p);
+}
+
+dg_status dg__plan_infer_shapes(dg_plan *p)
+{
+    dg_graph *g = p->graph;
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        const struct dg_op_def *def = dg__op_def(n->op);
+        struct dg_shape in[DG_MAX_INPUTS];
+        for (int i = 0; i < n->n_inputs; i++)
+            in[i] = p->values[n->inputs[i]->index].shape;
+        struct dg_shape out;
+        memset(&out, 0, sizeof out);
+        char msg[DG_ERROR_LEN] = "";
+        dg_status st = def->infer(&n->attrs, n->n_inputs, in, &out, msg, sizeof msg);
+        if (st != DG_OK) {
+            p->shapes_ok = false;
+            dg__set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
+            return st;
+        }
+        p->values[n->index].shape = out;
+    }
+    p->shapes_ok = true;
+    return DG_OK;
+}
+
+static dg_status plan_check_impl(dg_plan *p, const dg_node *node, const char *what)
+{
+    if (p == NULL)
+        return DG_ERR_INVALID_ARG;
+    if (node == NULL) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node is NULL", what);
+        return DG_ERR_INVALID_ARG;
+    }
+    if (node->graph != p->graph) {
+        dg__set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: node %d belongs to another graph",
+                      what, node->index);
+        return DG_ERR_FOREIGN_NODE;
+    }
+    if (node->index >= p->n_values || p->values[node->index].home == DG_HOME_NONE) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is not part of this plan",
+                      what, node->index, dg_node_op_name(node));
+        return DG_ERR_INVALID_ARG;
+    }
+    return DG_OK;
+}
+
+dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const int64_t *shape)
+{
+    dg_status st = plan_check_impl(p, input, "set_input_shape");
+    if (st != DG_OK)
+        return st;
+    char buf[64];
+    if (input->kind != DG_NODE_INPUT) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: node %d is a %s, not an "
+                      "input", input->index, dg_node_op_name(input));
+        return DG_ERR_INVALID_ARG;
+    }
+    if (ndim != input->shape.ndim || (ndim > 0 && shape == NULL)) {
+        dg__set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s' has %d dimensions "
+                      "(%s), %d given", input->name, input->shape.ndim,
+                      dg__shape_str(&input->shape, buf, sizeof buf), ndim);
+        return DG_ERR_SHAPE;
+    }
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || shape[i] > ((int64_t)1 << 40)) {
+            dg__set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s': dimension %d is "
+                          "%lld", input->name, i, (long long)shape[i]);
+            return DG_ERR_SHAPE;
+        }
+    }
+    struct dg_plan_value *v = &p->values[input->index];
+    bool same = true;
+    for (int i = 0; i < ndim; i++)
+        same = same && v->shape.dim[i] == shape[i];
+    if (same && p->shapes_ok)
+        return DG_OK;
+    for (int i = 0; i < ndim; i++)
+        v->shape.dim[i] = shape[i];
+    v->fed = false;
+    st = dg__plan_size_inputs(p);
+    if (st == DG_OK)
+        st = dg__plan_infer_shapes(p);
+    if (st != DG_OK)
+        return st;
+    return dg__plan_memory(p);
+}
+
+dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
+{
+    if (p == NULL)
+        return DG_ERR_INVALID_ARG;
+    if (batch <= 0) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld must be > 0",
+                      (long long)batch);
+        return DG_ERR_INVALID_ARG;
+    }
+    bool changed = false;
+    for (int i = 0; i < p->n_values; i++) {
+        struct dg_plan_value *v = &p->values[i];
+        if (v->home == DG_HOME_INPUT && v->shape.ndim > 0 && v->shape.dim[0] != batch) {
+            v->shape.dim[0] = batch;
+            v->fed = false;
+            changed = true;
+        }
+    }
+    if (!changed && p->shapes_ok)
+        return DG_OK;
+    dg_status st = dg__plan_size_inputs(p);
+    if (st == DG_OK)
+        st = dg__plan_infer_shapes(p);
+    if (st != DG_OK)
+        return st;
+    return dg__plan_memory(p);
+}
+
+int dg_plan_ndim(const dg_plan *p, const dg_node *node)
+{
+    if (p == NULL || node == NULL || node->graph != p->graph || node->index >= p->n_values)
+        return 0;
+    return p->values[node->index].shape.ndim;
+}
+
+int64_t dg_plan_dim(const dg_plan *p, const dg_node *node, int axis)
+{
+    if (p == NULL || node == NULL || node->graph != p->graph || node->index >= p->n_values)
+        return 0;
+    const struct dg_shape *s = &p->values[node->index].shape;
+    if (axis < 0)
+        axis += s->ndim;
+    return (axis >= 0 && axis < s->ndim) ? s->dim[axis] : 0;
+}
+
+int64_t dg_plan_numel(const dg_plan *p, const dg_node *node)
+{
+    if (p == NULL || node == NULL || node->graph != p->graph || node->index >= p->n_values ||
+        p->values[node->index].home == DG_HOME_NONE)
+        return 0;
+    return dg__numel(&p->values[node->index].shape);
+}
+
+dg_status dg_plan_set_threads(dg_plan *p, int n_threads)
+{
+    if (p == NULL)
+        return DG_ERR_INVALID_ARG;
+    if (n_threads < 0 || n_threads > 1024) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "plan_set_threads: %d threads is out of "
+                      "range 0..1024", n_threads);
+        return DG_ERR_INVALID_ARG;
+    }
+    p->n_threads = n_threads > 0 ? n_threads : dg__default_threads();
+    return DG_OK;
+}
+
+int dg_plan_threads(const dg_plan *p) { return p ? p->n_threads : 0; }
+dg_graph *dg_plan_graph(const dg_plan *p) { return p ? p->graph : NULL; }
+int dg_plan_node_count(const dg_plan *p) { return p ? p->n_steps : 0; }
+size_t dg_plan_arena_bytes(const dg_plan *p) { return p ? p->arena_bytes : 0; }
+size_t dg_plan_unshared_bytes(const dg_plan *p) { return p ? p->unshared_bytes : 0; }
+
+dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what)
+{
+    return plan_check_impl(p, node, what);
+}

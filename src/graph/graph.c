@@ -1,0 +1,394 @@
+/* The graph: node storage, the sticky error, leaves (inputs, parameters, constants). */
+#include "graph_internal.h"
+
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[DG_STATUS_COUNT] = {
+    [DG_OK] = "ok",
+    [DG_ERR_INVALID_ARG] = "invalid argument",
+    [DG_ERR_SHAPE] = "shape error",
+    [DG_ERR_DTYPE] = "dtype error",
+    [DG_ERR_NOMEM] = "out of memory",
+    [DG_ERR_STATE] = "invalid state",
+    [DG_ERR_FOREIGN_NODE] = "node of another graph",
+    [DG_ERR_NOT_DIFFERENTIABLE] = "not differentiable",
+    [DG_ERR_IO] = "I/O error",
+    [DG_ERR_FORMAT] = "format error",
+    [DG_ERR_NOT_FOUND] = "not found",
+};
+
+const char *dg_status_str(dg_status status)
+{
+    if (status < 0 || status >= DG_STATUS_COUNT)
+        return "unknown status";
+    return status_names[status];
+}
+
+dg_graph *dg_graph_new(void)
+{
+    return calloc(1, sizeof(dg_graph));
+}
+
+static void node_free(dg_node *n)
+{
+    free(n->inputs);
+    free(n->name);
+    free(n->storage);
+    free(n);
+}
+
+void dg_graph_free(dg_graph *g)
+{
+    if (g == NULL)
+        return;
+    for (int i = 0; i < g->n_nodes; i++)
+        node_free(g->nodes[i]);
+    free(g->nodes);
+    free(g);
+}
+
+void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args)
+{
+    if (g == NULL || g->status != DG_OK)
+        return;
+    g->status = status;
+    vsnprintf(g->error, sizeof g->error, fmt, args);
+}
+
+void dg__set_error(dg_graph *g, dg_status status, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    dg__set_error_v(g, status, fmt, args);
+    va_end(args);
+}
+
+void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    dg__set_error_v(g, status, fmt, args);
+    va_end(args);
+}
+
+dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    dg__set_error_v(g, status, fmt, args);
+    va_end(args);
+    return NULL;
+}
+
+dg_status dg_graph_status(const dg_graph *g)
+{
+    return g == NULL ? DG_ERR_INVALID_ARG : g->status;
+}
+
+const char *dg_graph_error(const dg_graph *g)
+{
+    if (g == NULL)
+        return "graph is NULL";
+    return g->error;
+}
+
+void dg_graph_clear_error(dg_graph *g)
+{
+    if (g == NULL)
+        return;
+    g->status = DG_OK;
+    g->error[0] = '\0';
+}
+
+int dg_graph_node_count(const dg_graph *g)
+{
+    return g == NULL ? 0 : g->n_nodes;
+}
+
+dg_node *dg_graph_node(const dg_graph *g, int index)
+{
+    if (g == NULL || index < 0 || index >= g->n_nodes)
+        return NULL;
+    return g->nodes[index];
+}
+
+dg_node *dg_graph_find(dg_graph *g, const char *name)
+{
+    if (g == NULL)
+        return NULL;
+    if (name == NULL)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "find: name is NULL");
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->name != NULL && strcmp(g->nodes[i]->name, name) == 0)
+            return g->nodes[i];
+    return dg__fail(g, DG_ERR_NOT_FOUND, "find: no input or parameter named '%s'", name);
+}
+
+int dg__default_threads(void)
+{
+    const char *env = getenv("DG_NUM_THREADS");
+    if (env != NULL) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (end != env && *end == '\0' && n >= 1 && n <= 1024)
+            return (int)n;
+    }
+    int procs = omp_get_num_procs();
+    return procs >= 1 ? procs : 1;
+}
+
+dg_status dg_graph_set_threads(dg_graph *g, int n_threads)
+{
+    if (g == NULL)
+        return DG_ERR_INVALID_ARG;
+    if (n_threads < 0 || n_threads > 1024) {
+        dg__set_error(g, DG_ERR_INVALID_ARG, "set_threads: %d threads is out of range 0..1024",
+                      n_threads);
+        return DG_ERR_INVALID_ARG;
+    }
+    g->n_threads = n_threads;
+    return DG_OK;
+}
+
+int dg_graph_threads(const dg_graph *g)
+{
+    if (g == NULL)
+        return 0;
+    return g->n_threads > 0 ? g->n_threads : dg__default_threads();
+}
+
+/* Appends a node (taking ownership) or frees it and reports out of memory. */
+static dg_node *append_node(dg_graph *g, dg_node *n)
+{
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+        dg_node **grown = realloc(g->nodes, (size_t)cap * sizeof *grown);
+        if (grown == NULL) {
+            node_free(n);
+            return dg__fail(g, DG_ERR_NOMEM, "out of memory growing the graph to %d nodes", cap);
+        }
+        g->nodes = grown;
+        g->cap_nodes = cap;
+    }
+    n->graph = g;
+    n->index = g->n_nodes;
+    if (g->building_backward) {
+        n->is_backward = true;
+        n->grad_of = g->backward_of;
+    }
+    g->nodes[g->n_nodes++] = n;
+    return n;
+}
+
+/* Checks a user shape for a leaf; writes it into out. */
+static bool leaf_shape(dg_graph *g, const char *what, const char *name, dg_dtype dtype,
+                       int ndim, const int64_t *shape, struct dg_shape *out)
+{
+    if (ndim < 0 || ndim > DG_MAX_DIMS) {
+        dg__set_error(g, DG_ERR_INVALID_ARG, "%s '%s': %d dimensions (0..%d allowed)", what,
+                      name ? name : "", ndim, DG_MAX_DIMS);
+        return false;
+    }
+    if (ndim > 0 && shape == NULL) {
+        dg__set_error(g, DG_ERR_INVALID_ARG, "%s '%s': shape is NULL", what, name ? name : "");
+        return false;
+    }
+    if (dtype != DG_F32 && dtype != DG_I32) {
+        dg__set_error(g, DG_ERR_DTYPE, "%s '%s': unknown dtype %d", what, name ? name : "",
+                      (int)dtype);
+        return false;
+    }
+    out->dtype = dtype;
+    out->ndim = ndim;
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || shape[i] > ((int64_t)1 << 40) / numel) {
+            dg__set_error(g, DG_ERR_SHAPE, "%s '%s': dimension %d is %lld (must be > 0 and the "
+                          "tensor under 2^40 elements)", what, name ? name : "", i,
+                          (long long)shape[i]);
+            return false;
+        }
+        numel *= shape[i];
+        out->dim[i] = shape[i];
+    }
+    return true;
+}
+
+static dg_node *new_leaf(dg_graph *g, dg_node_kind kind, const char *what, const char *name,
+                         dg_dtype dtype, int ndim, const int64_t *shape)
+{
+    if (g == NULL)
+        return NULL;
+    if (g->status != DG_OK)
+        return NULL; /* a pending error: keep the first message */
+    if (kind != DG_NODE_CONSTANT) {
+        if (name == NULL || *name == '\0')
+            return dg__fail(g, DG_ERR_INVALID_ARG, "%s: name is NULL or empty", what);
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i]->name != NULL && strcmp(g->nodes[i]->name, name) == 0)
+                return dg__fail(g, DG_ERR_INVALID_ARG, "%s: name '%s' is already used by node %d",
+                                what, name, i);
+    }
+    struct dg_shape s;
+    if (!leaf_shape(g, what, name, dtype, ndim, shape, &s))
+        return NULL;
+    dg_node *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name ? name : "");
+    n->kind = kind;
+    n->shape = s;
+    if (name != NULL && (n->name = strdup(name)) == NULL) {
+        free(n);
+        return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name);
+    }
+    if (kind == DG_NODE_PARAM || kind == DG_NODE_CONSTANT) {
+        int64_t numel = dg__numel(&s);
+        n->storage = calloc((size_t)(numel > 0 ? numel : 1), sizeof(float));
+        if (n->storage == NULL) {
+            node_free(n);
+            return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory for %lld floats", what,
+                            name ? name : "", (long long)numel);
+        }
+    }
+    return append_node(g, n);
+}
+
+dg_node *dg_input_typed(dg_graph *g, const char *name, dg_dtype dtype, int ndim,
+                        const int64_t *shape)
+{
+    return new_leaf(g, DG_NODE_INPUT, "input", name, dtype, ndim, shape);
+}
+
+dg_node *dg_input(dg_graph *g, const char *name, int ndim, const int64_t *shape)
+{
+    return new_leaf(g, DG_NODE_INPUT, "input", name, DG_F32, ndim, shape);
+}
+
+dg_node *dg_param(dg_graph *g, const char *name, int ndim, const int64_t *shape)
+{
+    return new_leaf(g, DG_NODE_PARAM, "param", name, DG_F32, ndim, shape);
+}
+
+dg_node *dg_constant(dg_graph *g, int ndim, const int64_t *shape, const float *data)
+{
+    if (g != NULL && g->status == DG_OK && data == NULL)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "constant: data is NULL");
+    dg_node *n = new_leaf(g, DG_NODE_CONSTANT, "constant", NULL, DG_F32, ndim, shape);
+    if (n != NULL)
+        memcpy(n->storage, data, (size_t)dg__numel(&n->shape) * sizeof(float));
+    return n;
+}
+
+dg_node *dg_scalar(dg_graph *g, float value)
+{
+    return dg_constant(g, 0, NULL, &value);
+}
+
+dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *inputs,
+                       const union dg_attrs *attrs)
+{
+    if (g == NULL)
+        return NULL;
+    const struct dg_op_def *def = dg__op_def(op);
+    bool pending = g->status != DG_OK;
+    if (n_inputs < 1 || n_inputs > DG_MAX_INPUTS || inputs == NULL ||
+        (def->n_inputs >= 0 && n_inputs != def->n_inputs)) {
+        if (pending)
+            return NULL;
+        return dg__fail(g, DG_ERR_INVALID_ARG, "%s: %d inputs given (%s%d expected)", def->name,
+                        n_inputs, def->n_inputs < 0 ? "1.." : "",
+                        def->n_inputs < 0 ? DG_MAX_INPUTS : def->n_inputs);
+    }
+    struct dg_shape in_shapes[DG_MAX_INPUTS];
+    for (int i = 0; i < n_inputs; i++) {
+        if (inputs[i] == NULL) {
+            if (pending)
+                return NULL; /* pass the earlier failure through silently */
+            return dg__fail(g, DG_ERR_INVALID_ARG, "%s: input %d is NULL", def->name, i + 1);
+        }
+        if (inputs[i]->graph != g)
+            return dg__fail(g, DG_ERR_FOREIGN_NODE, "%s: input %d (node %d) belongs to another "
+                            "graph", def->name, i + 1, inputs[i]->index);
+        in_shapes[i] = inputs[i]->shape;
+    }
+    if (pending)
+        return NULL;
+    union dg_attrs no_attrs;
+    memset(&no_attrs, 0, sizeof no_attrs);
+    if (attrs == NULL)
+        attrs = &no_attrs;
+    struct dg_shape out;
+    memset(&out, 0, sizeof out);
+    char msg[DG_ERROR_LEN] = "";
+    dg_status st = def->infer(attrs, n_inputs, in_shapes, &out, msg, sizeof msg);
+    if (st != DG_OK)
+        return dg__fail(g, st, "%s", msg[0] ? msg : def->name);
+    dg_node *n = calloc(1, sizeof *n);
+    dg_node **ins = malloc((size_t)n_inputs * sizeof *ins);
+    if (n == NULL || ins == NULL) {
+        free(n);
+        free(ins);
+        return dg__fail(g, DG_ERR_NOMEM, "%s: out of memory", def->name);
+    }
+    memcpy(ins, inputs, (size_t)n_inputs * sizeof *ins);
+    n->kind = DG_NODE_OP;
+    n->op = op;
+    n->n_inputs = n_inputs;
+    n->inputs = ins;
+    n->attrs = *attrs;
+    n->shape = out;
+    return append_node(g, n);
+}
+
+/* ---- accessors ----------------------------------------------------------------------- */
+
+dg_node *dg__input(const dg_node *node, int i)
+{
+    return (node != NULL && i >= 0 && i < node->n_inputs) ? node->inputs[i] : NULL;
+}
+
+const union dg_attrs *dg__attrs(const dg_node *node) { return &node->attrs; }
+const struct dg_shape *dg__node_shape(const dg_node *node) { return &node->shape; }
+
+int dg_node_index(const dg_node *n) { return n ? n->index : -1; }
+dg_node_kind dg_node_kind_of(const dg_node *n) { return n ? n->kind : DG_NODE_OP; }
+const char *dg_node_name(const dg_node *n) { return n ? n->name : NULL; }
+dg_dtype dg_node_dtype(const dg_node *n) { return n ? n->shape.dtype : DG_F32; }
+int dg_node_ndim(const dg_node *n) { return n ? n->shape.ndim : 0; }
+dg_graph *dg_node_graph(const dg_node *n) { return n ? n->graph : NULL; }
+
+const char *dg_node_op_name(const dg_node *n)
+{
+    if (n == NULL)
+        return "";
+    switch (n->kind) {
+    case DG_NODE_INPUT: return "input";
+    case DG_NODE_PARAM: return "param";
+    case DG_NODE_CONSTANT: return "constant";
+    case DG_NODE_OP: break;
+    }
+    return dg__op_def(n->op)->name;
+}
+
+int64_t dg_node_dim(const dg_node *n, int axis)
+{
+    if (n == NULL)
+        return 0;
+    if (axis < 0)
+        axis += n->shape.ndim;
+    return (axis >= 0 && axis < n->shape.ndim) ? n->shape.dim[axis] : 0;
+}
+
+int64_t dg_node_numel(const dg_node *n)
+{
+    return n ? dg__numel(&n->shape) : 0;
+}
+
+float *dg_param_data(dg_node *n)
+{
+    return n ? n->storage : NULL;
+}

@@ -1,0 +1,48 @@
+/*
+ * Graph and node storage, shared by the files of src/graph/. Ops see nodes only through the
+ * accessors declared in op.h.
+ */
+#ifndef DG_GRAPH_INTERNAL_H
+#define DG_GRAPH_INTERNAL_H
+
+#include "op.h"
+
+#define DG_ERROR_LEN 512
+
+struct dg_node {
+    dg_graph *graph;
+    int index;                /* position in graph->nodes; the node's stable id */
+    dg_node_kind kind;
+    dg_op_id op;              /* meaningful for DG_NODE_OP only */
+    int n_inputs;
+    dg_node **inputs;         /* n_inputs entries, owned */
+    union dg_attrs attrs;
+    struct dg_shape shape;    /* as inferred at build time */
+    char *name;               /* inputs and params: unique name; ops: NULL */
+    float *storage;           /* params and constants: numel floats, owned */
+    /* Set by dg_grad: this node belongs to the backward pass of `grad_of` (the forward node
+     * whose gradient it computes, or helps to compute). */
+    bool is_backward;
+    const dg_node *grad_of;
+};
+
+struct dg_graph {
+    dg_node **nodes;
+    int n_nodes, cap_nodes;
+    int n_threads;            /* 0: default */
+    dg_status status;
+    char error[DG_ERROR_LEN];
+    /* While dg_grad builds, nodes created are marked backward (see autodiff.c). */
+    bool building_backward;
+    const dg_node *backward_of;
+};
+
+/* Sets the sticky error unless one is already there. */
+void dg__set_error(dg_graph *g, dg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args);
+
+/* The thread count a plan should use when the graph says 0 (DG_NUM_THREADS or all cores). */
+int dg__default_threads(void);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * Memory planning: liveness of every intermediate value and its place in one arena.
+ *
+ * Each value's last reader is found (shape-only inputs do not read data). Walking the steps in
+ * order, a value takes a slot when produced and gives it back after its last reader ran; a
+ * later value reuses a free slot (the smallest that fits, else the largest free one, grown).
+ * Outputs are pinned: their slots are never given back. An op flagged can_inplace writes over
+ * its first input when that input dies at this step and has the same size.
+ * Replanned whenever input shapes change; deterministic for a given graph and shapes.
+ */
+#include "plan_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DG_ARENA_ALIGN 64
+
+struct slot_pool {
+    int n, cap;
+    int64_t *bytes;
+    bool *busy;
+};
+
+static int64_t value_bytes(const struct dg_plan_value *v)
+{
+    int64_t n = dg__numel(&v->shape) * 4; /* float32 and int32 alike */
+    return (n + DG_ARENA_ALIGN - 1) / DG_ARENA_ALIGN * DG_ARENA_ALIGN;
+}
+
+static int pool_take(struct slot_pool *pool, int64_t need, bool reuse)
+{
+    int best = -1, largest = -1;
+    for (int s = 0; reuse && s < pool->n; s++) {
+        if (pool->busy[s])
+            continue;
+        if (pool->bytes[s] >= need && (best < 0 || pool->bytes[s] < pool->bytes[best]))
+            best = s;
+        if (largest < 0 || pool->bytes[s] > pool->bytes[largest])
+            largest = s;
+    }
+    if (best < 0 && largest >= 0) {
+        best = largest;
+        pool->bytes[best] = need;
+    }
+    if (best < 0) {
+        if (pool->n == pool->cap) {
+            int cap = pool->cap ? pool->cap * 2 : 16;
+            int64_t *bytes = realloc(pool->bytes, (size_t)cap * sizeof *bytes);
+            if (bytes == NULL)
+                return -1;
+            pool->bytes = bytes;
+            bool *busy = realloc(pool->busy, (size_t)cap * sizeof *busy);
+            if (busy == NULL)
+                return -1;
+            pool->busy = busy;
+            pool->cap = cap;
+        }
+        best = pool->n++;
+        pool->bytes[best] = need;
+    }
+    pool->busy[best] = true;
+    return best;
+}
+
+static void compute_last_use(dg_plan *p)
+{
+    dg_graph *g = p->graph;
+    for (int i = 0; i < p->n_values; i++)
+        p->values[i].last_use = -1;
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        uint32_t shape_only = dg__op_def(n->op)->shape_only_inputs;
+        for (int i = 0; i < n->n_inputs; i++)
+            if (!(shape_only & (1u << i)))
+                p->values[n->inputs[i]->index].last_use = s;
+    }
+}
+
+dg_status dg__plan_size_inputs(dg_plan *p)
+{
+    for (int i = 0; i < p->n_values; i++) {
+        struct dg_plan_value *v = &p->values[i];
+        if (v->home != DG_HOME_INPUT)
+            continue;
+        int64_t numel = dg__numel(&v->shape);
+        if (numel <= v->input_capacity)
+            continue;
+        void *buf = realloc(v->input_buffer, (size_t)numel * 4);
+        if (buf == NULL) {
+            dg__set_error(p->graph, DG_ERR_NOMEM, "compile: out of memory for input '%s' "
+                          "(%lld values)", p->graph->nodes[i]->name, (long long)numel);
+            return DG_ERR_NOMEM;
+        }
+        v->input_buffer = buf;
+        v->input_capacity = numel;
+        v->fed = false;
+    }
+    return DG_OK;
+}
+
+dg_status dg__plan_memory(dg_plan *p)
+{
+    dg_graph *g = p->graph;
+    dg_status st = dg__plan_size_inputs(p);
+    if (st != DG_OK)
+        return st;
+    compute_last_use(p);
+    struct slot_pool pool = {0};
+    size_t unshared = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        struct dg_plan_value *v = &p->values[n->index];
+        int64_t need = value_bytes(v);
+        unshared += (size_t)need;
+        const dg_node *first = n->n_inputs > 0 ? n->inputs[0] : NULL;
+        const struct dg_plan_value *fv = first ? &p->values[first->index] : NULL;
+        if (p->share_memory && dg__op_def(n->op)->can_inplace && fv != NULL &&
+            fv->home == DG_HOME_ARENA && !fv->pinned && fv->last_use == s &&
+            value_bytes(fv) == need && fv->shape.dtype == v->shape.dtype) {
+            v->slot = fv->slot; /* overwrite the dying first input */
+        } else {
+            v->slot = pool_take(&pool, need, p->share_memory);
+            if (v->slot < 0)
+                goto nomem;
+        }
+        /* Give back the slots of inputs read for the last time here. */
+        for (int i = 0; i < n->n_inputs; i++) {
+            const struct dg_plan_value *iv = &p->values[n->inputs[i]->index];
+            if (iv->home == DG_HOME_ARENA && !iv->pinned && iv->last_use == s &&
+                iv->slot != v->slot)
+                pool.busy[iv->slot] = false;
+        }
+        /* A value nobody reads (possible only for outputs, which are pinned) keeps its slot. */
+        if (v->last_use < 0 && !v->pinned)
+            pool.busy[v->slot] = false;
+    }
+    free(p->slot_offset);
+    p->slot_offset = malloc((size_t)(pool.n ? pool.n : 1) * sizeof *p->slot_offset);
+    if (p->slot_offset == NULL)
+        goto nomem;
+    size_t total = 0;
+    for (int s = 0; s < pool.n; s++) {
+        p->slot_offset[s] = (int64_t)total;
+        total += (size_t)pool.bytes[s];
+    }
+    if (total > p->arena_bytes || p->arena == NULL) {
+        free(p->arena);
+        p->arena = aligned_alloc(DG_ARENA_ALIGN, total ? total : DG_ARENA_ALIGN);
+        if (p->arena == NULL) {
+            p->arena_bytes = 0;
+            goto nomem;
+        }
+        p->arena_bytes = total;
+    }
+    free(p->slot_bytes);
+    p->slot_bytes = pool.bytes;
+    free(pool.busy);
+    p->n_slots = pool.n;
+    p->unshared_bytes = unshared;
+    return DG_OK;
+nomem:
+    free(pool.bytes);
+    free(pool.busy);
+    dg__set_error(g, DG_ERR_NOMEM, "compile: out of memory planning %d steps", p->n_steps);
+    return DG_ERR_NOMEM;
+}
+
+void *dg__plan_value_data(const dg_plan *p, int node_index)
+{
+    const struct dg_plan_value *v = &p->values[node_index];
+    switch (v->home) {
+    case DG_HOME_LEAF: return p->graph->nodes[node_index]->storage;
+    case DG_HOME_INPUT: return v->input_buffer;
+    case DG_HOME_ARENA: return p->arena + p->slot_offset[v->slot];
+    case DG_HOME_NONE: break;
+    }
+    return NULL;
+}

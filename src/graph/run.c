@@ -1,0 +1,107 @@
+/* The executor: feeding inputs, running the steps of a plan, reading values back. */
+#include "plan_internal.h"
+
+#include <string.h>
+
+dg_status dg_feed(dg_plan *p, dg_node *input, const void *data)
+{
+    dg_status st = dg__plan_check(p, input, "feed");
+    if (st != DG_OK)
+        return st;
+    if (input->kind != DG_NODE_INPUT) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "feed: node %d is a %s, not an input",
+                      input->index, dg_node_op_name(input));
+        return DG_ERR_INVALID_ARG;
+    }
+    if (data == NULL) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "feed: data for input '%s' is NULL",
+                      input->name);
+        return DG_ERR_INVALID_ARG;
+    }
+    struct dg_plan_value *v = &p->values[input->index];
+    memcpy(v->input_buffer, data, (size_t)dg__numel(&v->shape) * 4);
+    v->fed = true;
+    return DG_OK;
+}
+
+dg_status dg_feed_n(dg_plan *p, dg_node *input, const void *data, int64_t count)
+{
+    dg_status st = dg__plan_check(p, input, "feed");
+    if (st != DG_OK)
+        return st;
+    int64_t numel = dg__numel(&p->values[input->index].shape);
+    if (count != numel) {
+        char buf[128];
+        dg__set_error(p->graph, DG_ERR_SHAPE, "feed: input '%s' %s takes %lld values, %lld given",
+                      input->name ? input->name : dg_node_op_name(input),
+                      dg__shape_str(&p->values[input->index].shape, buf, sizeof buf),
+                      (long long)numel, (long long)count);
+        return DG_ERR_SHAPE;
+    }
+    return dg_feed(p, input, data);
+}
+
+dg_status dg_run(dg_plan *p)
+{
+    if (p == NULL)
+        return DG_ERR_INVALID_ARG;
+    dg_graph *g = p->graph;
+    if (!p->shapes_ok) {
+        dg__set_error(g, DG_ERR_STATE, "run: the plan's shapes are invalid since the last "
+                      "input shape change; set a valid shape first");
+        return DG_ERR_STATE;
+    }
+    for (int i = 0; i < p->n_values; i++) {
+        if (p->values[i].home == DG_HOME_INPUT && !p->values[i].fed) {
+            dg__set_error(g, DG_ERR_STATE, "run: input '%s' was not fed", g->nodes[i]->name);
+            return DG_ERR_STATE;
+        }
+    }
+    struct dg_exec_ctx ctx = {.n_threads = p->n_threads > 0 ? p->n_threads : 1};
+    struct dg_tensor in[DG_MAX_INPUTS];
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        for (int i = 0; i < n->n_inputs; i++) {
+            int idx = n->inputs[i]->index;
+            in[i].data = dg__plan_value_data(p, idx);
+            in[i].shape = p->values[idx].shape;
+        }
+        struct dg_tensor out = {
+            .data = dg__plan_value_data(p, n->index),
+            .shape = p->values[n->index].shape,
+        };
+        dg__op_def(n->op)->forward(&n->attrs, n->n_inputs, in, &out, &ctx);
+    }
+    return DG_OK;
+}
+
+/* Values the plan keeps after a run: outputs, inputs, parameters and constants. */
+static const void *kept_data(dg_plan *p, dg_node *node, dg_dtype dtype, const char *what)
+{
+    if (dg__plan_check(p, node, what) != DG_OK)
+        return NULL;
+    const struct dg_plan_value *v = &p->values[node->index];
+    if (v->home == DG_HOME_ARENA && !v->pinned) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is an intermediate whose "
+                      "memory the plan reuses; list it among the outputs of dg_compile", what,
+                      node->index, dg_node_op_name(node));
+        return NULL;
+    }
+    if (v->shape.dtype != dtype) {
+        dg__set_error(p->graph, DG_ERR_DTYPE, "%s: node %d (%s) holds %s values", what,
+                      node->index, dg_node_op_name(node), v->shape.dtype == DG_F32 ? "float32"
+                                                                                : "int32");
+        return NULL;
+    }
+    return dg__plan_value_data(p, node->index);
+}
+
+const float *dg_data(dg_plan *p, dg_node *node)
+{
+    return kept_data(p, node, DG_F32, "data");
+}
+
+const int32_t *dg_data_i32(dg_plan *p, dg_node *node)
+{
+    return kept_data(p, node, DG_I32, "data_i32");
+}

@@ -1,0 +1,108 @@
+/*
+ * dropout(x, key; p, salt): inverted dropout with a counter-based random mask.
+ *
+ *   training (key[2] != 0): out[i] = keep(i) ? x[i] / (1 - p) : 0,
+ *                           keep(i) = u(key[0], key[1], salt, i) >= p
+ *   evaluation (key[2] == 0): out = x
+ *
+ * key is an int32 [3] input: {seed, step, training}. The mask is a pure function of the seed,
+ * the step, the layer's salt and the element index (a splitmix64-style hash), so it needs no
+ * RNG state, is the same whatever the thread count, and the backward pass regenerates it:
+ * d/dx = dropout(grad, key) with the same attributes. The key gets no gradient.
+ */
+#include "op.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static dg_status dropout_infer(const union dg_attrs *attrs, int n_inputs,
+                               const struct dg_shape *in, struct dg_shape *out, char *msg,
+                               size_t len)
+{
+    char buf[128];
+    if (in[0].dtype != DG_F32)
+        return dg__shape_error(msg, len, DG_ERR_DTYPE, "dropout: input must be float32");
+    if (in[1].dtype != DG_I32 || in[1].ndim != 1 || in[1].dim[0] != 3)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "dropout: key must be int32 [3] "
+                               "{seed, step, training}, got %s%s",
+                               in[1].dtype == DG_I32 ? "int32 " : "float32 ",
+                               dg__shape_str(&in[1], buf, sizeof buf));
+    *out = in[0];
+    return DG_OK;
+}
+
+static void dropout_forward(const union dg_attrs *attrs, int n_inputs,
+                            const struct dg_tensor *in, struct dg_tensor *out,
+                            const struct dg_exec_ctx *ctx)
+{
+    const float *x = in[0].data;
+    const int32_t *key = in[1].data;
+    float *o = out->data;
+    int64_t n = dg__numel(&out->shape);
+    float p = attrs->dropout.p;
+    if (key[2] == 0 || p == 0.0f) {
+        if (o != x)
+            memcpy(o, x, (size_t)n * sizeof *o);
+        return;
+    }
+    uint64_t base = mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
+                          mix64(attrs->dropout.salt + 0x9e3779b97f4a7c15ull));
+    /* Compare 24-bit integers: keep when u >= p, u uniform on [0, 1) in steps of 2^-24. */
+    uint32_t threshold = (uint32_t)((double)p * 16777216.0);
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    int threads = dg__threads_for(ctx, n);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)(mix64(base + (uint64_t)i * 0x9e3779b97f4a7c15ull) >> 40);
+        o[i] = u >= threshold ? x[i] * scale : 0.0f;
+    }
+}
+
+/* The mask is regenerated from the same key: d/dx = mask * g / (1 - p). */
+static dg_status dropout_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+{
+    gin[0] = dg__make_node(g, DG_OP_dropout, 2, (dg_node *[]){grad, dg__input(node, 1)},
+                           dg__attrs(node));
+    return dg_graph_status(g);
+}
+
+static void dropout_label(const union dg_attrs *attrs, char *buf, size_t len)
+{
+    snprintf(buf, len, "p=%g", attrs->dropout.p);
+}
+
+const struct dg_op_def dg_op_dropout = {
+    .name = "dropout", .n_inputs = 2, .can_inplace = true,
+    .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,
+    .label = dropout_label,
+};
+
+dg_node *dg_dropout(dg_graph *g, dg_node *x, dg_node *key, float p)
+{
+    if (dg_graph_status(g) == DG_OK && !(p >= 0.0f && p <= 1.0f))
+        return dg__fail(g, DG_ERR_INVALID_ARG, "dropout: p = %g is outside [0, 1]", (double)p);
+    union dg_attrs attrs;
+    memset(&attrs, 0, sizeof attrs);
+    attrs.dropout.p = p;
+    /* Each dropout node draws its own stream: salt it with the index it will get. */
+    attrs.dropout.salt = (uint64_t)dg_graph_node_count(g);
+    return dg__make_node(g, DG_OP_dropout, 2, (dg_node *[]){x, key}, &attrs);
+}
+
+dg_node *dg_dropout_key(dg_graph *g)
+{
+    int count = dg_graph_node_count(g);
+    for (int i = 0; i < count; i++) {
+        dg_node *n = dg_graph_node(g, i);
+        if (dg_node_name(n) != NULL && strcmp(dg_node_name(n), DG_DROPOUT_KEY_NAME) == 0)
+            return n;
+    }
+    return dg_input_typed(g, DG_DROPOUT_KEY_NAME, DG_I32, 1, (int64_t[]){3});
+}

@@ -1,0 +1,379 @@
+/*
+ * The portable GEMM framework: path choice, cache blocking, packing buffers and threading
+ * around the per-ISA kernels of gemm_kernel.h.
+ *
+ * Loop nest for one thread's rectangle of C (BLIS order):
+ *   jc: NC columns   -> pc: KC of k, pack op(B)[pc.., jc..] (KC x NC, reused from L2/L3)
+ *     ic: MC rows    -> pack op(A)[ic.., pc..] (MC x KC, stays in L2)
+ *       jr: NR cols  -> ir: MR rows -> micro-kernel (its KC x NR panel of B stays in L1)
+ *
+ * Threads: C is cut into a tm x tn grid of rectangles on tile boundaries, one per thread,
+ * each running the whole loop nest with private packing buffers. No barriers, no shared
+ * writes; the cost is that a B block is packed by each of the tm row-groups (and A by each of
+ * the tn column-groups), so the grid is chosen to keep that redundancy small (see
+ * choose_grid). Determinism: an element's value depends only on k, KC and the kernel (see the
+ * micro-kernel contract), never on which rectangle or tile it falls in.
+ */
+#include "gemm.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dg_config.h"
+#include "gemm_kernel.h"
+
+/* Below this many multiply-adds (about a 64^3 product) the direct kernel wins: packing and
+ * thread start-up would cost more than the product itself. Shape-only, so the choice never
+ * depends on the thread count. */
+#define DIRECT_MAX_MACS ((int64_t)64 * 64 * 64)
+/* Do not hand a thread less than this many multiply-adds: OpenMP fork/join costs a few
+ * microseconds, which is ~0.5M multiply-adds at this machine's speed. */
+#define MIN_MACS_PER_THREAD ((int64_t)1 << 19)
+/* Transposed-B scratch for the direct path: rows of k x columns, on the stack. */
+enum { DIRECT_KB = 128, DIRECT_NB = 64 };
+
+struct problem {
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a;
+    int64_t a_row, a_col; /* op(A)(i, p) = a[i*a_row + p*a_col] */
+    const float *b;
+    int64_t b_row, b_col; /* op(B)(p, j) = b[p*b_row + j*b_col] */
+    float *c;
+    int64_t ldc;
+};
+
+static const struct dg__gemm_kernel *kernel_for(enum dg_isa isa)
+{
+    enum dg_isa supported = dg__isa_supported();
+    if (isa > supported)
+        isa = supported;
+#if DG_X86_64
+    if (isa == DG_ISA_AVX512)
+        return &dg__gemm_kernel_avx512;
+    if (isa == DG_ISA_AVX2)
+        return &dg__gemm_kernel_avx2;
+#endif
+    return &dg__gemm_kernel_generic;
+}
+
+/* ---- Per-thread packing buffers ------------------------------------------------------------
+ * One 64-byte-aligned block per thread, grown on demand and kept for the thread's life (freed
+ * by a thread-exit destructor), so a steady state allocates nothing per call. OpenMP reuses
+ * its worker threads, so the blocks survive across calls. */
+
+struct scratch {
+    size_t capacity; /* floats after the header */
+};
+enum { SCRATCH_HEADER = 64 };
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *block) { free(block); }
+
+static void scratch_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* A 64-byte-aligned buffer of at least `floats` floats owned by this thread, or NULL when
+ * memory (or the key) is unavailable; valid until the next call on this thread. */
+static float *scratch_get(size_t floats)
+{
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok)
+        return NULL;
+    struct scratch *block = pthread_getspecific(scratch_key);
+    if (block == NULL || block->capacity < floats) {
+        size_t bytes = SCRATCH_HEADER + floats * sizeof(float);
+        bytes = (bytes + 63) & ~(size_t)63;
+        struct scratch *grown = aligned_alloc(64, bytes);
+        if (grown == NULL)
+            return NULL;
+        grown->capacity = floats;
+        if (pthread_setspecific(scratch_key, grown) != 0) {
+            free(grown);
+            return NULL;
+        }
+        free(block);
+        block = grown;
+    }
+    return (float *)((char *)block + SCRATCH_HEADER);
+}
+
+/* ---- Paths ---------------------------------------------------------------------------------- */
+
+static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+/* C = beta * C on rows [m0, m1), columns [n0, n1) (beta == 0 writes zeros without reading). */
+static void scale_c(const struct problem *pr, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    for (int64_t i = m0; i < m1; i++) {
+        float *row = pr->c + i * pr->ldc;
+        for (int64_t j = n0; j < n1; j++)
+            row[j] = pr->beta == 0.0f ? 0.0f : pr->beta * row[j];
+    }
+}
+
+/* The unpacked path over rows [m0, m1), columns [n0, n1). A transposed B is first copied,
+ * DIRECT_KB x DIRECT_NB at a time, into a row-major block on the stack; k is then summed in
+ * DIRECT_KB blocks, always the same blocks for a given k. */
+static void gemm_direct(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                        int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    const float *a = pr->a + m0 * pr->a_row;
+    float *c = pr->c + m0 * pr->ldc;
+    int64_t rows = m1 - m0;
+    if (pr->b_col == 1) {
+        kern->direct(rows, n1 - n0, pr->k, pr->alpha, a, pr->a_row, pr->a_col, pr->b + n0,
+                     pr->b_row, pr->beta, c + n0, pr->ldc);
+        return;
+    }
+    float block[DIRECT_KB * DIRECT_NB];
+    for (int64_t j = n0; j < n1; j += DIRECT_NB) {
+        int64_t width = min64(DIRECT_NB, n1 - j);
+        for (int64_t p = 0; p < pr->k; p += DIRECT_KB) {
+            int64_t depth = min64(DIRECT_KB, pr->k - p);
+            for (int64_t jj = 0; jj < width; jj++) {
+                const float *src = pr->b + (j + jj) * pr->b_col + p * pr->b_row;
+                for (int64_t pp = 0; pp < depth; pp++)
+                    block[pp * DIRECT_NB + jj] = src[pp * pr->b_row];
+            }
+            kern->direct(rows, width, depth, pr->alpha, a + p * pr->a_col, pr->a_row,
+                         pr->a_col, block, DIRECT_NB, p == 0 ? pr->beta : 1.0f, c + j,
+                         pr->ldc);
+        }
+    }
+}
+
+/* The packed path over rows [m0, m1), columns [n0, n1). Returns false, having written
+ * nothing, when the packing buffer cannot be allocated. */
+static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                        int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    const int64_t mr = kern->mr, nr = kern->nr;
+    const int64_t kc_max = min64(kern->kc, pr->k);
+    const int64_t a_floats = round_up(min64(kern->mc, m1 - m0), mr) * kc_max;
+    const int64_t b_floats = round_up(min64(kern->nc, n1 - n0), nr) * kc_max;
+    float *a_packed = scratch_get((size_t)(a_floats + b_floats));
+    if (a_packed == NULL)
+        return false;
+    float *b_packed = a_packed + a_floats; /* a_floats is a multiple of 16: stays aligned */
+
+    for (int64_t jc = n0; jc < n1; jc += kern->nc) {
+        const int64_t nc = min64(kern->nc, n1 - jc);
+        for (int64_t pc = 0; pc < pr->k; pc += kern->kc) {
+            const int64_t kc = min64(kern->kc, pr->k - pc);
+            const float beta = pc == 0 ? pr->beta : 1.0f;
+            kern->pack_b((int)nr, kc, nc, pr->b + pc * pr->b_row + jc * pr->b_col,
+                            pr->b_row, pr->b_col, b_packed);
+            for (int64_t ic = m0; ic < m1; ic += kern->mc) {
+                const int64_t mc = min64(kern->mc, m1 - ic);
+                kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
+                                pr->a_row, pr->a_col, a_packed);
+#ifdef GEMM_JR_OUTER
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    const int n_valid = (int)min64(nr, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha,
+                                    beta, pr->c + (ic + ir) * pr->ldc + jc + jr, pr->ldc,
+                                    (int)min64(mr, mc - ir), n_valid);
+                    }
+                }
+#else
+                for (int64_t ir = 0; ir < mc; ir += mr) {
+                    const int m_valid = (int)min64(mr, mc - ir);
+                    for (int64_t jr = 0; jr < nc; jr += nr) {
+                        kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha,
+                                    beta, pr->c + (ic + ir) * pr->ldc + jc + jr, pr->ldc,
+                                    m_valid, (int)min64(nr, nc - jr));
+                    }
+                }
+#endif
+            }
+        }
+    }
+    return true;
+}
+
+static void gemm_rect(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                      bool direct, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
+{
+    if (m0 >= m1 || n0 >= n1)
+        return;
+    if (direct || !gemm_packed(kern, pr, m0, m1, n0, n1))
+        gemm_direct(kern, pr, m0, m1, n0, n1);
+}
+
+/* ---- Threading ------------------------------------------------------------------------------ */
+
+struct grid {
+    int rows, cols; /* tm x tn rectangles */
+};
+
+/* The tm x tn split of `threads` that minimises the busiest thread's estimated time:
+ * its tile area (padding included) plus the packing it repeats, weighted as ~16 multiply-adds
+ * per packed element per k step. */
+static struct grid choose_grid(const struct dg__gemm_kernel *kern, int64_t m, int64_t n,
+                               int threads)
+{
+    const int64_t m_tiles = (m + kern->mr - 1) / kern->mr;
+    const int64_t n_tiles = (n + kern->nr - 1) / kern->nr;
+    struct grid best = {1, 1};
+    double best_cost = -1.0;
+    for (int tm = 1; tm <= threads; tm++) {
+        if (threads % tm != 0)
+            continue;
+        int tn = threads / tm;
+        if (tm > m_tiles || tn > n_tiles)
+            continue;
+        double rows = (double)((m_tiles + tm - 1) / tm * kern->mr);
+        double cols = (double)((n_tiles + tn - 1) / tn * kern->nr);
+        double cost = rows * cols + 16.0 * (rows + cols);
+        if (best_cost < 0.0 || cost < best_cost) {
+            best_cost = cost;
+            best = (struct grid){tm, tn};
+        }
+    }
+    return best;
+}
+
+/* Threads worth starting for this problem: at most n_threads, at least one, and no more than
+ * the work justifies. */
+static int threads_for(const struct problem *pr, int n_threads)
+{
+    int64_t macs = pr->m * pr->n * pr->k;
+    int64_t useful = macs / MIN_MACS_PER_THREAD;
+    int threads = n_threads < 1 ? 1 : n_threads;
+    if (useful < threads)
+        threads = useful < 1 ? 1 : (int)useful;
+    return threads;
+}
+
+/* Splits `tiles` tiles into `parts` contiguous runs; the bounds of run `index`, in elements. */
+static void split(int64_t tiles, int parts, int index, int64_t tile, int64_t total,
+                  int64_t *lo, int64_t *hi)
+{
+    *lo = min64(tiles * index / parts * tile, total);
+    *hi = min64(tiles * (index + 1) / parts * tile, total);
+}
+
+/* Rectangle `index` (row-major) of the grid, on tile boundaries. */
+static void gemm_grid_cell(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                           struct grid grid, int index)
+{
+    const int64_t m_tiles = (pr->m + kern->mr - 1) / kern->mr;
+    const int64_t n_tiles = (pr->n + kern->nr - 1) / kern->nr;
+    int64_t m0, m1, n0, n1;
+    split(m_tiles, grid.rows, index / grid.cols, kern->mr, pr->m, &m0, &m1);
+    split(n_tiles, grid.cols, index % grid.cols, kern->nr, pr->n, &n0, &n1);
+    gemm_rect(kern, pr, false, m0, m1, n0, n1);
+}
+
+static void gemm_run(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                     int n_threads)
+{
+    if (pr->m <= 0 || pr->n <= 0)
+        return;
+    if (pr->k == 0 || pr->alpha == 0.0f) {
+        scale_c(pr, 0, pr->m, 0, pr->n);
+        return;
+    }
+    const bool direct = pr->m * pr->n * pr->k <= DIRECT_MAX_MACS;
+    const int threads = direct ? 1 : threads_for(pr, n_threads);
+    if (threads <= 1) {
+        gemm_rect(kern, pr, direct, 0, pr->m, 0, pr->n);
+        return;
+    }
+    const struct grid grid = choose_grid(kern, pr->m, pr->n, threads);
+    const int rects = grid.rows * grid.cols;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(rects)
+    {
+        /* OpenMP may give fewer threads than asked (nesting, limits): stride over rects. */
+        const int team = omp_get_num_threads();
+        for (int r = omp_get_thread_num(); r < rects; r += team)
+            gemm_grid_cell(kern, pr, grid, r);
+    }
+#else
+    for (int r = 0; r < rects; r++)
+        gemm_grid_cell(kern, pr, grid, r);
+#endif
+}
+
+static struct problem make_problem(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
+                                   int64_t k, float alpha, const float *a, int64_t lda,
+                                   const float *b, int64_t ldb, float beta, float *c,
+                                   int64_t ldc)
+{
+    return (struct problem){
+        .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta,
+        .a = a, .a_row = transpose_a ? 1 : lda, .a_col = transpose_a ? lda : 1,
+        .b = b, .b_row = transpose_b ? 1 : ldb, .b_col = transpose_b ? ldb : 1,
+        .c = c, .ldc = ldc,
+    };
+}
+
+void dg__sgemm_isa(enum dg_isa isa, bool transpose_a, bool transpose_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, float beta, float *c, int64_t ldc, int n_threads)
+{
+    struct problem pr = make_problem(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb,
+                                     beta, c, ldc);
+    gemm_run(kernel_for(isa), &pr, n_threads);
+}
+
+void dg__sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc, int n_threads)
+{
+    dg__sgemm_isa(dg__isa(), transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                  ldc, n_threads);
+}
+
+/* Problems too small to split are spread over the batch instead (each on one thread); larger
+ * ones run one after another, each split across the threads. Either way each problem's result
+ * is the same as dg__sgemm's, whatever n_threads. stride_c == 0 with batch > 1 (every problem
+ * writing the same C) is run in order, on one thread, so the last write wins predictably. */
+void dg__sgemm_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const float *a, int64_t lda, int64_t stride_a,
+                       const float *b, int64_t ldb, int64_t stride_b, float beta, float *c,
+                       int64_t ldc, int64_t stride_c, int64_t batch, int n_threads)
+{
+    if (batch <= 0)
+        return;
+    const struct dg__gemm_kernel *kern = kernel_for(dg__isa());
+    struct problem pr = make_problem(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb,
+                                     beta, c, ldc);
+    const bool split_batch = stride_c != 0 && batch > 1 && n_threads > 1 &&
+                             threads_for(&pr, n_threads) < n_threads;
+    if (!split_batch) {
+        for (int64_t i = 0; i < batch; i++) {
+            struct problem one = pr;
+            one.a = a + i * stride_a;
+            one.b = b + i * stride_b;
+            one.c = c + i * stride_c;
+            gemm_run(kern, &one, stride_c == 0 ? 1 : n_threads);
+        }
+        return;
+    }
+    const int threads = (int64_t)n_threads < batch ? n_threads : (int)batch;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (int64_t i = 0; i < batch; i++) {
+        struct problem one = pr;
+        one.a = a + i * stride_a;
+        one.b = b + i * stride_b;
+        one.c = c + i * stride_c;
+        gemm_run(kern, &one, 1);
+    }
+    (void)threads;
+}

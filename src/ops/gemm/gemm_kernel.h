@@ -1,0 +1,92 @@
+/*
+ * The contract between the portable GEMM framework (gemm.c, gemm_pack.c) and the per-ISA
+ * kernels (kernel_generic.c, kernel_avx2.c, kernel_avx512.c). Only the kernel files are built
+ * with ISA flags; everything here is plain C.
+ *
+ * Two kernels per ISA:
+ *
+ * 1. The micro-kernel computes one MR x NR tile of C from packed panels:
+ *
+ *        C[i][j] = alpha * sum_p A[i][p] * B[p][j] + beta * C[i][j]
+ *                  for i < m_valid, j < n_valid
+ *
+ *    - a_packed: k groups of MR floats, group p = column p of the tile's rows of op(A)
+ *      (A[0][p], A[1][p], ..., A[MR-1][p]); rows >= m_valid are zero padding.
+ *    - b_packed: k groups of NR floats, group p = row p of the tile's columns of op(B);
+ *      columns >= n_valid are zero padding.
+ *    - Both panels start on a 64-byte boundary (the kernel still uses unaligned loads, which
+ *      cost nothing extra when aligned, so a misaligned caller is slow but never wrong).
+ *    - The sum runs over p = 0, 1, ..., k-1 in that order, one fused multiply-add per term into
+ *      an accumulator that starts at 0; then C = alpha*acc + beta*C as fma(beta, C, alpha*acc)
+ *      (or alpha*acc when beta == 0, in which case C is never read: it may hold NaNs).
+ *      This fixed order is what makes results independent of tiling position and thread count:
+ *      an element computed in a full tile and in an edge tile takes the same operations.
+ *    - k may be 0 (then C = beta*C, or 0 when beta == 0). Only elements i < m_valid,
+ *      j < n_valid of C are read or written (1 <= m_valid <= MR, 1 <= n_valid <= NR).
+ *
+ * 2. The direct kernel computes a whole (small) product with no packing, reading op(A) through
+ *    two strides and op(B) row by row:
+ *
+ *        C[i][j] = alpha * sum_p a[i*a_row_stride + p*a_col_stride] * b[p*ldb + j] + beta*C[i][j]
+ *
+ *    for i < m, j < n, with the same summation order and write-back rule as above. op(B) must
+ *    have unit column stride (the framework transposes a transposed B into a scratch block
+ *    first). It serves small shapes, where packing costs more than it saves, and is the
+ *    fallback when packing buffers cannot be allocated. m, n >= 1; k >= 0.
+ *
+ * Blocking sizes (kc, mc, nc) travel with the kernel because they depend on the tile shape:
+ * a KC x NR panel of B stays in L1 across the ir loop; an MC x KC block of A stays in L2;
+ * a KC x NC block of B is reused from L2/L3 across the ic loop.
+ */
+#ifndef DG_GEMM_KERNEL_H
+#define DG_GEMM_KERNEL_H
+
+#include <stdint.h>
+
+#include "../cpu.h"
+#include "dg_config.h"
+
+typedef void (*dg__gemm_micro_fn)(int64_t k, const float *a_packed, const float *b_packed,
+                                  float alpha, float beta, float *c, int64_t ldc, int m_valid,
+                                  int n_valid);
+
+typedef void (*dg__gemm_direct_fn)(int64_t m, int64_t n, int64_t k, float alpha,
+                                   const float *a, int64_t a_row_stride, int64_t a_col_stride,
+                                   const float *b, int64_t ldb, float beta, float *c,
+                                   int64_t ldc);
+
+/* Packing functions with the signatures of dg__gemm_pack_a / dg__gemm_pack_b below; a kernel
+ * may supply its own (vectorised transposes) or point at the portable ones. */
+typedef void (*dg__gemm_pack_a_fn)(int mr, int64_t mc, int64_t kc, const float *a,
+                                   int64_t row_stride, int64_t col_stride, float *packed);
+typedef void (*dg__gemm_pack_b_fn)(int nr, int64_t kc, int64_t nc, const float *b,
+                                   int64_t row_stride, int64_t col_stride, float *packed);
+
+struct dg__gemm_kernel {
+    enum dg_isa isa;
+    int mr, nr;       /* micro-tile shape */
+    int kc, mc, nc;   /* cache blocking; mc is a multiple of mr, nc of nr */
+    dg__gemm_micro_fn micro;
+    dg__gemm_direct_fn direct;
+    dg__gemm_pack_a_fn pack_a;
+    dg__gemm_pack_b_fn pack_b;
+};
+
+extern const struct dg__gemm_kernel dg__gemm_kernel_generic;
+#if DG_X86_64
+extern const struct dg__gemm_kernel dg__gemm_kernel_avx2;
+extern const struct dg__gemm_kernel dg__gemm_kernel_avx512;
+#endif
+
+/* Packing (gemm_pack.c). Both write whole panels, zero-padding the last one to mr (nr).
+ *
+ * dg__gemm_pack_a: rows [0, mc) and columns [0, kc) of op(A), whose element (i, p) is
+ * a[i*row_stride + p*col_stride], into ceil(mc/mr) panels of kc*mr floats each.
+ * dg__gemm_pack_b: rows [0, kc) and columns [0, nc) of op(B), element (p, j) at
+ * b[p*row_stride + j*col_stride], into ceil(nc/nr) panels of kc*nr floats each. */
+void dg__gemm_pack_a(int mr, int64_t mc, int64_t kc, const float *a, int64_t row_stride,
+                     int64_t col_stride, float *packed);
+void dg__gemm_pack_b(int nr, int64_t kc, int64_t nc, const float *b, int64_t row_stride,
+                     int64_t col_stride, float *packed);
+
+#endif

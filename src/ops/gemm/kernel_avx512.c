@@ -1,0 +1,299 @@
+/*
+ * AVX-512 GEMM kernels (built with -mavx512f -mavx512dq -mavx512bw -mavx512vl -mfma -mavx2).
+ * Contract: gemm_kernel.h.
+ *
+ * Micro-tile: MR rows x NR = 16*NV columns, the accumulators held in MR*NV zmm registers.
+ * C is row-major, so a row of the tile is NV vectors of op(B) scaled by one broadcast element
+ * of op(A): per k step NV vector loads + MR broadcasts feed MR*NV FMAs. 12 x 32 (24
+ * accumulators) won on Zen 4 against 14x32, 8x48 and 6x64 (see docs/performance.md): enough
+ * independent chains to cover FMA latency at full throughput, few loads per FMA, and the
+ * 32 KiB B panel (KC 256 x 32 floats) sits in L1 across the MC loop.
+ */
+#include <immintrin.h>
+#include <stdbool.h>
+
+#include "gemm_kernel.h"
+
+#ifndef DG_GEMM_AVX512_MR
+#define DG_GEMM_AVX512_MR 12
+#endif
+#ifndef DG_GEMM_AVX512_NV
+#define DG_GEMM_AVX512_NV 2
+#endif
+#ifndef DG_GEMM_AVX512_KC
+#define DG_GEMM_AVX512_KC 256
+#endif
+#ifndef DG_GEMM_AVX512_MC
+#define DG_GEMM_AVX512_MC (10 * DG_GEMM_AVX512_MR)
+#endif
+#ifndef DG_GEMM_AVX512_NC
+#define DG_GEMM_AVX512_NC 1024
+#endif
+
+enum { MR = DG_GEMM_AVX512_MR, NV = DG_GEMM_AVX512_NV, NR = 16 * NV };
+/* Largest tile any instantiation below uses (the arrays are fully unrolled into registers). */
+enum { MAX_MR = 16, MAX_NV = 4 };
+
+/* Mask selecting the first `count` lanes (count clamped to [0, 16]). */
+static inline __mmask16 lane_mask(int count)
+{
+    if (count <= 0)
+        return 0;
+    if (count >= 16)
+        return (__mmask16)0xffff;
+    return (__mmask16)((1u << count) - 1u);
+}
+
+/*
+ * One register tile: mr x (16*nv), mr and nv compile-time constants after inlining. op(A)
+ * element (i, p) is a[i*a_row + p*a_step]; op(B) row p starts at b + p*b_step. When
+ * mask_tail_b, the last vector of each B row is loaded under n_mask[nv-1] (the direct kernel
+ * must not read past column n); packed panels are padded and load whole vectors.
+ * Write-back touches rows < m_valid and the lanes in n_mask.
+ */
+static inline __attribute__((always_inline)) void
+tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float *a,
+     int64_t a_row, int64_t a_step, const float *b, int64_t b_step, const __mmask16 *n_mask,
+     float alpha, float beta, float *c, int64_t ldc, int m_valid)
+{
+    __m512 acc[MAX_MR][MAX_NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = _mm512_setzero_ps();
+
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < k; p++) {
+        __m512 bv[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            bv[v] = (mask_tail_b && v == nv - 1) ? _mm512_maskz_loadu_ps(n_mask[v], b + 16 * v)
+                                                 : _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
+        for (int i = 0; i < mr; i++) {
+            __m512 ai = _mm512_set1_ps(a[i * a_row]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        a += a_step;
+        b += b_step;
+    }
+
+    const __m512 alpha_v = _mm512_set1_ps(alpha);
+    const __m512 beta_v = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++) {
+        if (i >= m_valid)
+            break;
+        float *c_row = c + i * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            if (n_mask[v] == 0)
+                continue;
+            __m512 r = _mm512_mul_ps(alpha_v, acc[i][v]);
+            if (beta != 0.0f)
+                r = _mm512_fmadd_ps(beta_v, _mm512_maskz_loadu_ps(n_mask[v], c_row + 16 * v), r);
+            _mm512_mask_storeu_ps(c_row + 16 * v, n_mask[v], r);
+        }
+    }
+}
+
+static void micro(int64_t k, const float *a_packed, const float *b_packed, float alpha,
+                  float beta, float *c, int64_t ldc, int m_valid, int n_valid)
+{
+    __mmask16 n_mask[MAX_NV];
+    for (int v = 0; v < NV; v++)
+        n_mask[v] = lane_mask(n_valid - 16 * v);
+    /* The tile of C is needed only after the k loop; start fetching it now. */
+    for (int i = 0; i < m_valid; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    tile(MR, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc, m_valid);
+}
+
+/* Direct kernel tile height; rows left over are done in groups of 4, 2, 1 (each an exact
+ * tile, so no row is computed twice). */
+enum { DIRECT_MR = 8 };
+
+/* Columns [j, j+width) of rows [i0, i0+rows) for a given constant row count. */
+static inline __attribute__((always_inline)) void
+direct_rows(const int mr, int64_t width, int64_t k, float alpha, const float *a,
+            int64_t a_row_stride, int64_t a_col_stride, const float *b, int64_t ldb,
+            float beta, float *c, int64_t ldc)
+{
+    __mmask16 n_mask[MAX_NV];
+    if (width == 32) {
+        n_mask[0] = n_mask[1] = (__mmask16)0xffff;
+        tile(mr, 2, false, k, a, a_row_stride, a_col_stride, b, ldb, n_mask, alpha, beta, c,
+             ldc, mr);
+    } else if (width > 16) {
+        n_mask[0] = (__mmask16)0xffff;
+        n_mask[1] = lane_mask((int)width - 16);
+        tile(mr, 2, true, k, a, a_row_stride, a_col_stride, b, ldb, n_mask, alpha, beta, c,
+             ldc, mr);
+    } else {
+        n_mask[0] = lane_mask((int)width);
+        tile(mr, 1, true, k, a, a_row_stride, a_col_stride, b, ldb, n_mask, alpha, beta, c,
+             ldc, mr);
+    }
+}
+
+static void direct(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   int64_t a_row_stride, int64_t a_col_stride, const float *b, int64_t ldb,
+                   float beta, float *c, int64_t ldc)
+{
+    for (int64_t j = 0; j < n; j += 32) {
+        int64_t width = n - j < 32 ? n - j : 32;
+        int64_t i = 0;
+        for (; i + DIRECT_MR <= m; i += DIRECT_MR)
+            direct_rows(DIRECT_MR, width, k, alpha, a + i * a_row_stride, a_row_stride,
+                        a_col_stride, b + j, ldb, beta, c + i * ldc + j, ldc);
+        if (m - i >= 4) {
+            direct_rows(4, width, k, alpha, a + i * a_row_stride, a_row_stride, a_col_stride,
+                        b + j, ldb, beta, c + i * ldc + j, ldc);
+            i += 4;
+        }
+        if (m - i >= 2) {
+            direct_rows(2, width, k, alpha, a + i * a_row_stride, a_row_stride, a_col_stride,
+                        b + j, ldb, beta, c + i * ldc + j, ldc);
+            i += 2;
+        }
+        if (m - i >= 1)
+            direct_rows(1, width, k, alpha, a + i * a_row_stride, a_row_stride, a_col_stride,
+                        b + j, ldb, beta, c + i * ldc + j, ldc);
+    }
+}
+
+/* ---- Packing -------------------------------------------------------------------------------
+ * The portable packers (gemm_pack.c) move one float at a time when a panel's lanes are not
+ * contiguous, which on the MLP shapes (m = 128) cost as much as a fifth of the run. Here the
+ * two contiguous-along-k cases are 16 x 16 register transposes, and the contiguous-lane cases
+ * whole-vector copies; anything else falls back to the portable code. */
+
+/* In-register transpose: on return r[j] holds what was column j of rows r[0..15]. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* Per row group g of four rows: u[4g + j] holds, in 128-bit lane L, column 4L + j. */
+    for (int g = 0; g < 4; g++) {
+        __m512 lo01 = t[4 * g], hi01 = t[4 * g + 1], lo23 = t[4 * g + 2], hi23 = t[4 * g + 3];
+        u[4 * g + 0] = _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * g + 1] = _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * g + 2] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * g + 3] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 w0 = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 w1 = _mm512_shuffle_f32x4(u[j], u[4 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 w3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        r[j] = _mm512_shuffle_f32x4(w0, w2, _MM_SHUFFLE(2, 0, 2, 0));
+        r[4 + j] = _mm512_shuffle_f32x4(w0, w2, _MM_SHUFFLE(3, 1, 3, 1));
+        r[8 + j] = _mm512_shuffle_f32x4(w1, w3, _MM_SHUFFLE(2, 0, 2, 0));
+        r[12 + j] = _mm512_shuffle_f32x4(w1, w3, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* Lanes [0, lanes) (lanes <= 16) whose runs along k are contiguous (element (lane, p) at
+ * src[lane*lane_stride + p]) into dst[p*width + lane_offset + lane] for p < kc, lanes
+ * [lanes, 16) of the 16-wide group written as zeros only up to `store_lanes`. */
+static void transpose_pack(int64_t lanes, int store_lanes, int64_t kc, const float *src,
+                           int64_t lane_stride, float *dst, int width)
+{
+    const __mmask16 store_mask = lane_mask(store_lanes);
+    for (int64_t p = 0; p < kc; p += 16) {
+        const int steps = kc - p < 16 ? (int)(kc - p) : 16;
+        const __mmask16 k_mask = lane_mask(steps);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int lane = 0; lane < 16; lane++)
+            r[lane] = lane < lanes ? _mm512_maskz_loadu_ps(k_mask, src + lane * lane_stride + p)
+                                   : _mm512_setzero_ps();
+        transpose16(r);
+        for (int q = 0; q < steps; q++)
+            _mm512_mask_storeu_ps(dst + (p + q) * width, store_mask, r[q]);
+    }
+}
+
+static void pack_a(int mr, int64_t mc, int64_t kc, const float *a, int64_t row_stride,
+                   int64_t col_stride, float *packed)
+{
+    if (mr != MR || mr > 16 || (col_stride != 1 && row_stride != 1)) {
+        dg__gemm_pack_a(mr, mc, kc, a, row_stride, col_stride, packed);
+        return;
+    }
+    const __mmask16 panel_mask = lane_mask(MR);
+    for (int64_t first = 0; first < mc; first += MR) {
+        const int64_t valid = mc - first < MR ? mc - first : MR;
+        const float *src = a + first * row_stride;
+        float *dst = packed + first * kc;
+        if (col_stride == 1) {
+            transpose_pack(valid, MR, kc, src, row_stride, dst, MR);
+        } else {
+            /* Transposed A: the panel's MR values for step p are contiguous. */
+            const __mmask16 load_mask = lane_mask((int)valid);
+            for (int64_t p = 0; p < kc; p++)
+                _mm512_mask_storeu_ps(dst + p * MR, panel_mask,
+                                      _mm512_maskz_loadu_ps(load_mask, src + p * col_stride));
+        }
+    }
+}
+
+static void pack_b(int nr, int64_t kc, int64_t nc, const float *b, int64_t row_stride,
+                   int64_t col_stride, float *packed)
+{
+    if (nr != NR || (col_stride != 1 && row_stride != 1)) {
+        dg__gemm_pack_b(nr, kc, nc, b, row_stride, col_stride, packed);
+        return;
+    }
+    for (int64_t first = 0; first < nc; first += NR) {
+        const int64_t valid = nc - first < NR ? nc - first : NR;
+        float *dst = packed + first * kc;
+        if (col_stride == 1) {
+            /* B not transposed: each step's NR values are contiguous. */
+            const float *src = b + first;
+            __mmask16 mask[NV];
+            for (int v = 0; v < NV; v++)
+                mask[v] = lane_mask((int)valid - 16 * v);
+            for (int64_t p = 0; p < kc; p++)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    _mm512_storeu_ps(dst + p * NR + 16 * v,
+                                     _mm512_maskz_loadu_ps(mask[v], src + p * row_stride + 16 * v));
+        } else {
+            /* B transposed: each lane (column of op(B)) is contiguous along k. */
+            const float *src = b + first * col_stride;
+            for (int v = 0; v < NV; v++) {
+                int64_t lanes = valid - 16 * v;
+                lanes = lanes < 0 ? 0 : lanes > 16 ? 16 : lanes;
+                if (lanes == 0) {
+                    for (int64_t p = 0; p < kc; p++)
+                        _mm512_storeu_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
+                    continue;
+                }
+                transpose_pack(lanes, 16, kc, src + 16 * v * col_stride, col_stride,
+                               dst + 16 * v, NR);
+            }
+        }
+    }
+}
+
+const struct dg__gemm_kernel dg__gemm_kernel_avx512 = {
+    .isa = DG_ISA_AVX512,
+    .mr = MR,
+    .nr = NR,
+    .kc = DG_GEMM_AVX512_KC,
+    .mc = DG_GEMM_AVX512_MC,
+    .nc = DG_GEMM_AVX512_NC,
+    .micro = micro,
+    .direct = direct,
+    .pack_a = pack_a,
+    .pack_b = pack_b,
+};

@@ -1,0 +1,158 @@
+/*
+ * reshape(x; shape) and the internal reshape_as(x, like): the same elements in the same
+ * (row-major) order under a new shape.
+ *
+ *   reshape:    out has `shape`; one entry may be -1, inferred from numel(x) at infer time, so
+ *               a reshape [-1, 784] follows a changing batch.
+ *   reshape_as: out has like's shape (like is read for its shape only).
+ *   backward of both: dx = reshape_as(grad, x) (x's plan-time shape, so it follows the batch).
+ *
+ * The planner has no views yet, so the forward is a copy (skipped when the planner runs the
+ * op in place: out and x share storage, and element i of out is element i of x). Layout ops
+ * move 4-byte elements whatever their type, so int32 values reshape too (without gradient).
+ */
+#include "op.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <omp.h>
+
+/* Copies n 4-byte elements, in contiguous chunks across threads for large tensors; nothing
+ * when dst == src (the op ran in place). Shared by the layout ops and stop_gradient.
+ * Its prototype is repeated in each user file until op.h declares it. */
+void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx);
+
+void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx)
+{
+    if (dst == src || n <= 0)
+        return;
+    int threads = dg__threads_for(ctx, n);
+    char *d = dst;
+    const char *s = src;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        memcpy(d + lo * 4, s + lo * 4, (size_t)(hi - lo) * 4);
+    }
+}
+
+static dg_status reshape_infer(const union dg_attrs *attrs, int n_inputs,
+                               const struct dg_shape *in, struct dg_shape *out, char *msg,
+                               size_t len)
+{
+    char sx[128], st[128];
+    struct dg_shape target = {.dtype = in[0].dtype, .ndim = attrs->reshape.ndim};
+    int64_t known = 1, numel = dg__numel(&in[0]);
+    int infer_axis = -1;
+    for (int i = 0; i < target.ndim; i++) {
+        target.dim[i] = attrs->reshape.dim[i];
+        if (target.dim[i] == -1)
+            infer_axis = i;
+        else
+            known *= target.dim[i];
+    }
+    if (infer_axis >= 0 && known > 0 && numel % known == 0)
+        target.dim[infer_axis] = numel / known;
+    if (infer_axis >= 0 ? (known <= 0 || numel % known != 0) : known != numel)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "reshape: cannot reshape %s (%lld "
+                               "elements) to %s", dg__shape_str(&in[0], sx, sizeof sx),
+                               (long long)numel, dg__shape_str(&target, st, sizeof st));
+    *out = target;
+    return DG_OK;
+}
+
+static void reshape_forward(const union dg_attrs *attrs, int n_inputs,
+                            const struct dg_tensor *in, struct dg_tensor *out,
+                            const struct dg_exec_ctx *ctx)
+{
+    dg__layout_copy(out->data, in[0].data, dg__numel(&out->shape), ctx);
+}
+
+/* dx = reshape_as(grad, x) */
+static dg_status reshape_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+{
+    dg_node *x = dg__input(node, 0);
+    if (dg_node_dtype(x) == DG_F32)
+        gin[0] = dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){grad, x}, NULL);
+    return dg_graph_status(g);
+}
+
+static void reshape_label(const union dg_attrs *attrs, char *buf, size_t len)
+{
+    struct dg_shape s = {.ndim = attrs->reshape.ndim};
+    for (int i = 0; i < s.ndim; i++)
+        s.dim[i] = attrs->reshape.dim[i];
+    char shape[128];
+    snprintf(buf, len, "shape=%s", dg__shape_str(&s, shape, sizeof shape));
+}
+
+const struct dg_op_def dg_op_reshape = {
+    .name = "reshape", .n_inputs = 1, .can_inplace = true,
+    .infer = reshape_infer, .forward = reshape_forward, .backward = reshape_backward,
+    .label = reshape_label,
+};
+
+dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape)
+{
+    if (g == NULL)
+        return NULL;
+    if (x == NULL || dg_graph_status(g) != DG_OK)
+        return dg__make_node(g, DG_OP_reshape, 1, &x, NULL);
+    if (ndim < 0 || ndim > DG_MAX_DIMS)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: %d dimensions (0..%d allowed)", ndim,
+                        DG_MAX_DIMS);
+    if (ndim > 0 && shape == NULL)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: shape is NULL");
+    union dg_attrs attrs = {.reshape = {.ndim = ndim}};
+    int n_inferred = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == -1) {
+            n_inferred++;
+        } else if (shape[i] <= 0) {
+            return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: dimension %d of the new shape is "
+                            "%lld (must be > 0, or -1 once)", i, (long long)shape[i]);
+        }
+        attrs.reshape.dim[i] = shape[i];
+    }
+    if (n_inferred > 1)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: %d entries of the new shape are -1 "
+                        "(at most one may be)", n_inferred);
+    return dg__make_node(g, DG_OP_reshape, 1, &x, &attrs);
+}
+
+/* ---- reshape_as(x, like): internal, the backward of reshape ------------------------------ */
+
+static dg_status reshape_as_infer(const union dg_attrs *attrs, int n_inputs,
+                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
+                                  size_t len)
+{
+    char sx[128], sl[128];
+    if (dg__numel(&in[0]) != dg__numel(&in[1]))
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "reshape_as: cannot reshape %s (%lld "
+                               "elements) to %s", dg__shape_str(&in[0], sx, sizeof sx),
+                               (long long)dg__numel(&in[0]),
+                               dg__shape_str(&in[1], sl, sizeof sl));
+    *out = in[1];
+    out->dtype = in[0].dtype;
+    return DG_OK;
+}
+
+/* dx = reshape_as(grad, x); like gets no gradient (shape only). */
+static dg_status reshape_as_backward(dg_graph *g, dg_node *node, dg_node *grad,
+                                     dg_node **gin)
+{
+    gin[0] = dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){grad, dg__input(node, 0)},
+                           NULL);
+    return dg_graph_status(g);
+}
+
+const struct dg_op_def dg_op_reshape_as = {
+    .name = "reshape_as", .n_inputs = 2, .can_inplace = true, .shape_only_inputs = 1u << 1,
+    .infer = reshape_as_infer, .forward = reshape_forward, .backward = reshape_as_backward,
+};

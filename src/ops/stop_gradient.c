@@ -1,0 +1,42 @@
+/*
+ * stop_gradient(x): the value of x, through which no gradient flows.
+ *   forward: out = x (a copy; skipped when the planner runs it in place)
+ *   backward: none — dx is left NULL, which dg_grad treats as a zero gradient (an input whose
+ *   only path to the loss goes through stop_gradient gets zeros).
+ */
+#include "op.h"
+
+void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx);
+
+static dg_status stop_gradient_infer(const union dg_attrs *attrs, int n_inputs,
+                                     const struct dg_shape *in, struct dg_shape *out,
+                                     char *msg, size_t len)
+{
+    *out = in[0];
+    return DG_OK;
+}
+
+static void stop_gradient_forward(const union dg_attrs *attrs, int n_inputs,
+                                  const struct dg_tensor *in, struct dg_tensor *out,
+                                  const struct dg_exec_ctx *ctx)
+{
+    dg__layout_copy(out->data, in[0].data, dg__numel(&out->shape), ctx);
+}
+
+/* dx = 0: no node; gin[0] stays NULL. */
+static dg_status stop_gradient_backward(dg_graph *g, dg_node *node, dg_node *grad,
+                                        dg_node **gin)
+{
+    return DG_OK;
+}
+
+const struct dg_op_def dg_op_stop_gradient = {
+    .name = "stop_gradient", .n_inputs = 1, .can_inplace = true,
+    .infer = stop_gradient_infer, .forward = stop_gradient_forward,
+    .backward = stop_gradient_backward,
+};
+
+dg_node *dg_stop_gradient(dg_graph *g, dg_node *x)
+{
+    return dg__make_node(g, DG_OP_stop_gradient, 1, &x, NULL);
+}

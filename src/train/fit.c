@@ -1,0 +1,343 @@
+/*
+ * The training loop: per-epoch seeded shuffle, mini-batches gathered into the plan's inputs,
+ * a run and an optimizer step per batch, the last partial batch trained on with the plan's
+ * batch set to its size, evaluation in evaluation mode, progress and CSV output.
+ */
+#include "dagrad.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "train/progress.h"
+
+struct loop {
+    const dg_model *model;
+    const dg_fit_config *cfg;
+    int64_t x_row, y_row;     /* values per example */
+    size_t y_size;            /* bytes per target value */
+    bool int_labels;
+    int64_t out_row;          /* output values per example (0 without output) */
+    float *x_batch;
+    void *y_batch;
+};
+
+double dg__now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t per_example(const dg_node *n)
+{
+    int64_t batch = dg_node_dim(n, 0);
+    return batch > 0 ? dg_node_numel(n) / batch : 0;
+}
+
+/* Correct predictions in a batch (see dg_model.output). */
+static int64_t count_correct(const struct loop *lp, const float *out, const void *targets,
+                             int64_t batch)
+{
+    int64_t correct = 0;
+    for (int64_t i = 0; i < batch; i++) {
+        const float *row = out + i * lp->out_row;
+        if (lp->int_labels) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < lp->out_row; k++)
+                if (row[k] > row[best])
+                    best = k;
+            correct += best == ((const int32_t *)targets)[i];
+        } else {
+            const float *t = (const float *)targets + i * lp->y_row;
+            correct += (row[0] > 0.5f) == (t[0] > 0.5f);
+        }
+    }
+    return correct;
+}
+
+static void gather(const struct loop *lp, const dg_fit_data *data, const int64_t *order,
+                   int64_t start, int64_t batch)
+{
+    for (int64_t i = 0; i < batch; i++) {
+        int64_t src = order ? order[start + i] : start + i;
+        memcpy(lp->x_batch + i * lp->x_row, data->x + src * lp->x_row,
+               (size_t)lp->x_row * sizeof(float));
+        memcpy((char *)lp->y_batch + (size_t)(i * lp->y_row) * lp->y_size,
+               (const char *)data->y + (size_t)(src * lp->y_row) * lp->y_size,
+               (size_t)lp->y_row * lp->y_size);
+    }
+}
+
+/* Feeds one batch (resizing the plan when the batch size changes) and runs it. */
+static dg_status run_batch(const struct loop *lp, dg_plan *plan, int64_t batch)
+{
+    dg_status st = DG_OK;
+    if (dg_plan_dim(plan, lp->model->x, 0) != batch)
+        st = dg_plan_set_batch(plan, batch);
+    if (st == DG_OK)
+        st = dg_feed(plan, lp->model->x, lp->x_batch);
+    if (st == DG_OK)
+        st = dg_feed(plan, lp->model->y, lp->y_batch);
+    if (st == DG_OK)
+        st = dg_run(plan);
+    return st;
+}
+
+struct sums {
+    double loss, metric;
+    int64_t correct, seen;
+};
+
+static void add_batch(const struct loop *lp, dg_plan *plan, int64_t batch, struct sums *s)
+{
+    s->loss += (double)dg_data(plan, lp->model->loss)[0] * (double)batch;
+    s->seen += batch;
+    if (lp->model->output == NULL)
+        return;
+    const float *out = dg_data(plan, lp->model->output);
+    s->correct += count_correct(lp, out, lp->y_batch, batch);
+    if (lp->cfg->metric)
+        s->metric += lp->cfg->metric(out, lp->y_batch, batch, lp->out_row, lp->cfg->metric_user);
+}
+
+static void finish(const struct loop *lp, const struct sums *s, double *loss, double *accuracy,
+                   double *metric)
+{
+    double n = s->seen > 0 ? (double)s->seen : NAN;
+    *loss = s->loss / n;
+    *accuracy = lp->model->output ? (double)s->correct / n : NAN;
+    *metric = (lp->model->output && lp->cfg->metric) ? s->metric / n : NAN;
+}
+
+static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fit_data *data,
+                               int64_t batch_size, double *loss, double *accuracy,
+                               double *metric)
+{
+    struct sums s = {0};
+    dg_status st = dg_dropout_feed_key(plan, lp->cfg->seed, 0, false);
+    for (int64_t start = 0; st == DG_OK && start < data->n; start += batch_size) {
+        int64_t batch = data->n - start < batch_size ? data->n - start : batch_size;
+        gather(lp, data, NULL, start, batch);
+        st = run_batch(lp, plan, batch);
+        if (st == DG_OK)
+            add_batch(lp, plan, batch, &s);
+    }
+    finish(lp, &s, loss, accuracy, metric);
+    return st;
+}
+
+static dg_status check_model(const dg_model *m, const dg_fit_data *train)
+{
+    if (m == NULL || m->graph == NULL)
+        return DG_ERR_INVALID_ARG;
+    dg_graph *g = m->graph;
+    const char *missing = m->x == NULL ? "x" : m->y == NULL ? "y" : m->loss == NULL ? "loss"
+                                                                                  : NULL;
+    if (missing) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: model.%s is NULL", missing);
+        return DG_ERR_INVALID_ARG;
+    }
+    if (dg_node_kind_of(m->x) != DG_NODE_INPUT || dg_node_kind_of(m->y) != DG_NODE_INPUT ||
+        dg_node_ndim(m->x) < 1 || dg_node_ndim(m->y) < 1) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: model.x and model.y must be inputs "
+                           "with a leading batch axis");
+        return DG_ERR_INVALID_ARG;
+    }
+    if (train != NULL && (train->x == NULL || train->y == NULL || train->n <= 0)) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: training data is empty or NULL "
+                           "(n = %lld)", (long long)train->n);
+        return DG_ERR_INVALID_ARG;
+    }
+    return DG_OK;
+}
+
+static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_config *cfg,
+                           int64_t max_batch)
+{
+    memset(lp, 0, sizeof *lp);
+    lp->model = m;
+    lp->cfg = cfg;
+    lp->x_row = per_example(m->x);
+    lp->y_row = per_example(m->y);
+    lp->int_labels = dg_node_dtype(m->y) == DG_I32;
+    lp->y_size = 4;
+    lp->out_row = m->output ? per_example(m->output) : 0;
+    lp->x_batch = malloc((size_t)(max_batch * lp->x_row) * sizeof(float));
+    lp->y_batch = malloc((size_t)(max_batch * lp->y_row) * lp->y_size);
+    if (lp->x_batch == NULL || lp->y_batch == NULL) {
+        dg_graph_set_error(m->graph, DG_ERR_NOMEM, "fit: out of memory for a batch of %lld",
+                           (long long)max_batch);
+        return DG_ERR_NOMEM;
+    }
+    return DG_OK;
+}
+
+static void loop_free(struct loop *lp)
+{
+    free(lp->x_batch);
+    free(lp->y_batch);
+}
+
+dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_fit_config *cfg,
+                      dg_epoch_stats *out)
+{
+    dg_status st = check_model(model, data);
+    if (st != DG_OK)
+        return st;
+    dg_fit_config defaults = DG_FIT_DEFAULTS;
+    defaults.batch_size = 256;
+    if (cfg == NULL)
+        cfg = &defaults;
+    int64_t batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
+    if (batch <= 0) {
+        dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG, "evaluate: batch size %lld",
+                           (long long)batch);
+        return DG_ERR_INVALID_ARG;
+    }
+    dg_node *outs[2] = {model->loss, model->output};
+    dg_plan *plan = dg_compile(model->graph, model->output ? 2 : 1, outs);
+    if (plan == NULL)
+        return dg_graph_status(model->graph);
+    struct loop lp;
+    st = loop_init(&lp, model, cfg, batch);
+    dg_epoch_stats stats = {.epoch = 0, .val_loss = NAN, .val_accuracy = NAN,
+                            .val_metric = NAN};
+    if (st == DG_OK)
+        st = evaluate_with(&lp, plan, data, batch, &stats.loss, &stats.accuracy, &stats.metric);
+    if (st == DG_OK && out != NULL)
+        *out = stats;
+    loop_free(&lp);
+    dg_plan_free(plan);
+    return st;
+}
+
+static dg_status check_config(dg_graph *g, const dg_fit_config *cfg)
+{
+    if (cfg->epochs < 0 || cfg->batch_size <= 0 || cfg->eval_batch_size < 0) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: epochs %d must be >= 0 and batch "
+                           "sizes %lld, %lld positive", cfg->epochs,
+                           (long long)cfg->batch_size, (long long)cfg->eval_batch_size);
+        return DG_ERR_INVALID_ARG;
+    }
+    return DG_OK;
+}
+
+/* The training plan computes the loss, the output and every gradient the optimizer reads. */
+static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
+{
+    int n_params = dg_optim_param_count(opt);
+    dg_node **outs = malloc((size_t)(n_params + 2) * sizeof *outs);
+    if (outs == NULL) {
+        dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory");
+        return NULL;
+    }
+    int n = 0;
+    outs[n++] = model->loss;
+    if (model->output)
+        outs[n++] = model->output;
+    for (int i = 0; i < n_params; i++)
+        outs[n++] = dg_optim_grad_node(opt, i);
+    dg_plan *plan = dg_compile(model->graph, n, outs);
+    free(outs);
+    return plan;
+}
+
+static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt,
+                             const dg_fit_data *train, int64_t *order, int epoch,
+                             int64_t *step, struct dg__progress *progress, dg_epoch_stats *st)
+{
+    const dg_fit_config *cfg = lp->cfg;
+    if (cfg->shuffle) {
+        dg_rng rng;
+        dg_rng_seed(&rng, cfg->seed);
+        rng = dg_rng_split(&rng, (uint64_t)epoch);
+        dg_rng_permutation(&rng, order, train->n);
+    }
+    struct sums s = {0};
+    double start = dg__now_seconds();
+    dg_status status = DG_OK;
+    for (int64_t first = 0; first < train->n && status == DG_OK; first += cfg->batch_size) {
+        int64_t batch = train->n - first < cfg->batch_size ? train->n - first : cfg->batch_size;
+        gather(lp, train, cfg->shuffle ? order : NULL, first, batch);
+        status = dg_dropout_feed_key(plan, cfg->seed, *step, true);
+        if (status == DG_OK)
+            status = run_batch(lp, plan, batch);
+        if (status == DG_OK)
+            status = dg_optim_step(opt, plan);
+        if (status != DG_OK)
+            break;
+        (*step)++;
+        add_batch(lp, plan, batch, &s);
+        dg__progress_batch(progress, s.seen, s.loss / (double)s.seen,
+                           lp->model->output ? (double)s.correct / (double)s.seen : NAN,
+                           dg__now_seconds() - start);
+    }
+    st->seconds = dg__now_seconds() - start;
+    st->samples_per_s = st->seconds > 0 ? (double)s.seen / st->seconds : 0;
+    finish(lp, &s, &st->loss, &st->accuracy, &st->metric);
+    return status;
+}
+
+dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
+                 const dg_fit_data *val, const dg_fit_config *cfg, dg_epoch_stats *history)
+{
+    dg_status st = check_model(model, train);
+    if (st != DG_OK)
+        return st;
+    dg_fit_config defaults = DG_FIT_DEFAULTS;
+    if (cfg == NULL)
+        cfg = &defaults;
+    if ((st = check_config(model->graph, cfg)) != DG_OK)
+        return st;
+    if (opt == NULL || dg_optim_status(opt) != DG_OK) {
+        dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG,
+                           "fit: the optimizer is NULL or unusable");
+        return DG_ERR_INVALID_ARG;
+    }
+    int64_t eval_batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
+    int64_t max_batch = cfg->batch_size > eval_batch ? cfg->batch_size : eval_batch;
+    struct loop lp;
+    int64_t *order = malloc((size_t)train->n * sizeof *order);
+    dg_plan *plan = compile_training(model, opt);
+    dg_node *eval_outs[2] = {model->loss, model->output};
+    dg_plan *eval_plan = (plan && val) ? dg_compile(model->graph, model->output ? 2 : 1,
+                                                    eval_outs)
+                                       : NULL;
+    st = loop_init(&lp, model, cfg, max_batch);
+    if (st == DG_OK && (order == NULL || plan == NULL || (val && eval_plan == NULL)))
+        st = order == NULL ? DG_ERR_NOMEM : dg_graph_status(model->graph);
+    if (st == DG_ERR_NOMEM && order == NULL)
+        dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory for %lld indices",
+                           (long long)train->n);
+    struct dg__progress progress;
+    dg__progress_open(&progress, cfg, train->n);
+    int64_t step = 0;
+    for (int64_t i = 0; st == DG_OK && i < train->n; i++)
+        order[i] = i;
+    for (int epoch = 1; st == DG_OK && epoch <= cfg->epochs; epoch++) {
+        dg_epoch_stats es = {.epoch = epoch, .val_loss = NAN, .val_accuracy = NAN,
+                             .val_metric = NAN};
+        dg__progress_epoch_start(&progress, epoch);
+        st = train_epoch(&lp, plan, opt, train, order, epoch, &step, &progress, &es);
+        if (st == DG_OK && val != NULL)
+            st = evaluate_with(&lp, eval_plan, val, eval_batch, &es.val_loss,
+                               &es.val_accuracy, &es.val_metric);
+        if (st == DG_OK && dg_optim_status(opt) != DG_OK)
+            st = dg_optim_status(opt);
+        if (st != DG_OK)
+            break;
+        dg__progress_epoch_end(&progress, &es);
+        if (history)
+            history[epoch - 1] = es;
+    }
+    if (st != DG_OK && dg_graph_status(model->graph) == DG_OK && dg_optim_error(opt)[0])
+        dg_graph_set_error(model->graph, st, "fit: %s", dg_optim_error(opt));
+    dg__progress_close(&progress);
+    loop_free(&lp);
+    free(order);
+    dg_plan_free(plan);
+    dg_plan_free(eval_plan);
+    return st;
+}

@@ -1,0 +1,232 @@
+/* Compiling and running plans: pruning, memory sharing, pinned values, batch changes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dagrad.h"
+#include "graph/plan_internal.h"
+#include "test_util.h"
+
+START_TEST(pruning_keeps_only_what_outputs_need)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 1, (int64_t[]){4});
+    dg_node *y = dg_input(g, "y", 1, (int64_t[]){4});
+    dg_node *used = dg_mul(g, x, x);
+    dg_node *unused = dg_add(g, dg_mul(g, y, y), y);
+    dg_plan *p = dg_compile(g, 1, &used);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(dg_plan_node_count(p), 1);
+    /* y is not part of the plan: it needs no feed, and cannot be fed. */
+    ck_assert_int_eq(dg_feed(p, y, (float[]){1, 2, 3, 4}), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "not part of this plan"));
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_feed(p, x, (float[]){1, 2, 3, 4}), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_float_eq_tol(dg_data(p, used)[3], 16.0f, 1e-6f);
+    ck_assert_ptr_null(dg_data(p, unused));
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+/* A diamond with a long side chain: shared and unshared plans agree bitwise. */
+static dg_node *build_diamond(dg_graph *g, dg_node *x, dg_node **mid)
+{
+    dg_node *a = dg_mul(g, x, x);
+    dg_node *b = dg_sub(g, x, dg_scalar(g, 0.25f));
+    dg_node *c = a;
+    for (int i = 0; i < 8; i++)
+        c = dg_div(g, dg_add(g, c, b), dg_scalar(g, 1.5f));
+    *mid = a;
+    return dg_maximum(g, dg_mul(g, c, b), dg_minimum(g, a, b));
+}
+
+START_TEST(shared_memory_equals_unshared_bitwise)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){64, 300});
+    dg_node *mid;
+    dg_node *out = build_diamond(g, x, &mid);
+    dg_node *outs[2] = {out, mid};
+    dg_plan *shared = dg_compile(g, 2, outs);
+    dg_plan *unshared = dg__compile_ex(g, 2, outs, false);
+    ck_assert_ptr_nonnull(shared);
+    ck_assert_ptr_nonnull(unshared);
+    ck_assert_uint_lt(dg_plan_arena_bytes(shared), dg_plan_arena_bytes(unshared));
+    ck_assert_uint_eq(dg_plan_unshared_bytes(shared), dg_plan_arena_bytes(unshared));
+    float *data = malloc(64 * 300 * sizeof *data);
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 7);
+    dg_test_fill_uniform(&rng, data, 64 * 300, -2.0f, 2.0f);
+    ck_assert_int_eq(dg_feed(shared, x, data), DG_OK);
+    ck_assert_int_eq(dg_feed(unshared, x, data), DG_OK);
+    ck_assert_int_eq(dg_run(shared), DG_OK);
+    ck_assert_int_eq(dg_run(unshared), DG_OK);
+    ck_assert_mem_eq(dg_data(shared, out), dg_data(unshared, out), 64 * 300 * sizeof(float));
+    ck_assert_mem_eq(dg_data(shared, mid), dg_data(unshared, mid), 64 * 300 * sizeof(float));
+    /* Running again gives the same bits: no state leaks from one run to the next. */
+    float *first = malloc(64 * 300 * sizeof *first);
+    memcpy(first, dg_data(shared, out), 64 * 300 * sizeof *first);
+    ck_assert_int_eq(dg_run(shared), DG_OK);
+    ck_assert_mem_eq(first, dg_data(shared, out), 64 * 300 * sizeof(float));
+    free(first);
+    free(data);
+    dg_plan_free(shared);
+    dg_plan_free(unshared);
+    dg_graph_free(g);
+}
+END_TEST
+
+START_TEST(intermediates_are_not_readable)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 1, (int64_t[]){3});
+    dg_node *a = dg_mul(g, x, x);
+    dg_node *b = dg_add(g, a, x);
+    dg_plan *p = dg_compile(g, 1, &b);
+    dg_feed(p, x, (float[]){1, 2, 3});
+    dg_run(p);
+    ck_assert_ptr_null(dg_data(p, a));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "intermediate"));
+    dg_graph_clear_error(g);
+    /* Inputs stay readable. */
+    ck_assert_float_eq_tol(dg_data(p, x)[2], 3.0f, 1e-6f);
+    ck_assert_ptr_null(dg_data_i32(p, x));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_DTYPE);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+START_TEST(batch_changes_without_rebuilding)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){128, 3});
+    dg_node *b = dg_param(g, "b", 1, (int64_t[]){3});
+    float *bd = dg_param_data(b);
+    bd[0] = 1, bd[1] = 2, bd[2] = 3;
+    dg_node *y = dg_mul(g, dg_add(g, x, b), x);
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_int_eq(dg_plan_dim(p, y, 0), 128);
+    float *big = calloc(128 * 3, sizeof *big);
+    ck_assert_int_eq(dg_feed(p, x, big), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    /* Infer at batch 1. */
+    ck_assert_int_eq(dg_plan_set_batch(p, 1), DG_OK);
+    ck_assert_int_eq(dg_plan_dim(p, y, 0), 1);
+    ck_assert_int_eq(dg_plan_numel(p, y), 3);
+    ck_assert_int_eq(dg_run(p), DG_ERR_STATE); /* the resized input must be fed again */
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "'x' was not fed"));
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_feed(p, x, (float[]){1, 1, 2}), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    const float *out = dg_data(p, y);
+    ck_assert_float_eq_tol(out[0], 2.0f, 1e-6f);
+    ck_assert_float_eq_tol(out[1], 3.0f, 1e-6f);
+    ck_assert_float_eq_tol(out[2], 10.0f, 1e-6f);
+    /* And grow past the compiled size. */
+    ck_assert_int_eq(dg_plan_set_batch(p, 1000), DG_OK);
+    float *huge = malloc(1000 * 3 * sizeof *huge);
+    for (int i = 0; i < 3000; i++)
+        huge[i] = (float)(i % 3);
+    dg_feed(p, x, huge);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_float_eq_tol(dg_data(p, y)[2999], (2.0f + 3.0f) * 2.0f, 1e-6f);
+    free(huge);
+    free(big);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+START_TEST(bad_batch_change_is_reported_and_recoverable)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 3});
+    dg_node *y = dg_input(g, "y", 2, (int64_t[]){4, 3});
+    dg_node *s = dg_add(g, x, y);
+    dg_plan *p = dg_compile(g, 1, &s);
+    ck_assert_int_eq(dg_plan_set_input_shape(p, x, 2, (int64_t[]){5, 3}), DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "add: shapes [5,3] and [4,3]"));
+    dg_graph_clear_error(g);
+    float data[12] = {0};
+    dg_feed(p, x, data);
+    dg_feed(p, y, data);
+    ck_assert_int_eq(dg_run(p), DG_ERR_STATE);
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_plan_set_input_shape(p, x, 2, (int64_t[]){4, 3}), DG_OK);
+    dg_feed(p, x, data);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    /* set_batch moves every input together. */
+    ck_assert_int_eq(dg_plan_set_batch(p, 9), DG_OK);
+    ck_assert_int_eq(dg_plan_dim(p, s, 0), 9);
+    ck_assert_int_eq(dg_plan_set_input_shape(p, x, 1, (int64_t[]){9}), DG_ERR_SHAPE);
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_plan_set_input_shape(p, s, 2, (int64_t[]){9, 3}), DG_ERR_INVALID_ARG);
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_plan_set_batch(p, 0), DG_ERR_INVALID_ARG);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+START_TEST(int32_inputs_round_trip)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *labels = dg_input_typed(g, "labels", DG_I32, 1, (int64_t[]){3});
+    dg_node *x = dg_input(g, "x", 1, (int64_t[]){3});
+    dg_node *y = dg_add(g, x, x);
+    dg_node *outs[2] = {y, labels};
+    dg_plan *p = dg_compile(g, 2, outs);
+    ck_assert_int_eq(dg_feed(p, labels, (int32_t[]){7, -1, 3}), DG_OK);
+    ck_assert_int_eq(dg_feed(p, x, (float[]){1, 2, 3}), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_int_eq(dg_data_i32(p, labels)[0], 7);
+    ck_assert_int_eq(dg_data_i32(p, labels)[1], -1);
+    ck_assert_float_eq_tol(dg_data(p, y)[2], 6.0f, 1e-6f);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+START_TEST(parameters_are_read_live)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 1, (int64_t[]){2});
+    dg_node *w = dg_param(g, "w", 1, (int64_t[]){2});
+    dg_node *y = dg_mul(g, x, w);
+    dg_plan *p = dg_compile(g, 1, &y);
+    dg_feed(p, x, (float[]){2, 3});
+    dg_param_data(w)[0] = 1;
+    dg_param_data(w)[1] = 1;
+    dg_run(p);
+    ck_assert_float_eq_tol(dg_data(p, y)[1], 3.0f, 1e-6f);
+    dg_param_data(w)[1] = 10;
+    dg_run(p);
+    ck_assert_float_eq_tol(dg_data(p, y)[1], 30.0f, 1e-6f);
+    ck_assert_ptr_eq(dg_data(p, w), dg_param_data(w));
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("plan");
+    tcase_add_test(tc, pruning_keeps_only_what_outputs_need);
+    tcase_add_test(tc, shared_memory_equals_unshared_bitwise);
+    tcase_add_test(tc, intermediates_are_not_readable);
+    tcase_add_test(tc, batch_changes_without_rebuilding);
+    tcase_add_test(tc, bad_batch_change_is_reported_and_recoverable);
+    tcase_add_test(tc, int32_inputs_round_trip);
+    tcase_add_test(tc, parameters_are_read_live);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return dg_test_run(suite());
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs dagrad's build and test dependencies from Debian 12's packages (as root), or says
+# what is missing. Used by tools/test, tools/demo and .ci/run.
+#   tools/deps.sh            build + test dependencies
+#   tools/deps.sh demo       ... plus the Fashion-MNIST data set
+set -eu
+packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev graphviz"
+if [ "${1:-}" = demo ]; then
+    packages="$packages dataset-fashion-mnist"
+fi
+if [ "${1:-}" = ci ]; then
+    packages="$packages clang libomp-dev libclang-rt-14-dev"
+fi
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing
