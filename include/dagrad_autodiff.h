@@ -27,6 +27,15 @@ extern "C" {
 DG_API dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt,
                          dg_node **grads);
 
+/* The gradient of `loss` with respect to every parameter of the graph (in creation order):
+ * params[i] and grads[i] for i < *n_params. max is the capacity of both arrays; a graph with
+ * more parameters is DG_ERR_INVALID_ARG (nothing appended). The usual start of training:
+ *     dg_node *params[64], *grads[64]; int n;
+ *     dg_grad_params(g, loss, 64, params, grads, &n);
+ *     dg_optim *adam = dg_optim_new_adam(n, params, grads, &DG_ADAM_DEFAULTS); */
+DG_API dg_status dg_grad_params(dg_graph *g, dg_node *loss, int max, dg_node **params,
+                                dg_node **grads, int *n_params);
+
 /* ---- Losses (src/ops/loss.c) ------------------------------------------------------------ */
 /*
  * Each loss returns a float32 scalar node (shape []), the mean over all elements (or rows),

@@ -211,6 +211,29 @@ START_TEST(parameters_are_read_live)
 }
 END_TEST
 
+/* mul(a[3,1], b[3,4]): a dies at the mul and rounds to the same 64-byte slot size as the
+ * output, but is broadcast: the output must not be written over it. */
+START_TEST(broadcast_input_is_not_overwritten_in_place)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){3, 1});
+    dg_node *b = dg_input(g, "b", 2, (int64_t[]){3, 4});
+    dg_node *a = dg_add(g, x, x);      /* an arena value that dies at the mul */
+    dg_node *y = dg_mul(g, a, b);
+    dg_plan *p = dg_compile(g, 1, &y);
+    const float xs[3] = {1, 5, 7}, bs[12] = {3, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47};
+    dg_feed(p, x, xs);
+    dg_feed(p, b, bs);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    const float *out = dg_data(p, y);
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            ck_assert_float_eq_tol(out[r * 4 + c], 2.0f * xs[r] * bs[r * 4 + c], 1e-6f);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("plan");
@@ -222,6 +245,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_batch_change_is_reported_and_recoverable);
     tcase_add_test(tc, int32_inputs_round_trip);
     tcase_add_test(tc, parameters_are_read_live);
+    tcase_add_test(tc, broadcast_input_is_not_overwritten_in_place);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,7 +23,6 @@ const char *dg_test_fixture_path(const char *name, char *buf, size_t len);
 /* Largest |a-b| / max(|b|, floor) over n values. */
 double dg_test_max_rel_err(const float *a, const float *b, int64_t n, double floor);
 
-#endif
 
 /* ---- Fixtures: tensors written by the scripts in tests/gen/ (PyTorch), read here ---------------------
  * File format (little-endian), one file per fixture set:
@@ -53,3 +52,5 @@ void dg_fixture_free(dg_fixture *f);
 const dg_fixture_tensor *dg_fixture_get(const dg_fixture *f, const char *name);
 /* Same, but fails the current Check test when absent. */
 const dg_fixture_tensor *dg_fixture_need(const dg_fixture *f, const char *name);
+
+#endif

@@ -180,3 +180,31 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     free(grad);
     return st;
 }
+
+dg_status dg_grad_params(dg_graph *g, dg_node *loss, int max, dg_node **params,
+                         dg_node **grads, int *n_params)
+{
+    if (g == NULL)
+        return DG_ERR_INVALID_ARG;
+    if (g->status != DG_OK)
+        return g->status;
+    if (params == NULL || grads == NULL || n_params == NULL || max < 0) {
+        dg__set_error(g, DG_ERR_INVALID_ARG, "grad_params: NULL output array or count");
+        return DG_ERR_INVALID_ARG;
+    }
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i]->kind != DG_NODE_PARAM)
+            continue;
+        if (n == max) {
+            dg__set_error(g, DG_ERR_INVALID_ARG, "grad_params: the graph has more than %d "
+                          "parameters", max);
+            return DG_ERR_INVALID_ARG;
+        }
+        params[n++] = g->nodes[i];
+    }
+    dg_status st = dg_grad(g, loss, n, params, grads);
+    if (st == DG_OK)
+        *n_params = n;
+    return st;
+}

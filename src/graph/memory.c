@@ -5,7 +5,8 @@
  * order, a value takes a slot when produced and gives it back after its last reader ran; a
  * later value reuses a free slot (the smallest that fits, else the largest free one, grown).
  * Outputs are pinned: their slots are never given back. An op flagged can_inplace writes over
- * its first input when that input dies at this step and has the same size.
+ * its first input when that input dies at this step and has the same number of elements
+ * (not merely the same rounded byte size: a broadcast [3,1] input must not be overwritten).
  * Replanned whenever input shapes change; deterministic for a given graph and shapes.
  */
 #include "plan_internal.h"
@@ -116,7 +117,8 @@ dg_status dg__plan_memory(dg_plan *p)
         const struct dg_plan_value *fv = first ? &p->values[first->index] : NULL;
         if (p->share_memory && dg__op_def(n->op)->can_inplace && fv != NULL &&
             fv->home == DG_HOME_ARENA && !fv->pinned && fv->last_use == s &&
-            value_bytes(fv) == need && fv->shape.dtype == v->shape.dtype) {
+            dg__numel(&fv->shape) == dg__numel(&v->shape) &&
+            fv->shape.dtype == v->shape.dtype) {
             v->slot = fv->slot; /* overwrite the dying first input */
         } else {
             v->slot = pool_take(&pool, need, p->share_memory);
@@ -143,15 +145,16 @@ dg_status dg__plan_memory(dg_plan *p)
         p->slot_offset[s] = (int64_t)total;
         total += (size_t)pool.bytes[s];
     }
-    if (total > p->arena_bytes || p->arena == NULL) {
+    if (total > p->arena_capacity || p->arena == NULL) {
         free(p->arena);
         p->arena = aligned_alloc(DG_ARENA_ALIGN, total ? total : DG_ARENA_ALIGN);
         if (p->arena == NULL) {
-            p->arena_bytes = 0;
+            p->arena_capacity = 0;
             goto nomem;
         }
-        p->arena_bytes = total;
+        p->arena_capacity = total;
     }
+    p->arena_bytes = total;
     free(p->slot_bytes);
     p->slot_bytes = pool.bytes;
     free(pool.busy);

@@ -43,7 +43,8 @@ struct dg_plan {
     int64_t *slot_bytes;
     int64_t *slot_offset;
     char *arena;
-    size_t arena_bytes;
+    size_t arena_bytes;           /* what the current shapes need */
+    size_t arena_capacity;        /* what is allocated (the arena only grows) */
     size_t unshared_bytes;
 };
 

@@ -44,8 +44,11 @@ union dg_attrs {
     struct { int ndim; int64_t dim[DG_MAX_DIMS]; } reshape;   /* may hold one -1 */
     struct { int ndim; int perm[DG_MAX_DIMS]; } permute;
     struct { int ndim; int64_t dim[DG_MAX_DIMS]; } broadcast;
-    struct { int axis; int64_t start, end; } slice;  /* start/end normalised, 0 <= s <= e */
-    struct { int axis; } axis;               /* concat, softmax, log_softmax */
+    /* slice, pad_slice: start/end normalised at build time, except negative values on axis 0
+     * (which follows the batch): infer normalises those; 0 <= start < end afterwards. */
+    struct { int axis; int64_t start, end; } slice;
+    struct { int axis; } axis;               /* concat, concat_slice, concat_pad, softmax,
+                                                log_softmax */
     struct { float delta; } huber;
     struct { float p; uint64_t salt; } dropout;   /* salt: per-node mask stream */
 };
@@ -133,6 +136,11 @@ dg_status dg__shape_error(char *msg, size_t len, dg_status status, const char *f
 
 /* Row-major strides of a shape (in elements). */
 void dg__strides(const struct dg_shape *s, int64_t *strides);
+
+/* ---- Layout helpers (src/ops/reshape.c) ----------------------------------------------- */
+
+/* memcpy of n 4-byte elements, split across threads for large tensors; no-op when dst == src. */
+void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx);
 
 /* ---- Gradient helpers for backward rules (src/ops/grad_util.c) ------------------------ */
 

@@ -17,8 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx);
-
 enum { TILE = 32 };
 
 /* Whether perm[0..ndim-1] holds each of 0..ndim-1 once. */

@@ -73,6 +73,7 @@ static inline __attribute__((always_inline)) double r_contig(enum rmode mode, co
         lane[k] = r_init(mode);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
+#pragma omp simd
         for (int k = 0; k < 8; k++)
             lane[k] = r_step(mode, lane[k], x[j + k]);
     double acc = r_init(mode);
@@ -159,7 +160,7 @@ static inline __attribute__((always_inline)) void reduce_rows(enum rmode mode, c
 /* ---- [outer, R, K]: column reductions ----------------------------------------------------
  * Rows are grouped into fixed blocks (count from R only); a block's column sums are formed in
  * row order, and the blocks are added in order. Columns go in tiles of COL_TILE doubles. */
-#define COL_TILE 256
+#define COL_TILE 1024
 #define COL_MAX_BLOCKS 64
 #define COL_MIN_BLOCK_ROWS 256
 
@@ -184,6 +185,7 @@ static inline __attribute__((always_inline)) void col_block(enum rmode mode, con
         acc[j] = r_init(mode);
     for (int64_t i = lo; i < hi; i++) {
         const float *row = x + i * k + j0;
+#pragma omp simd
         for (int64_t j = 0; j < w; j++)
             acc[j] = r_step(mode, acc[j], row[j]);
     }

@@ -19,10 +19,7 @@
 #include <omp.h>
 
 /* Copies n 4-byte elements, in contiguous chunks across threads for large tensors; nothing
- * when dst == src (the op ran in place). Shared by the layout ops and stop_gradient.
- * Its prototype is repeated in each user file until op.h declares it. */
-void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx);
-
+ * when dst == src (the op ran in place). Shared by the layout ops and stop_gradient. */
 void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx)
 {
     if (dst == src || n <= 0)

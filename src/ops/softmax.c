@@ -39,6 +39,7 @@ static double row_sum(const float *x, int64_t n)
     double lane[8] = {0};
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
+#pragma omp simd
         for (int k = 0; k < 8; k++)
             lane[k] += x[j + k];
     double acc = 0.0;
@@ -49,18 +50,38 @@ static double row_sum(const float *x, int64_t n)
     return acc;
 }
 
+/* The max of n contiguous floats in 8 lanes. A NaN need not win here: x - m is NaN for the
+ * NaN element itself, which makes the row's sum, and so the whole row, NaN anyway. */
+static float row_max(const float *x, int64_t n)
+{
+    float lane[8];
+    for (int k = 0; k < 8; k++)
+        lane[k] = -INFINITY;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+#pragma omp simd
+        for (int k = 0; k < 8; k++)
+            lane[k] = x[j + k] > lane[k] ? x[j + k] : lane[k];
+    float m = -INFINITY;
+    for (; j < n; j++)
+        m = max_step(m, x[j]);
+    for (int k = 0; k < 8; k++)
+        m = max_step(m, lane[k]);
+    return m;
+}
+
 /* One contiguous row of n (axis last). out may equal x. */
 static void softmax_row(enum smode mode, const float *x, float *out, int64_t n,
                         const struct dg_vmath *vm)
 {
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n; j++)
-        m = max_step(m, x[j]);
+    float m = row_max(x, n);
+#pragma omp simd
     for (int64_t j = 0; j < n; j++)
         out[j] = x[j] - m;
     if (mode == SOFTMAX) {
         vm->exp(out, out, n);
         float inv = (float)(1.0 / row_sum(out, n));
+#pragma omp simd
         for (int64_t j = 0; j < n; j++)
             out[j] *= inv;
         return;
@@ -73,6 +94,7 @@ static void softmax_row(enum smode mode, const float *x, float *out, int64_t n,
         sum += row_sum(tmp, w);
     }
     float lse = (float)log(sum);
+#pragma omp simd
     for (int64_t j = 0; j < n; j++)
         out[j] -= lse;
 }
@@ -89,12 +111,14 @@ static void softmax_tile(enum smode mode, const float *x, float *out, int64_t n,
     }
     for (int64_t i = 0; i < n; i++) {
         const float *row = x + i * inner + j0;
+#pragma omp simd
         for (int64_t j = 0; j < w; j++)
             m[j] = max_step(m[j], row[j]);
     }
     for (int64_t i = 0; i < n; i++) {
         const float *row = x + i * inner + j0;
         float *orow = out + i * inner + j0;
+#pragma omp simd
         for (int64_t j = 0; j < w; j++)
             orow[j] = row[j] - m[j];
         if (mode == SOFTMAX) {

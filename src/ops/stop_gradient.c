@@ -6,8 +6,6 @@
  */
 #include "op.h"
 
-void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx);
-
 static dg_status stop_gradient_infer(const union dg_attrs *attrs, int n_inputs,
                                      const struct dg_shape *in, struct dg_shape *out,
                                      char *msg, size_t len)

@@ -7,21 +7,17 @@
  *     ic: MC rows    -> pack op(A)[ic.., pc..] (MC x KC, stays in L2)
  *       jr: NR cols  -> ir: MR rows -> micro-kernel (its KC x NR panel of B stays in L1)
  *
- * Threads: C is cut into a tm x tn grid of rectangles on tile boundaries, one per thread,
- * each running the whole loop nest with private packing buffers. No barriers, no shared
- * writes; the cost is that a B block is packed by each of the tm row-groups (and A by each of
- * the tn column-groups), so the grid is chosen to keep that redundancy small (see
- * choose_grid). Determinism: an element's value depends only on k, KC and the kernel (see the
+ * Threads: C is cut into a tm x tn grid of rectangles on tile boundaries, a few per thread,
+ * handed out dynamically, each running the whole loop nest with private packing buffers. No
+ * barriers, no shared writes; the cost is that a B block is packed by each of the tm
+ * row-groups (and A by each of the tn column-groups), so the grid is chosen to keep that
+ * redundancy small (see choose_grid). Determinism: an element's value depends only on k, KC and the kernel (see the
  * micro-kernel contract), never on which rectangle or tile it falls in.
  */
 #include "gemm.h"
 
 #include <pthread.h>
 #include <stdlib.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "dg_config.h"
 #include "gemm_kernel.h"
@@ -33,6 +29,10 @@
 /* Do not hand a thread less than this many multiply-adds: OpenMP fork/join costs a few
  * microseconds, which is ~0.5M multiply-adds at this machine's speed. */
 #define MIN_MACS_PER_THREAD ((int64_t)1 << 19)
+/* Work split: up to this many rectangles per thread, each at least this many multiply-adds
+ * (a rectangle repeats some packing; ~2M multiply-adds keep that near 1%). */
+#define CELLS_PER_THREAD 4
+#define MIN_MACS_PER_CELL ((int64_t)1 << 21)
 /* Transposed-B scratch for the direct path: rows of k x columns, on the stack. */
 enum { DIRECT_KB = 128, DIRECT_NB = 64 };
 
@@ -218,20 +218,21 @@ struct grid {
     int rows, cols; /* tm x tn rectangles */
 };
 
-/* The tm x tn split of `threads` that minimises the busiest thread's estimated time:
- * its tile area (padding included) plus the packing it repeats, weighted as ~16 multiply-adds
- * per packed element per k step. */
+/* The tm x tn grid of exactly `cells` rectangles that minimises the largest rectangle's
+ * estimated time: its tile area (padding included) plus the packing it repeats, weighted as
+ * ~16 multiply-adds per packed element per k step. {0, 0} when no grid has every rectangle
+ * at least one tile in each direction. */
 static struct grid choose_grid(const struct dg__gemm_kernel *kern, int64_t m, int64_t n,
-                               int threads)
+                               int cells)
 {
     const int64_t m_tiles = (m + kern->mr - 1) / kern->mr;
     const int64_t n_tiles = (n + kern->nr - 1) / kern->nr;
-    struct grid best = {1, 1};
+    struct grid best = {0, 0};
     double best_cost = -1.0;
-    for (int tm = 1; tm <= threads; tm++) {
-        if (threads % tm != 0)
+    for (int tm = 1; tm <= cells; tm++) {
+        if (cells % tm != 0)
             continue;
-        int tn = threads / tm;
+        int tn = cells / tm;
         if (tm > m_tiles || tn > n_tiles)
             continue;
         double rows = (double)((m_tiles + tm - 1) / tm * kern->mr);
@@ -243,6 +244,25 @@ static struct grid choose_grid(const struct dg__gemm_kernel *kern, int64_t m, in
         }
     }
     return best;
+}
+
+/* The grid for `threads` threads: CELLS_PER_THREAD rectangles per thread when each still holds
+ * MIN_MACS_PER_CELL of work, handed out dynamically, so that a thread delayed by another
+ * process (two cores shared with the rest of a training program) does not hold the others
+ * up; fewer otherwise, down to one per thread (or a single one). */
+static struct grid grid_for(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                            int threads)
+{
+    const int64_t macs = pr->m * pr->n * pr->k;
+    int cells = threads * CELLS_PER_THREAD;
+    while (cells > threads && macs / cells < MIN_MACS_PER_CELL)
+        cells /= 2;
+    for (; cells >= 1; cells--) {
+        struct grid grid = choose_grid(kern, pr->m, pr->n, cells);
+        if (grid.rows > 0)
+            return grid;
+    }
+    return (struct grid){1, 1};
 }
 
 /* Threads worth starting for this problem: at most n_threads, at least one, and no more than
@@ -292,20 +312,13 @@ static void gemm_run(const struct dg__gemm_kernel *kern, const struct problem *p
         gemm_rect(kern, pr, direct, 0, pr->m, 0, pr->n);
         return;
     }
-    const struct grid grid = choose_grid(kern, pr->m, pr->n, threads);
-    const int rects = grid.rows * grid.cols;
+    const struct grid grid = grid_for(kern, pr, threads);
+    const int cells = grid.rows * grid.cols;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(rects)
-    {
-        /* OpenMP may give fewer threads than asked (nesting, limits): stride over rects. */
-        const int team = omp_get_num_threads();
-        for (int r = omp_get_thread_num(); r < rects; r += team)
-            gemm_grid_cell(kern, pr, grid, r);
-    }
-#else
-    for (int r = 0; r < rects; r++)
-        gemm_grid_cell(kern, pr, grid, r);
+#pragma omp parallel for num_threads(threads < cells ? threads : cells) schedule(dynamic, 1)
 #endif
+    for (int cell = 0; cell < cells; cell++)
+        gemm_grid_cell(kern, pr, grid, cell);
 }
 
 static struct problem make_problem(bool transpose_a, bool transpose_b, int64_t m, int64_t n,

@@ -63,7 +63,10 @@ tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float 
         for (int v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_ps();
 
-#pragma GCC unroll 2
+#ifndef KUNROLL
+#define KUNROLL 2
+#endif
+#pragma GCC unroll KUNROLL
     for (int64_t p = 0; p < k; p++) {
         __m512 bv[MAX_NV];
 #pragma GCC unroll 4
@@ -114,9 +117,12 @@ static void micro(int64_t k, const float *a_packed, const float *b_packed, float
     tile(MR, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc, m_valid);
 }
 
-/* Direct kernel tile height; rows left over are done in groups of 4, 2, 1 (each an exact
- * tile, so no row is computed twice). */
-enum { DIRECT_MR = 8 };
+/* Direct kernel tile height; rows left over are done in groups of 4, then 2, then 1 (each an
+ * exact tile, so no row is computed twice). */
+#ifndef DG_GEMM_AVX512_DIRECT_MR
+#define DG_GEMM_AVX512_DIRECT_MR 8
+#endif
+enum { DIRECT_MR = DG_GEMM_AVX512_DIRECT_MR };
 
 /* Columns [j, j+width) of rows [i0, i0+rows) for a given constant row count. */
 static inline __attribute__((always_inline)) void
@@ -151,7 +157,7 @@ static void direct(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
         for (; i + DIRECT_MR <= m; i += DIRECT_MR)
             direct_rows(DIRECT_MR, width, k, alpha, a + i * a_row_stride, a_row_stride,
                         a_col_stride, b + j, ldb, beta, c + i * ldc + j, ldc);
-        if (m - i >= 4) {
+        while (m - i >= 4) {
             direct_rows(4, width, k, alpha, a + i * a_row_stride, a_row_stride, a_col_stride,
                         b + j, ldb, beta, c + i * ldc + j, ldc);
             i += 4;

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""PyTorch peer of bench/bench_mlp.c: the same MLP trained the same way, for the ratio.
+
+    /usr/bin/python3 bench/torch_mlp.py [--threads 1,2] [--seconds 0.25] [--repetitions 7]
+
+Model: 784-256-128-10, ReLU, nn.CrossEntropyLoss on int64 labels, Adam lr 1e-3 (PyTorch
+defaults otherwise). Inputs uniform in [0, 1), labels uniform in [0, 10). A training step is
+zero_grad + forward + loss + backward + optimizer.step(); forward-only is model(x) under
+torch.no_grad() at batch 1 (logits). Configurations: train at batch 32, 128, 1024 and
+forward-only at batch 1, each at every thread count.
+
+Method (the same as bench_mlp.c): per configuration a fresh model (same seed), warm-up steps
+(at least 0.2 s), then `repetitions` timed repetitions of N steps each, N chosen from the
+warm-up so that one repetition lasts about `seconds`; the median repetition is reported. The
+steps cycle through 8 pre-made batches, so no data is created inside the timed loop.
+
+Output: `name value unit` lines, e.g. `mlp_train_b128_t1_torch 60000 samples/s`, plus lines
+starting with `#` that say how the peer was set up (OpenBLAS core and threads, an sgemm probe).
+
+OpenBLAS: Debian's OpenBLAS 0.3.21 (what python3-torch uses for float GEMM here) detects this
+CPU as "Prescott" and runs an SSE kernel unless OPENBLAS_CORETYPE=SkylakeX is set; it reads
+the variable when the library loads, so the script re-executes itself with it set when it is
+absent (an explicit value in the environment is kept). Its pthread build starts one thread
+per core whatever torch.set_num_threads says, so the thread count is also set on OpenBLAS
+itself (openblas_set_num_threads through ctypes), so that "t1" really is one thread.
+Must run with Debian's /usr/bin/python3 (python3-torch); another python3 may lack torch.
+"""
+import argparse
+import ctypes
+import os
+import statistics
+import sys
+import time
+
+if "OPENBLAS_CORETYPE" not in os.environ:
+    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
+import torch  # noqa: E402  (imported after the environment is settled on purpose)
+
+N_BATCHES = 8
+WARMUP_SECONDS = 0.2
+
+
+def find_openblas():
+    """The OpenBLAS library torch has loaded (ctypes handle), or None."""
+    paths = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and "openblas" in fields[-1]:
+                paths.add(fields[-1])
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def set_threads(openblas, threads):
+    torch.set_num_threads(threads)
+    if openblas is not None:
+        openblas.openblas_set_num_threads(threads)
+
+
+def sgemm_probe(threads, n=1024):
+    """GFLOP/s of torch.mm on n x n floats (median of 5): ~150 at 1 thread with the
+    SkylakeX kernel on this CPU, ~32 with Prescott."""
+    a = torch.rand(n, n)
+    b = torch.rand(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b)
+        times.append((time.perf_counter() - t0) / 4)
+    return 2.0 * n * n * n / statistics.median(times) / 1e9
+
+
+def make_model(seed):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(784, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10))
+
+
+def make_batches(batch, seed):
+    gen = torch.Generator().manual_seed(seed)
+    xs = [torch.rand(batch, 784, generator=gen) for _ in range(N_BATCHES)]
+    ys = [torch.randint(0, 10, (batch,), generator=gen) for _ in range(N_BATCHES)]
+    return xs, ys
+
+
+def time_config(step, repetitions, seconds):
+    """Median seconds per step: warm-up, then `repetitions` repetitions of N steps."""
+    steps = 0
+    t0 = time.perf_counter()
+    while True:
+        step(steps)
+        steps += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= WARMUP_SECONDS and steps >= 3:
+            break
+    per_step = elapsed / steps
+    n = max(1, int(seconds / per_step))
+    results = []
+    for _ in range(repetitions):
+        t0 = time.perf_counter()
+        for i in range(n):
+            step(i)
+        results.append((time.perf_counter() - t0) / n)
+    return statistics.median(results)
+
+
+def bench_train(batch, repetitions, seconds):
+    model = make_model(1)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xs, ys = make_batches(batch, 2)
+    last = [None]
+
+    def step(i):
+        x, y = xs[i % N_BATCHES], ys[i % N_BATCHES]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        last[0] = loss
+
+    t = time_config(step, repetitions, seconds)
+    if not torch.isfinite(last[0]).item():
+        sys.exit("torch_mlp: loss is not finite")
+    return batch / t
+
+
+def bench_forward(batch, repetitions, seconds):
+    model = make_model(1)
+    model.eval()
+    xs, _ = make_batches(batch, 2)
+
+    def step(i):
+        with torch.no_grad():
+            model(xs[i % N_BATCHES])
+
+    return batch / time_config(step, repetitions, seconds)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--seconds", type=float, default=0.25, help="seconds per repetition")
+    parser.add_argument("--repetitions", type=int, default=7)
+    args = parser.parse_args()
+    threads = [int(t) for t in args.threads.split(",") if t]
+
+    openblas = find_openblas()
+    corename = openblas.openblas_get_corename().decode() if openblas is not None else "?"
+    print(f"# torch {torch.__version__}, OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}, "
+          f"OpenBLAS core {corename}, torch default threads {torch.get_num_threads()}",
+          flush=True)
+    for t in threads:
+        set_threads(openblas, t)
+        print(f"# torch.mm 1024^3 at {t} thread(s): {sgemm_probe(t):.1f} GFLOP/s", flush=True)
+
+    for t in threads:
+        set_threads(openblas, t)
+        for batch in (32, 128, 1024):
+            value = bench_train(batch, args.repetitions, args.seconds)
+            print(f"mlp_train_b{batch}_t{t}_torch {value:.0f} samples/s", flush=True)
+        value = bench_forward(1, args.repetitions, args.seconds)
+        print(f"mlp_forward_b1_t{t}_torch {value:.0f} samples/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

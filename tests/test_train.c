@@ -1,0 +1,179 @@
+/* The training loop: partial batches, metrics, validation, progress lines, CSV, errors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dagrad.h"
+#include "test_util.h"
+
+enum { N = 103, FEATURES = 4, CLASSES = 3 };
+
+struct fixture {
+    dg_graph *g;
+    dg_model model;
+    dg_optim *opt;
+    float x[N * FEATURES];
+    int32_t y[N];
+};
+
+/* A linear softmax classifier on a separable task: class = argmax of three fixed scores. */
+static void setup_model(struct fixture *f)
+{
+    dg_test_rng r;
+    dg_test_rng_seed(&r, 11);
+    dg_test_fill_uniform(&r, f->x, N * FEATURES, -1.0f, 1.0f);
+    for (int i = 0; i < N; i++) {
+        const float *row = f->x + i * FEATURES;
+        float s[CLASSES] = {row[0] + row[1], row[2] - row[0], row[3] - row[1]};
+        f->y[i] = s[0] > s[1] ? (s[0] > s[2] ? 0 : 2) : (s[1] > s[2] ? 1 : 2);
+    }
+    dg_rng rng;
+    dg_rng_seed(&rng, 2);
+    f->g = dg_graph_new();
+    dg_node *x = dg_input(f->g, "x", 2, (int64_t[]){16, FEATURES});
+    dg_node *y = dg_input_typed(f->g, "y", DG_I32, 1, (int64_t[]){16});
+    dg_node *logits = dg_dense(f->g, x, CLASSES, DG_ACT_NONE, "fc", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(f->g, logits, y);
+    dg_node *params[2], *grads[2];
+    int n = 0;
+    ck_assert_int_eq(dg_grad_params(f->g, loss, 2, params, grads, &n), DG_OK);
+    dg_adam_config cfg = DG_ADAM_DEFAULTS;
+    cfg.lr = 0.05;
+    f->opt = dg_optim_new_adam(n, params, grads, &cfg);
+    f->model = (dg_model){.graph = f->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static void teardown_model(struct fixture *f)
+{
+    dg_optim_free(f->opt);
+    dg_graph_free(f->g);
+}
+
+/* A metric that counts examples: its epoch mean is exactly 1 when every example is seen
+ * exactly once, the last partial batch included. */
+static double count_examples(const float *output, const void *targets, int64_t batch,
+                             int64_t per_example, void *user)
+{
+    *(int64_t *)user += batch;
+    ck_assert_int_eq(per_example, CLASSES);
+    return (double)batch;
+}
+
+START_TEST(every_example_once_per_epoch)
+{
+    static struct fixture f;
+    setup_model(&f);
+    int64_t seen = 0;
+    dg_fit_config cfg = DG_FIT_DEFAULTS;
+    cfg.epochs = 3;
+    cfg.batch_size = 16; /* 103 = 6 * 16 + 7: a partial last batch */
+    cfg.verbose = 0;
+    cfg.metric = count_examples;
+    cfg.metric_user = &seen;
+    cfg.metric_name = "count";
+    dg_fit_data train = {.x = f.x, .y = f.y, .n = N};
+    dg_epoch_stats history[3];
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, &train, &train, &cfg, history), DG_OK);
+    ck_assert_int_eq(seen, 3 * N + 3 * N); /* training and validation passes */
+    ck_assert_int_eq(dg_optim_step_count(f.opt), 3 * 7);
+    for (int e = 0; e < 3; e++) {
+        ck_assert_int_eq(history[e].epoch, e + 1);
+        ck_assert_double_eq_tol(history[e].metric, 1.0, 1e-12);
+        ck_assert(!isnan(history[e].val_loss));
+        ck_assert_double_ge(history[e].accuracy, 0.0);
+        ck_assert_double_le(history[e].accuracy, 1.0);
+        ck_assert_double_gt(history[e].samples_per_s, 0.0);
+    }
+    ck_assert_double_lt(history[2].val_loss, history[0].val_loss);
+    /* Evaluation reproduces the last validation figures (same parameters, eval mode). */
+    dg_epoch_stats eval;
+    ck_assert_int_eq(dg_evaluate(&f.model, &train, &cfg, &eval), DG_OK);
+    ck_assert_double_eq_tol(eval.loss, history[2].val_loss, 1e-6);
+    teardown_model(&f);
+}
+END_TEST
+
+START_TEST(progress_lines_and_csv)
+{
+    static struct fixture f;
+    setup_model(&f);
+    const char *dir = getenv("DG_TEST_BUILD_DIR");
+    char csv[1024];
+    snprintf(csv, sizeof csv, "%s/test_train_history.csv", dir ? dir : ".");
+    FILE *log = tmpfile();
+    dg_fit_config cfg = DG_FIT_DEFAULTS;
+    cfg.epochs = 2;
+    cfg.batch_size = 10;
+    cfg.log = log;
+    cfg.csv_path = csv;
+    dg_fit_data train = {.x = f.x, .y = f.y, .n = N};
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, &train, NULL, &cfg, NULL), DG_OK);
+    /* Not a terminal: one plain line per epoch. */
+    char text[4096] = "";
+    rewind(log);
+    size_t len = fread(text, 1, sizeof text - 1, log);
+    text[len] = '\0';
+    fclose(log);
+    ck_assert_ptr_nonnull(strstr(text, "epoch 1/2 loss "));
+    ck_assert_ptr_nonnull(strstr(text, "epoch 2/2 loss "));
+    ck_assert_ptr_nonnull(strstr(text, "samples/s"));
+    ck_assert_ptr_null(strstr(text, "\r"));
+    FILE *f_csv = fopen(csv, "r");
+    ck_assert_ptr_nonnull(f_csv);
+    char line[512];
+    int lines = 0;
+    while (fgets(line, sizeof line, f_csv))
+        lines++;
+    fclose(f_csv);
+    ck_assert_int_eq(lines, 3); /* header + 2 epochs */
+    teardown_model(&f);
+}
+END_TEST
+
+START_TEST(fit_errors)
+{
+    static struct fixture f;
+    setup_model(&f);
+    dg_fit_data train = {.x = f.x, .y = f.y, .n = N};
+    dg_fit_config cfg = DG_FIT_DEFAULTS;
+    cfg.verbose = 0;
+    ck_assert_int_eq(dg_fit(NULL, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    dg_model broken = f.model;
+    broken.loss = NULL;
+    ck_assert_int_eq(dg_fit(&broken, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "fit: model.loss is NULL"));
+    dg_graph_clear_error(f.g);
+    dg_fit_data empty = {.x = f.x, .y = f.y, .n = 0};
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, &empty, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    dg_graph_clear_error(f.g);
+    cfg.batch_size = 0;
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "batch"));
+    dg_graph_clear_error(f.g);
+    cfg.batch_size = 8;
+    ck_assert_int_eq(dg_fit(&f.model, NULL, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "optimizer"));
+    dg_graph_clear_error(f.g);
+    broken = f.model;
+    broken.x = broken.loss;
+    ck_assert_int_eq(dg_fit(&broken, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    dg_graph_clear_error(f.g);
+    teardown_model(&f);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_add_test(tc, every_example_once_per_epoch);
+    tcase_add_test(tc, progress_lines_and_csv);
+    tcase_add_test(tc, fit_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return dg_test_run(suite());
+}
