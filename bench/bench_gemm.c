@@ -9,7 +9,7 @@
  * Zen 4. `meson test --benchmark` sets it.
  *
  * Output: one `name value unit` line per figure. For each shape and thread count t:
- *   gemm_<shape>_t<t>_dagrad     GFLOP/s (median of 7 repetitions)
+ *   gemm_<shape>_t<t>_dagrad     GFLOP/s (median of 8 repetitions of ~20 ms each)
  *   gemm_<shape>_t<t>_openblas   GFLOP/s
  *   gemm_<shape>_t<t>_ratio      dagrad / openblas
  *   gemm_<shape>_t<t>_peak       dagrad / (t * one-core FMA peak)
@@ -30,7 +30,7 @@
 
 #include "gemm/gemm.h"
 
-enum { REPETITIONS = 7 };
+enum { ROUNDS = 2, REPETITIONS = 4 };
 /* Each repetition runs the product enough times to last about this long. */
 #define REPETITION_SECONDS 0.02
 
@@ -41,7 +41,7 @@ struct shape {
 };
 
 /* Squares, then the demo MLP (784-256-128-10, batch 128): forward X*W, weight gradient
- * X^T*dY and input gradient dY*W^T of each layer. */
+ * X^T*dY and input gradient dY*W^T of each layer. Names give m x k x n. */
 static const struct shape shapes[] = {
     {"sq64", false, false, 64, 64, 64},
     {"sq256", false, false, 256, 256, 256},
@@ -166,28 +166,41 @@ static void run_once(enum library lib, const struct shape *s, struct operands *o
 #endif
 }
 
-/* Median GFLOP/s over REPETITIONS timed repetitions. */
-static double measure(enum library lib, const struct shape *s, struct operands *op,
-                      int threads)
+/* Median GFLOP/s of each library over ROUNDS x REPETITIONS timed repetitions. The libraries
+ * take turns in blocks of REPETITIONS, so that a disturbance (another process on these two
+ * cores) is spread over both; not per repetition, because each library's idle worker threads
+ * spin for a while after a call (libgomp, OpenBLAS) and would steal the other's cores. A
+ * pause before each block lets the other library's workers go to sleep. */
+static void measure(const struct shape *s, struct operands *op, int threads, int n_libraries,
+                    double *median)
 {
     const double flops = 2.0 * s->m * s->n * s->k;
-    run_once(lib, s, op, threads); /* warm caches, thread pools and packing buffers */
-    double t0 = now_seconds();
-    run_once(lib, s, op, threads);
-    double once = now_seconds() - t0;
-    int64_t calls = once > 0.0 ? (int64_t)(REPETITION_SECONDS / once) : 1000;
-    if (calls < 1)
-        calls = 1;
-    double rates[REPETITIONS];
-    for (int rep = 0; rep < REPETITIONS; rep++) {
-        t0 = now_seconds();
-        for (int64_t i = 0; i < calls; i++)
-            run_once(lib, s, op, threads);
-        double seconds = now_seconds() - t0;
-        rates[rep] = flops * (double)calls / seconds / 1e9;
+    const struct timespec pause = {0, 200 * 1000 * 1000};
+    double rates[2][ROUNDS * REPETITIONS];
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int lib = 0; lib < n_libraries; lib++) {
+            nanosleep(&pause, NULL);
+            run_once((enum library)lib, s, op, threads); /* warm caches, pools, buffers */
+            double t0 = now_seconds();
+            run_once((enum library)lib, s, op, threads);
+            double once = now_seconds() - t0;
+            int64_t calls = once > 0.0 ? (int64_t)(REPETITION_SECONDS / once) : 1000;
+            if (calls < 1)
+                calls = 1;
+            for (int rep = 0; rep < REPETITIONS; rep++) {
+                t0 = now_seconds();
+                for (int64_t i = 0; i < calls; i++)
+                    run_once((enum library)lib, s, op, threads);
+                rates[lib][round * REPETITIONS + rep] =
+                    flops * (double)calls / (now_seconds() - t0) / 1e9;
+            }
+        }
     }
-    qsort(rates, REPETITIONS, sizeof rates[0], compare_double);
-    return rates[REPETITIONS / 2];
+    const int total = ROUNDS * REPETITIONS;
+    for (int lib = 0; lib < n_libraries; lib++) {
+        qsort(rates[lib], (size_t)total, sizeof rates[lib][0], compare_double);
+        median[lib] = 0.5 * (rates[lib][(total - 1) / 2] + rates[lib][total / 2]);
+    }
 }
 
 static float *alloc_filled(int64_t count, uint64_t seed)
@@ -234,13 +247,20 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_gemm: out of memory for %s\n", s->name);
                 return EXIT_FAILURE;
             }
-            double ours = measure(DAGRAD, s, &op, threads);
-            printf("gemm_%s_t%d_dagrad %.1f GFLOP/s\n", s->name, threads, ours);
 #ifdef DG_BENCH_HAVE_OPENBLAS
-            double theirs = measure(OPENBLAS, s, &op, threads);
-            printf("gemm_%s_t%d_openblas %.1f GFLOP/s\n", s->name, threads, theirs);
-            printf("gemm_%s_t%d_ratio %.3f x\n", s->name, threads, ours / theirs);
+            const int n_libraries = 2;
+#else
+            const int n_libraries = 1;
 #endif
+            double median[2];
+            measure(s, &op, threads, n_libraries, median);
+            double ours = median[DAGRAD];
+            printf("gemm_%s_t%d_dagrad %.1f GFLOP/s\n", s->name, threads, ours);
+            if (n_libraries > 1) {
+                printf("gemm_%s_t%d_openblas %.1f GFLOP/s\n", s->name, threads,
+                       median[OPENBLAS]);
+                printf("gemm_%s_t%d_ratio %.3f x\n", s->name, threads, ours / median[OPENBLAS]);
+            }
             if (peak > 0.0)
                 printf("gemm_%s_t%d_peak %.3f fraction\n", s->name, threads,
                        ours / (peak * threads));

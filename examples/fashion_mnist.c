@@ -37,7 +37,7 @@ static int parse(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.recipe = "default", .data_dir = DG_FASHION_MNIST_DIR,
                           .dot_path = "fashion_mnist.dot", .epochs = 0, .seed = 42};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "--help") == 0 || value == NULL)
             return usage(argv[0]);
@@ -57,7 +57,6 @@ static int parse(int argc, char **argv, struct options *o)
             o->csv_path = value;
         else
             return usage(argv[0]);
-        i++;
     }
     if (strcmp(o->recipe, "default") != 0 && strcmp(o->recipe, "parity") != 0)
         return usage(argv[0]);

@@ -237,6 +237,7 @@ START_TEST(test_thread_determinism)
     dg_test_rng_seed(&rng, 2024);
     static const int64_t sizes[][3] = {
         {130, 257, 300}, {128, 784, 256}, {128, 10, 128}, {784, 256, 128}, {37, 1500, 70},
+        {320, 400, 260}, /* large enough for several rectangles per thread */
     };
     for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {

@@ -473,6 +473,63 @@ START_TEST(test_hvp_tanh_layer)
 }
 END_TEST
 
+/* The double-backward graph follows a plan's batch change like the first one does (mean's
+ * divisor and the broadcast sums are run-time): an HVP plan built at batch 4 and set to batch 7
+ * gives what a graph built at batch 7 gives, and the same bits on a second run.
+ * loss = mean(tanh(X W + b)^2), Hv = d/dW sum(dL/dW * V), V a constant (dg_plan_set_batch
+ * resizes every input's leading axis, so the direction is not an input here). */
+static dg_node *batch_hvp_graph(dg_graph *g, int64_t batch, const float *vv, dg_node **x)
+{
+    *x = dg_input(g, "x", 2, (int64_t[]){batch, 3});
+    dg_node *v = dg_constant(g, 2, (int64_t[]){3, 2}, vv);
+    dg_node *W = dg_param(g, "W", 2, (int64_t[]){3, 2});
+    dg_node *b = dg_param(g, "b", 1, (int64_t[]){2});
+    float *w = dg_param_data(W), *bias = dg_param_data(b);
+    for (int i = 0; i < 6; i++)
+        w[i] = 0.3f * (float)(i % 4) - 0.4f;
+    bias[0] = 0.1f;
+    bias[1] = -0.2f;
+    dg_node *h = dg_tanh(g, dg_add(g, dg_matmul(g, *x, W), b));
+    dg_node *gw = grad1(g, dg_mean(g, dg_square(g, h), 0, NULL, false), W);
+    return grad1(g, sum_all(g, dg_mul(g, gw, v)), W);
+}
+
+START_TEST(test_hvp_follows_batch_change)
+{
+    float xv[7 * 3], vv[6];
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 21);
+    dg_test_fill_uniform(&rng, xv, 21, -1.5f, 1.5f);
+    dg_test_fill_uniform(&rng, vv, 6, -1, 1);
+    dg_node *x4, *x7;
+    dg_graph *g4 = dg_graph_new(), *g7 = dg_graph_new();
+    dg_node *hv4 = batch_hvp_graph(g4, 4, vv, &x4);
+    dg_node *hv7 = batch_hvp_graph(g7, 7, vv, &x7);
+    dg_plan *p7 = compile_run(g7, 1, &hv7, 1, &x7, (const void *[]){xv});
+    dg_plan *p4 = dg_compile(g4, 1, &hv4);
+    ck_assert_msg(p4 != NULL, "%s", dg_graph_error(g4));
+    ck_assert_msg(dg_plan_set_batch(p4, 7) == DG_OK, "%s", dg_graph_error(g4));
+    ck_assert_int_eq(dg_feed(p4, x4, xv), DG_OK);
+    float first[6];
+    for (int run = 0; run < 2; run++) {
+        ck_assert_msg(dg_run(p4) == DG_OK, "%s", dg_graph_error(g4));
+        const float *got = dg_data(p4, hv4);
+        for (int i = 0; i < 6; i++) {
+            check_close(got[i], dg_data(p7, hv7)[i], 1e-5, "Hv after set_batch", i);
+            if (run == 0)
+                first[i] = got[i];
+            else
+                ck_assert_msg(memcmp(&first[i], &got[i], sizeof(float)) == 0,
+                              "second run differs at %d", i);
+        }
+    }
+    dg_plan_free(p4);
+    dg_plan_free(p7);
+    dg_graph_free(g4);
+    dg_graph_free(g7);
+}
+END_TEST
+
 /* ---- Double backward against finite differences of the first gradient --------------------
  * Each case builds f from inputs x0 (and x1); the test forms g_i = df/dx_i, then
  * loss2 = sum_i sum(g_i * C_i) with fixed random constants C_i, and dg_gradcheck(loss2, x)
@@ -838,6 +895,54 @@ START_TEST(test_stop_gradient_every_order)
 }
 END_TEST
 
+/* The one refusal in the tree: concat's backward slices the gradient with a node that reads
+ * the gradient plus x_0 .. x_k, so a concat of 16 inputs (DG_MAX_INPUTS) has no gradient rule
+ * and dg_grad says so, naming the op. 15 inputs differentiate to every order: here
+ * f = sum(exp(concat(x_0 .. x_14))) has d2f/dx_i2 = exp(x_i) through concat_slice's and
+ * concat_pad's rules. */
+START_TEST(test_concat_inputs_limit)
+{
+    for (int n = 15; n <= 16; n++) {
+        dg_graph *g = dg_graph_new();
+        dg_node *xs[16], *g1[16], *g2[16];
+        for (int i = 0; i < n; i++) {
+            char name[8];
+            snprintf(name, sizeof name, "x%d", i);
+            xs[i] = dg_input(g, name, 1, (int64_t[]){2});
+        }
+        dg_node *f = sum_all(g, dg_exp(g, dg_concat(g, n, xs, 0)));
+        ck_assert_ptr_nonnull(f);
+        dg_status st = dg_grad(g, f, n, xs, g1);
+        if (n == 16) {
+            ck_assert_int_eq(st, DG_ERR_NOT_DIFFERENTIABLE);
+            ck_assert_msg(strstr(dg_graph_error(g), "concat") != NULL, "%s", dg_graph_error(g));
+            dg_graph_free(g);
+            continue;
+        }
+        ck_assert_int_eq(st, DG_OK);
+        dg_node *loss2 = sum_all(g, g1[0]);
+        for (int i = 1; i < n; i++)
+            loss2 = dg_add(g, loss2, sum_all(g, g1[i]));
+        ck_assert_msg(dg_grad(g, loss2, n, xs, g2) == DG_OK, "%s", dg_graph_error(g));
+        dg_plan *p = dg_compile(g, n, g2);
+        ck_assert_msg(p != NULL, "%s", dg_graph_error(g));
+        float data[16][2];
+        for (int i = 0; i < n; i++) {
+            data[i][0] = 0.1f * (float)i - 0.7f;
+            data[i][1] = 0.05f * (float)i;
+            ck_assert_int_eq(dg_feed(p, xs[i], data[i]), DG_OK);
+        }
+        ck_assert_msg(dg_run(p) == DG_OK, "%s", dg_graph_error(g));
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < 2; j++)
+                check_close(dg_data(p, g2[i])[j], exp(data[i][j]), REL_TOL, "d2 concat",
+                            2 * i + j);
+        dg_plan_free(p);
+        dg_graph_free(g);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("higher_order");
@@ -855,6 +960,7 @@ static Suite *suite(void)
     TCase *matmul = tcase_create("hvp");
     tcase_add_test(matmul, test_hvp_quadratic_matmul);
     tcase_add_test(matmul, test_hvp_tanh_layer);
+    tcase_add_test(matmul, test_hvp_follows_batch_change);
     suite_add_tcase(s, matmul);
     TCase *numeric = tcase_create("double_backward_gradcheck");
     tcase_add_loop_test(numeric, test_double_backward_gradcheck, 0, N_DBL);
@@ -862,6 +968,7 @@ static Suite *suite(void)
     TCase *graph = tcase_create("graph");
     tcase_add_test(graph, test_vector_gradient_is_not_a_loss);
     tcase_add_test(graph, test_double_backward_graph_and_dot);
+    tcase_add_test(graph, test_concat_inputs_limit);
     suite_add_tcase(s, graph);
     return s;
 }

@@ -48,7 +48,59 @@ void dg_graph_free(dg_graph *g)
     for (int i = 0; i < g->n_nodes; i++)
         node_free(g->nodes[i]);
     free(g->nodes);
+    free(g->names);
     free(g);
+}
+
+/* ---- names: inputs and parameters are found by name in O(1) -------------------------- */
+
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+    return h;
+}
+
+static dg_node *lookup_name(const dg_graph *g, const char *name)
+{
+    if (g->name_cap == 0)
+        return NULL;
+    size_t mask = (size_t)g->name_cap - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int slot = g->names[i];
+        if (slot == 0)
+            return NULL;
+        if (strcmp(g->nodes[slot - 1]->name, name) == 0)
+            return g->nodes[slot - 1];
+    }
+}
+
+static void insert_name(int *table, int cap, const dg_node *n)
+{
+    size_t mask = (size_t)cap - 1;
+    size_t i = name_hash(n->name) & mask;
+    while (table[i] != 0)
+        i = (i + 1) & mask;
+    table[i] = n->index + 1;
+}
+
+/* Makes room for one more name (load factor at most 1/2). */
+static bool reserve_name(dg_graph *g)
+{
+    if (2 * (g->n_named + 1) <= g->name_cap)
+        return true;
+    int cap = g->name_cap ? g->name_cap * 2 : 64;
+    int *table = calloc((size_t)cap, sizeof *table);
+    if (table == NULL)
+        return false;
+    for (int i = 0; i < g->name_cap; i++)
+        if (g->names[i] != 0)
+            insert_name(table, cap, g->nodes[g->names[i] - 1]);
+    free(g->names);
+    g->names = table;
+    g->name_cap = cap;
+    return true;
 }
 
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args)
@@ -122,9 +174,9 @@ dg_node *dg_graph_find(dg_graph *g, const char *name)
         return NULL;
     if (name == NULL)
         return dg__fail(g, DG_ERR_INVALID_ARG, "find: name is NULL");
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i]->name != NULL && strcmp(g->nodes[i]->name, name) == 0)
-            return g->nodes[i];
+    dg_node *found = lookup_name(g, name);
+    if (found != NULL)
+        return found;
     return dg__fail(g, DG_ERR_NOT_FOUND, "find: no input or parameter named '%s'", name);
 }
 
@@ -228,10 +280,12 @@ static dg_node *new_leaf(dg_graph *g, dg_node_kind kind, const char *what, const
     if (kind != DG_NODE_CONSTANT) {
         if (name == NULL || *name == '\0')
             return dg__fail(g, DG_ERR_INVALID_ARG, "%s: name is NULL or empty", what);
-        for (int i = 0; i < g->n_nodes; i++)
-            if (g->nodes[i]->name != NULL && strcmp(g->nodes[i]->name, name) == 0)
-                return dg__fail(g, DG_ERR_INVALID_ARG, "%s: name '%s' is already used by node %d",
-                                what, name, i);
+        const dg_node *taken = lookup_name(g, name);
+        if (taken != NULL)
+            return dg__fail(g, DG_ERR_INVALID_ARG, "%s: name '%s' is already used by node %d",
+                            what, name, taken->index);
+        if (!reserve_name(g))
+            return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name);
     }
     struct dg_shape s;
     if (!leaf_shape(g, what, name, dtype, ndim, shape, &s))
@@ -254,7 +308,12 @@ static dg_node *new_leaf(dg_graph *g, dg_node_kind kind, const char *what, const
                             name ? name : "", (long long)numel);
         }
     }
-    return append_node(g, n);
+    n = append_node(g, n);
+    if (n != NULL && n->name != NULL) {
+        insert_name(g->names, g->name_cap, n);
+        g->n_named++;
+    }
+    return n;
 }
 
 dg_node *dg_input_typed(dg_graph *g, const char *name, dg_dtype dtype, int ndim,

@@ -29,6 +29,8 @@ struct dg_node {
 struct dg_graph {
     dg_node **nodes;
     int n_nodes, cap_nodes;
+    int *names;               /* open-addressing table of named nodes: index + 1, 0 = empty */
+    int name_cap, n_named;    /* name_cap is 0 or a power of two */
     int n_threads;            /* 0: default */
     dg_status status;
     char error[DG_ERROR_LEN];

@@ -16,10 +16,15 @@
 
 #define DG_ARENA_ALIGN 64
 
+/* Arena slots. Free slots are kept sorted by (bytes, slot index), so taking the smallest that
+ * fits is a binary search: planning stays O(steps log slots) on graphs with thousands of live
+ * values (a backward pass keeps forward values alive until their gradients are made). */
 struct slot_pool {
     int n, cap;
-    int64_t *bytes;
-    bool *busy;
+    int64_t *bytes;  /* per slot */
+    bool *busy;      /* per slot */
+    int *free;       /* free slot indices, sorted; n_free of them */
+    int n_free;
 };
 
 static int64_t value_bytes(const struct dg_plan_value *v)
@@ -28,39 +33,85 @@ static int64_t value_bytes(const struct dg_plan_value *v)
     return (n + DG_ARENA_ALIGN - 1) / DG_ARENA_ALIGN * DG_ARENA_ALIGN;
 }
 
+static bool slot_before(const struct slot_pool *pool, int a, int b)
+{
+    return pool->bytes[a] < pool->bytes[b] || (pool->bytes[a] == pool->bytes[b] && a < b);
+}
+
+/* Position in the free list of the first slot with at least `need` bytes. */
+static int first_fitting(const struct slot_pool *pool, int64_t need)
+{
+    int lo = 0, hi = pool->n_free;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (pool->bytes[pool->free[mid]] < need)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void pool_release(struct slot_pool *pool, int slot)
+{
+    if (!pool->busy[slot])
+        return; /* an input read twice by its last reader is given back once */
+    pool->busy[slot] = false;
+    int lo = 0, hi = pool->n_free;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (slot_before(pool, pool->free[mid], slot))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(pool->free + lo + 1, pool->free + lo, (size_t)(pool->n_free - lo) * sizeof(int));
+    pool->free[lo] = slot;
+    pool->n_free++;
+}
+
+static bool pool_grow(struct slot_pool *pool)
+{
+    int cap = pool->cap ? pool->cap * 2 : 16;
+    int64_t *bytes = realloc(pool->bytes, (size_t)cap * sizeof *bytes);
+    if (bytes == NULL)
+        return false;
+    pool->bytes = bytes;
+    bool *busy = realloc(pool->busy, (size_t)cap * sizeof *busy);
+    if (busy == NULL)
+        return false;
+    pool->busy = busy;
+    int *free_list = realloc(pool->free, (size_t)cap * sizeof *free_list);
+    if (free_list == NULL)
+        return false;
+    pool->free = free_list;
+    pool->cap = cap;
+    return true;
+}
+
+/* The smallest free slot that fits, else the largest free one grown to fit, else a new slot.
+ * Without reuse (the unshared reference plan) always a new slot. -1 when out of memory. */
 static int pool_take(struct slot_pool *pool, int64_t need, bool reuse)
 {
-    int best = -1, largest = -1;
-    for (int s = 0; reuse && s < pool->n; s++) {
-        if (pool->busy[s])
-            continue;
-        if (pool->bytes[s] >= need && (best < 0 || pool->bytes[s] < pool->bytes[best]))
-            best = s;
-        if (largest < 0 || pool->bytes[s] > pool->bytes[largest])
-            largest = s;
+    int slot;
+    if (reuse && pool->n_free > 0) {
+        int pos = first_fitting(pool, need);
+        if (pos == pool->n_free)
+            pos = pool->n_free - 1; /* none fits: grow the largest */
+        slot = pool->free[pos];
+        memmove(pool->free + pos, pool->free + pos + 1,
+                (size_t)(pool->n_free - pos - 1) * sizeof(int));
+        pool->n_free--;
+        if (pool->bytes[slot] < need)
+            pool->bytes[slot] = need;
+    } else {
+        if (pool->n == pool->cap && !pool_grow(pool))
+            return -1;
+        slot = pool->n++;
+        pool->bytes[slot] = need;
     }
-    if (best < 0 && largest >= 0) {
-        best = largest;
-        pool->bytes[best] = need;
-    }
-    if (best < 0) {
-        if (pool->n == pool->cap) {
-            int cap = pool->cap ? pool->cap * 2 : 16;
-            int64_t *bytes = realloc(pool->bytes, (size_t)cap * sizeof *bytes);
-            if (bytes == NULL)
-                return -1;
-            pool->bytes = bytes;
-            bool *busy = realloc(pool->busy, (size_t)cap * sizeof *busy);
-            if (busy == NULL)
-                return -1;
-            pool->busy = busy;
-            pool->cap = cap;
-        }
-        best = pool->n++;
-        pool->bytes[best] = need;
-    }
-    pool->busy[best] = true;
-    return best;
+    pool->busy[slot] = true;
+    return slot;
 }
 
 static void compute_last_use(dg_plan *p)
@@ -130,11 +181,11 @@ dg_status dg__plan_memory(dg_plan *p)
             const struct dg_plan_value *iv = &p->values[n->inputs[i]->index];
             if (iv->home == DG_HOME_ARENA && !iv->pinned && iv->last_use == s &&
                 iv->slot != v->slot)
-                pool.busy[iv->slot] = false;
+                pool_release(&pool, iv->slot);
         }
         /* A value nobody reads (possible only for outputs, which are pinned) keeps its slot. */
         if (v->last_use < 0 && !v->pinned)
-            pool.busy[v->slot] = false;
+            pool_release(&pool, v->slot);
     }
     free(p->slot_offset);
     p->slot_offset = malloc((size_t)(pool.n ? pool.n : 1) * sizeof *p->slot_offset);
@@ -158,12 +209,14 @@ dg_status dg__plan_memory(dg_plan *p)
     free(p->slot_bytes);
     p->slot_bytes = pool.bytes;
     free(pool.busy);
+    free(pool.free);
     p->n_slots = pool.n;
     p->unshared_bytes = unshared;
     return DG_OK;
 nomem:
     free(pool.bytes);
     free(pool.busy);
+    free(pool.free);
     dg__set_error(g, DG_ERR_NOMEM, "compile: out of memory planning %d steps", p->n_steps);
     return DG_ERR_NOMEM;
 }

@@ -5,14 +5,16 @@
  * Loop nest for one thread's rectangle of C (BLIS order):
  *   jc: NC columns   -> pc: KC of k, pack op(B)[pc.., jc..] (KC x NC, reused from L2/L3)
  *     ic: MC rows    -> pack op(A)[ic.., pc..] (MC x KC, stays in L2)
- *       jr: NR cols  -> ir: MR rows -> micro-kernel (its KC x NR panel of B stays in L1)
+ *       jr: NR cols  -> ir: MR rows -> micro-kernel (its KC x NR panel of B is reused
+ *                                         from L1/L2 across the MC/MR panels of A)
  *
  * Threads: C is cut into a tm x tn grid of rectangles on tile boundaries, a few per thread,
  * handed out dynamically, each running the whole loop nest with private packing buffers. No
  * barriers, no shared writes; the cost is that a B block is packed by each of the tm
  * row-groups (and A by each of the tn column-groups), so the grid is chosen to keep that
- * redundancy small (see choose_grid). Determinism: an element's value depends only on k, KC and the kernel (see the
- * micro-kernel contract), never on which rectangle or tile it falls in.
+ * redundancy small (see choose_grid). Determinism: an element's value depends only on k, KC
+ * and the kernel (see the micro-kernel contract), never on which rectangle, tile or thread
+ * computes it.
  */
 #include "gemm.h"
 
@@ -29,10 +31,12 @@
 /* Do not hand a thread less than this many multiply-adds: OpenMP fork/join costs a few
  * microseconds, which is ~0.5M multiply-adds at this machine's speed. */
 #define MIN_MACS_PER_THREAD ((int64_t)1 << 19)
-/* Work split: up to this many rectangles per thread, each at least this many multiply-adds
- * (a rectangle repeats some packing; ~2M multiply-adds keep that near 1%). */
+/* Work split: up to CELLS_PER_THREAD rectangles per thread, each at least MIN_MACS_PER_CELL
+ * multiply-adds. Every rectangle repeats some packing (its rows of A, its columns of B), a few
+ * percent of its time at ~8M multiply-adds, so only large products get more than one per
+ * thread. */
 #define CELLS_PER_THREAD 4
-#define MIN_MACS_PER_CELL ((int64_t)1 << 21)
+#define MIN_MACS_PER_CELL ((int64_t)1 << 23)
 /* Transposed-B scratch for the direct path: rows of k x columns, on the stack. */
 enum { DIRECT_KB = 128, DIRECT_NB = 64 };
 
@@ -173,12 +177,11 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
             const int64_t kc = min64(kern->kc, pr->k - pc);
             const float beta = pc == 0 ? pr->beta : 1.0f;
             kern->pack_b((int)nr, kc, nc, pr->b + pc * pr->b_row + jc * pr->b_col,
-                            pr->b_row, pr->b_col, b_packed);
+                         pr->b_row, pr->b_col, b_packed);
             for (int64_t ic = m0; ic < m1; ic += kern->mc) {
                 const int64_t mc = min64(kern->mc, m1 - ic);
                 kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
-                                pr->a_row, pr->a_col, a_packed);
-#ifdef GEMM_JR_OUTER
+                             pr->a_row, pr->a_col, a_packed);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const int n_valid = (int)min64(nr, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += mr) {
@@ -187,16 +190,6 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
                                     (int)min64(mr, mc - ir), n_valid);
                     }
                 }
-#else
-                for (int64_t ir = 0; ir < mc; ir += mr) {
-                    const int m_valid = (int)min64(mr, mc - ir);
-                    for (int64_t jr = 0; jr < nc; jr += nr) {
-                        kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha,
-                                    beta, pr->c + (ic + ir) * pr->ldc + jc + jr, pr->ldc,
-                                    m_valid, (int)min64(nr, nc - jr));
-                    }
-                }
-#endif
             }
         }
     }

@@ -63,10 +63,7 @@ tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float 
         for (int v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_ps();
 
-#ifndef KUNROLL
-#define KUNROLL 2
-#endif
-#pragma GCC unroll KUNROLL
+#pragma GCC unroll 2
     for (int64_t p = 0; p < k; p++) {
         __m512 bv[MAX_NV];
 #pragma GCC unroll 4
