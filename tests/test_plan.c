@@ -150,7 +150,7 @@ START_TEST(bad_batch_change_is_reported_and_recoverable)
     ck_assert_int_eq(dg_plan_set_input_shape(p, x, 2, (int64_t[]){5, 3}), DG_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "add: shapes [5,3] and [4,3]"));
     dg_graph_clear_error(g);
-    float data[12] = {0};
+    float data[15] = {0}; /* x is [5,3] until the shape is set back */
     dg_feed(p, x, data);
     dg_feed(p, y, data);
     ck_assert_int_eq(dg_run(p), DG_ERR_STATE);
