@@ -20,9 +20,15 @@ starting with `#` that say how the peer was set up (OpenBLAS core and threads, a
 OpenBLAS: Debian's OpenBLAS 0.3.21 (what python3-torch uses for float GEMM here) detects this
 CPU as "Prescott" and runs an SSE kernel unless OPENBLAS_CORETYPE=SkylakeX is set; it reads
 the variable when the library loads, so the script re-executes itself with it set when it is
-absent (an explicit value in the environment is kept). Its pthread build starts one thread
-per core whatever torch.set_num_threads says, so the thread count is also set on OpenBLAS
-itself (openblas_set_num_threads through ctypes), so that "t1" really is one thread.
+absent (an explicit value in the environment is kept).
+
+Threads: Debian's OpenBLAS is the pthread build, whose own threads (one per core by default)
+are apart from torch's OpenMP intra-op threads (torch.set_num_threads). At T threads the
+script gives OpenBLAS T threads (openblas_set_num_threads through ctypes, so that "t1" really
+is one thread) and times two intra-op settings, torch.set_num_threads(T) and (1), reporting
+the faster per configuration (only one setting when T == 1): on 2 cores, 2 OpenMP threads
+next to 2 spinning OpenBLAS threads oversubscribe the machine and are several times slower
+than 1 + 2, which is also PyTorch's default here. A `#` line says which setting won.
 Must run with Debian's /usr/bin/python3 (python3-torch); another python3 may lack torch.
 """
 import argparse
@@ -60,13 +66,13 @@ def find_openblas():
     return None
 
 
-def set_threads(openblas, threads):
-    torch.set_num_threads(threads)
+def set_threads(openblas, intra_op, blas):
+    torch.set_num_threads(intra_op)
     if openblas is not None:
-        openblas.openblas_set_num_threads(threads)
+        openblas.openblas_set_num_threads(blas)
 
 
-def sgemm_probe(threads, n=1024):
+def sgemm_probe(n=1024):
     """GFLOP/s of torch.mm on n x n floats (median of 5): ~150 at 1 thread with the
     SkylakeX kernel on this CPU, ~32 with Prescott."""
     a = torch.rand(n, n)
@@ -161,19 +167,29 @@ def main():
     openblas = find_openblas()
     corename = openblas.openblas_get_corename().decode() if openblas is not None else "?"
     print(f"# torch {torch.__version__}, OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}, "
-          f"OpenBLAS core {corename}, torch default threads {torch.get_num_threads()}",
+          f"OpenBLAS core {corename}, default threads: torch {torch.get_num_threads()}, "
+          f"OpenBLAS {openblas.openblas_get_num_threads() if openblas is not None else '?'}",
           flush=True)
     for t in threads:
-        set_threads(openblas, t)
-        print(f"# torch.mm 1024^3 at {t} thread(s): {sgemm_probe(t):.1f} GFLOP/s", flush=True)
+        set_threads(openblas, 1, t)
+        print(f"# torch.mm 1024^3 with {t} OpenBLAS thread(s): {sgemm_probe():.1f} GFLOP/s",
+              flush=True)
 
+    configs = [(f"train_b{b}", lambda b=b: bench_train(b, args.repetitions, args.seconds))
+               for b in (32, 128, 1024)]
+    configs.append(("forward_b1", lambda: bench_forward(1, args.repetitions, args.seconds)))
     for t in threads:
-        set_threads(openblas, t)
-        for batch in (32, 128, 1024):
-            value = bench_train(batch, args.repetitions, args.seconds)
-            print(f"mlp_train_b{batch}_t{t}_torch {value:.0f} samples/s", flush=True)
-        value = bench_forward(1, args.repetitions, args.seconds)
-        print(f"mlp_forward_b1_t{t}_torch {value:.0f} samples/s", flush=True)
+        for name, run in configs:
+            best = 0.0
+            for intra_op in sorted({t, 1}, reverse=True):
+                set_threads(openblas, intra_op, t)
+                value = run()
+                if t > 1:
+                    print(f"# mlp_{name}_t{t}: intra-op {intra_op}, OpenBLAS {t}: "
+                          f"{value:.0f} samples/s", flush=True)
+                if value > best:
+                    best = value
+            print(f"mlp_{name}_t{t}_torch {best:.0f} samples/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ typedef enum dg_status {
     DG_ERR_SHAPE,           /* shapes that do not fit the op */
     DG_ERR_DTYPE,           /* int32 where float32 is needed, or the reverse */
     DG_ERR_NOMEM,           /* an allocation failed */
-    DG_ERR_STATE,           /* call out of order: a plan of a graph with an error, a stale plan */
+    DG_ERR_STATE,           /* call out of order: running before every input is fed, running a
+                               plan whose shapes failed to re-infer */
     DG_ERR_FOREIGN_NODE,    /* a node of another graph */
     DG_ERR_NOT_DIFFERENTIABLE, /* dg_grad through an op without a gradient rule */
     DG_ERR_IO,              /* a file could not be opened, read or written */
@@ -127,6 +128,11 @@ DG_API dg_node *dg_input(dg_graph *g, const char *name, int ndim, const int64_t 
 /* An input of any dtype (int32 for labels). */
 DG_API dg_node *dg_input_typed(dg_graph *g, const char *name, dg_dtype dtype, int ndim,
                                const int64_t *shape);
+
+/* An input whose shape dg_plan_set_batch leaves alone (a key, a lookup table): its leading
+ * axis is not a batch axis. dg_plan_set_input_shape still changes it. */
+DG_API dg_node *dg_input_static(dg_graph *g, const char *name, dg_dtype dtype, int ndim,
+                                const int64_t *shape);
 
 /* A trainable float32 parameter, zero-initialised, stored in (and owned by) the graph. */
 DG_API dg_node *dg_param(dg_graph *g, const char *name, int ndim, const int64_t *shape);
@@ -244,22 +250,26 @@ DG_API dg_status dg_feed(dg_plan *p, dg_node *input, const void *data);
  * not the input's current numel is DG_ERR_SHAPE, naming the input and both sizes. */
 DG_API dg_status dg_feed_n(dg_plan *p, dg_node *input, const void *data, int64_t count);
 
-/* Changes an input's shape for the following runs and re-infers every shape in the plan; the
- * arena grows when needed. Shape errors are reported here, naming the op. */
+/* Changes an input's shape (same rank) for the following runs and re-infers every shape in the
+ * plan; the arena grows when needed. The input must be fed again before the next run. Shape
+ * errors are reported here, naming the op; the plan then refuses to run until a valid shape
+ * is set. */
 DG_API dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim,
                                          const int64_t *shape);
-/* Sets the leading (batch) axis of every input of the plan to `batch`. */
+/* Sets the leading (batch) axis of every input of the plan to `batch`, except inputs made
+ * with dg_input_static and 0-d inputs. */
 DG_API dg_status dg_plan_set_batch(dg_plan *p, int64_t batch);
 
 /* Runs the plan once. Every input must have been fed since the plan was built. */
 DG_API dg_status dg_run(dg_plan *p);
 
 /* The value of an output, input, parameter or constant of the plan after the last run; NULL
- * for a node the plan does not keep (with DG_ERR_INVALID_ARG on the graph). */
+ * for a node the plan does not keep (DG_ERR_INVALID_ARG on the graph), and for a value of the
+ * other dtype (DG_ERR_DTYPE: dg_data reads float32, dg_data_i32 int32). */
 DG_API const float *dg_data(dg_plan *p, dg_node *node);
 DG_API const int32_t *dg_data_i32(dg_plan *p, dg_node *node);
 /* The shape of a node in this plan (it can differ from the build-time shape after
- * dg_plan_set_batch). */
+ * dg_plan_set_batch); 0 for a node that is not part of the plan. */
 DG_API int dg_plan_ndim(const dg_plan *p, const dg_node *node);
 DG_API int64_t dg_plan_dim(const dg_plan *p, const dg_node *node, int axis);
 DG_API int64_t dg_plan_numel(const dg_plan *p, const dg_node *node);

@@ -185,6 +185,32 @@ START_TEST(dropout_errors)
 }
 END_TEST
 
+/* The dropout key is a static input: changing the batch leaves it alone. */
+START_TEST(dropout_follows_batch_changes)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){64, 8});
+    dg_node *key = dg_dropout_key(g);
+    dg_node *y = dg_dropout(g, x, key, 0.5f);
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_int_eq(dg_plan_set_batch(p, 3), DG_OK);
+    ck_assert_int_eq(dg_plan_dim(p, key, 0), 3); /* unchanged: [3] is {seed, step, mode} */
+    ck_assert_int_eq(dg_plan_dim(p, x, 0), 3);
+    float xs[24];
+    for (int i = 0; i < 24; i++)
+        xs[i] = 1.0f;
+    dg_feed(p, x, xs);
+    ck_assert_int_eq(dg_dropout_feed_key(p, 9, 1, true), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    for (int i = 0; i < 24; i++)
+        ck_assert(dg_data(p, y)[i] == 0.0f || fabsf(dg_data(p, y)[i] - 2.0f) < 1e-6f);
+    ck_assert_int_eq(dg_plan_set_batch(p, 100), DG_OK);
+    ck_assert_int_eq(dg_plan_dim(p, key, 0), 3);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("layers");
@@ -193,6 +219,7 @@ static Suite *suite(void)
     tcase_add_test(tc, activations_by_name);
     tcase_add_test(tc, dropout_masks_scale_and_backward);
     tcase_add_test(tc, dropout_errors);
+    tcase_add_test(tc, dropout_follows_batch_changes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -138,6 +138,12 @@ START_TEST(fit_errors)
     dg_fit_config cfg = DG_FIT_DEFAULTS;
     cfg.verbose = 0;
     ck_assert_int_eq(dg_fit(NULL, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, NULL, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "fit: data is NULL or empty"));
+    dg_graph_clear_error(f.g);
+    ck_assert_int_eq(dg_evaluate(&f.model, NULL, NULL, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "evaluate: data is NULL or empty"));
+    dg_graph_clear_error(f.g);
     dg_model broken = f.model;
     broken.loss = NULL;
     ck_assert_int_eq(dg_fit(&broken, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);

@@ -243,7 +243,8 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
     bool changed = false;
     for (int i = 0; i < p->n_values; i++) {
         struct dg_plan_value *v = &p->values[i];
-        if (v->home == DG_HOME_INPUT && v->shape.ndim > 0 && v->shape.dim[0] != batch) {
+        if (v->home == DG_HOME_INPUT && v->shape.ndim > 0 && v->shape.dim[0] != batch &&
+            !p->graph->nodes[i]->static_shape) {
             v->shape.dim[0] = batch;
             v->fed = false;
             changed = true;

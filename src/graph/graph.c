@@ -322,6 +322,15 @@ dg_node *dg_input_typed(dg_graph *g, const char *name, dg_dtype dtype, int ndim,
     return new_leaf(g, DG_NODE_INPUT, "input", name, dtype, ndim, shape);
 }
 
+dg_node *dg_input_static(dg_graph *g, const char *name, dg_dtype dtype, int ndim,
+                         const int64_t *shape)
+{
+    dg_node *n = new_leaf(g, DG_NODE_INPUT, "input", name, dtype, ndim, shape);
+    if (n != NULL)
+        n->static_shape = true;
+    return n;
+}
+
 dg_node *dg_input(dg_graph *g, const char *name, int ndim, const int64_t *shape)
 {
     return new_leaf(g, DG_NODE_INPUT, "input", name, DG_F32, ndim, shape);

@@ -22,6 +22,7 @@ struct dg_node {
     float *storage;           /* params and constants: numel floats, owned */
     /* Set by dg_grad: this node belongs to the backward pass of `grad_of` (the forward node
      * whose gradient it computes, or helps to compute). */
+    bool static_shape;        /* inputs: dg_plan_set_batch leaves the shape alone */
     bool is_backward;
     const dg_node *grad_of;
 };

@@ -35,6 +35,11 @@ dg_status dg_activation_from_name(const char *name, dg_activation *out)
 
 dg_node *dg_activate(dg_graph *g, dg_node *x, dg_activation act)
 {
+    if (x == NULL) { /* reported, or passed through silently after an earlier error */
+        if (dg_graph_status(g) == DG_OK)
+            dg__fail(g, DG_ERR_INVALID_ARG, "activate: input is NULL");
+        return NULL;
+    }
     switch (act) {
     case DG_ACT_NONE: return x;
     case DG_ACT_RELU: return dg_relu(g, x);

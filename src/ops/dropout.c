@@ -104,5 +104,5 @@ dg_node *dg_dropout_key(dg_graph *g)
         if (dg_node_name(n) != NULL && strcmp(dg_node_name(n), DG_DROPOUT_KEY_NAME) == 0)
             return n;
     }
-    return dg_input_typed(g, DG_DROPOUT_KEY_NAME, DG_I32, 1, (int64_t[]){3});
+    return dg_input_static(g, DG_DROPOUT_KEY_NAME, DG_I32, 1, (int64_t[]){3});
 }

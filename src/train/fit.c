@@ -128,7 +128,8 @@ static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fi
     return st;
 }
 
-static dg_status check_model(const dg_model *m, const dg_fit_data *train)
+/* Checks the model and the data it will run on; `what` names the caller in messages. */
+static dg_status check_model(const dg_model *m, const dg_fit_data *data, const char *what)
 {
     if (m == NULL || m->graph == NULL)
         return DG_ERR_INVALID_ARG;
@@ -136,18 +137,18 @@ static dg_status check_model(const dg_model *m, const dg_fit_data *train)
     const char *missing = m->x == NULL ? "x" : m->y == NULL ? "y" : m->loss == NULL ? "loss"
                                                                                   : NULL;
     if (missing) {
-        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: model.%s is NULL", missing);
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: model.%s is NULL", what, missing);
         return DG_ERR_INVALID_ARG;
     }
     if (dg_node_kind_of(m->x) != DG_NODE_INPUT || dg_node_kind_of(m->y) != DG_NODE_INPUT ||
         dg_node_ndim(m->x) < 1 || dg_node_ndim(m->y) < 1) {
-        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: model.x and model.y must be inputs "
-                           "with a leading batch axis");
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: model.x and model.y must be inputs "
+                           "with a leading batch axis", what);
         return DG_ERR_INVALID_ARG;
     }
-    if (train != NULL && (train->x == NULL || train->y == NULL || train->n <= 0)) {
-        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: training data is empty or NULL "
-                           "(n = %lld)", (long long)train->n);
+    if (data == NULL || data->x == NULL || data->y == NULL || data->n <= 0) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: data is NULL or empty (n = %lld)", what,
+                           data ? (long long)data->n : 0LL);
         return DG_ERR_INVALID_ARG;
     }
     return DG_OK;
@@ -183,7 +184,7 @@ static void loop_free(struct loop *lp)
 dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_fit_config *cfg,
                       dg_epoch_stats *out)
 {
-    dg_status st = check_model(model, data);
+    dg_status st = check_model(model, data, "evaluate");
     if (st != DG_OK)
         return st;
     dg_fit_config defaults = DG_FIT_DEFAULTS;
@@ -283,7 +284,9 @@ static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt
 dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
                  const dg_fit_data *val, const dg_fit_config *cfg, dg_epoch_stats *history)
 {
-    dg_status st = check_model(model, train);
+    dg_status st = check_model(model, train, "fit");
+    if (st == DG_OK && val != NULL)
+        st = check_model(model, val, "fit (validation)");
     if (st != DG_OK)
         return st;
     dg_fit_config defaults = DG_FIT_DEFAULTS;

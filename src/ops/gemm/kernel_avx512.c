@@ -14,6 +14,7 @@
 
 #include "gemm_kernel.h"
 
+/* Tile and blocking; overridable with -D only for tuning experiments (docs/performance.md). */
 #ifndef DG_GEMM_AVX512_MR
 #define DG_GEMM_AVX512_MR 12
 #endif
