@@ -290,6 +290,25 @@ START_TEST(test_dispatch)
 }
 END_TEST
 
+/* dg__sgemm itself on products large enough for the optional CBLAS route (-Dblas=enabled,
+ * 256^3 multiply-adds and up): every transpose combination, beta != 0, checked against the
+ * reference. Without CBLAS this is the built-in path again. */
+START_TEST(test_default_route_large)
+{
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 17);
+    for (int t = 0; t < 4; t++) {
+        struct shape s = make_shape(&rng, 260, 270, 250, 3, t & 1, t & 2, 0.5f, -1.0f);
+        struct operands op;
+        operands_alloc(&s, &rng, &op);
+        dg__sgemm(s.transpose_a, s.transpose_b, s.m, s.n, s.k, s.alpha, op.a, s.lda, op.b,
+                  s.ldb, s.beta, op.c, s.ldc, 2);
+        check_result(&s, op.a, op.b, op.c_initial, op.c, "dg__sgemm");
+        operands_free(&op);
+    }
+}
+END_TEST
+
 /* Batched with every stride variant: A broadcast (stride 0), B broadcast, neither; problems
  * small enough to be spread over the batch and large enough to be split; 1 and 2 threads give
  * identical bits, and each problem matches the reference. */
@@ -355,6 +374,7 @@ static Suite *gemm_suite(void)
     tcase_add_test(tc, test_thread_determinism);
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_batched);
+    tcase_add_test(tc, test_default_route_large);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -24,6 +24,15 @@
 #include "dg_config.h"
 #include "gemm_kernel.h"
 
+#if DG_HAVE_CBLAS
+#include <cblas.h>
+/* With -Dblas=enabled, products of at least this many multiply-adds (a 256^3 product) go to
+ * the system CBLAS; smaller ones stay here, where call overhead is lower. The built-in kernels
+ * never need it. CBLAS threads itself (OPENBLAS_NUM_THREADS), ignoring n_threads, and its
+ * results need not match the built-in path bit for bit. */
+#define CBLAS_MIN_MACS ((int64_t)1 << 24)
+#endif
+
 /* Below this many multiply-adds (about a 64^3 product) the direct kernel wins: packing and
  * thread start-up would cost more than the product itself. Shape-only, so the choice never
  * depends on the thread count. */
@@ -340,6 +349,15 @@ void dg__sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc, int n_threads)
 {
+#if DG_HAVE_CBLAS
+    if (m * n * k >= CBLAS_MIN_MACS && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX &&
+        lda <= INT32_MAX && ldb <= INT32_MAX && ldc <= INT32_MAX) {
+        cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans,
+                    transpose_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
+                    (int)lda, b, (int)ldb, beta, c, (int)ldc);
+        return;
+    }
+#endif
     dg__sgemm_isa(dg__isa(), transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                   ldc, n_threads);
 }
