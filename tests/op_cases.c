@@ -21,6 +21,7 @@
 #pragma weak dg_cases_softmax
 #pragma weak dg_cases_loss
 #pragma weak dg_cases_nn
+#pragma weak dg_cases_composite
 
 const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_binary.dgfx", dg_cases_binary},
@@ -32,6 +33,7 @@ const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_softmax.dgfx", dg_cases_softmax},
     {"ops_loss.dgfx", dg_cases_loss},
     {"ops_nn.dgfx", dg_cases_nn},
+    {"ops_composite.dgfx", dg_cases_composite},
 };
 
 const int dg_op_case_family_count =

@@ -41,6 +41,7 @@ extern const struct dg_op_case dg_cases_layout[];
 extern const struct dg_op_case dg_cases_softmax[];
 extern const struct dg_op_case dg_cases_loss[];
 extern const struct dg_op_case dg_cases_nn[];
+extern const struct dg_op_case dg_cases_composite[];
 
 /* All families, with the fixture file each one's cases live in. */
 struct dg_op_case_family {
