@@ -30,13 +30,12 @@ enum dg_isa dg__isa_supported(void)
     return DG_ISA_GENERIC;
 }
 
-static enum dg_isa isa_from_env(enum dg_isa supported)
+enum dg_isa dg__isa_choose(const char *request, enum dg_isa supported)
 {
-    const char *want = getenv("DG_ISA");
-    if (want == NULL || *want == '\0')
+    if (request == NULL || *request == '\0')
         return supported;
     for (int i = 0; i < DG_ISA_COUNT; i++)
-        if (strcmp(want, isa_names[i]) == 0)
+        if (strcmp(request, isa_names[i]) == 0)
             return (enum dg_isa)i < supported ? (enum dg_isa)i : supported;
     return supported; /* an unknown name keeps the best path */
 }
@@ -47,7 +46,7 @@ enum dg_isa dg__isa(void)
     static int cached = -1;
     int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (isa < 0) {
-        isa = (int)isa_from_env(dg__isa_supported());
+        isa = (int)dg__isa_choose(getenv("DG_ISA"), dg__isa_supported());
         __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
     }
     return (enum dg_isa)isa;

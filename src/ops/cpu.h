@@ -17,6 +17,9 @@ enum dg_isa {
  * "avx512") when set; a request above what the CPU supports is capped to what it supports.
  * Read once; thread-safe. */
 enum dg_isa dg__isa(void);
+/* The path for a DG_ISA value: the named path capped to `supported`; NULL, "" or an unknown
+ * name give `supported`. What dg__isa() applies to the environment, once. */
+enum dg_isa dg__isa_choose(const char *request, enum dg_isa supported);
 /* What the CPU itself supports, ignoring DG_ISA. */
 enum dg_isa dg__isa_supported(void);
 const char *dg__isa_name(enum dg_isa isa);
