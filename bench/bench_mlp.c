@@ -317,7 +317,7 @@ int main(int argc, char **argv)
         .n_thread_counts = 2, .thread_counts = {1, 2}, .seconds = 0.25, .repetitions = 7,
         .torch_path = getenv("DG_BENCH_TORCH_RESULTS"),
     };
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = value != NULL;
         if (strcmp(argv[i], "--threads") == 0 && ok)
@@ -336,7 +336,6 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        i++;
     }
     if (opt.torch_path != NULL && opt.torch_path[0] != '\0' && !torch_load(opt.torch_path))
         return 1;
