@@ -129,8 +129,10 @@ static void slope_label(const union dg_attrs *attrs, char *buf, size_t len)
     snprintf(buf, len, "slope=%g", (double)attrs->scalar.value);
 }
 
-/* ---- relu: out = max(x, 0) (NaN stays NaN); dx = relu_grad(x, g) = g * [x > 0], so
- * relu'(0) = 0, as PyTorch. ------------------------------------------------------------------ */
+/* ---- relu: out = max(x, 0) (NaN stays NaN); dx = relu_grad(out, g) = g * [out > 0], so
+ * relu'(0) = 0, as PyTorch. The mask is read from the output (out > 0 exactly where x > 0,
+ * NaN included), so the input dies at relu: the planner runs relu in place over it and the
+ * backward pass keeps one buffer alive instead of two. ------------------------------------- */
 
 static dg_status relu_infer(const union dg_attrs *attrs, int n_inputs, const struct dg_shape *in,
                             struct dg_shape *out, char *msg, size_t len)
@@ -146,7 +148,7 @@ static void relu_forward(const union dg_attrs *attrs, int n_inputs, const struct
 
 static dg_status relu_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
-    gin[0] = make_fused(g, DG_OP_relu_grad, dg__input(node, 0), grad, NULL);
+    gin[0] = make_fused(g, DG_OP_relu_grad, node, grad, NULL);
     return dg_graph_status(g);
 }
 
