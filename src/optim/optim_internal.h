@@ -57,6 +57,16 @@ struct dg__step_scalars {
 typedef void (*dg__update_fn)(const struct dg__step_scalars *s, int64_t n, float *param,
                               const float *grad, float *const *state);
 
+/* The update kernels are plain C loops; on x86-64 each is also compiled for AVX2 and
+ * AVX-512 (GCC/Clang target_clones: the loader picks the widest the CPU runs), since the
+ * default build targets baseline x86-64, whose 4-wide SSE made Adam the largest cost of a
+ * small-batch training step. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
+#define DG__WIDE_KERNEL __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
+#define DG__WIDE_KERNEL
+#endif
+
 void dg__sgd_update(const struct dg__step_scalars *s, int64_t n, float *param,
                     const float *grad, float *const *state);
 void dg__adam_update(const struct dg__step_scalars *s, int64_t n, float *param,

@@ -11,7 +11,7 @@
 
 #include <math.h>
 
-void dg__adagrad_update(const struct dg__step_scalars *s, int64_t n, float *param,
+DG__WIDE_KERNEL void dg__adagrad_update(const struct dg__step_scalars *s, int64_t n, float *param,
                         const float *grad, float *const *state)
 {
     float *restrict p = param;

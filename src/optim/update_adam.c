@@ -50,7 +50,7 @@ adam_loop(const struct dg__step_scalars *s, int64_t n, float *restrict p,
     }
 }
 
-void dg__adam_update(const struct dg__step_scalars *s, int64_t n, float *param,
+DG__WIDE_KERNEL void dg__adam_update(const struct dg__step_scalars *s, int64_t n, float *param,
                      const float *grad, float *const *state)
 {
     const int decoupled = s->u.adam.decoupled;

@@ -48,7 +48,7 @@ rmsprop_loop(const struct dg__step_scalars *s, int64_t n, float *restrict p,
     }
 }
 
-void dg__rmsprop_update(const struct dg__step_scalars *s, int64_t n, float *param,
+DG__WIDE_KERNEL void dg__rmsprop_update(const struct dg__step_scalars *s, int64_t n, float *param,
                         const float *grad, float *const *state)
 {
     float *square_avg = state[0], *buf = state[1], *grad_avg = state[2];

@@ -33,7 +33,7 @@ sgd_loop(const struct dg__step_scalars *s, int64_t n, float *restrict p,
     }
 }
 
-void dg__sgd_update(const struct dg__step_scalars *s, int64_t n, float *param,
+DG__WIDE_KERNEL void dg__sgd_update(const struct dg__step_scalars *s, int64_t n, float *param,
                     const float *grad, float *const *state)
 {
     float *buf = state[0];
