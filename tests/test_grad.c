@@ -338,11 +338,29 @@ START_TEST(test_changed_batch)
 }
 END_TEST
 
+/* Backward rules build only the gradients dg_grad needs: a first layer's input gets none. */
+START_TEST(no_gradient_for_inputs_nobody_asked_for)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 3});
+    dg_node *w = dg_param(g, "w", 2, (int64_t[]){3, 2});
+    dg_node *loss = dg_sum(g, dg_mul(g, dg_matmul(g, x, w), dg_matmul(g, x, w)), 0, NULL, false);
+    dg_node *gw;
+    ck_assert_int_eq(dg_grad(g, loss, 1, &w, &gw), DG_OK);
+    int matmuls = 0;
+    for (int i = 0; i < dg_graph_node_count(g); i++)
+        matmuls += strcmp(dg_node_op_name(dg_graph_node(g, i)), "matmul") == 0;
+    ck_assert_int_eq(matmuls, 2 + 2); /* two forward products, two weight gradients, no dX */
+    dg_graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("grad");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_product_plus);
+    tcase_add_test(tc, no_gradient_for_inputs_nobody_asked_for);
     tcase_add_test(tc, test_fan_out_accumulates);
     tcase_add_test(tc, test_broadcast_bias);
     tcase_add_test(tc, test_pruning);

@@ -158,6 +158,8 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     }
     g->building_backward = true;
     g->backward_of = loss;
+    g->relevant = relevant;
+    g->n_relevant = loss->index + 1;
     grad[loss->index] = filled_like(g, loss, 1.0f);
     st = grad[loss->index] ? backpropagate(g, loss, relevant, grad) : dg_graph_status(g);
     for (int i = 0; i < n_wrt && st == DG_OK; i++) {
@@ -176,9 +178,20 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     }
     g->building_backward = false;
     g->backward_of = NULL;
+    g->relevant = NULL;
+    g->n_relevant = 0;
     free(relevant);
     free(grad);
     return st;
+}
+
+bool dg__grad_needed(const dg_node *node, int i)
+{
+    const dg_graph *g = node->graph;
+    const dg_node *in = dg__input(node, i);
+    if (in == NULL || g->relevant == NULL || in->index >= g->n_relevant)
+        return true;
+    return g->relevant[in->index];
 }
 
 dg_status dg_grad_params(dg_graph *g, dg_node *loss, int max, dg_node **params,

@@ -38,6 +38,8 @@ struct dg_graph {
     /* While dg_grad builds, nodes created are marked backward (see autodiff.c). */
     bool building_backward;
     const dg_node *backward_of;
+    const bool *relevant;     /* while dg_grad runs: nodes on a path to the loss, by index */
+    int n_relevant;
 };
 
 /* Sets the sticky error unless one is already there. */

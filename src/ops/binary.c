@@ -126,8 +126,10 @@ static dg_status sub_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 static dg_status mul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
-    gin[0] = dg__unbroadcast(g, dg_mul(g, grad, b), a);
-    gin[1] = dg__unbroadcast(g, dg_mul(g, grad, a), b);
+    if (dg__grad_needed(node, 0))
+        gin[0] = dg__unbroadcast(g, dg_mul(g, grad, b), a);
+    if (dg__grad_needed(node, 1))
+        gin[1] = dg__unbroadcast(g, dg_mul(g, grad, a), b);
     return dg_graph_status(g);
 }
 
@@ -136,8 +138,10 @@ static dg_status div_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     dg_node *grad_over_b = dg_div(g, grad, b);
-    gin[0] = dg__unbroadcast(g, grad_over_b, a);
-    gin[1] = dg__unbroadcast(g, dg_neg(g, dg_mul(g, grad_over_b, node)), b);
+    if (dg__grad_needed(node, 0))
+        gin[0] = dg__unbroadcast(g, grad_over_b, a);
+    if (dg__grad_needed(node, 1))
+        gin[1] = dg__unbroadcast(g, dg_neg(g, dg_mul(g, grad_over_b, node)), b);
     return dg_graph_status(g);
 }
 

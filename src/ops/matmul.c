@@ -143,12 +143,18 @@ static dg_status matmul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_n
     const union dg_attrs *attrs = dg__attrs(node);
     bool ta = attrs->matmul.transpose_a, tb = attrs->matmul.transpose_b;
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
-    dg_node *grad_a = ta ? dg_matmul_ex(g, b, grad, tb, true)
-                         : dg_matmul_ex(g, grad, b, false, !tb);
-    dg_node *grad_b = tb ? dg_matmul_ex(g, grad, a, true, ta)
-                         : dg_matmul_ex(g, a, grad, !ta, false);
-    gin[0] = dg__unbroadcast(g, grad_a, a);
-    gin[1] = dg__unbroadcast(g, grad_b, b);
+    /* Each product is a GEMM as large as the forward one: build only those dg_grad needs
+     * (a network's first layer needs no gradient for its input). */
+    if (dg__grad_needed(node, 0)) {
+        dg_node *grad_a = ta ? dg_matmul_ex(g, b, grad, tb, true)
+                             : dg_matmul_ex(g, grad, b, false, !tb);
+        gin[0] = dg__unbroadcast(g, grad_a, a);
+    }
+    if (dg__grad_needed(node, 1)) {
+        dg_node *grad_b = tb ? dg_matmul_ex(g, grad, a, true, ta)
+                             : dg_matmul_ex(g, a, grad, !ta, false);
+        gin[1] = dg__unbroadcast(g, grad_b, b);
+    }
     return dg_graph_status(g);
 }
 

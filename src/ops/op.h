@@ -117,6 +117,11 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
 dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 dg_node *dg__input(const dg_node *node, int i);
+/* Inside a backward rule: whether dg_grad uses the gradient of input i (the input lies on a
+ * path from a requested node). A rule may skip building gradients nobody asked for — the
+ * compiled plan would prune them anyway, but the graph and its DOT dump stay smaller. True
+ * outside dg_grad. */
+bool dg__grad_needed(const dg_node *node, int i);
 const union dg_attrs *dg__attrs(const dg_node *node);
 const struct dg_shape *dg__node_shape(const dg_node *node);
 
