@@ -41,7 +41,7 @@ struct shape {
 };
 
 /* Squares, then the demo MLP (784-256-128-10, batch 128): forward X*W, weight gradient
- * X^T*dY and input gradient dY*W^T of each layer. Names give m x k x n. */
+ * X^T*dY and input gradient dY*W^T of each layer; then small-m shapes. Names give m x k x n. */
 static const struct shape shapes[] = {
     {"sq64", false, false, 64, 64, 64},
     {"sq256", false, false, 256, 256, 256},
@@ -57,6 +57,14 @@ static const struct shape shapes[] = {
     {"mlp1_dX_128x256x784_NT", false, true, 128, 784, 256},
     {"mlp2_dX_128x128x256_NT", false, true, 128, 256, 128},
     {"mlp3_dX_128x10x128_NT", false, true, 128, 128, 10},
+    /* Batch-1 inference (the demo MLP's forward at m = 1), m = 4, and a transposed B at
+     * small m (the small-m direct and dot kernels). */
+    {"mlp1_fwd_1x784x256", false, false, 1, 256, 784},
+    {"mlp2_fwd_1x256x128", false, false, 1, 128, 256},
+    {"mlp3_fwd_1x128x10", false, false, 1, 10, 128},
+    {"mlp1_fwd_4x784x256", false, false, 4, 256, 784},
+    {"mlp1_dX_1x256x784_NT", false, true, 1, 784, 256},
+    {"small_4x1000x1000_NT", false, true, 4, 1000, 1000},
 };
 
 static double now_seconds(void)

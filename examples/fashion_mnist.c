@@ -39,7 +39,11 @@ static int parse(int argc, char **argv, struct options *o)
                           .dot_path = "fashion_mnist.dot", .epochs = 0, .seed = 42};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(arg, "--help") == 0 || value == NULL)
+        if (strcmp(arg, "--help") == 0) {
+            usage(argv[0]);
+            return 1;
+        }
+        if (value == NULL)
             return usage(argv[0]);
         if (strcmp(arg, "--recipe") == 0)
             o->recipe = value;
@@ -90,8 +94,9 @@ static int fail(dg_graph *g, const char *what)
 int main(int argc, char **argv)
 {
     struct options o;
-    if (parse(argc, argv, &o) != 0)
-        return 2;
+    int parsed = parse(argc, argv, &o);
+    if (parsed != 0)
+        return parsed == 1 ? 0 : 2; /* --help, or a usage error */
     bool parity = strcmp(o.recipe, "parity") == 0;
     int epochs = o.epochs > 0 ? o.epochs : (parity ? 5 : 16);
 
@@ -167,7 +172,9 @@ int main(int argc, char **argv)
     dg_fit_data train_data = {.x = train.images, .y = train.labels, .n = train.count};
     dg_fit_data test_data = {.x = test.images, .y = test.labels, .n = test.count};
     dg_epoch_stats *history = calloc((size_t)epochs, sizeof *history);
-    if (history == NULL || dg_fit(&model, opt, &train_data, &test_data, &cfg, history))
+    if (history == NULL)
+        return fail(NULL, "training");
+    if (dg_fit(&model, opt, &train_data, &test_data, &cfg, history) != DG_OK)
         return fail(g, "training");
 
     if (dg_graph_dump_dot_file(g, o.dot_path) == DG_OK) {
@@ -175,7 +182,8 @@ int main(int argc, char **argv)
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "command -v dot >/dev/null 2>&1 && dot -Tsvg '%s' -o '%s.svg'",
                  o.dot_path, o.dot_path);
-        if (strlen(o.dot_path) < 500 && system(cmd) == 0)
+        /* The path goes inside single quotes: one holding a quote is not handed to a shell. */
+        if (strlen(o.dot_path) < 500 && strchr(o.dot_path, '\'') == NULL && system(cmd) == 0)
             printf(" and %s.svg", o.dot_path);
         printf("\n");
     }

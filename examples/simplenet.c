@@ -72,7 +72,10 @@ int main(int argc, char **argv)
     }
 
     dg_epoch_stats final;
-    dg_evaluate(&model, &train, NULL, &final);
+    if (dg_evaluate(&model, &train, NULL, &final) != DG_OK) {
+        fprintf(stderr, "simplenet: %s\n", dg_graph_error(g));
+        return 1;
+    }
     printf("final loss %.4f accuracy %.4f\n", final.loss, final.accuracy);
     dg_optim_free(adam);
     dg_graph_free(g);

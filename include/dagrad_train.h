@@ -47,7 +47,8 @@ typedef struct dg_fit_config {
     int verbose;             /* 1: progress (a live bar on a terminal, one line per epoch
                                 otherwise); 0: silent */
     FILE *log;               /* where progress goes; stdout when NULL */
-    const char *csv_path;    /* per-epoch metrics as CSV, or NULL */
+    const char *csv_path;    /* per-epoch metrics as CSV, or NULL; a file that cannot be
+                                written makes dg_fit fail with DG_ERR_IO */
     dg_metric_fn metric;     /* optional user metric, reported as metric_name */
     void *metric_user;
     const char *metric_name;

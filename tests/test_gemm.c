@@ -203,6 +203,137 @@ START_TEST(test_large_transposes)
 }
 END_TEST
 
+/* m = 1..4 (the small-m direct and dot kernels, taken whatever n and k): n across every
+ * column-block boundary of the kernels (16, 32, 64, 128 and 256 columns, and the masked
+ * tails between), k from 1 to 1000, every transpose combination, padded leading
+ * dimensions, beta 0 with a NaN-filled C, 1 and 2 threads. */
+START_TEST(test_small_m)
+{
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 4321);
+    static const int64_t ns[] = {1,  2,  7,  8,  9,   15,  16,  17,  31,  32,  33,  47,  48, 63,
+                                 64, 65, 96, 100, 127, 128, 129, 143, 200, 255, 256, 257, 300};
+    static const int64_t ks[] = {1, 2, 3, 15, 16, 17, 31, 33, 100, 255, 256, 257, 784, 1000};
+    const int n_ns = (int)(sizeof ns / sizeof ns[0]), n_ks = (int)(sizeof ks / sizeof ks[0]);
+    for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
+        for (int64_t m = 1; m <= 4; m++) {
+            for (int t = 0; t < 4; t++) {
+                for (int in = 0; in < n_ns; in++) {
+                    /* A different k for each n, cycling through the list. */
+                    int64_t k = ks[(in * 5 + (int)m * 3 + t) % n_ks];
+                    int variant = in + t + (int)m;
+                    struct shape s = make_shape(&rng, m, ns[in], k, variant % 2 ? 3 : 0, t & 1,
+                                                t >> 1, alphas[variant % 3],
+                                                betas[(variant / 3) % 3]);
+                    run_checked((enum dg_isa)isa, &s, &rng, 1 + variant % 2);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
+/* Small m, products big enough to be split across threads (along n): checked against the
+ * reference with 2 threads. */
+START_TEST(test_small_m_large)
+{
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 808);
+    static const int64_t sizes[][3] = {{1, 1500, 800}, {2, 1100, 1000}, {3, 700, 1300},
+                                       {4, 2000, 600}};
+    for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            for (int t = 0; t < 4; t++) {
+                struct shape s = make_shape(&rng, sizes[i][0], sizes[i][1], sizes[i][2], 3,
+                                            t & 1, t >> 1, alphas[(i + (size_t)t) % 3],
+                                            betas[(i + (size_t)t + 1) % 3]);
+                run_checked((enum dg_isa)isa, &s, &rng, 2);
+            }
+        }
+    }
+}
+END_TEST
+
+/* Runs one product of `m` rows on columns [first, first + n) of shared operands whose
+ * op(B) has `n_total` columns (C row stride n_total), on a fresh C copied from c_initial. */
+static void run_columns(enum dg_isa isa, bool transpose_a, bool transpose_b, int64_t m,
+                        int64_t first, int64_t n, int64_t k, int64_t n_total, const float *a,
+                        const float *b, float beta, const float *c_initial, float *c)
+{
+    const int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n_total;
+    const float *b_first = transpose_b ? b + first * ldb : b + first;
+    memcpy(c, c_initial, sizeof(float) * (size_t)(m * n_total));
+    dg__sgemm_isa(isa, transpose_a, transpose_b, m, n, k, 0.75f, a, lda, b_first, ldb, beta,
+                  c + first, n_total, 1);
+}
+
+/* Determinism across column positions: for m = 1..4, a column of C has the same bits whether
+ * it falls in a full vector or a masked tail, and whatever column the product starts at. On
+ * identical data, columns [0, n) of an n-column product are compared with the same columns of
+ * a 256-column one, and columns [first, first + width) of a product over just those columns
+ * with the same columns of the 256-column one. */
+START_TEST(test_small_m_column_bits)
+{
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 31337);
+    enum { N_TOTAL = 256 };
+    static const int64_t narrow[] = {1, 5, 17, 33, 48, 70, 130, 200};
+    static const int64_t offsets[][2] = {{5, 40}, {16, 33}, {100, 29}, {129, 127}};
+    static const int64_t ks[] = {1, 37, 300};
+    for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
+        for (int64_t m = 1; m <= 4; m++) {
+            for (int t = 0; t < 4; t++) {
+                for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                    const int64_t k = ks[ik];
+                    const float beta = (t + (int)ik) % 2 ? 0.0f : -0.5f;
+                    float *a = malloc(sizeof(float) * (size_t)(m * k));
+                    float *b = malloc(sizeof(float) * (size_t)(k * N_TOTAL));
+                    float *c0 = malloc(sizeof(float) * (size_t)(m * N_TOTAL));
+                    float *wide = malloc(sizeof(float) * (size_t)(m * N_TOTAL));
+                    float *part = malloc(sizeof(float) * (size_t)(m * N_TOTAL));
+                    ck_assert(a && b && c0 && wide && part);
+                    dg_test_fill_uniform(&rng, a, m * k, -1.0f, 1.0f);
+                    dg_test_fill_uniform(&rng, b, k * N_TOTAL, -1.0f, 1.0f);
+                    for (int64_t i = 0; i < m * N_TOTAL; i++)
+                        c0[i] = beta == 0.0f ? NAN : dg_test_uniform(&rng, -1.0f, 1.0f);
+                    run_columns((enum dg_isa)isa, t & 1, t >> 1, m, 0, N_TOTAL, k, N_TOTAL, a,
+                                b, beta, c0, wide);
+                    for (size_t w = 0; w < sizeof narrow / sizeof narrow[0]; w++) {
+                        run_columns((enum dg_isa)isa, t & 1, t >> 1, m, 0, narrow[w], k,
+                                    N_TOTAL, a, b, beta, c0, part);
+                        for (int64_t i = 0; i < m; i++)
+                            ck_assert_msg(memcmp(part + i * N_TOTAL, wide + i * N_TOTAL,
+                                                 sizeof(float) * (size_t)narrow[w]) == 0,
+                                          "%s m=%lld t=%d k=%lld: n=%lld differs from n=%d",
+                                          dg__isa_name((enum dg_isa)isa), (long long)m, t,
+                                          (long long)k, (long long)narrow[w], N_TOTAL);
+                    }
+                    for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
+                        const int64_t first = offsets[o][0], width = offsets[o][1];
+                        run_columns((enum dg_isa)isa, t & 1, t >> 1, m, first, width, k,
+                                    N_TOTAL, a, b, beta, c0, part);
+                        for (int64_t i = 0; i < m; i++)
+                            ck_assert_msg(memcmp(part + i * N_TOTAL + first,
+                                                 wide + i * N_TOTAL + first,
+                                                 sizeof(float) * (size_t)width) == 0,
+                                          "%s m=%lld t=%d k=%lld: columns [%lld, %lld) alone "
+                                          "differ",
+                                          dg__isa_name((enum dg_isa)isa), (long long)m, t,
+                                          (long long)k, (long long)first,
+                                          (long long)(first + width));
+                    }
+                    free(a);
+                    free(b);
+                    free(c0);
+                    free(wide);
+                    free(part);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
 /* k == 0 gives C = beta*C (zeros when beta == 0, NaNs in C ignored); alpha == 0 the same. */
 START_TEST(test_degenerate)
 {
@@ -238,6 +369,7 @@ START_TEST(test_thread_determinism)
     static const int64_t sizes[][3] = {
         {130, 257, 300}, {128, 784, 256}, {128, 10, 128}, {784, 256, 128}, {37, 1500, 70},
         {320, 400, 260}, /* large enough for several rectangles per thread */
+        {1, 2000, 700},  {3, 1500, 900}, /* small m, split along n */
     };
     for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -370,6 +502,9 @@ static Suite *gemm_suite(void)
     tcase_add_test(tc, test_small_random);
     tcase_add_test(tc, test_packed_edges);
     tcase_add_test(tc, test_large_transposes);
+    tcase_add_test(tc, test_small_m);
+    tcase_add_test(tc, test_small_m_large);
+    tcase_add_test(tc, test_small_m_column_bits);
     tcase_add_test(tc, test_degenerate);
     tcase_add_test(tc, test_thread_determinism);
     tcase_add_test(tc, test_dispatch);

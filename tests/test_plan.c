@@ -150,13 +150,16 @@ START_TEST(bad_batch_change_is_reported_and_recoverable)
     ck_assert_int_eq(dg_plan_set_input_shape(p, x, 2, (int64_t[]){5, 3}), DG_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "add: shapes [5,3] and [4,3]"));
     dg_graph_clear_error(g);
-    float data[15] = {0}; /* x is [5,3] until the shape is set back */
-    dg_feed(p, x, data);
-    dg_feed(p, y, data);
+    float data[15] = {0};
+    /* Until a valid shape is set, the plan refuses to be fed or run. */
+    ck_assert_int_eq(dg_feed(p, y, data), DG_ERR_STATE);
+    dg_graph_clear_error(g);
     ck_assert_int_eq(dg_run(p), DG_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "set a valid shape first"));
     dg_graph_clear_error(g);
     ck_assert_int_eq(dg_plan_set_input_shape(p, x, 2, (int64_t[]){4, 3}), DG_OK);
-    dg_feed(p, x, data);
+    ck_assert_int_eq(dg_feed(p, x, data), DG_OK);
+    ck_assert_int_eq(dg_feed(p, y, data), DG_OK);
     ck_assert_int_eq(dg_run(p), DG_OK);
     /* set_batch moves every input together. */
     ck_assert_int_eq(dg_plan_set_batch(p, 9), DG_OK);
@@ -234,6 +237,56 @@ START_TEST(broadcast_input_is_not_overwritten_in_place)
 }
 END_TEST
 
+/* Element counts that would overflow are shape errors, never wrapped-around buffers. */
+START_TEST(huge_shapes_are_refused)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *a = dg_input(g, "a", 2, (int64_t[]){(int64_t)1 << 30, 1});
+    dg_node *b = dg_input(g, "b", 2, (int64_t[]){1, (int64_t)1 << 34});
+    ck_assert_ptr_null(dg_add(g, a, b));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "add: the result would have more than 2^40"));
+    dg_graph_clear_error(g);
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 3});
+    dg_node *y = dg_mul(g, x, x);
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_int_eq(dg_plan_set_batch(p, (int64_t)1 << 62), DG_ERR_INVALID_ARG);
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_plan_set_input_shape(p, x, 2, (int64_t[]){(int64_t)1 << 40, 1 << 24}),
+                     DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "more than 2^40 elements"));
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_plan_numel(p, y), 12); /* untouched */
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
+/* A re-plan that runs out of memory leaves a plan that refuses to run, and recovers. */
+START_TEST(out_of_memory_on_replan_is_recoverable)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){2, 1});
+    dg_node *w = dg_param(g, "w", 2, (int64_t[]){1, 1 << 20});
+    dg_node *y = dg_add(g, x, w);
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_ptr_nonnull(p);
+    /* [2^19, 2^20] floats: 2 TiB. */
+    ck_assert_int_eq(dg_plan_set_batch(p, (int64_t)1 << 19), DG_ERR_NOMEM);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "out of memory"));
+    dg_graph_clear_error(g);
+    float xs[2] = {1, 2};
+    ck_assert_int_eq(dg_run(p), DG_ERR_STATE);
+    dg_graph_clear_error(g);
+    ck_assert_int_eq(dg_plan_set_batch(p, 2), DG_OK);
+    ck_assert_int_eq(dg_feed(p, x, xs), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_float_eq_tol(dg_data(p, y)[(1 << 20) + 5], 2.0f, 1e-6f);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("plan");
@@ -246,6 +299,8 @@ static Suite *suite(void)
     tcase_add_test(tc, int32_inputs_round_trip);
     tcase_add_test(tc, parameters_are_read_live);
     tcase_add_test(tc, broadcast_input_is_not_overwritten_in_place);
+    tcase_add_test(tc, huge_shapes_are_refused);
+    tcase_add_test(tc, out_of_memory_on_replan_is_recoverable);
     suite_add_tcase(s, tc);
     return s;
 }

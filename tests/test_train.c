@@ -160,6 +160,14 @@ START_TEST(fit_errors)
     ck_assert_int_eq(dg_fit(&f.model, NULL, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "optimizer"));
     dg_graph_clear_error(f.g);
+    cfg.csv_path = "/nonexistent-dir/history.csv";
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, &train, NULL, &cfg, NULL), DG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(f.g), "/nonexistent-dir/history.csv"));
+    dg_graph_clear_error(f.g);
+    cfg.csv_path = NULL;
+    cfg.batch_size = (int64_t)1 << 62; /* clamped to the data: one batch of all 103 */
+    ck_assert_int_eq(dg_fit(&f.model, f.opt, &train, NULL, &cfg, NULL), DG_OK);
+    cfg.batch_size = 8;
     broken = f.model;
     broken.x = broken.loss;
     ck_assert_int_eq(dg_fit(&broken, f.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);

@@ -117,7 +117,7 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         p->outputs[i] = outputs[i]->index;
         p->values[outputs[i]->index].pinned = true;
     }
-    p->shapes_ok = true;
+    p->runnable = true;
     if (dg__plan_memory(p) != DG_OK) {
         dg_plan_free(p);
         return NULL;
@@ -158,14 +158,17 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
         memset(&out, 0, sizeof out);
         char msg[DG_ERROR_LEN] = "";
         dg_status st = def->infer(&n->attrs, n->n_inputs, in, &out, msg, sizeof msg);
+        if (st == DG_OK && !dg__shape_fits(&out))
+            st = dg__shape_error(msg, sizeof msg, DG_ERR_SHAPE, "%s: the result would have "
+                                 "more than 2^40 elements", def->name);
         if (st != DG_OK) {
-            p->shapes_ok = false;
+            p->runnable = false;
             dg__set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
             return st;
         }
         p->values[n->index].shape = out;
     }
-    p->shapes_ok = true;
+    p->runnable = true;
     return DG_OK;
 }
 
@@ -207,10 +210,14 @@ dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const in
                       dg__shape_str(&input->shape, buf, sizeof buf), ndim);
         return DG_ERR_SHAPE;
     }
+    struct dg_shape wanted = input->shape;
+    for (int i = 0; i < ndim; i++)
+        wanted.dim[i] = shape[i];
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] <= 0 || shape[i] > ((int64_t)1 << 40)) {
-            dg__set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s': dimension %d is "
-                          "%lld", input->name, i, (long long)shape[i]);
+        if (shape[i] <= 0 || !dg__shape_fits(&wanted)) {
+            dg__set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s': %s has a "
+                          "dimension <= 0 or more than 2^40 elements", input->name,
+                          dg__shape_str(&wanted, buf, sizeof buf));
             return DG_ERR_SHAPE;
         }
     }
@@ -218,7 +225,7 @@ dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const in
     bool same = true;
     for (int i = 0; i < ndim; i++)
         same = same && v->shape.dim[i] == shape[i];
-    if (same && p->shapes_ok)
+    if (same && p->runnable)
         return DG_OK;
     for (int i = 0; i < ndim; i++)
         v->shape.dim[i] = shape[i];
@@ -235,10 +242,24 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
 {
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
-    if (batch <= 0) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld must be > 0",
-                      (long long)batch);
+    if (batch <= 0 || batch > DG_MAX_NUMEL) {
+        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is outside "
+                      "1 .. 2^40", (long long)batch);
         return DG_ERR_INVALID_ARG;
+    }
+    for (int i = 0; i < p->n_values; i++) {
+        struct dg_shape wanted = p->values[i].shape;
+        if (p->values[i].home != DG_HOME_INPUT || wanted.ndim == 0 ||
+            p->graph->nodes[i]->static_shape)
+            continue;
+        wanted.dim[0] = batch;
+        if (!dg__shape_fits(&wanted)) {
+            char buf[128];
+            dg__set_error(p->graph, DG_ERR_SHAPE, "set_batch: input '%s' would be %s, more "
+                          "than 2^40 elements", p->graph->nodes[i]->name,
+                          dg__shape_str(&wanted, buf, sizeof buf));
+            return DG_ERR_SHAPE;
+        }
     }
     bool changed = false;
     for (int i = 0; i < p->n_values; i++) {
@@ -250,7 +271,7 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
             changed = true;
         }
     }
-    if (!changed && p->shapes_ok)
+    if (!changed && p->runnable)
         return DG_OK;
     dg_status st = dg__plan_size_inputs(p);
     if (st == DG_OK)

@@ -258,7 +258,7 @@ static bool leaf_shape(dg_graph *g, const char *what, const char *name, dg_dtype
     out->ndim = ndim;
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] <= 0 || shape[i] > ((int64_t)1 << 40) / numel) {
+        if (shape[i] <= 0 || shape[i] > DG_MAX_NUMEL / numel) {
             dg__set_error(g, DG_ERR_SHAPE, "%s '%s': dimension %d is %lld (must be > 0 and the "
                           "tensor under 2^40 elements)", what, name ? name : "", i,
                           (long long)shape[i]);
@@ -395,6 +395,9 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
     dg_status st = def->infer(attrs, n_inputs, in_shapes, &out, msg, sizeof msg);
     if (st != DG_OK)
         return dg__fail(g, st, "%s", msg[0] ? msg : def->name);
+    if (!dg__shape_fits(&out))
+        return dg__fail(g, DG_ERR_SHAPE, "%s: the result would have more than 2^40 elements",
+                        def->name);
     dg_node *n = calloc(1, sizeof *n);
     dg_node **ins = malloc((size_t)n_inputs * sizeof *ins);
     if (n == NULL || ins == NULL) {

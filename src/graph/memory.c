@@ -139,7 +139,8 @@ dg_status dg__plan_size_inputs(dg_plan *p)
             continue;
         void *buf = realloc(v->input_buffer, (size_t)numel * 4);
         if (buf == NULL) {
-            dg__set_error(p->graph, DG_ERR_NOMEM, "compile: out of memory for input '%s' "
+            p->runnable = false;
+            dg__set_error(p->graph, DG_ERR_NOMEM, "plan: out of memory for input '%s' "
                           "(%lld values)", p->graph->nodes[i]->name, (long long)numel);
             return DG_ERR_NOMEM;
         }
@@ -187,24 +188,28 @@ dg_status dg__plan_memory(dg_plan *p)
         if (v->last_use < 0 && !v->pinned)
             pool_release(&pool, v->slot);
     }
-    free(p->slot_offset);
-    p->slot_offset = malloc((size_t)(pool.n ? pool.n : 1) * sizeof *p->slot_offset);
-    if (p->slot_offset == NULL)
+    /* Allocate everything new before giving anything old back: on failure the plan keeps
+     * its previous memory, and is marked unrunnable for its new shapes. */
+    int64_t *offsets = malloc((size_t)(pool.n ? pool.n : 1) * sizeof *offsets);
+    if (offsets == NULL)
         goto nomem;
     size_t total = 0;
     for (int s = 0; s < pool.n; s++) {
-        p->slot_offset[s] = (int64_t)total;
+        offsets[s] = (int64_t)total;
         total += (size_t)pool.bytes[s];
     }
     if (total > p->arena_capacity || p->arena == NULL) {
-        free(p->arena);
-        p->arena = aligned_alloc(DG_ARENA_ALIGN, total ? total : DG_ARENA_ALIGN);
-        if (p->arena == NULL) {
-            p->arena_capacity = 0;
+        char *arena = aligned_alloc(DG_ARENA_ALIGN, total ? total : DG_ARENA_ALIGN);
+        if (arena == NULL) {
+            free(offsets);
             goto nomem;
         }
+        free(p->arena);
+        p->arena = arena;
         p->arena_capacity = total;
     }
+    free(p->slot_offset);
+    p->slot_offset = offsets;
     p->arena_bytes = total;
     free(p->slot_bytes);
     p->slot_bytes = pool.bytes;
@@ -217,7 +222,9 @@ nomem:
     free(pool.bytes);
     free(pool.busy);
     free(pool.free);
-    dg__set_error(g, DG_ERR_NOMEM, "compile: out of memory planning %d steps", p->n_steps);
+    p->runnable = false;
+    dg__set_error(g, DG_ERR_NOMEM, "plan: out of memory for the values of %d steps (%zu bytes "
+                  "without sharing)", p->n_steps, unshared);
     return DG_ERR_NOMEM;
 }
 

@@ -37,7 +37,9 @@ struct dg_plan {
     int *outputs;                 /* node indices */
     int n_threads;
     bool share_memory;            /* false: every value its own slot (the unplanned reference) */
-    bool shapes_ok;               /* false after a failed re-inference: run refuses */
+    bool runnable;                /* false after a failed re-inference or re-plan (bad shape,
+                                     out of memory): feed and run refuse until a shape change
+                                     succeeds */
     /* arena */
     int n_slots;
     int64_t *slot_bytes;

@@ -19,6 +19,11 @@ dg_status dg_feed(dg_plan *p, dg_node *input, const void *data)
         return DG_ERR_INVALID_ARG;
     }
     struct dg_plan_value *v = &p->values[input->index];
+    if (!p->runnable || dg__numel(&v->shape) > v->input_capacity) {
+        dg__set_error(p->graph, DG_ERR_STATE, "feed: the plan cannot run since its last shape "
+                      "change failed; set a valid shape first");
+        return DG_ERR_STATE;
+    }
     memcpy(v->input_buffer, data, (size_t)dg__numel(&v->shape) * 4);
     v->fed = true;
     return DG_OK;
@@ -29,6 +34,8 @@ dg_status dg_feed_n(dg_plan *p, dg_node *input, const void *data, int64_t count)
     dg_status st = dg__plan_check(p, input, "feed");
     if (st != DG_OK)
         return st;
+    if (input->kind != DG_NODE_INPUT)
+        return dg_feed(p, input, data); /* reports "not an input" */
     int64_t numel = dg__numel(&p->values[input->index].shape);
     if (count != numel) {
         char buf[128];
@@ -46,9 +53,9 @@ dg_status dg_run(dg_plan *p)
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
     dg_graph *g = p->graph;
-    if (!p->shapes_ok) {
-        dg__set_error(g, DG_ERR_STATE, "run: the plan's shapes are invalid since the last "
-                      "input shape change; set a valid shape first");
+    if (!p->runnable) {
+        dg__set_error(g, DG_ERR_STATE, "run: the plan cannot run since its last shape change "
+                      "failed (a shape error or out of memory); set a valid shape first");
         return DG_ERR_STATE;
     }
     for (int i = 0; i < p->n_values; i++) {

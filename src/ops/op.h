@@ -18,6 +18,10 @@
 /* Ops with a variable number of inputs (concat) take at most this many. */
 #define DG_MAX_INPUTS 16
 
+/* No tensor has more elements than this (4 TiB of floats): every element count, and every
+ * byte count derived from one, then fits int64_t and size_t with room to spare. */
+#define DG_MAX_NUMEL ((int64_t)1 << 40)
+
 /* The registry: enum dg_op_id { DG_OP_add, ... } generated from op_list.h. */
 typedef enum dg_op_id {
 #define DG_OP(name) DG_OP_##name,
@@ -130,6 +134,10 @@ const struct dg_shape *dg__node_shape(const dg_node *node);
 /* "[128,784]" into buf; returns buf. */
 const char *dg__shape_str(const struct dg_shape *s, char *buf, size_t len);
 int64_t dg__numel(const struct dg_shape *s);
+/* Whether s has no negative dimension and at most DG_MAX_NUMEL elements (checked without
+ * overflow). Shape rules compute shapes from user numbers (broadcast_to targets, batch sizes),
+ * so every inferred shape goes through this before it is used. */
+bool dg__shape_fits(const struct dg_shape *s);
 /* Numpy broadcast of a and b into out; false when they do not broadcast. */
 bool dg__broadcast_shapes(const struct dg_shape *a, const struct dg_shape *b,
                           struct dg_shape *out);

@@ -24,6 +24,16 @@ int64_t dg__numel(const struct dg_shape *s)
     return n;
 }
 
+bool dg__shape_fits(const struct dg_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) {
+        if (s->dim[i] < 0 || __builtin_mul_overflow(n, s->dim[i], &n) || n > DG_MAX_NUMEL)
+            return false;
+    }
+    return true;
+}
+
 bool dg__broadcast_shapes(const struct dg_shape *a, const struct dg_shape *b,
                           struct dg_shape *out)
 {

@@ -61,7 +61,8 @@ typedef void (*dg__update_fn)(const struct dg__step_scalars *s, int64_t n, float
  * AVX-512 (GCC/Clang target_clones: the loader picks the widest the CPU runs), since the
  * default build targets baseline x86-64, whose 4-wide SSE made Adam the largest cost of a
  * small-batch training step. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
+/* Not with clang before 16: clang 14 emits only the resolver ("f.ifunc"), no symbol "f". */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DG__WIDE_KERNEL __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define DG__WIDE_KERNEL

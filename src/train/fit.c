@@ -5,12 +5,16 @@
  */
 #include "dagrad.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "train/progress.h"
+
+/* A batch buffer above this many values (4 TiB of floats) is refused before malloc. */
+#define DG_MAX_BATCH_VALUES ((int64_t)1 << 40)
 
 struct loop {
     const dg_model *model;
@@ -165,9 +169,15 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
     lp->int_labels = dg_node_dtype(m->y) == DG_I32;
     lp->y_size = 4;
     lp->out_row = m->output ? per_example(m->output) : 0;
-    lp->x_batch = malloc((size_t)(max_batch * lp->x_row) * sizeof(float));
-    lp->y_batch = malloc((size_t)(max_batch * lp->y_row) * lp->y_size);
-    if (lp->x_batch == NULL || lp->y_batch == NULL) {
+    int64_t x_values, y_values;
+    bool fits = !__builtin_mul_overflow(max_batch, lp->x_row, &x_values) &&
+                !__builtin_mul_overflow(max_batch, lp->y_row, &y_values) &&
+                x_values <= DG_MAX_BATCH_VALUES && y_values <= DG_MAX_BATCH_VALUES;
+    if (fits) {
+        lp->x_batch = malloc((size_t)x_values * sizeof(float));
+        lp->y_batch = malloc((size_t)y_values * lp->y_size);
+    }
+    if (!fits || lp->x_batch == NULL || lp->y_batch == NULL) {
         dg_graph_set_error(m->graph, DG_ERR_NOMEM, "fit: out of memory for a batch of %lld",
                            (long long)max_batch);
         return DG_ERR_NOMEM;
@@ -192,6 +202,8 @@ dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_f
     if (cfg == NULL)
         cfg = &defaults;
     int64_t batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
+    if (batch > data->n)
+        batch = data->n;
     if (batch <= 0) {
         dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG, "evaluate: batch size %lld",
                            (long long)batch);
@@ -300,7 +312,12 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         return DG_ERR_INVALID_ARG;
     }
     int64_t eval_batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
-    int64_t max_batch = cfg->batch_size > eval_batch ? cfg->batch_size : eval_batch;
+    /* Batch buffers hold at most what the data can fill. */
+    int64_t max_batch = cfg->batch_size < train->n ? cfg->batch_size : train->n;
+    if (val != NULL) {
+        int64_t val_batch = eval_batch < val->n ? eval_batch : val->n;
+        max_batch = max_batch > val_batch ? max_batch : val_batch;
+    }
     struct loop lp;
     int64_t *order = malloc((size_t)train->n * sizeof *order);
     dg_plan *plan = compile_training(model, opt);
@@ -315,7 +332,11 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory for %lld indices",
                            (long long)train->n);
     struct dg__progress progress;
-    dg__progress_open(&progress, cfg, train->n);
+    if (dg__progress_open(&progress, cfg, train->n) != DG_OK && st == DG_OK) {
+        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: cannot write the CSV file '%s': %s",
+                           cfg->csv_path, strerror(errno));
+        st = DG_ERR_IO;
+    }
     int64_t step = 0;
     for (int64_t i = 0; st == DG_OK && i < train->n; i++)
         order[i] = i;
@@ -337,7 +358,11 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     }
     if (st != DG_OK && dg_graph_status(model->graph) == DG_OK && dg_optim_error(opt)[0])
         dg_graph_set_error(model->graph, st, "fit: %s", dg_optim_error(opt));
-    dg__progress_close(&progress);
+    if (dg__progress_close(&progress) != DG_OK && st == DG_OK) {
+        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: writing the CSV file '%s' failed",
+                           cfg->csv_path);
+        st = DG_ERR_IO;
+    }
     loop_free(&lp);
     free(order);
     dg_plan_free(plan);

@@ -2,12 +2,26 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define BAR_WIDTH 24
 #define REDRAW_SECONDS 0.1
 
-void dg__progress_open(struct dg__progress *p, const dg_fit_config *cfg, int64_t total)
+/* A CSV field: quoted (with doubled quotes) when it holds a comma, quote or line break. */
+static void csv_field(FILE *f, const char *prefix, const char *text)
+{
+    if (strpbrk(text, ",\"\r\n") == NULL) {
+        fprintf(f, "%s%s", prefix, text);
+        return;
+    }
+    fprintf(f, "\"%s", prefix);
+    for (; *text; text++)
+        fprintf(f, *text == '"' ? "\"\"" : "%c", *text);
+    fputc('"', f);
+}
+
+dg_status dg__progress_open(struct dg__progress *p, const dg_fit_config *cfg, int64_t total)
 {
     p->cfg = cfg;
     p->out = cfg->log ? cfg->log : stdout;
@@ -15,15 +29,18 @@ void dg__progress_open(struct dg__progress *p, const dg_fit_config *cfg, int64_t
     p->total = total;
     p->epoch = 0;
     p->csv = NULL;
-    if (cfg->csv_path != NULL) {
-        p->csv = fopen(cfg->csv_path, "w");
-        if (p->csv != NULL)
-            fprintf(p->csv, "epoch,loss,accuracy,%s,val_loss,val_accuracy,val_%s,seconds,"
-                    "samples_per_s\n", cfg->metric_name ? cfg->metric_name : "metric",
-                    cfg->metric_name ? cfg->metric_name : "metric");
-        else if (cfg->verbose > 0)
-            fprintf(p->out, "fit: cannot write %s; continuing without CSV\n", cfg->csv_path);
-    }
+    if (cfg->csv_path == NULL)
+        return DG_OK;
+    p->csv = fopen(cfg->csv_path, "w");
+    if (p->csv == NULL)
+        return DG_ERR_IO;
+    const char *metric = cfg->metric_name ? cfg->metric_name : "metric";
+    fputs("epoch,loss,accuracy,", p->csv);
+    csv_field(p->csv, "", metric);
+    fputs(",val_loss,val_accuracy,", p->csv);
+    csv_field(p->csv, "val_", metric);
+    fputs(",seconds,samples_per_s\n", p->csv);
+    return DG_OK;
 }
 
 void dg__progress_epoch_start(struct dg__progress *p, int epoch)
@@ -82,9 +99,12 @@ void dg__progress_epoch_end(struct dg__progress *p, const dg_epoch_stats *s)
     }
 }
 
-void dg__progress_close(struct dg__progress *p)
+dg_status dg__progress_close(struct dg__progress *p)
 {
-    if (p->csv != NULL)
-        fclose(p->csv);
+    if (p->csv == NULL)
+        return DG_OK;
+    bool failed = ferror(p->csv) != 0;
+    failed = fclose(p->csv) != 0 || failed;
     p->csv = NULL;
+    return failed ? DG_ERR_IO : DG_OK;
 }

@@ -16,11 +16,13 @@ struct dg__progress {
 };
 
 double dg__now_seconds(void);
-void dg__progress_open(struct dg__progress *p, const dg_fit_config *cfg, int64_t total);
+/* DG_ERR_IO when the CSV file cannot be created. */
+dg_status dg__progress_open(struct dg__progress *p, const dg_fit_config *cfg, int64_t total);
 void dg__progress_epoch_start(struct dg__progress *p, int epoch);
 void dg__progress_batch(struct dg__progress *p, int64_t seen, double loss, double accuracy,
                         double elapsed);
 void dg__progress_epoch_end(struct dg__progress *p, const dg_epoch_stats *stats);
-void dg__progress_close(struct dg__progress *p);
+/* DG_ERR_IO when writing the CSV file failed. */
+dg_status dg__progress_close(struct dg__progress *p);
 
 #endif

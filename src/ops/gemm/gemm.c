@@ -14,7 +14,8 @@
  * row-groups (and A by each of the tn column-groups), so the grid is chosen to keep that
  * redundancy small (see choose_grid). Determinism: an element's value depends only on k, KC
  * and the kernel (see the micro-kernel contract), never on which rectangle, tile or thread
- * computes it.
+ * computes it. Products of at most DG__GEMM_SMALL_M rows skip packing whatever their size and
+ * are split along n only (gemm_small_m).
  */
 #include "gemm.h"
 
@@ -48,6 +49,10 @@
 #define MIN_MACS_PER_CELL ((int64_t)1 << 23)
 /* Transposed-B scratch for the direct path: rows of k x columns, on the stack. */
 enum { DIRECT_KB = 128, DIRECT_NB = 64 };
+/* Small-m products are split across threads along n in multiples of this many columns (the
+ * widest column block of the small-m direct kernels). Only for speed: an element's value does
+ * not depend on where its thread's columns start. */
+enum { SMALL_M_COLUMNS = 128 };
 
 struct problem {
     int64_t m, n, k;
@@ -135,15 +140,22 @@ static void scale_c(const struct problem *pr, int64_t m0, int64_t m1, int64_t n0
     }
 }
 
-/* The unpacked path over rows [m0, m1), columns [n0, n1). A transposed B is first copied,
- * DIRECT_KB x DIRECT_NB at a time, into a row-major block on the stack; k is then summed in
- * DIRECT_KB blocks, always the same blocks for a given k. */
+/* The unpacked path over rows [m0, m1), columns [n0, n1). With a transposed B: at most
+ * DG__GEMM_SMALL_M rows whose op(A) runs contiguously along k go to the kernel's dot form;
+ * otherwise B is first copied, DIRECT_KB x DIRECT_NB at a time, into a row-major block on the
+ * stack, and k is summed in DIRECT_KB blocks, always the same blocks for a given k. */
 static void gemm_direct(const struct dg__gemm_kernel *kern, const struct problem *pr,
                         int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 {
     const float *a = pr->a + m0 * pr->a_row;
     float *c = pr->c + m0 * pr->ldc;
     int64_t rows = m1 - m0;
+    if (pr->b_col != 1 && pr->b_row == 1 && pr->a_col == 1 && rows <= DG__GEMM_SMALL_M &&
+        kern->dot != NULL) {
+        kern->dot(rows, n1 - n0, pr->k, pr->alpha, a, pr->a_row, pr->b + n0 * pr->b_col,
+                  pr->b_col, pr->beta, c + n0, pr->ldc);
+        return;
+    }
     if (pr->b_col == 1) {
         kern->direct(rows, n1 - n0, pr->k, pr->alpha, a, pr->a_row, pr->a_col, pr->b + n0,
                      pr->b_row, pr->beta, c + n0, pr->ldc);
@@ -299,6 +311,44 @@ static void gemm_grid_cell(const struct dg__gemm_kernel *kern, const struct prob
     gemm_rect(kern, pr, false, m0, m1, n0, n1);
 }
 
+/* Products of at most DG__GEMM_SMALL_M rows, whatever n and k: always the direct (or dot)
+ * kernel, since packing would copy all of B to use each packed element m times. A transposed
+ * A under a transposed B is first gathered into contiguous rows (m x k floats of this
+ * thread's scratch) so that the dot kernel can read it; should that allocation fail, the
+ * direct path's copy of B serves instead (slower, and summed in another order). Work is
+ * split along n, in SMALL_M_COLUMNS blocks, over the threads the size justifies. */
+static void gemm_small_m(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                         int n_threads)
+{
+    struct problem local = *pr;
+    if (pr->b_col != 1 && pr->a_col != 1 && kern->dot != NULL) {
+        float *rows = scratch_get((size_t)(pr->m * pr->k));
+        if (rows != NULL) {
+            for (int64_t p = 0; p < pr->k; p++)
+                for (int64_t i = 0; i < pr->m; i++)
+                    rows[i * pr->k + p] = pr->a[i * pr->a_row + p * pr->a_col];
+            local.a = rows;
+            local.a_row = pr->k;
+            local.a_col = 1;
+        }
+    }
+    const int64_t blocks = (pr->n + SMALL_M_COLUMNS - 1) / SMALL_M_COLUMNS;
+    const int threads = threads_for(pr, n_threads);
+    const int parts = threads < blocks ? threads : (int)blocks;
+    if (parts <= 1) {
+        gemm_direct(kern, &local, 0, pr->m, 0, pr->n);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static)
+#endif
+    for (int part = 0; part < parts; part++) {
+        int64_t n0, n1;
+        split(blocks, parts, part, SMALL_M_COLUMNS, pr->n, &n0, &n1);
+        gemm_direct(kern, &local, 0, pr->m, n0, n1);
+    }
+}
+
 static void gemm_run(const struct dg__gemm_kernel *kern, const struct problem *pr,
                      int n_threads)
 {
@@ -306,6 +356,10 @@ static void gemm_run(const struct dg__gemm_kernel *kern, const struct problem *p
         return;
     if (pr->k == 0 || pr->alpha == 0.0f) {
         scale_c(pr, 0, pr->m, 0, pr->n);
+        return;
+    }
+    if (pr->m <= DG__GEMM_SMALL_M) {
+        gemm_small_m(kern, pr, n_threads);
         return;
     }
     const bool direct = pr->m * pr->n * pr->k <= DIRECT_MAX_MACS;

@@ -3,7 +3,7 @@
  * kernels (kernel_generic.c, kernel_avx2.c, kernel_avx512.c). Only the kernel files are built
  * with ISA flags; everything here is plain C.
  *
- * Two kernels per ISA:
+ * Two or three kernels per ISA:
  *
  * 1. The micro-kernel computes one MR x NR tile of C from packed panels:
  *
@@ -33,6 +33,24 @@
  *    have unit column stride (the framework transposes a transposed B into a scratch block
  *    first). It serves small shapes, where packing costs more than it saves, and is the
  *    fallback when packing buffers cannot be allocated. m, n >= 1; k >= 0.
+ *    Any m is valid, but the framework sends every product with m <= DG__GEMM_SMALL_M rows
+ *    here whatever its size (packing a whole B to use one of its MR rows is pure loss), so
+ *    kernels give m <= 4 its own register blocking: many columns per row, several independent
+ *    accumulator chains, B streamed row by row. The element order above still holds there, so
+ *    an element's bits never depend on which column block (full or masked tail) holds it.
+ *
+ * 3. The dot kernel (optional: NULL sends a transposed B through the direct kernel's copy)
+ *    serves op(B) transposed with m <= DG__GEMM_SMALL_M, where both operands run along k:
+ *
+ *        C[i][j] = alpha * dot(a + i*lda, b + j*ldb, k) + beta * C[i][j]
+ *
+ *    a: m rows of op(A), each contiguous along k; b: n rows of the stored B (= columns of
+ *    op(B)), each contiguous along k. The summation order is the kernel's own but fixed for a
+ *    given k and documented in its file (the vector kernels keep one partial sum per lane,
+ *    lane l taking p = l, l + L, l + 2L, ..., then add the lanes in a fixed tree); it must be
+ *    the same for every (i, j), so that an element computed with its neighbours or alone, by
+ *    any thread, has the same bits. Write-back as above (beta == 0: C is not read).
+ *    m in [1, DG__GEMM_SMALL_M], n >= 1, k >= 0.
  *
  * Blocking sizes (kc, mc, nc) travel with the kernel because they depend on the tile shape:
  * a KC x NR panel of B stays in L1 across the ir loop; an MC x KC block of A stays in L2;
@@ -55,6 +73,13 @@ typedef void (*dg__gemm_direct_fn)(int64_t m, int64_t n, int64_t k, float alpha,
                                    const float *b, int64_t ldb, float beta, float *c,
                                    int64_t ldc);
 
+typedef void (*dg__gemm_dot_fn)(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                                int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                                int64_t ldc);
+
+/* Products with at most this many rows always take the direct (or dot) kernel. */
+enum { DG__GEMM_SMALL_M = 4 };
+
 /* Packing functions with the signatures of dg__gemm_pack_a / dg__gemm_pack_b below; a kernel
  * may supply its own (vectorised transposes) or point at the portable ones. */
 typedef void (*dg__gemm_pack_a_fn)(int mr, int64_t mc, int64_t kc, const float *a,
@@ -68,6 +93,7 @@ struct dg__gemm_kernel {
     int kc, mc, nc;   /* cache blocking; mc is a multiple of mr, nc of nr */
     dg__gemm_micro_fn micro;
     dg__gemm_direct_fn direct;
+    dg__gemm_dot_fn dot; /* NULL: none */
     dg__gemm_pack_a_fn pack_a;
     dg__gemm_pack_b_fn pack_b;
 };

@@ -32,8 +32,9 @@
 #endif
 
 enum { MR = DG_GEMM_AVX512_MR, NV = DG_GEMM_AVX512_NV, NR = 16 * NV };
-/* Largest tile any instantiation below uses (the arrays are fully unrolled into registers). */
-enum { MAX_MR = 16, MAX_NV = 4 };
+/* Largest tile any instantiation below uses (the arrays are fully unrolled into registers;
+ * the small-m direct path uses up to 8 vectors per row). */
+enum { MAX_MR = 16, MAX_NV = 8 };
 
 /* Mask selecting the first `count` lanes (count clamped to [0, 16]). */
 static inline __mmask16 lane_mask(int count)
@@ -48,8 +49,10 @@ static inline __mmask16 lane_mask(int count)
 /*
  * One register tile: mr x (16*nv), mr and nv compile-time constants after inlining. op(A)
  * element (i, p) is a[i*a_row + p*a_step]; op(B) row p starts at b + p*b_step. When
- * mask_tail_b, the last vector of each B row is loaded under n_mask[nv-1] (the direct kernel
- * must not read past column n); packed panels are padded and load whole vectors.
+ * mask_tail_b, vector v of each B row is loaded under n_mask[v] (the direct kernel must not
+ * read past column n; a vector wholly past it loads zeros and is never stored); packed panels
+ * are padded and load whole vectors. Masking changes no element's operations: every lane
+ * takes the same FMA sequence, so a column has the same bits in a full or a masked vector.
  * Write-back touches rows < m_valid and the lanes in n_mask.
  */
 static inline __attribute__((always_inline)) void
@@ -60,21 +63,21 @@ tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float 
     __m512 acc[MAX_MR][MAX_NV];
 #pragma GCC unroll 16
     for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_ps();
 
 #pragma GCC unroll 2
     for (int64_t p = 0; p < k; p++) {
         __m512 bv[MAX_NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
-            bv[v] = (mask_tail_b && v == nv - 1) ? _mm512_maskz_loadu_ps(n_mask[v], b + 16 * v)
-                                                 : _mm512_loadu_ps(b + 16 * v);
+            bv[v] = mask_tail_b ? _mm512_maskz_loadu_ps(n_mask[v], b + 16 * v)
+                                : _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 16
         for (int i = 0; i < mr; i++) {
             __m512 ai = _mm512_set1_ps(a[i * a_row]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
@@ -89,7 +92,7 @@ tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float 
         if (i >= m_valid)
             break;
         float *c_row = c + i * ldc;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++) {
             if (n_mask[v] == 0)
                 continue;
@@ -145,10 +148,69 @@ direct_rows(const int mr, int64_t width, int64_t k, float alpha, const float *a,
     }
 }
 
+/*
+ * Small m (1..4 rows: batch-1 inference, the tail of a batch). Above, a row of C gets 2
+ * accumulators (32 columns), which for m = 1 leaves 2 dependent FMA chains: the loop runs at
+ * one FMA per 2 cycles of latency, not at the one-per-cycle the core can issue. Here each row
+ * holds nv vectors (16*nv columns) of C across the whole k loop, streaming op(B) row by row:
+ * m = 1, 2 take 8 vectors (128 columns: 8 or 16 chains, 8 B loads per step), m = 3, 4 take 4
+ * (64 columns: 12 or 16 chains); mr*nv accumulators + nv B vectors + a broadcast stay within
+ * the 32 zmm registers. The columns left over (n mod 16*nv) take the narrowest power-of-two
+ * vector count that covers them, every vector loaded under its lane mask; each element still
+ * sums p = 0..k-1 with one FMA per term, so its bits do not depend on where its column falls.
+ */
+static inline __attribute__((always_inline)) void
+direct_small_m(const int mr, const int nv, int64_t n, int64_t k, float alpha, const float *a,
+               int64_t a_row_stride, int64_t a_col_stride, const float *b, int64_t ldb,
+               float beta, float *c, int64_t ldc)
+{
+    __mmask16 n_mask[MAX_NV];
+    for (int v = 0; v < MAX_NV; v++)
+        n_mask[v] = (__mmask16)0xffff;
+    const int64_t width = 16 * nv;
+    int64_t j = 0;
+    for (; j + width <= n; j += width)
+        tile(mr, nv, false, k, a, a_row_stride, a_col_stride, b + j, ldb, n_mask, alpha, beta,
+             c + j, ldc, mr);
+    const int64_t rest = n - j;
+    if (rest == 0)
+        return;
+    for (int v = 0; v < MAX_NV; v++)
+        n_mask[v] = lane_mask((int)rest - 16 * v);
+    if (rest <= 16)
+        tile(mr, 1, true, k, a, a_row_stride, a_col_stride, b + j, ldb, n_mask, alpha, beta,
+             c + j, ldc, mr);
+    else if (rest <= 32 || nv <= 2)
+        tile(mr, 2, true, k, a, a_row_stride, a_col_stride, b + j, ldb, n_mask, alpha, beta,
+             c + j, ldc, mr);
+    else if (rest <= 64 || nv <= 4)
+        tile(mr, 4, true, k, a, a_row_stride, a_col_stride, b + j, ldb, n_mask, alpha, beta,
+             c + j, ldc, mr);
+    else
+        tile(mr, 8, true, k, a, a_row_stride, a_col_stride, b + j, ldb, n_mask, alpha, beta,
+             c + j, ldc, mr);
+}
+
 static void direct(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t a_row_stride, int64_t a_col_stride, const float *b, int64_t ldb,
                    float beta, float *c, int64_t ldc)
 {
+    switch (m) {
+    case 1:
+        direct_small_m(1, 8, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, beta, c, ldc);
+        return;
+    case 2:
+        direct_small_m(2, 8, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, beta, c, ldc);
+        return;
+    case 3:
+        direct_small_m(3, 4, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, beta, c, ldc);
+        return;
+    case 4:
+        direct_small_m(4, 4, n, k, alpha, a, a_row_stride, a_col_stride, b, ldb, beta, c, ldc);
+        return;
+    default:
+        break;
+    }
     for (int64_t j = 0; j < n; j += 32) {
         int64_t width = n - j < 32 ? n - j : 32;
         int64_t i = 0;
@@ -168,6 +230,116 @@ static void direct(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
         if (m - i >= 1)
             direct_rows(1, width, k, alpha, a + i * a_row_stride, a_row_stride, a_col_stride,
                         b + j, ldb, beta, c + i * ldc + j, ldc);
+    }
+}
+
+/* ---- Dot kernel (op(B) transposed, m <= 4) ------------------------------------------------
+ * Element (i, j) is a dot product of two rows contiguous along k. Summation order, fixed for
+ * a given k: one zmm accumulator per element, lane l summing p = l, l + 16, l + 32, ... in
+ * increasing p, one FMA per term, starting from 0 (the last, partial group of 16 loads zeros
+ * past k, which add exact zeros); then the lanes are added in a fixed tree: l + (l + 8), then
+ * + 4, + 2, + 1 (reduce16). Up to 4 columns are done together (m x 4 independent chains, the
+ * row of A loaded once for 4 columns); a column done alone takes the same operations. */
+
+enum { DOT_COLUMNS = 4 };
+
+/* The sum of the 16 lanes in the fixed order above. */
+static inline float reduce16(__m512 x)
+{
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+    return _mm_cvtss_f32(s1);
+}
+
+/* C = fma(beta, C, alpha*sum), or alpha*sum when beta == 0 (C not read): the write-back of
+ * the contract, on one element. */
+static inline void write_one(float sum, float alpha, float beta, float *c)
+{
+    __m128 r = _mm_mul_ss(_mm_set_ss(alpha), _mm_set_ss(sum));
+    if (beta != 0.0f)
+        r = _mm_fmadd_ss(_mm_set_ss(beta), _mm_set_ss(*c), r);
+    *c = _mm_cvtss_f32(r);
+}
+
+/* mr rows x nc columns (both constant after inlining) of the dot kernel. */
+static inline __attribute__((always_inline)) void
+dot_block(const int mr, const int nc, int64_t k, float alpha, const float *a, int64_t lda,
+          const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    __m512 acc[DG__GEMM_SMALL_M][DOT_COLUMNS];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int col = 0; col < nc; col++)
+            acc[i][col] = _mm512_setzero_ps();
+    /* Whole groups of 16 steps, then the partial one under a mask (the same FMA per lane). */
+    int64_t p = 0;
+    for (; p + 16 <= k; p += 16) {
+        __m512 av[DG__GEMM_SMALL_M];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+            av[i] = _mm512_loadu_ps(a + i * lda + p);
+#pragma GCC unroll 4
+        for (int col = 0; col < nc; col++) {
+            __m512 bv = _mm512_loadu_ps(b + col * ldb + p);
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; i++)
+                acc[i][col] = _mm512_fmadd_ps(av[i], bv, acc[i][col]);
+        }
+    }
+    if (p < k) {
+        const __mmask16 k_mask = lane_mask((int)(k - p));
+        __m512 av[DG__GEMM_SMALL_M];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+            av[i] = _mm512_maskz_loadu_ps(k_mask, a + i * lda + p);
+#pragma GCC unroll 4
+        for (int col = 0; col < nc; col++) {
+            __m512 bv = _mm512_maskz_loadu_ps(k_mask, b + col * ldb + p);
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; i++)
+                acc[i][col] = _mm512_fmadd_ps(av[i], bv, acc[i][col]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int col = 0; col < nc; col++)
+            write_one(reduce16(acc[i][col]), alpha, beta, c + i * ldc + col);
+}
+
+static inline __attribute__((always_inline)) void
+dot_rows(const int mr, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+         const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    int64_t j = 0;
+    for (; j + DOT_COLUMNS <= n; j += DOT_COLUMNS)
+        dot_block(mr, DOT_COLUMNS, k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+    for (; j < n; j++)
+        dot_block(mr, 1, k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+}
+
+/* Rows in groups of 4 (the framework sends at most 4), then the 1-4 left. */
+static void dot(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    for (; m > 4; m -= 4, a += 4 * lda, c += 4 * ldc)
+        dot_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    switch (m) {
+    case 1:
+        dot_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    case 2:
+        dot_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    case 3:
+        dot_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    default:
+        dot_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
     }
 }
 
@@ -298,6 +470,7 @@ const struct dg__gemm_kernel dg__gemm_kernel_avx512 = {
     .nc = DG_GEMM_AVX512_NC,
     .micro = micro,
     .direct = direct,
+    .dot = dot,
     .pack_a = pack_a,
     .pack_b = pack_b,
 };

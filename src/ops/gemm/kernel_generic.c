@@ -57,6 +57,25 @@ static void direct(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
     }
 }
 
+/* op(B) transposed, m <= 4: each element one running sum over p = 0..k-1 in order (the
+ * same order as `direct`), both rows read contiguously. */
+static void dot(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++) {
+        const float *a_row = a + i * lda;
+        float *c_row = c + i * ldc;
+        for (int64_t j = 0; j < n; j++) {
+            const float *b_row = b + j * ldb;
+            float acc = 0.0f;
+            for (int64_t p = 0; p < k; p++)
+                acc += a_row[p] * b_row[p];
+            float r = alpha * acc;
+            c_row[j] = beta != 0.0f ? beta * c_row[j] + r : r;
+        }
+    }
+}
+
 const struct dg__gemm_kernel dg__gemm_kernel_generic = {
     .isa = DG_ISA_GENERIC,
     .mr = MR,
@@ -66,6 +85,7 @@ const struct dg__gemm_kernel dg__gemm_kernel_generic = {
     .nc = 512,
     .micro = micro,
     .direct = direct,
+    .dot = dot,
     .pack_a = dg__gemm_pack_a,
     .pack_b = dg__gemm_pack_b,
 };
