@@ -338,6 +338,48 @@ START_TEST(test_changed_batch)
 }
 END_TEST
 
+/* x [B,3] * p [2,3] built at B = 2: at batch 1, x broadcasts against p and its gradient
+ * must be summed back to [1,3] (the backward rule cannot assume equal shapes). */
+START_TEST(gradient_unbroadcasts_after_batch_shrinks)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){2, 3});
+    dg_node *p = dg_param(g, "p", 2, (int64_t[]){2, 3});
+    for (int i = 0; i < 6; i++)
+        dg_param_data(p)[i] = (float)(i + 1);
+    dg_node *loss = dg_sum(g, dg_mul(g, x, p), 0, NULL, false);
+    dg_node *gx;
+    ck_assert_int_eq(dg_grad(g, loss, 1, &x, &gx), DG_OK);
+    dg_plan *plan = dg_compile(g, 1, &gx);
+    ck_assert_int_eq(dg_plan_set_batch(plan, 1), DG_OK);
+    ck_assert_int_eq(dg_plan_dim(plan, gx, 0), 1);
+    ck_assert_int_eq(dg_feed(plan, x, (float[]){1, 1, 1}), DG_OK);
+    ck_assert_int_eq(dg_run(plan), DG_OK);
+    for (int c = 0; c < 3; c++) /* d/dx of sum(x * p) over both rows of p */
+        ck_assert_float_eq_tol(dg_data(plan, gx)[c], (float)(c + 1) + (float)(c + 4), 1e-6f);
+    dg_plan_free(plan);
+    dg_graph_free(g);
+}
+END_TEST
+
+/* A bias added to a layer's output needs no unbroadcasting for the layer's gradient. */
+START_TEST(no_sum_to_where_shapes_cannot_diverge)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){8, 4});
+    dg_node *w = dg_param(g, "w", 2, (int64_t[]){4, 5});
+    dg_node *b = dg_param(g, "b", 1, (int64_t[]){5});
+    dg_node *loss = dg_sum(g, dg_relu(g, dg_add(g, dg_matmul(g, x, w), b)), 0, NULL, false);
+    dg_node *grads[2];
+    ck_assert_int_eq(dg_grad(g, loss, 2, (dg_node *[]){w, b}, grads), DG_OK);
+    int sum_tos = 0;
+    for (int i = 0; i < dg_graph_node_count(g); i++)
+        sum_tos += strcmp(dg_node_op_name(dg_graph_node(g, i)), "sum_to") == 0;
+    ck_assert_int_eq(sum_tos, 1); /* the bias gradient only */
+    dg_graph_free(g);
+}
+END_TEST
+
 /* Backward rules build only the gradients dg_grad needs: a first layer's input gets none. */
 START_TEST(no_gradient_for_inputs_nobody_asked_for)
 {
@@ -361,6 +403,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_product_plus);
     tcase_add_test(tc, no_gradient_for_inputs_nobody_asked_for);
+    tcase_add_test(tc, gradient_unbroadcasts_after_batch_shrinks);
+    tcase_add_test(tc, no_sum_to_where_shapes_cannot_diverge);
     tcase_add_test(tc, test_fan_out_accumulates);
     tcase_add_test(tc, test_broadcast_bias);
     tcase_add_test(tc, test_pruning);

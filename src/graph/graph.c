@@ -295,6 +295,8 @@ static dg_node *new_leaf(dg_graph *g, dg_node_kind kind, const char *what, const
         return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name ? name : "");
     n->kind = kind;
     n->shape = s;
+    /* dg_plan_set_input_shape may change any axis of an input; nothing else is a source. */
+    n->dynamic_axes = kind == DG_NODE_INPUT ? (uint32_t)((1u << ndim) - 1) : 0;
     if (name != NULL && (n->name = strdup(name)) == NULL) {
         free(n);
         return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name);
@@ -406,6 +408,13 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
         return dg__fail(g, DG_ERR_NOMEM, "%s: out of memory", def->name);
     }
     memcpy(ins, inputs, (size_t)n_inputs * sizeof *ins);
+    uint32_t in_axes[DG_MAX_INPUTS], any = 0;
+    for (int i = 0; i < n_inputs; i++)
+        any |= in_axes[i] = inputs[i]->dynamic_axes;
+    if (def->dynamic_axes != NULL)
+        n->dynamic_axes = def->dynamic_axes(attrs, n_inputs, in_shapes, in_axes, &out);
+    else
+        n->dynamic_axes = any ? (uint32_t)((1u << out.ndim) - 1) : 0;
     n->kind = DG_NODE_OP;
     n->op = op;
     n->n_inputs = n_inputs;
@@ -423,6 +432,7 @@ dg_node *dg__input(const dg_node *node, int i)
 }
 
 const union dg_attrs *dg__attrs(const dg_node *node) { return &node->attrs; }
+uint32_t dg__node_dynamic_axes(const dg_node *node) { return node->dynamic_axes; }
 const struct dg_shape *dg__node_shape(const dg_node *node) { return &node->shape; }
 
 int dg_node_index(const dg_node *n) { return n ? n->index : -1; }

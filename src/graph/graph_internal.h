@@ -18,6 +18,7 @@ struct dg_node {
     dg_node **inputs;         /* n_inputs entries, owned */
     union dg_attrs attrs;
     struct dg_shape shape;    /* as inferred at build time */
+    uint32_t dynamic_axes;    /* axes that may change with a plan's input shapes */
     char *name;               /* inputs and params: unique name; ops: NULL */
     float *storage;           /* params and constants: numel floats, owned */
     /* Set by dg_grad: this node belongs to the backward pass of `grad_of` (the forward node

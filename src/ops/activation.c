@@ -153,6 +153,7 @@ static dg_status relu_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_nod
 }
 
 const struct dg_op_def dg_op_relu = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "relu", .n_inputs = 1, .can_inplace = true,
     .infer = relu_infer, .forward = relu_forward, .backward = relu_backward,
 };
@@ -187,6 +188,7 @@ static dg_status relu_grad_backward(dg_graph *g, dg_node *node, dg_node *grad, d
 }
 
 const struct dg_op_def dg_op_relu_grad = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "relu_grad", .n_inputs = 2, .can_inplace = true,
     .infer = relu_grad_infer, .forward = relu_grad_forward, .backward = relu_grad_backward,
 };
@@ -246,6 +248,7 @@ static dg_status leaky_relu_backward(dg_graph *g, dg_node *node, dg_node *grad, 
 }
 
 const struct dg_op_def dg_op_leaky_relu = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "leaky_relu", .n_inputs = 1, .can_inplace = true,
     .infer = leaky_relu_infer, .forward = leaky_relu_forward, .backward = leaky_relu_backward,
     .label = slope_label,
@@ -300,6 +303,7 @@ static dg_status leaky_relu_grad_backward(dg_graph *g, dg_node *node, dg_node *g
 }
 
 const struct dg_op_def dg_op_leaky_relu_grad = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "leaky_relu_grad", .n_inputs = 2, .can_inplace = true,
     .infer = leaky_relu_grad_infer, .forward = leaky_relu_grad_forward,
     .backward = leaky_relu_grad_backward, .label = slope_label,
@@ -328,6 +332,7 @@ static dg_status sigmoid_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_
 }
 
 const struct dg_op_def dg_op_sigmoid = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "sigmoid", .n_inputs = 1, .can_inplace = true,
     .infer = sigmoid_infer, .forward = sigmoid_forward, .backward = sigmoid_backward,
 };
@@ -364,6 +369,7 @@ static dg_status sigmoid_grad_backward(dg_graph *g, dg_node *node, dg_node *grad
 }
 
 const struct dg_op_def dg_op_sigmoid_grad = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "sigmoid_grad", .n_inputs = 2, .can_inplace = true,
     .infer = sigmoid_grad_infer, .forward = sigmoid_grad_forward,
     .backward = sigmoid_grad_backward,
@@ -390,6 +396,7 @@ static dg_status tanh_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_nod
 }
 
 const struct dg_op_def dg_op_tanh = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "tanh", .n_inputs = 1, .can_inplace = true,
     .infer = tanh_infer, .forward = tanh_forward, .backward = tanh_backward,
 };
@@ -425,6 +432,7 @@ static dg_status tanh_grad_backward(dg_graph *g, dg_node *node, dg_node *grad, d
 }
 
 const struct dg_op_def dg_op_tanh_grad = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "tanh_grad", .n_inputs = 2, .can_inplace = true,
     .infer = tanh_grad_infer, .forward = tanh_grad_forward, .backward = tanh_grad_backward,
 };
@@ -451,6 +459,7 @@ static dg_status gelu_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_nod
 }
 
 const struct dg_op_def dg_op_gelu = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "gelu", .n_inputs = 1, .can_inplace = true,
     .infer = gelu_infer, .forward = gelu_forward, .backward = gelu_backward,
 };
@@ -490,6 +499,7 @@ static dg_status gelu_grad_backward(dg_graph *g, dg_node *node, dg_node *grad, d
 }
 
 const struct dg_op_def dg_op_gelu_grad = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "gelu_grad", .n_inputs = 2, .can_inplace = true,
     .infer = gelu_grad_infer, .forward = gelu_grad_forward, .backward = gelu_grad_backward,
 };
@@ -520,6 +530,7 @@ static dg_status softplus_backward(dg_graph *g, dg_node *node, dg_node *grad, dg
 }
 
 const struct dg_op_def dg_op_softplus = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "softplus", .n_inputs = 1, .can_inplace = true,
     .infer = softplus_infer, .forward = softplus_forward, .backward = softplus_backward,
 };

@@ -109,16 +109,16 @@ static inline __attribute__((always_inline)) void binary_forward(
 /* d(a+b) = g, g */
 static dg_status add_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
-    gin[0] = dg__unbroadcast(g, grad, dg__input(node, 0));
-    gin[1] = dg__unbroadcast(g, grad, dg__input(node, 1));
+    gin[0] = dg__unbroadcast_operand(g, grad, node, 0);
+    gin[1] = dg__unbroadcast_operand(g, grad, node, 1);
     return dg_graph_status(g);
 }
 
 /* d(a-b) = g, -g */
 static dg_status sub_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
-    gin[0] = dg__unbroadcast(g, grad, dg__input(node, 0));
-    gin[1] = dg__unbroadcast(g, dg_neg(g, grad), dg__input(node, 1));
+    gin[0] = dg__unbroadcast_operand(g, grad, node, 0);
+    gin[1] = dg__unbroadcast_operand(g, dg_neg(g, grad), node, 1);
     return dg_graph_status(g);
 }
 
@@ -127,21 +127,20 @@ static dg_status mul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     if (dg__grad_needed(node, 0))
-        gin[0] = dg__unbroadcast(g, dg_mul(g, grad, b), a);
+        gin[0] = dg__unbroadcast_operand(g, dg_mul(g, grad, b), node, 0);
     if (dg__grad_needed(node, 1))
-        gin[1] = dg__unbroadcast(g, dg_mul(g, grad, a), b);
+        gin[1] = dg__unbroadcast_operand(g, dg_mul(g, grad, a), node, 1);
     return dg_graph_status(g);
 }
 
 /* d(a/b) = g/b, -g*a/b^2 = -(g/b)*out */
 static dg_status div_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
-    dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
-    dg_node *grad_over_b = dg_div(g, grad, b);
+    dg_node *grad_over_b = dg_div(g, grad, dg__input(node, 1));
     if (dg__grad_needed(node, 0))
-        gin[0] = dg__unbroadcast(g, grad_over_b, a);
+        gin[0] = dg__unbroadcast_operand(g, grad_over_b, node, 0);
     if (dg__grad_needed(node, 1))
-        gin[1] = dg__unbroadcast(g, dg_neg(g, dg_mul(g, grad_over_b, node)), b);
+        gin[1] = dg__unbroadcast_operand(g, dg_neg(g, dg_mul(g, grad_over_b, node)), node, 1);
     return dg_graph_status(g);
 }
 
@@ -156,8 +155,8 @@ static dg_status extremum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg
     dg_node *ties = dg__make_node(g, DG_OP_equal, 2, (dg_node *[]){a, b}, NULL);
     dg_node *weight = dg_add(g, wins, dg_scale(g, ties, 0.5f));
     dg_node *grad_a = dg_mul(g, grad, weight);
-    gin[0] = dg__unbroadcast(g, grad_a, a);
-    gin[1] = dg__unbroadcast(g, dg_sub(g, grad, grad_a), b);
+    gin[0] = dg__unbroadcast_operand(g, grad_a, node, 0);
+    gin[1] = dg__unbroadcast_operand(g, dg_sub(g, grad, grad_a), node, 1);
     return dg_graph_status(g);
 }
 
@@ -188,6 +187,7 @@ static void add_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_add = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "add", .n_inputs = 2, .can_inplace = true,
     .infer = add_infer, .forward = add_forward, .backward = add_backward,
 };
@@ -212,6 +212,7 @@ static void sub_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_sub = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "sub", .n_inputs = 2, .can_inplace = true,
     .infer = sub_infer, .forward = sub_forward, .backward = sub_backward,
 };
@@ -236,6 +237,7 @@ static void mul_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_mul = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "mul", .n_inputs = 2, .can_inplace = true,
     .infer = mul_infer, .forward = mul_forward, .backward = mul_backward,
 };
@@ -260,6 +262,7 @@ static void div_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_div = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "div", .n_inputs = 2, .can_inplace = true,
     .infer = div_infer, .forward = div_forward, .backward = div_backward,
 };
@@ -284,6 +287,7 @@ static void maximum_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_maximum = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "maximum", .n_inputs = 2, .can_inplace = true,
     .infer = maximum_infer, .forward = maximum_forward, .backward = maximum_backward,
 };
@@ -308,6 +312,7 @@ static void minimum_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_minimum = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "minimum", .n_inputs = 2, .can_inplace = true,
     .infer = minimum_infer, .forward = minimum_forward, .backward = minimum_backward,
 };

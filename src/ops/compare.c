@@ -60,6 +60,7 @@ static void equal_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_equal = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "equal", .n_inputs = 2, .can_inplace = true, .not_differentiable = true,
     .infer = equal_infer, .forward = equal_forward,
 };
@@ -79,6 +80,7 @@ static void greater_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 const struct dg_op_def dg_op_greater = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "greater", .n_inputs = 2, .can_inplace = true, .not_differentiable = true,
     .infer = greater_infer, .forward = greater_forward,
 };

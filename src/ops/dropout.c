@@ -65,6 +65,14 @@ static void dropout_forward(const union dg_attrs *attrs, int n_inputs,
     }
 }
 
+/* The output follows x alone; the [3] key is not aligned with x's axes. */
+static uint32_t dropout_dynamic_axes(const union dg_attrs *attrs, int n_inputs,
+                                     const struct dg_shape *in, const uint32_t *input_axes,
+                                     const struct dg_shape *out)
+{
+    return input_axes[0];
+}
+
 /* The mask is regenerated from the same key: d/dx = mask * g / (1 - p). */
 static dg_status dropout_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
@@ -79,6 +87,7 @@ static void dropout_label(const union dg_attrs *attrs, char *buf, size_t len)
 }
 
 const struct dg_op_def dg_op_dropout = {
+    .dynamic_axes = dropout_dynamic_axes,
     .name = "dropout", .n_inputs = 2, .can_inplace = true,
     .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,
     .label = dropout_label,

@@ -1,9 +1,9 @@
 /* Helpers shared by the backward rules. */
 #include "op.h"
 
-/* Whether grad and like are sure to keep equal shapes whatever the plan's batch: the same
- * shape at build time and no size-1 axis in like that a larger input could stretch. */
-static bool surely_same_shape(const struct dg_shape *grad, const struct dg_shape *like)
+/* Whether grad and like have equal shapes now, with no size-1 axis in like that a larger
+ * operand could stretch. */
+static bool same_shape_now(const struct dg_shape *grad, const struct dg_shape *like)
 {
     if (grad->ndim != like->ndim)
         return false;
@@ -13,11 +13,55 @@ static bool surely_same_shape(const struct dg_shape *grad, const struct dg_shape
     return true;
 }
 
+static dg_node *sum_to(dg_graph *g, dg_node *grad, dg_node *like)
+{
+    return dg__make_node(g, DG_OP_sum_to, 2, (dg_node *[]){grad, like}, NULL);
+}
+
 dg_node *dg__unbroadcast(dg_graph *g, dg_node *grad, dg_node *like)
 {
     if (grad == NULL || like == NULL)
-        return dg__make_node(g, DG_OP_sum_to, 2, (dg_node *[]){grad, like}, NULL);
-    if (surely_same_shape(dg__node_shape(grad), dg__node_shape(like)))
+        return sum_to(g, grad, like);
+    if (same_shape_now(dg__node_shape(grad), dg__node_shape(like)) &&
+        dg__node_dynamic_axes(like) == 0)
         return grad;
-    return dg__make_node(g, DG_OP_sum_to, 2, (dg_node *[]){grad, like}, NULL);
+    return sum_to(g, grad, like);
+}
+
+dg_node *dg__unbroadcast_operand(dg_graph *g, dg_node *grad, dg_node *node, int k)
+{
+    dg_node *like = dg__input(node, k);
+    if (grad == NULL || like == NULL)
+        return sum_to(g, grad, like);
+    const struct dg_shape *ls = dg__node_shape(like), *out = dg__node_shape(node);
+    if (!same_shape_now(dg__node_shape(grad), ls) || ls->ndim != out->ndim)
+        return sum_to(g, grad, like);
+    /* like's shape can come apart from the output's only along an axis where like changes
+     * with the batch while another operand, of size > 1 there, does not follow it. */
+    uint32_t changing = dg__node_dynamic_axes(like);
+    for (int j = 0; j < out->ndim; j++) {
+        if (!(changing & (1u << j)))
+            continue;
+        for (int o = 0; dg__input(node, o) != NULL; o++) {
+            const struct dg_shape *os = dg__node_shape(dg__input(node, o));
+            int axis = j - (out->ndim - os->ndim);
+            if (o != k && axis >= 0 && os->dim[axis] != 1)
+                return sum_to(g, grad, like);
+        }
+    }
+    return grad;
+}
+
+uint32_t dg__dynamic_elementwise(const union dg_attrs *attrs, int n_inputs,
+                                 const struct dg_shape *inputs, const uint32_t *input_axes,
+                                 const struct dg_shape *out)
+{
+    uint32_t axes = 0;
+    for (int i = 0; i < n_inputs; i++) {
+        int shift = out->ndim - inputs[i].ndim;
+        for (int a = 0; a < inputs[i].ndim; a++)
+            if ((input_axes[i] & (1u << a)) && a + shift >= 0)
+                axes |= 1u << (a + shift);
+    }
+    return axes;
 }

@@ -145,17 +145,40 @@ static dg_status matmul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_n
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     /* Each product is a GEMM as large as the forward one: build only those dg_grad needs
      * (a network's first layer needs no gradient for its input). */
+    /* Without batch axes each product has exactly its operand's shape at any batch (its rows
+     * and columns are the operand's own), so there is nothing to unbroadcast. */
+    bool plain = dg__node_shape(a)->ndim == 2 && dg__node_shape(b)->ndim == 2;
     if (dg__grad_needed(node, 0)) {
         dg_node *grad_a = ta ? dg_matmul_ex(g, b, grad, tb, true)
                              : dg_matmul_ex(g, grad, b, false, !tb);
-        gin[0] = dg__unbroadcast(g, grad_a, a);
+        gin[0] = plain ? grad_a : dg__unbroadcast(g, grad_a, a);
     }
     if (dg__grad_needed(node, 1)) {
         dg_node *grad_b = tb ? dg_matmul_ex(g, grad, a, true, ta)
                              : dg_matmul_ex(g, a, grad, !ta, false);
-        gin[1] = dg__unbroadcast(g, grad_b, b);
+        gin[1] = plain ? grad_b : dg__unbroadcast(g, grad_b, b);
     }
     return dg_graph_status(g);
+}
+
+/* Rows come from A, columns from B; batch axes from either (counted as changing together). */
+static uint32_t matmul_dynamic_axes(const union dg_attrs *attrs, int n_inputs,
+                                    const struct dg_shape *in, const uint32_t *input_axes,
+                                    const struct dg_shape *out)
+{
+    int nd = out->ndim, na = in[0].ndim, nb = in[1].ndim;
+    int a_rows = attrs->matmul.transpose_a ? na - 1 : na - 2;
+    int b_cols = attrs->matmul.transpose_b ? nb - 2 : nb - 1;
+    uint32_t axes = 0;
+    if (input_axes[0] & (1u << a_rows))
+        axes |= 1u << (nd - 2);
+    if (input_axes[1] & (1u << b_cols))
+        axes |= 1u << (nd - 1);
+    uint32_t batch_a = input_axes[0] & ((1u << (na - 2)) - 1);
+    uint32_t batch_b = input_axes[1] & ((1u << (nb - 2)) - 1);
+    if (batch_a | batch_b)
+        axes |= (1u << (nd - 2)) - 1;
+    return axes;
 }
 
 static void matmul_label(const union dg_attrs *attrs, char *buf, size_t len)
@@ -170,6 +193,7 @@ static void matmul_label(const union dg_attrs *attrs, char *buf, size_t len)
 const struct dg_op_def dg_op_matmul = {
     .name = "matmul", .n_inputs = 2,
     .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
+    .dynamic_axes = matmul_dynamic_axes,
     .label = matmul_label,
 };
 

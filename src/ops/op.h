@@ -89,6 +89,15 @@ typedef void (*dg_forward_fn)(const union dg_attrs *attrs, int n_inputs,
 typedef dg_status (*dg_backward_fn)(dg_graph *g, dg_node *node, dg_node *grad_output,
                                     dg_node **grad_inputs);
 
+/* Which axes of the output may change when a plan changes its input shapes (bit i: axis i),
+ * given the same for each input. Lets backward rules prove that an operand's gradient needs
+ * no unbroadcasting whatever the batch (dg__unbroadcast_operand). Optional: without it every
+ * output axis counts as changing as soon as any input axis does (always safe). */
+typedef uint32_t (*dg_dynamic_axes_fn)(const union dg_attrs *attrs, int n_inputs,
+                                       const struct dg_shape *inputs,
+                                       const uint32_t *input_axes,
+                                       const struct dg_shape *out);
+
 /* Writes extra text for the DOT label (axes, exponent, ...), e.g. "axes=[1]". Optional. */
 typedef void (*dg_label_fn)(const union dg_attrs *attrs, char *buf, size_t len);
 
@@ -102,6 +111,7 @@ struct dg_op_def {
     dg_forward_fn forward;
     dg_backward_fn backward;
     dg_label_fn label;
+    dg_dynamic_axes_fn dynamic_axes;
 };
 
 /* The table, indexed by dg_op_id. */
@@ -158,9 +168,21 @@ void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec
 /* ---- Gradient helpers for backward rules (src/ops/grad_util.c) ------------------------ */
 
 /* Sums grad over the axes along which `like` was broadcast to produce grad's shape, so that
- * the result has like's shape (the backward of broadcasting). Returns grad when the shapes are
- * equal. Shape-dynamic: follows plan-time shapes. */
+ * the result has like's shape (the backward of broadcasting): a sum_to node, which follows
+ * plan-time shapes. Returns grad itself only when the shapes are equal and stay equal at any
+ * batch: no size-1 axis in like, and no axis of like that changes with the plan's shapes. */
 dg_node *dg__unbroadcast(dg_graph *g, dg_node *grad, dg_node *like);
+/* The same for operand k of a broadcasting elementwise op `node` (grad has node's shape), with
+ * a sharper proof: like's changing axes are harmless where every other operand has size 1
+ * (a bias [N] added to activations [B,N] needs no sum_to for the activations' gradient). */
+dg_node *dg__unbroadcast_operand(dg_graph *g, dg_node *grad, dg_node *node, int k);
+/* Axes of a node that may change with the plan's shapes (dg_dynamic_axes_fn). */
+uint32_t dg__node_dynamic_axes(const dg_node *node);
+/* dynamic_axes for ops whose output axes align on the right with every input's axes
+ * (elementwise ops, with or without broadcasting, and same-shape ops like softmax). */
+uint32_t dg__dynamic_elementwise(const union dg_attrs *attrs, int n_inputs,
+                                 const struct dg_shape *inputs, const uint32_t *input_axes,
+                                 const struct dg_shape *out);
 
 /* ---- Parallel helpers ----------------------------------------------------------------- */
 

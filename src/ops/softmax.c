@@ -235,6 +235,7 @@ static dg_status softmax_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_
 }
 
 const struct dg_op_def dg_op_softmax = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "softmax", .n_inputs = 1, .can_inplace = true,
     .infer = softmax_infer, .forward = softmax_forward, .backward = softmax_backward,
     .label = softmax_label,
@@ -271,6 +272,7 @@ static dg_status log_softmax_backward(dg_graph *g, dg_node *node, dg_node *grad,
 }
 
 const struct dg_op_def dg_op_log_softmax = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "log_softmax", .n_inputs = 1, .can_inplace = true,
     .infer = log_softmax_infer, .forward = log_softmax_forward,
     .backward = log_softmax_backward, .label = softmax_label,

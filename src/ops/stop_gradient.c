@@ -29,6 +29,7 @@ static dg_status stop_gradient_backward(dg_graph *g, dg_node *node, dg_node *gra
 }
 
 const struct dg_op_def dg_op_stop_gradient = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "stop_gradient", .n_inputs = 1, .can_inplace = true,
     .infer = stop_gradient_infer, .forward = stop_gradient_forward,
     .backward = stop_gradient_backward,

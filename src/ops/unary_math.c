@@ -183,6 +183,7 @@ static dg_status neg_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 const struct dg_op_def dg_op_neg = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "neg", .n_inputs = 1, .can_inplace = true,
     .infer = neg_infer, .forward = neg_forward, .backward = neg_backward,
 };
@@ -214,6 +215,7 @@ static dg_status abs_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 const struct dg_op_def dg_op_abs = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "abs", .n_inputs = 1, .can_inplace = true,
     .infer = abs_infer, .forward = abs_forward, .backward = abs_backward,
 };
@@ -246,6 +248,7 @@ static dg_status sign_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_nod
 }
 
 const struct dg_op_def dg_op_sign = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "sign", .n_inputs = 1, .can_inplace = true,
     .infer = sign_infer, .forward = sign_forward, .backward = sign_backward,
 };
@@ -271,6 +274,7 @@ static dg_status exp_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 const struct dg_op_def dg_op_exp = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "exp", .n_inputs = 1, .can_inplace = true,
     .infer = exp_infer, .forward = exp_forward, .backward = exp_backward,
 };
@@ -301,6 +305,7 @@ static dg_status log_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 const struct dg_op_def dg_op_log = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "log", .n_inputs = 1, .can_inplace = true,
     .infer = log_infer, .forward = log_forward, .backward = log_backward,
 };
@@ -331,6 +336,7 @@ static dg_status sqrt_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_nod
 }
 
 const struct dg_op_def dg_op_sqrt = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "sqrt", .n_inputs = 1, .can_inplace = true,
     .infer = sqrt_infer, .forward = sqrt_forward, .backward = sqrt_backward,
 };
@@ -362,6 +368,7 @@ static dg_status square_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_n
 }
 
 const struct dg_op_def dg_op_square = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "square", .n_inputs = 1, .can_inplace = true,
     .infer = square_infer, .forward = square_forward, .backward = square_backward,
 };
@@ -412,6 +419,7 @@ static void pow_scalar_label(const union dg_attrs *attrs, char *buf, size_t len)
 }
 
 const struct dg_op_def dg_op_pow_scalar = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "pow_scalar", .n_inputs = 1, .can_inplace = true,
     .infer = pow_scalar_infer, .forward = pow_scalar_forward, .backward = pow_scalar_backward,
     .label = pow_scalar_label,
@@ -449,6 +457,7 @@ static void scale_label(const union dg_attrs *attrs, char *buf, size_t len)
 }
 
 const struct dg_op_def dg_op_scale = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "scale", .n_inputs = 1, .can_inplace = true,
     .infer = scale_infer, .forward = scale_forward, .backward = scale_backward,
     .label = scale_label,
@@ -487,6 +496,7 @@ static void add_scalar_label(const union dg_attrs *attrs, char *buf, size_t len)
 }
 
 const struct dg_op_def dg_op_add_scalar = {
+    .dynamic_axes = dg__dynamic_elementwise,
     .name = "add_scalar", .n_inputs = 1, .can_inplace = true,
     .infer = add_scalar_infer, .forward = add_scalar_forward, .backward = add_scalar_backward,
     .label = add_scalar_label,
