@@ -53,6 +53,7 @@ enum { DIRECT_KB = 128, DIRECT_NB = 64 };
  * widest column block of the small-m direct kernels). Only for speed: an element's value does
  * not depend on where its thread's columns start. */
 enum { SMALL_M_COLUMNS = 128 };
+#define SMALL_M_MIN_MACS_PER_THREAD ((int64_t)1 << 16)
 
 struct problem {
     int64_t m, n, k;
@@ -333,7 +334,11 @@ static void gemm_small_m(const struct dg__gemm_kernel *kern, const struct proble
         }
     }
     const int64_t blocks = (pr->n + SMALL_M_COLUMNS - 1) / SMALL_M_COLUMNS;
-    const int threads = threads_for(pr, n_threads);
+    /* A few rows do little arithmetic per element of B, so these products are bound by reading
+     * B: each thread streams its own columns of B through its own core's cache, and a split
+     * pays off from SMALL_M_MIN_MACS_PER_THREAD on (an eighth of the general threshold). */
+    int64_t useful = pr->m * pr->n * pr->k / SMALL_M_MIN_MACS_PER_THREAD;
+    const int threads = useful < 1 ? 1 : useful < n_threads ? (int)useful : n_threads;
     const int parts = threads < blocks ? threads : (int)blocks;
     if (parts <= 1) {
         gemm_direct(kern, &local, 0, pr->m, 0, pr->n);
