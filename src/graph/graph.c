@@ -426,6 +426,11 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
 
 /* ---- accessors ----------------------------------------------------------------------- */
 
+dg_node *dg__find_name(const dg_graph *g, const char *name)
+{
+    return (g == NULL || name == NULL) ? NULL : lookup_name(g, name);
+}
+
 dg_node *dg__input(const dg_node *node, int i)
 {
     return (node != NULL && i >= 0 && i < node->n_inputs) ? node->inputs[i] : NULL;

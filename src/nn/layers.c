@@ -112,20 +112,14 @@ dg_status dg_dropout_feed_key(dg_plan *plan, uint64_t seed, int64_t step, bool t
 {
     if (plan == NULL)
         return DG_ERR_INVALID_ARG;
-    dg_graph *g = dg_plan_graph(plan);
-    int count = dg_graph_node_count(g);
-    for (int i = 0; i < count; i++) {
-        dg_node *n = dg_graph_node(g, i);
-        if (dg_node_name(n) == NULL || strcmp(dg_node_name(n), DG_DROPOUT_KEY_NAME) != 0)
-            continue;
-        if (dg_plan_numel(plan, n) == 0)
-            return DG_OK; /* the plan does not use dropout */
-        /* The seed folds into 32 bits; the step wraps, which only repeats masks after 2^32. */
-        int32_t key[3] = {(int32_t)(uint32_t)(seed ^ (seed >> 32)), (int32_t)(uint32_t)step,
-                          training ? 1 : 0};
-        return dg_feed(plan, n, key);
-    }
-    return DG_OK;
+    /* Looked up by name on every step: a hash lookup, not a walk over the graph. */
+    dg_node *n = dg__find_name(dg_plan_graph(plan), DG_DROPOUT_KEY_NAME);
+    if (n == NULL || dg_plan_numel(plan, n) == 0)
+        return DG_OK; /* the graph or the plan does not use dropout */
+    /* The seed folds into 32 bits; the step wraps, which only repeats masks after 2^32. */
+    int32_t key[3] = {(int32_t)(uint32_t)(seed ^ (seed >> 32)), (int32_t)(uint32_t)step,
+                      training ? 1 : 0};
+    return dg_feed(plan, n, key);
 }
 
 int dg_graph_params(dg_graph *g, int max, dg_node **out)

@@ -107,11 +107,8 @@ dg_node *dg_dropout(dg_graph *g, dg_node *x, dg_node *key, float p)
 
 dg_node *dg_dropout_key(dg_graph *g)
 {
-    int count = dg_graph_node_count(g);
-    for (int i = 0; i < count; i++) {
-        dg_node *n = dg_graph_node(g, i);
-        if (dg_node_name(n) != NULL && strcmp(dg_node_name(n), DG_DROPOUT_KEY_NAME) == 0)
-            return n;
-    }
+    dg_node *key = dg__find_name(g, DG_DROPOUT_KEY_NAME);
+    if (key != NULL)
+        return key;
     return dg_input_static(g, DG_DROPOUT_KEY_NAME, DG_I32, 1, (int64_t[]){3});
 }

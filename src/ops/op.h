@@ -131,6 +131,8 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
 dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 dg_node *dg__input(const dg_node *node, int i);
+/* The input or parameter named `name`, or NULL; unlike dg_graph_find, a miss is no error. */
+dg_node *dg__find_name(const dg_graph *g, const char *name);
 /* Inside a backward rule: whether dg_grad uses the gradient of input i (the input lies on a
  * path from a requested node). A rule may skip building gradients nobody asked for — the
  * compiled plan would prune them anyway, but the graph and its DOT dump stay smaller. True
