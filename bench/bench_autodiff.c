@@ -23,26 +23,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 enum { REPS = 5, CHAIN_WIDTH = 256, MLP_LAYERS = 50, MLP_WIDTH = 256, MLP_BATCH = 64 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(dg_graph *g, const char *what)
 {
@@ -133,20 +116,20 @@ struct figures {
  * the MLP. run == false skips the run (the scaling sweep). */
 static void measure_once(int chain_nodes, int rep, bool run, struct figures *f)
 {
-    double t0 = now_ms();
+    double t0 = (1e3 * dg_bench_seconds());
     struct model m = chain_nodes > 0 ? build_chain(chain_nodes) : build_mlp();
-    double t1 = now_ms();
+    double t1 = (1e3 * dg_bench_seconds());
     f->forward_nodes = dg_graph_node_count(m.g);
     dg_node **outputs = malloc((size_t)(m.n_wrt + 1) * sizeof *outputs);
     if (outputs == NULL)
         die(NULL, "outputs");
     outputs[0] = m.loss;
-    double t2 = now_ms();
+    double t2 = (1e3 * dg_bench_seconds());
     if (dg_grad(m.g, m.loss, m.n_wrt, m.wrt, outputs + 1) != DG_OK)
         die(m.g, "dg_grad");
-    double t3 = now_ms();
+    double t3 = (1e3 * dg_bench_seconds());
     dg_plan *plan = dg_compile(m.g, m.n_wrt + 1, outputs);
-    double t4 = now_ms();
+    double t4 = (1e3 * dg_bench_seconds());
     if (plan == NULL)
         die(m.g, "dg_compile");
     f->build_ms[rep] = t1 - t0;
@@ -164,10 +147,10 @@ static void measure_once(int chain_nodes, int rep, bool run, struct figures *f)
         for (int64_t i = 0; i < m.input_numel; i++)
             x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
         dg_feed(plan, m.input, x);
-        double t5 = now_ms();
+        double t5 = (1e3 * dg_bench_seconds());
         if (dg_run(plan) != DG_OK)
             die(m.g, "dg_run");
-        f->run_ms[rep] = now_ms() - t5;
+        f->run_ms[rep] = (1e3 * dg_bench_seconds()) - t5;
         free(x);
     }
     dg_plan_free(plan);
@@ -185,14 +168,14 @@ static void report(const char *name, int chain_nodes)
     printf("autodiff_%s_nodes_after_grad %d nodes\n", name, f.total_nodes);
     printf("autodiff_%s_backward_nodes %d nodes\n", name, f.total_nodes - f.forward_nodes);
     printf("autodiff_%s_plan_steps %d steps\n", name, f.plan_steps);
-    printf("autodiff_%s_build_ms %.3f ms\n", name, median(f.build_ms, REPS));
-    printf("autodiff_%s_grad_ms %.3f ms\n", name, median(f.grad_ms, REPS));
-    printf("autodiff_%s_compile_ms %.3f ms\n", name, median(f.compile_ms, REPS));
+    printf("autodiff_%s_build_ms %.3f ms\n", name, dg_bench_median(f.build_ms, REPS));
+    printf("autodiff_%s_grad_ms %.3f ms\n", name, dg_bench_median(f.grad_ms, REPS));
+    printf("autodiff_%s_compile_ms %.3f ms\n", name, dg_bench_median(f.compile_ms, REPS));
     printf("autodiff_%s_arena_bytes %zu bytes\n", name, f.arena_bytes);
     printf("autodiff_%s_unshared_bytes %zu bytes\n", name, f.unshared_bytes);
     printf("autodiff_%s_arena_ratio %.4f ratio\n", name,
            f.unshared_bytes ? (double)f.arena_bytes / (double)f.unshared_bytes : 0.0);
-    printf("autodiff_%s_run_ms %.3f ms\n", name, median(f.run_ms, REPS));
+    printf("autodiff_%s_run_ms %.3f ms\n", name, dg_bench_median(f.run_ms, REPS));
 }
 
 /* grad and compile time per 1,000 forward nodes at growing chain lengths: flat when linear. */
@@ -206,11 +189,11 @@ static void scaling(void)
             measure_once(sizes[s], rep, false, &f);
         double k = sizes[s] / 1000.0;
         printf("autodiff_chain%d_build_ms_per_1k_nodes %.4f ms\n", sizes[s],
-               median(f.build_ms, REPS) / k);
+               dg_bench_median(f.build_ms, REPS) / k);
         printf("autodiff_chain%d_grad_ms_per_1k_nodes %.4f ms\n", sizes[s],
-               median(f.grad_ms, REPS) / k);
+               dg_bench_median(f.grad_ms, REPS) / k);
         printf("autodiff_chain%d_compile_ms_per_1k_nodes %.4f ms\n", sizes[s],
-               median(f.compile_ms, REPS) / k);
+               dg_bench_median(f.compile_ms, REPS) / k);
     }
 }
 

@@ -30,6 +30,8 @@
 
 #include "gemm/gemm.h"
 
+#include "bench_util.h"
+
 enum { ROUNDS = 2, REPETITIONS = 4 };
 /* Each repetition runs the product enough times to last about this long. */
 #define REPETITION_SECONDS 0.02
@@ -66,19 +68,6 @@ static const struct shape shapes[] = {
     {"mlp1_dX_1x256x784_NT", false, true, 1, 784, 256},
     {"small_4x1000x1000_NT", false, true, 4, 1000, 1000},
 };
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int compare_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 /* ---- FMA peak of one core ---------------------------------------------------------------
  * 24 independent accumulator chains (more than latency x throughput on any current core), no
@@ -129,7 +118,7 @@ static double measure_fma_peak(void)
     double best = 0.0;
     const int64_t iterations = 20 * 1000 * 1000;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now_seconds(), flops;
+        double t0 = dg_bench_seconds(), flops;
         if (dg__isa_supported() >= DG_ISA_AVX512) {
             sink += fma_loop_avx512(iterations);
             flops = 2.0 * 16 * 24 * (double)iterations;
@@ -139,7 +128,7 @@ static double measure_fma_peak(void)
         } else {
             return 0.0;
         }
-        double gflops = flops / (now_seconds() - t0) / 1e9;
+        double gflops = flops / (dg_bench_seconds() - t0) / 1e9;
         if (gflops > best)
             best = gflops;
     }
@@ -189,24 +178,24 @@ static void measure(const struct shape *s, struct operands *op, int threads, int
         for (int lib = 0; lib < n_libraries; lib++) {
             nanosleep(&pause, NULL);
             run_once((enum library)lib, s, op, threads); /* warm caches, pools, buffers */
-            double t0 = now_seconds();
+            double t0 = dg_bench_seconds();
             run_once((enum library)lib, s, op, threads);
-            double once = now_seconds() - t0;
+            double once = dg_bench_seconds() - t0;
             int64_t calls = once > 0.0 ? (int64_t)(REPETITION_SECONDS / once) : 1000;
             if (calls < 1)
                 calls = 1;
             for (int rep = 0; rep < REPETITIONS; rep++) {
-                t0 = now_seconds();
+                t0 = dg_bench_seconds();
                 for (int64_t i = 0; i < calls; i++)
                     run_once((enum library)lib, s, op, threads);
                 rates[lib][round * REPETITIONS + rep] =
-                    flops * (double)calls / (now_seconds() - t0) / 1e9;
+                    flops * (double)calls / (dg_bench_seconds() - t0) / 1e9;
             }
         }
     }
     const int total = ROUNDS * REPETITIONS;
     for (int lib = 0; lib < n_libraries; lib++) {
-        qsort(rates[lib], (size_t)total, sizeof rates[lib][0], compare_double);
+        qsort(rates[lib], (size_t)total, sizeof rates[lib][0], dg_bench_compare_double);
         median[lib] = 0.5 * (rates[lib][(total - 1) / 2] + rates[lib][total / 2]);
     }
 }

@@ -37,6 +37,8 @@
 
 #include "dagrad.h"
 
+#include "bench_util.h"
+
 enum { N_IN = 784, N_HIDDEN1 = 256, N_HIDDEN2 = 128, N_CLASSES = 10 };
 enum { N_BATCHES = 8, MAX_THREAD_COUNTS = 8, MAX_TORCH_LINES = 64 };
 /* Warm-up: at least WARMUP_SECONDS, and WARMUP_STEPS steps unless that takes longer than
@@ -67,19 +69,6 @@ struct torch_result {
 
 static struct torch_result torch_results[MAX_TORCH_LINES];
 static int n_torch_results;
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int compare_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 /* The model and its plan for one configuration; everything is freed by model_free. */
 struct model {
@@ -195,11 +184,11 @@ static bool model_step(struct model *m, int64_t i)
 static double time_steps(struct model *m, const struct options *opt)
 {
     int64_t steps = 0;
-    double t0 = now_seconds(), elapsed;
+    double t0 = dg_bench_seconds(), elapsed;
     do {
         if (!model_step(m, steps++))
             return -1;
-        elapsed = now_seconds() - t0;
+        elapsed = dg_bench_seconds() - t0;
     } while (elapsed < WARMUP_SECONDS || steps < 3 ||
              (steps < WARMUP_STEPS && elapsed < WARMUP_MAX_SECONDS));
     int64_t n = (int64_t)(opt->seconds / (elapsed / (double)steps));
@@ -209,16 +198,16 @@ static double time_steps(struct model *m, const struct options *opt)
     if (results == NULL)
         return -1;
     for (int r = 0; r < opt->repetitions; r++) {
-        t0 = now_seconds();
+        t0 = dg_bench_seconds();
         for (int64_t i = 0; i < n; i++) {
             if (!model_step(m, i)) {
                 free(results);
                 return -1;
             }
         }
-        results[r] = (now_seconds() - t0) / (double)n;
+        results[r] = (dg_bench_seconds() - t0) / (double)n;
     }
-    qsort(results, (size_t)opt->repetitions, sizeof(double), compare_double);
+    qsort(results, (size_t)opt->repetitions, sizeof(double), dg_bench_compare_double);
     double median = results[opt->repetitions / 2];
     free(results);
     return median;

@@ -19,6 +19,8 @@
 #include "simd/vmath.h"
 #include "simd/vmath_bare.h"
 
+#include "bench_util.h"
+
 enum { REPS = 7, SMALL = 1 << 16, LARGE = 1 << 24 };
 
 /* ---- scalar libm loops (what a plain C implementation would do) ---------------------- */
@@ -87,19 +89,6 @@ static void s_mul(const float *a, const float *b, float *o, int64_t n)
 
 /* ---- timing -------------------------------------------------------------------------- */
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One call over n elements: unary when f1 is set, else binary. */
 struct job {
     dg_vmath_unary_fn f1;
@@ -112,7 +101,7 @@ struct job {
  * rounded to 16 floats, as the ops do), `inner` times, and returns seconds per pass. */
 static double time_pass(const struct job *j, int64_t n, int threads, int inner)
 {
-    double t0 = now();
+    double t0 = dg_bench_seconds();
     for (int r = 0; r < inner; r++) {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int c = 0; c < threads; c++) {
@@ -126,7 +115,7 @@ static double time_pass(const struct job *j, int64_t n, int threads, int inner)
                 j->f2(j->a + lo, j->b + lo, j->out + lo, hi - lo);
         }
     }
-    return (now() - t0) / inner;
+    return (dg_bench_seconds() - t0) / inner;
 }
 
 /* Median seconds per pass over REPS repetitions, each long enough (~20 ms) to time. */
@@ -139,7 +128,7 @@ static double median_pass(const struct job *j, int64_t n, int threads)
     double t[REPS];
     for (int r = 0; r < REPS; r++)
         t[r] = time_pass(j, n, threads, inner);
-    qsort(t, REPS, sizeof t[0], cmp_double);
+    qsort(t, REPS, sizeof t[0], dg_bench_compare_double);
     return t[REPS / 2];
 }
 
@@ -199,15 +188,15 @@ static void run_bandwidth(const struct dg_vmath *vm, float *a, float *b, float *
     for (int threads = 1; threads <= 2; threads++) {
         double t_copy[REPS];
         for (int r = 0; r < REPS; r++) {
-            double t0 = now();
+            double t0 = dg_bench_seconds();
 #pragma omp parallel for num_threads(threads) schedule(static)
             for (int c = 0; c < threads; c++) {
                 int64_t per = LARGE / threads;
                 memcpy(out + per * c, a + per * c, sizeof(float) * (size_t)per);
             }
-            t_copy[r] = now() - t0;
+            t_copy[r] = dg_bench_seconds() - t0;
         }
-        qsort(t_copy, REPS, sizeof t_copy[0], cmp_double);
+        qsort(t_copy, REPS, sizeof t_copy[0], dg_bench_compare_double);
         double copy = 8.0 * LARGE / t_copy[REPS / 2] / 1e9;
         printf("vmath.memcpy.16M.t%d %.2f GB/s\n", threads, copy);
         struct {
