@@ -116,20 +116,20 @@ struct figures {
  * the MLP. run == false skips the run (the scaling sweep). */
 static void measure_once(int chain_nodes, int rep, bool run, struct figures *f)
 {
-    double t0 = (1e3 * dg_bench_seconds());
+    double t0 = 1e3 * dg_bench_seconds();
     struct model m = chain_nodes > 0 ? build_chain(chain_nodes) : build_mlp();
-    double t1 = (1e3 * dg_bench_seconds());
+    double t1 = 1e3 * dg_bench_seconds();
     f->forward_nodes = dg_graph_node_count(m.g);
     dg_node **outputs = malloc((size_t)(m.n_wrt + 1) * sizeof *outputs);
     if (outputs == NULL)
         die(NULL, "outputs");
     outputs[0] = m.loss;
-    double t2 = (1e3 * dg_bench_seconds());
+    double t2 = 1e3 * dg_bench_seconds();
     if (dg_grad(m.g, m.loss, m.n_wrt, m.wrt, outputs + 1) != DG_OK)
         die(m.g, "dg_grad");
-    double t3 = (1e3 * dg_bench_seconds());
+    double t3 = 1e3 * dg_bench_seconds();
     dg_plan *plan = dg_compile(m.g, m.n_wrt + 1, outputs);
-    double t4 = (1e3 * dg_bench_seconds());
+    double t4 = 1e3 * dg_bench_seconds();
     if (plan == NULL)
         die(m.g, "dg_compile");
     f->build_ms[rep] = t1 - t0;
@@ -147,10 +147,10 @@ static void measure_once(int chain_nodes, int rep, bool run, struct figures *f)
         for (int64_t i = 0; i < m.input_numel; i++)
             x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
         dg_feed(plan, m.input, x);
-        double t5 = (1e3 * dg_bench_seconds());
+        double t5 = 1e3 * dg_bench_seconds();
         if (dg_run(plan) != DG_OK)
             die(m.g, "dg_run");
-        f->run_ms[rep] = (1e3 * dg_bench_seconds()) - t5;
+        f->run_ms[rep] = 1e3 * dg_bench_seconds() - t5;
         free(x);
     }
     dg_plan_free(plan);
