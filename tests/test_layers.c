@@ -169,7 +169,7 @@ START_TEST(dropout_errors)
     ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "dropout: p = 1.5 is outside [0, 1]"));
     dg_graph_clear_error(g);
     ck_assert_ptr_null(dg_dropout(g, x, x, 0.5f));
-    ck_assert_int_eq(dg_graph_status(g), DG_ERR_SHAPE);
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_DTYPE);
     ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "dropout: key must be int32 [3]"));
     dg_graph_clear_error(g);
     ck_assert_ptr_null(dg_dropout(g, NULL, key, 0.5f));

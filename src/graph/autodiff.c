@@ -162,6 +162,13 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     g->n_relevant = loss->index + 1;
     grad[loss->index] = filled_like(g, loss, 1.0f);
     st = grad[loss->index] ? backpropagate(g, loss, relevant, grad) : dg_graph_status(g);
+    /* Results go to a scratch array first: on error the caller's grads stay untouched. */
+    dg_node **found = st == DG_OK ? malloc((size_t)(n_wrt > 0 ? n_wrt : 1) * sizeof *found)
+                                  : NULL;
+    if (st == DG_OK && found == NULL) {
+        dg__set_error(g, DG_ERR_NOMEM, "grad: out of memory");
+        st = DG_ERR_NOMEM;
+    }
     for (int i = 0; i < n_wrt && st == DG_OK; i++) {
         dg_node *gi = wrt[i]->index <= loss->index ? grad[wrt[i]->index] : NULL;
         g->backward_of = wrt[i];
@@ -174,8 +181,11 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
         /* Label the final gradient by what it is the gradient of (for the DOT dump). */
         if (gi->index >= first_new)
             gi->grad_of = wrt[i];
-        grads[i] = gi;
+        found[i] = gi;
     }
+    if (st == DG_OK && n_wrt > 0)
+        memcpy(grads, found, (size_t)n_wrt * sizeof *grads);
+    free(found);
     g->building_backward = false;
     g->backward_of = NULL;
     g->relevant = NULL;

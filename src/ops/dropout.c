@@ -30,7 +30,8 @@ static dg_status dropout_infer(const union dg_attrs *attrs, int n_inputs,
     if (in[0].dtype != DG_F32)
         return dg__shape_error(msg, len, DG_ERR_DTYPE, "dropout: input must be float32");
     if (in[1].dtype != DG_I32 || in[1].ndim != 1 || in[1].dim[0] != 3)
-        return dg__shape_error(msg, len, DG_ERR_SHAPE, "dropout: key must be int32 [3] "
+        return dg__shape_error(msg, len, in[1].dtype != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                               "dropout: key must be int32 [3] "
                                "{seed, step, training}, got %s%s",
                                in[1].dtype == DG_I32 ? "int32 " : "float32 ",
                                dg__shape_str(&in[1], buf, sizeof buf));
