@@ -65,34 +65,35 @@ static dg_status check_args(dg_graph *g, dg_node *loss, int n_wrt, dg_node *cons
                             dg_node **grads)
 {
     if (loss == NULL || (n_wrt > 0 && (wrt == NULL || grads == NULL)) || n_wrt < 0) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "grad: %s", loss == NULL ? "loss is NULL"
-                      : n_wrt < 0 ? "negative count" : "wrt or grads array is NULL");
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "grad: %s", loss == NULL ? "loss is NULL"
+                           : n_wrt < 0 ? "negative count" : "wrt or grads array is NULL");
         return DG_ERR_INVALID_ARG;
     }
     if (loss->graph != g) {
-        dg__set_error(g, DG_ERR_FOREIGN_NODE, "grad: the loss belongs to another graph");
+        dg_graph_set_error(g, DG_ERR_FOREIGN_NODE, "grad: the loss belongs to another graph");
         return DG_ERR_FOREIGN_NODE;
     }
     char buf[128];
     if (loss->shape.dtype != DG_F32 || dg__numel(&loss->shape) != 1) {
-        dg__set_error(g, loss->shape.dtype != DG_F32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
-                      "grad: the loss must be a float32 scalar, got %s%s",
-                      loss->shape.dtype != DG_F32 ? "int32 " : "",
-                      dg__shape_str(&loss->shape, buf, sizeof buf));
+        dg_graph_set_error(g, loss->shape.dtype != DG_F32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                           "grad: the loss must be a float32 scalar, got %s%s",
+                           loss->shape.dtype != DG_F32 ? "int32 " : "",
+                           dg__shape_str(&loss->shape, buf, sizeof buf));
         return dg_graph_status(g);
     }
     for (int i = 0; i < n_wrt; i++) {
         if (wrt[i] == NULL) {
-            dg__set_error(g, DG_ERR_INVALID_ARG, "grad: wrt[%d] is NULL", i);
+            dg_graph_set_error(g, DG_ERR_INVALID_ARG, "grad: wrt[%d] is NULL", i);
             return DG_ERR_INVALID_ARG;
         }
         if (wrt[i]->graph != g) {
-            dg__set_error(g, DG_ERR_FOREIGN_NODE, "grad: wrt[%d] belongs to another graph", i);
+            dg_graph_set_error(g, DG_ERR_FOREIGN_NODE, "grad: wrt[%d] belongs to another graph", i);
             return DG_ERR_FOREIGN_NODE;
         }
         if (wrt[i]->shape.dtype != DG_F32) {
-            dg__set_error(g, DG_ERR_DTYPE, "grad: wrt[%d] (node %d, %s) is int32, which is not "
-                          "differentiable", i, wrt[i]->index, dg_node_op_name(wrt[i]));
+            dg_graph_set_error(g, DG_ERR_DTYPE, "grad: wrt[%d] (node %d, %s) is int32, which "
+                               "is not differentiable", i, wrt[i]->index,
+                               dg_node_op_name(wrt[i]));
             return DG_ERR_DTYPE;
         }
     }
@@ -111,8 +112,8 @@ static dg_status backpropagate(dg_graph *g, dg_node *loss, const bool *relevant,
         if (def->not_differentiable)
             continue; /* piecewise constant (masks): no gradient flows to the inputs */
         if (def->backward == NULL) {
-            dg__set_error(g, DG_ERR_NOT_DIFFERENTIABLE, "grad: op '%s' (node %d) has no "
-                          "gradient rule", def->name, node->index);
+            dg_graph_set_error(g, DG_ERR_NOT_DIFFERENTIABLE, "grad: op '%s' (node %d) has no "
+                               "gradient rule", def->name, node->index);
             return DG_ERR_NOT_DIFFERENTIABLE;
         }
         dg_node *grad_inputs[DG_MAX_INPUTS] = {0};
@@ -153,7 +154,7 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     if (relevant == NULL || grad == NULL) {
         free(relevant);
         free(grad);
-        dg__set_error(g, DG_ERR_NOMEM, "grad: out of memory");
+        dg_graph_set_error(g, DG_ERR_NOMEM, "grad: out of memory");
         return DG_ERR_NOMEM;
     }
     g->building_backward = true;
@@ -166,7 +167,7 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     dg_node **found = st == DG_OK ? malloc((size_t)(n_wrt > 0 ? n_wrt : 1) * sizeof *found)
                                   : NULL;
     if (st == DG_OK && found == NULL) {
-        dg__set_error(g, DG_ERR_NOMEM, "grad: out of memory");
+        dg_graph_set_error(g, DG_ERR_NOMEM, "grad: out of memory");
         st = DG_ERR_NOMEM;
     }
     for (int i = 0; i < n_wrt && st == DG_OK; i++) {
@@ -212,7 +213,7 @@ dg_status dg_grad_params(dg_graph *g, dg_node *loss, int max, dg_node **params,
     if (g->status != DG_OK)
         return g->status;
     if (params == NULL || grads == NULL || n_params == NULL || max < 0) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "grad_params: NULL output array or count");
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "grad_params: NULL output array or count");
         return DG_ERR_INVALID_ARG;
     }
     int n = 0;
@@ -220,8 +221,8 @@ dg_status dg_grad_params(dg_graph *g, dg_node *loss, int max, dg_node **params,
         if (g->nodes[i]->kind != DG_NODE_PARAM)
             continue;
         if (n == max) {
-            dg__set_error(g, DG_ERR_INVALID_ARG, "grad_params: the graph has more than %d "
-                          "parameters", max);
+            dg_graph_set_error(g, DG_ERR_INVALID_ARG, "grad_params: the graph has more than %d "
+                               "parameters", max);
             return DG_ERR_INVALID_ARG;
         }
         params[n++] = g->nodes[i];

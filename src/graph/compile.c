@@ -42,7 +42,7 @@ static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, 
 static dg_plan *fail_plan(dg_plan *p, dg_graph *g, dg_status status, const char *what)
 {
     if (status == DG_ERR_NOMEM)
-        dg__set_error(g, DG_ERR_NOMEM, "compile: out of memory (%s)", what);
+        dg_graph_set_error(g, DG_ERR_NOMEM, "compile: out of memory (%s)", what);
     dg_plan_free(p);
     return NULL;
 }
@@ -163,7 +163,7 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
                                  "more than 2^40 elements", def->name);
         if (st != DG_OK) {
             p->runnable = false;
-            dg__set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
+            dg_graph_set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
             return st;
         }
         p->values[n->index].shape = out;
@@ -172,22 +172,22 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
     return DG_OK;
 }
 
-static dg_status plan_check_impl(dg_plan *p, const dg_node *node, const char *what)
+dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what)
 {
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
     if (node == NULL) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node is NULL", what);
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node is NULL", what);
         return DG_ERR_INVALID_ARG;
     }
     if (node->graph != p->graph) {
-        dg__set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: node %d belongs to another graph",
-                      what, node->index);
+        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: node %d belongs to another graph",
+                           what, node->index);
         return DG_ERR_FOREIGN_NODE;
     }
     if (node->index >= p->n_values || p->values[node->index].home == DG_HOME_NONE) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is not part of this plan",
-                      what, node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is not part of this "
+                           "plan", what, node->index, dg_node_op_name(node));
         return DG_ERR_INVALID_ARG;
     }
     return DG_OK;
@@ -195,19 +195,19 @@ static dg_status plan_check_impl(dg_plan *p, const dg_node *node, const char *wh
 
 dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const int64_t *shape)
 {
-    dg_status st = plan_check_impl(p, input, "set_input_shape");
+    dg_status st = dg__plan_check(p, input, "set_input_shape");
     if (st != DG_OK)
         return st;
     char buf[64];
     if (input->kind != DG_NODE_INPUT) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: node %d is a %s, not an "
-                      "input", input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: node %d is a %s, not an "
+                           "input", input->index, dg_node_op_name(input));
         return DG_ERR_INVALID_ARG;
     }
     if (ndim != input->shape.ndim || (ndim > 0 && shape == NULL)) {
-        dg__set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s' has %d dimensions "
-                      "(%s), %d given", input->name, input->shape.ndim,
-                      dg__shape_str(&input->shape, buf, sizeof buf), ndim);
+        dg_graph_set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s' has %d dimensions "
+                           "(%s), %d given", input->name, input->shape.ndim,
+                           dg__shape_str(&input->shape, buf, sizeof buf), ndim);
         return DG_ERR_SHAPE;
     }
     struct dg_shape wanted = input->shape;
@@ -215,9 +215,9 @@ dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const in
         wanted.dim[i] = shape[i];
     for (int i = 0; i < ndim; i++) {
         if (shape[i] <= 0 || !dg__shape_fits(&wanted)) {
-            dg__set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s': %s has a "
-                          "dimension <= 0 or more than 2^40 elements", input->name,
-                          dg__shape_str(&wanted, buf, sizeof buf));
+            dg_graph_set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s': %s has a "
+                               "dimension <= 0 or more than 2^40 elements", input->name,
+                               dg__shape_str(&wanted, buf, sizeof buf));
             return DG_ERR_SHAPE;
         }
     }
@@ -243,8 +243,8 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
     if (batch <= 0 || batch > DG_MAX_NUMEL) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is outside "
-                      "1 .. 2^40", (long long)batch);
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is outside "
+                           "1 .. 2^40", (long long)batch);
         return DG_ERR_INVALID_ARG;
     }
     for (int i = 0; i < p->n_values; i++) {
@@ -255,9 +255,9 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
         wanted.dim[0] = batch;
         if (!dg__shape_fits(&wanted)) {
             char buf[128];
-            dg__set_error(p->graph, DG_ERR_SHAPE, "set_batch: input '%s' would be %s, more "
-                          "than 2^40 elements", p->graph->nodes[i]->name,
-                          dg__shape_str(&wanted, buf, sizeof buf));
+            dg_graph_set_error(p->graph, DG_ERR_SHAPE, "set_batch: input '%s' would be %s, more "
+                               "than 2^40 elements", p->graph->nodes[i]->name,
+                               dg__shape_str(&wanted, buf, sizeof buf));
             return DG_ERR_SHAPE;
         }
     }
@@ -311,8 +311,8 @@ dg_status dg_plan_set_threads(dg_plan *p, int n_threads)
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
     if (n_threads < 0 || n_threads > 1024) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "plan_set_threads: %d threads is out of "
-                      "range 0..1024", n_threads);
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "plan_set_threads: %d threads is out of "
+                           "range 0..1024", n_threads);
         return DG_ERR_INVALID_ARG;
     }
     p->n_threads = n_threads > 0 ? n_threads : dg__default_threads();
@@ -324,8 +324,3 @@ dg_graph *dg_plan_graph(const dg_plan *p) { return p ? p->graph : NULL; }
 int dg_plan_node_count(const dg_plan *p) { return p ? p->n_steps : 0; }
 size_t dg_plan_arena_bytes(const dg_plan *p) { return p ? p->arena_bytes : 0; }
 size_t dg_plan_unshared_bytes(const dg_plan *p) { return p ? p->unshared_bytes : 0; }
-
-dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what)
-{
-    return plan_check_impl(p, node, what);
-}

@@ -66,7 +66,7 @@ dg_status dg_graph_dump_dot(dg_graph *g, FILE *out)
     if (g == NULL)
         return DG_ERR_INVALID_ARG;
     if (out == NULL) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "dump_dot: output stream is NULL");
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "dump_dot: output stream is NULL");
         return DG_ERR_INVALID_ARG;
     }
     fputs("digraph dagrad {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n", out);
@@ -94,7 +94,7 @@ dg_status dg_graph_dump_dot(dg_graph *g, FILE *out)
     }
     fputs("}\n", out);
     if (ferror(out)) {
-        dg__set_error(g, DG_ERR_IO, "dump_dot: write failed");
+        dg_graph_set_error(g, DG_ERR_IO, "dump_dot: write failed");
         return DG_ERR_IO;
     }
     return DG_OK;
@@ -105,17 +105,17 @@ dg_status dg_graph_dump_dot_file(dg_graph *g, const char *path)
     if (g == NULL)
         return DG_ERR_INVALID_ARG;
     if (path == NULL) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "dump_dot: path is NULL");
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "dump_dot: path is NULL");
         return DG_ERR_INVALID_ARG;
     }
     FILE *f = fopen(path, "w");
     if (f == NULL) {
-        dg__set_error(g, DG_ERR_IO, "dump_dot: cannot open '%s': %s", path, strerror(errno));
+        dg_graph_set_error(g, DG_ERR_IO, "dump_dot: cannot open '%s': %s", path, strerror(errno));
         return DG_ERR_IO;
     }
     dg_status st = dg_graph_dump_dot(g, f);
     if (fclose(f) != 0 && st == DG_OK) {
-        dg__set_error(g, DG_ERR_IO, "dump_dot: cannot write '%s': %s", path, strerror(errno));
+        dg_graph_set_error(g, DG_ERR_IO, "dump_dot: cannot write '%s': %s", path, strerror(errno));
         st = DG_ERR_IO;
     }
     return st;

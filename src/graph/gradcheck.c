@@ -99,7 +99,7 @@ static dg_status fail(dg_graph *g, dg_status status, const char *fmt, ...)
     va_start(args, fmt);
     vsnprintf(msg, sizeof msg, fmt, args);
     va_end(args);
-    dg__set_error(g, status, "gradcheck: %s", msg);
+    dg_graph_set_error(g, status, "gradcheck: %s", msg);
     return status;
 }
 
@@ -312,8 +312,8 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
         free(chosen);
         if (dg_node_kind_of(w) == DG_NODE_INPUT)
             free(values);
-        dg__set_error(s->g, DG_ERR_NOMEM, "gradcheck: out of memory for %lld elements",
-                      (long long)numel);
+        dg_graph_set_error(s->g, DG_ERR_NOMEM, "gradcheck: out of memory for %lld elements",
+                           (long long)numel);
         return DG_ERR_NOMEM;
     }
     /* One seed per wrt position, so adding a node does not reshuffle the others. */
@@ -374,7 +374,7 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
         free(outputs);
         free(analytic);
         free(copies);
-        dg__set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
+        dg_graph_set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
         return DG_ERR_NOMEM;
     }
     struct check_state s = {.g = g, .loss = loss, .n_feeds = n_feeds,
@@ -398,7 +398,7 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
         if (data == NULL) {
             st = dg_graph_status(g);
         } else if (copies[i] == NULL) {
-            dg__set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
+            dg_graph_set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
             st = DG_ERR_NOMEM;
         } else {
             memcpy(copies[i], data, (size_t)numel * sizeof(float));
@@ -421,7 +421,7 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
     free(outputs);
     if (st != DG_OK) {
         if (dg_graph_status(g) == DG_OK)
-            dg__set_error(g, st, "gradcheck: %s", dg_status_str(st));
+            dg_graph_set_error(g, st, "gradcheck: %s", dg_status_str(st));
         report->passed = false;
         snprintf(report->summary, sizeof report->summary, "gradcheck did not run: %s",
                  dg_graph_error(g));

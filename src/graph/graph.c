@@ -111,14 +111,6 @@ void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list arg
     vsnprintf(g->error, sizeof g->error, fmt, args);
 }
 
-void dg__set_error(dg_graph *g, dg_status status, const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    dg__set_error_v(g, status, fmt, args);
-    va_end(args);
-}
-
 void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
 {
     va_list args;
@@ -198,8 +190,8 @@ dg_status dg_graph_set_threads(dg_graph *g, int n_threads)
     if (g == NULL)
         return DG_ERR_INVALID_ARG;
     if (n_threads < 0 || n_threads > 1024) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "set_threads: %d threads is out of range 0..1024",
-                      n_threads);
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "set_threads: %d threads is out of range 0..1024",
+                           n_threads);
         return DG_ERR_INVALID_ARG;
     }
     g->n_threads = n_threads;
@@ -241,17 +233,17 @@ static bool leaf_shape(dg_graph *g, const char *what, const char *name, dg_dtype
                        int ndim, const int64_t *shape, struct dg_shape *out)
 {
     if (ndim < 0 || ndim > DG_MAX_DIMS) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "%s '%s': %d dimensions (0..%d allowed)", what,
-                      name ? name : "", ndim, DG_MAX_DIMS);
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s '%s': %d dimensions (0..%d allowed)", what,
+                           name ? name : "", ndim, DG_MAX_DIMS);
         return false;
     }
     if (ndim > 0 && shape == NULL) {
-        dg__set_error(g, DG_ERR_INVALID_ARG, "%s '%s': shape is NULL", what, name ? name : "");
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s '%s': shape is NULL", what, name ? name : "");
         return false;
     }
     if (dtype != DG_F32 && dtype != DG_I32) {
-        dg__set_error(g, DG_ERR_DTYPE, "%s '%s': unknown dtype %d", what, name ? name : "",
-                      (int)dtype);
+        dg_graph_set_error(g, DG_ERR_DTYPE, "%s '%s': unknown dtype %d", what, name ? name : "",
+                           (int)dtype);
         return false;
     }
     out->dtype = dtype;
@@ -259,9 +251,9 @@ static bool leaf_shape(dg_graph *g, const char *what, const char *name, dg_dtype
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] <= 0 || shape[i] > DG_MAX_NUMEL / numel) {
-            dg__set_error(g, DG_ERR_SHAPE, "%s '%s': dimension %d is %lld (must be > 0 and the "
-                          "tensor under 2^40 elements)", what, name ? name : "", i,
-                          (long long)shape[i]);
+            dg_graph_set_error(g, DG_ERR_SHAPE, "%s '%s': dimension %d is %lld (must be > 0 "
+                               "and the tensor under 2^40 elements)", what, name ? name : "",
+                               i, (long long)shape[i]);
             return false;
         }
         numel *= shape[i];

@@ -43,9 +43,7 @@ struct dg_graph {
     int n_relevant;
 };
 
-/* Sets the sticky error unless one is already there. */
-void dg__set_error(dg_graph *g, dg_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The sticky error (first wins) from a va_list; dg_graph_set_error is the variadic form. */
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args);
 
 /* The thread count a plan should use when the graph says 0 (DG_NUM_THREADS or all cores). */

@@ -140,8 +140,8 @@ dg_status dg__plan_size_inputs(dg_plan *p)
         void *buf = realloc(v->input_buffer, (size_t)numel * 4);
         if (buf == NULL) {
             p->runnable = false;
-            dg__set_error(p->graph, DG_ERR_NOMEM, "plan: out of memory for input '%s' "
-                          "(%lld values)", p->graph->nodes[i]->name, (long long)numel);
+            dg_graph_set_error(p->graph, DG_ERR_NOMEM, "plan: out of memory for input '%s' "
+                               "(%lld values)", p->graph->nodes[i]->name, (long long)numel);
             return DG_ERR_NOMEM;
         }
         v->input_buffer = buf;
@@ -223,8 +223,8 @@ nomem:
     free(pool.busy);
     free(pool.free);
     p->runnable = false;
-    dg__set_error(g, DG_ERR_NOMEM, "plan: out of memory for the values of %d steps (%zu bytes "
-                  "without sharing)", p->n_steps, unshared);
+    dg_graph_set_error(g, DG_ERR_NOMEM, "plan: out of memory for the values of %d steps (%zu bytes "
+                       "without sharing)", p->n_steps, unshared);
     return DG_ERR_NOMEM;
 }
 

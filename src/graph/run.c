@@ -9,19 +9,19 @@ dg_status dg_feed(dg_plan *p, dg_node *input, const void *data)
     if (st != DG_OK)
         return st;
     if (input->kind != DG_NODE_INPUT) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "feed: node %d is a %s, not an input",
-                      input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "feed: node %d is a %s, not an input",
+                           input->index, dg_node_op_name(input));
         return DG_ERR_INVALID_ARG;
     }
     if (data == NULL) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "feed: data for input '%s' is NULL",
-                      input->name);
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "feed: data for input '%s' is NULL",
+                           input->name);
         return DG_ERR_INVALID_ARG;
     }
     struct dg_plan_value *v = &p->values[input->index];
     if (!p->runnable || dg__numel(&v->shape) > v->input_capacity) {
-        dg__set_error(p->graph, DG_ERR_STATE, "feed: the plan cannot run since its last shape "
-                      "change failed; set a valid shape first");
+        dg_graph_set_error(p->graph, DG_ERR_STATE, "feed: the plan cannot run since its last shape "
+                           "change failed; set a valid shape first");
         return DG_ERR_STATE;
     }
     memcpy(v->input_buffer, data, (size_t)dg__numel(&v->shape) * 4);
@@ -39,10 +39,11 @@ dg_status dg_feed_n(dg_plan *p, dg_node *input, const void *data, int64_t count)
     int64_t numel = dg__numel(&p->values[input->index].shape);
     if (count != numel) {
         char buf[128];
-        dg__set_error(p->graph, DG_ERR_SHAPE, "feed: input '%s' %s takes %lld values, %lld given",
-                      input->name ? input->name : dg_node_op_name(input),
-                      dg__shape_str(&p->values[input->index].shape, buf, sizeof buf),
-                      (long long)numel, (long long)count);
+        dg_graph_set_error(p->graph, DG_ERR_SHAPE, "feed: input '%s' %s takes %lld values, "
+                           "%lld given",
+                           input->name ? input->name : dg_node_op_name(input),
+                           dg__shape_str(&p->values[input->index].shape, buf, sizeof buf),
+                           (long long)numel, (long long)count);
         return DG_ERR_SHAPE;
     }
     return dg_feed(p, input, data);
@@ -54,13 +55,13 @@ dg_status dg_run(dg_plan *p)
         return DG_ERR_INVALID_ARG;
     dg_graph *g = p->graph;
     if (!p->runnable) {
-        dg__set_error(g, DG_ERR_STATE, "run: the plan cannot run since its last shape change "
-                      "failed (a shape error or out of memory); set a valid shape first");
+        dg_graph_set_error(g, DG_ERR_STATE, "run: the plan cannot run since its last shape change "
+                           "failed (a shape error or out of memory); set a valid shape first");
         return DG_ERR_STATE;
     }
     for (int i = 0; i < p->n_values; i++) {
         if (p->values[i].home == DG_HOME_INPUT && !p->values[i].fed) {
-            dg__set_error(g, DG_ERR_STATE, "run: input '%s' was not fed", g->nodes[i]->name);
+            dg_graph_set_error(g, DG_ERR_STATE, "run: input '%s' was not fed", g->nodes[i]->name);
             return DG_ERR_STATE;
         }
     }
@@ -89,15 +90,16 @@ static const void *kept_data(dg_plan *p, dg_node *node, dg_dtype dtype, const ch
         return NULL;
     const struct dg_plan_value *v = &p->values[node->index];
     if (v->home == DG_HOME_ARENA && !v->pinned) {
-        dg__set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is an intermediate whose "
-                      "memory the plan reuses; list it among the outputs of dg_compile", what,
-                      node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is an intermediate "
+                           "whose memory the plan reuses; list it among the outputs of "
+                           "dg_compile", what,
+                           node->index, dg_node_op_name(node));
         return NULL;
     }
     if (v->shape.dtype != dtype) {
-        dg__set_error(p->graph, DG_ERR_DTYPE, "%s: node %d (%s) holds %s values", what,
-                      node->index, dg_node_op_name(node), v->shape.dtype == DG_F32 ? "float32"
-                                                                                : "int32");
+        dg_graph_set_error(p->graph, DG_ERR_DTYPE, "%s: node %d (%s) holds %s values", what,
+                           node->index, dg_node_op_name(node), v->shape.dtype == DG_F32 ? "float32"
+                                                                                     : "int32");
         return NULL;
     }
     return dg__plan_value_data(p, node->index);
