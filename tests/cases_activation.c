@@ -4,6 +4,7 @@
  * op_cases.h for how rows are checked.
  */
 #include "op.h"
+#include "scalar_attrs.h"
 #include "op_cases.h"
 
 /* Loosened finite-difference tolerance for cases whose outputs span a wide range, where
@@ -22,7 +23,7 @@ static dg_node *build_leaky_steep(dg_graph *g, dg_node *const *in) { return dg_l
  * (first, grad) with first = x or y. */
 static dg_node *build_fused(dg_graph *g, dg_op_id op, dg_node *const *in, float slope)
 {
-    union dg_attrs attrs = {.scalar = {.value = slope}};
+    struct dg_scalar_attrs attrs = {.value = slope};
     return dg__make_node(g, op, 2, in, &attrs);
 }
 

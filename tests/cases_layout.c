@@ -7,6 +7,7 @@
  * stop_gradient is forward_only: its gradient is zero by definition while finite differences
  * see the identity, so the fixture test checks that dg_grad gives exact zeros instead.
  */
+#include "layout_attrs.h"
 #include "op.h"
 #include "op_cases.h"
 
@@ -117,13 +118,13 @@ static dg_node *build_slice_whole(dg_graph *g, dg_node *const *in)
 
 static dg_node *build_pad_slice_basic(dg_graph *g, dg_node *const *in)
 {
-    union dg_attrs attrs = {.slice = {.axis = 1, .start = 1, .end = 4}};
+    struct dg_slice_attrs attrs = {.axis = 1, .start = 1, .end = 4};
     return dg__make_node(g, DG_OP_pad_slice, 2, in, &attrs);
 }
 
 static dg_node *build_pad_slice_axis0(dg_graph *g, dg_node *const *in)
 {
-    union dg_attrs attrs = {.slice = {.axis = 0, .start = -3, .end = -1}};
+    struct dg_slice_attrs attrs = {.axis = 0, .start = -3, .end = -1};
     return dg__make_node(g, DG_OP_pad_slice, 2, in, &attrs);
 }
 
@@ -149,25 +150,25 @@ static dg_node *build_concat1(dg_graph *g, dg_node *const *in)
 
 static dg_node *build_concat_slice3_axis1(dg_graph *g, dg_node *const *in)
 {
-    union dg_attrs attrs = {.axis = {.axis = 1}};
+    struct dg_axis_attrs attrs = {.axis = 1};
     return dg__make_node(g, DG_OP_concat_slice, 3, in, &attrs);
 }
 
 static dg_node *build_concat_slice2_axis0(dg_graph *g, dg_node *const *in)
 {
-    union dg_attrs attrs = {.axis = {.axis = 0}};
+    struct dg_axis_attrs attrs = {.axis = 0};
     return dg__make_node(g, DG_OP_concat_slice, 2, in, &attrs);
 }
 
 static dg_node *build_concat_pad3_axis1(dg_graph *g, dg_node *const *in)
 {
-    union dg_attrs attrs = {.axis = {.axis = 1}};
+    struct dg_axis_attrs attrs = {.axis = 1};
     return dg__make_node(g, DG_OP_concat_pad, 3, in, &attrs);
 }
 
 static dg_node *build_concat_pad2_axis0(dg_graph *g, dg_node *const *in)
 {
-    union dg_attrs attrs = {.axis = {.axis = 0}};
+    struct dg_axis_attrs attrs = {.axis = 0};
     return dg__make_node(g, DG_OP_concat_pad, 2, in, &attrs);
 }
 

@@ -6,6 +6,7 @@
  * of each row, with the same name, is in tests/gen/cases_reduce.py; see op_cases.h.
  */
 #include "op.h"
+#include "reduce.h"
 #include "op_cases.h"
 
 #include <string.h>
@@ -169,10 +170,10 @@ static dg_node *build_size_ratio(dg_graph *g, dg_node *const *in)
 
 static dg_node *expand_reduced(dg_graph *g, dg_node *const *in, uint32_t axes, bool keepdims)
 {
-    union dg_attrs attrs;
+    struct dg_reduce_attrs attrs;
     memset(&attrs, 0, sizeof attrs);
-    attrs.reduce.axes = axes;
-    attrs.reduce.keepdims = keepdims;
+    attrs.axes = axes;
+    attrs.keepdims = keepdims;
     return dg__make_node(g, DG_OP_expand_reduced, 2, in, &attrs);
 }
 

@@ -212,14 +212,14 @@ static void check_forward_only_grad(struct failures *f, const struct dg_op_case 
     dg_case_graph_free(&cg);
 }
 
-/* An op with neither a backward rule nor not_differentiable must make dg_grad fail naming it. */
+/* An op without a backward rule (not even the zero rule) must make dg_grad fail naming it. */
 static void check_missing_rule(struct failures *f, const struct dg_op_case *c)
 {
     const struct dg_op_def *def = op_by_name(c->op);
-    if (def == NULL || def->backward != NULL || def->not_differentiable || c->forward_only)
+    if (def == NULL || def->backward != NULL || c->forward_only)
         return;
-    add_failure(f, "%s: op '%s' has no backward rule and is not marked not_differentiable, "
-                "yet the case expects gradients", c->name, c->op);
+    add_failure(f, "%s: op '%s' has no backward rule (not even dg__zero_grad), yet the case "
+                "expects gradients", c->name, c->op);
 }
 
 /* The Python and C tables have the same case names: every "<name>/out" of the fixture has a

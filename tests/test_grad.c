@@ -240,10 +240,11 @@ START_TEST(test_stop_gradient)
 }
 END_TEST
 
-/* An op flagged not_differentiable (a comparison mask) is a constant to dg_grad: zero
- * gradient, no error. d/dx (3 * [x > 0] + x) = 1. */
-START_TEST(test_not_differentiable_op_is_constant)
+/* An op whose rule is the explicit zero rule (a comparison mask) is a constant to dg_grad:
+ * zero gradient, no error. d/dx (3 * [x > 0] + x) = 1. */
+START_TEST(test_zero_grad_op_is_constant)
 {
+    ck_assert_ptr_eq(dg__op_def(DG_OP_greater)->backward, dg__zero_grad);
     dg_graph *g = dg_graph_new();
     dg_node *x = dg_input(g, "x", 0, NULL);
     dg_node *mask = dg__make_node(g, DG_OP_greater, 2, (dg_node *[]){x, dg_scalar(g, 0.0f)},
@@ -258,24 +259,49 @@ START_TEST(test_not_differentiable_op_is_constant)
 }
 END_TEST
 
-/* DG_ERR_NOT_DIFFERENTIABLE needs an op with neither a backward rule nor the
- * not_differentiable flag; a finished registry has none (every op is differentiable or
- * explicitly not), so this lists any such op and fails: each must get a rule or the flag.
- * The message itself is checked on every case of such an op by test_fixtures. */
-START_TEST(test_every_op_has_rule_or_flag)
+/* A test-only op with no gradient rule at all: out = x (a copy). */
+static dg_status copy_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                            const struct dg_shape *in, struct dg_shape *out, char *msg,
+                            size_t len)
 {
-    char missing[1024] = "";
-    size_t len = 0;
-    for (int i = 0; i < DG_OP_COUNT; i++) {
-        const struct dg_op_def *def = dg__op_def((dg_op_id)i);
-        if (def->backward == NULL && !def->not_differentiable) {
-            int n = snprintf(missing + len, sizeof missing - len, " %s", def->name);
-            if (n > 0 && (size_t)n < sizeof missing - len)
-                len += (size_t)n;
-        }
-    }
-    ck_assert_msg(len == 0, "ops with neither a backward rule nor not_differentiable:%s",
-                  missing);
+    *out = in[0];
+    return DG_OK;
+}
+
+static void copy_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                         const struct dg_tensor *in, struct dg_tensor *out,
+                         const struct dg_exec_ctx *ctx)
+{
+    memcpy(out->data, in[0].data, (size_t)dg__numel(&out->shape) * 4);
+}
+
+static const struct dg_op_def ruleless_copy = {
+    .name = "ruleless_copy", .n_inputs = 1, .infer = copy_infer, .forward = copy_forward,
+};
+
+/* "No rule" is not "zero gradient": dg_grad through an op without a rule fails with
+ * DG_ERR_NOT_DIFFERENTIABLE naming the op and its node, and leaves grads untouched. The
+ * same op off the path to the wrt node is no error. */
+START_TEST(test_op_without_rule_is_an_error)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 0, NULL);
+    dg_node *copy = dg__make_node_def(g, &ruleless_copy, 1, &x, NULL);
+    ck_assert_ptr_nonnull(copy);
+    dg_node *f = dg_mul(g, copy, x), *d = NULL;
+    ck_assert_int_eq(dg_grad(g, f, 1, &x, &d), DG_ERR_NOT_DIFFERENTIABLE);
+    ck_assert_ptr_null(d);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "ruleless_copy"));
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "no gradient rule"));
+    dg_graph_free(g);
+
+    g = dg_graph_new();
+    x = dg_input(g, "x", 0, NULL);
+    dg_node *y = dg_input(g, "y", 0, NULL);
+    copy = dg__make_node_def(g, &ruleless_copy, 1, &y, NULL);
+    f = dg_add(g, dg_mul(g, x, x), copy);
+    ck_assert_int_eq(dg_grad(g, f, 1, &x, &d), DG_OK); /* y is not asked for */
+    dg_graph_free(g);
 }
 END_TEST
 
@@ -413,8 +439,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_unreachable_wrt_is_zero);
     tcase_add_test(tc, test_stop_gradient);
-    tcase_add_test(tc, test_not_differentiable_op_is_constant);
-    tcase_add_test(tc, test_every_op_has_rule_or_flag);
+    tcase_add_test(tc, test_zero_grad_op_is_constant);
+    tcase_add_test(tc, test_op_without_rule_is_an_error);
     tcase_add_test(tc, test_second_order);
     tcase_add_test(tc, test_changed_batch);
     suite_add_tcase(s, tc);

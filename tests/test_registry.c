@@ -33,11 +33,13 @@ START_TEST(every_op_has_its_parts)
         ck_assert_msg(def != NULL && def->name != NULL, "op %d has no definition", i);
         ck_assert_msg(def->infer != NULL, "op '%s' has no shape rule", def->name);
         ck_assert_msg(def->forward != NULL, "op '%s' has no forward kernel", def->name);
-        ck_assert_msg(def->backward != NULL || def->not_differentiable,
-                      "op '%s' has neither a backward rule nor not_differentiable", def->name);
-        ck_assert_msg(!(def->backward != NULL && def->not_differentiable),
-                      "op '%s' has a backward rule but says it is not differentiable",
-                      def->name);
+        /* A real rule, or the explicit zero rule dg__zero_grad where the maths says zero;
+         * "no rule" (NULL) is what dg_grad reports as DG_ERR_NOT_DIFFERENTIABLE, and no
+         * registered op may rely on it. */
+        ck_assert_msg(def->backward != NULL, "op '%s' has no backward rule (give it one, or "
+                      "dg__zero_grad if its gradient is zero by definition)", def->name);
+        ck_assert_msg(def->attrs_size == 0 || def->attrs_size <= 4096,
+                      "op '%s' has an attribute struct of %zu bytes", def->name, def->attrs_size);
         for (int j = 0; j < i; j++)
             ck_assert_msg(strcmp(def->name, dg__op_def((dg_op_id)j)->name) != 0,
                           "op name '%s' is registered twice", def->name);

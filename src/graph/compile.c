@@ -112,6 +112,15 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         }
     }
     free(needed);
+    /* Scratch for one step's inputs, sized once here: the executor allocates nothing. */
+    int max_inputs = 1;
+    for (int s = 0; s < p->n_steps; s++)
+        if (g->nodes[p->steps[s]]->n_inputs > max_inputs)
+            max_inputs = g->nodes[p->steps[s]]->n_inputs;
+    p->step_inputs = malloc((size_t)max_inputs * sizeof *p->step_inputs);
+    p->step_shapes = malloc((size_t)max_inputs * sizeof *p->step_shapes);
+    if (p->step_inputs == NULL || p->step_shapes == NULL)
+        return fail_plan(p, g, DG_ERR_NOMEM, "order");
     p->n_outputs = n_outputs;
     for (int i = 0; i < n_outputs; i++) {
         p->outputs[i] = outputs[i]->index;
@@ -138,6 +147,8 @@ void dg_plan_free(dg_plan *p)
         free(p->values[i].input_buffer);
     free(p->values);
     free(p->steps);
+    free(p->step_inputs);
+    free(p->step_shapes);
     free(p->outputs);
     free(p->slot_bytes);
     free(p->slot_offset);
@@ -150,14 +161,14 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
     dg_graph *g = p->graph;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
-        const struct dg_op_def *def = dg__op_def(n->op);
-        struct dg_shape in[DG_MAX_INPUTS];
+        const struct dg_op_def *def = n->def;
+        struct dg_shape *in_shapes = p->step_shapes;
         for (int i = 0; i < n->n_inputs; i++)
-            in[i] = p->values[n->inputs[i]->index].shape;
+            in_shapes[i] = p->values[n->inputs[i]->index].shape;
         struct dg_shape out;
         memset(&out, 0, sizeof out);
         char msg[DG_ERROR_LEN] = "";
-        dg_status st = def->infer(&n->attrs, n->n_inputs, in, &out, msg, sizeof msg);
+        dg_status st = def->infer(def, n->attrs, n->n_inputs, in_shapes, &out, msg, sizeof msg);
         if (st == DG_OK && !dg__shape_fits(&out))
             st = dg__shape_error(msg, sizeof msg, DG_ERR_SHAPE, "%s: the result would have "
                                  "more than 2^40 elements", def->name);

@@ -46,9 +46,9 @@ static void write_node(FILE *out, const dg_node *n, const char *indent)
     case DG_NODE_OP:
         break;
     }
-    const struct dg_op_def *def = dg__op_def(n->op);
+    const struct dg_op_def *def = n->def;
     if (def->label)
-        def->label(&n->attrs, extra, sizeof extra);
+        def->label(def, n->attrs, extra, sizeof extra);
     fprintf(out, "%s%s%s", def->name, extra[0] ? " " : "", extra);
     if (n->is_backward && n->grad_of != NULL) {
         fputs("\\ngrad of ", out);
@@ -87,10 +87,11 @@ dg_status dg_graph_dump_dot(dg_graph *g, FILE *out)
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const dg_node *n = g->nodes[i];
-        uint32_t shape_only = n->kind == DG_NODE_OP ? dg__op_def(n->op)->shape_only_inputs : 0;
+        const struct dg_op_def *def = n->kind == DG_NODE_OP ? n->def : NULL;
         for (int k = 0; k < n->n_inputs; k++)
             fprintf(out, "  n%d -> n%d%s;\n", n->inputs[k]->index, n->index,
-                    (shape_only & (1u << k)) ? " [style=dotted, arrowhead=odot]" : "");
+                    (def != NULL && dg__input_shape_only(def, k))
+                        ? " [style=dotted, arrowhead=odot]" : "");
     }
     fputs("}\n", out);
     if (ferror(out)) {

@@ -36,6 +36,7 @@ dg_graph *dg_graph_new(void)
 static void node_free(dg_node *n)
 {
     free(n->inputs);
+    free(n->attrs);
     free(n->name);
     free(n->storage);
     free(n);
@@ -220,10 +221,6 @@ static dg_node *append_node(dg_graph *g, dg_node *n)
     }
     n->graph = g;
     n->index = g->n_nodes;
-    if (g->building_backward) {
-        n->is_backward = true;
-        n->grad_of = g->backward_of;
-    }
     g->nodes[g->n_nodes++] = n;
     return n;
 }
@@ -351,21 +348,27 @@ dg_node *dg_scalar(dg_graph *g, float value)
 }
 
 dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *inputs,
-                       const union dg_attrs *attrs)
+                       const void *attrs)
+{
+    return dg__make_node_def(g, dg__op_def(op), n_inputs, inputs, attrs);
+}
+
+dg_node *dg__make_node_def(dg_graph *g, const struct dg_op_def *def, int n_inputs,
+                           dg_node *const *inputs, const void *attrs)
 {
     if (g == NULL)
         return NULL;
-    const struct dg_op_def *def = dg__op_def(op);
     bool pending = g->status != DG_OK;
-    if (n_inputs < 1 || n_inputs > DG_MAX_INPUTS || inputs == NULL ||
+    if (n_inputs < 1 || n_inputs > DG_MAX_NODE_INPUTS || inputs == NULL ||
         (def->n_inputs >= 0 && n_inputs != def->n_inputs)) {
         if (pending)
             return NULL;
-        return dg__fail(g, DG_ERR_INVALID_ARG, "%s: %d inputs given (%s%d expected)", def->name,
-                        n_inputs, def->n_inputs < 0 ? "1.." : "",
-                        def->n_inputs < 0 ? DG_MAX_INPUTS : def->n_inputs);
+        if (def->n_inputs < 0)
+            return dg__fail(g, DG_ERR_INVALID_ARG, "%s: %d inputs given (1..%d expected)",
+                            def->name, n_inputs, DG_MAX_NODE_INPUTS);
+        return dg__fail(g, DG_ERR_INVALID_ARG, "%s: %d inputs given (%d expected)", def->name,
+                        n_inputs, def->n_inputs);
     }
-    struct dg_shape in_shapes[DG_MAX_INPUTS];
     for (int i = 0; i < n_inputs; i++) {
         if (inputs[i] == NULL) {
             if (pending)
@@ -375,45 +378,62 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
         if (inputs[i]->graph != g)
             return dg__fail(g, DG_ERR_FOREIGN_NODE, "%s: input %d (node %d) belongs to another "
                             "graph", def->name, i + 1, inputs[i]->index);
-        in_shapes[i] = inputs[i]->shape;
     }
     if (pending)
         return NULL;
-    union dg_attrs no_attrs;
-    memset(&no_attrs, 0, sizeof no_attrs);
-    if (attrs == NULL)
-        attrs = &no_attrs;
+    /* n_inputs <= DG_MAX_NODE_INPUTS, so none of these byte counts overflows. */
+    size_t n = (size_t)n_inputs;
+    dg_node *node = calloc(1, sizeof *node);
+    dg_node **ins = malloc(n * sizeof *ins);
+    struct dg_shape *in_shapes = malloc(n * sizeof *in_shapes);
+    uint32_t *in_axes = malloc(n * sizeof *in_axes);
+    void *blob = def->attrs_size > 0 ? calloc(1, def->attrs_size) : NULL;
+    if (node == NULL || ins == NULL || in_shapes == NULL || in_axes == NULL ||
+        (def->attrs_size > 0 && blob == NULL)) {
+        free(node);
+        free(ins);
+        free(in_shapes);
+        free(in_axes);
+        free(blob);
+        return dg__fail(g, DG_ERR_NOMEM, "%s: out of memory for a node of %d inputs", def->name,
+                        n_inputs);
+    }
+    if (blob != NULL && attrs != NULL)
+        memcpy(blob, attrs, def->attrs_size);
+    uint32_t any = 0;
+    for (int i = 0; i < n_inputs; i++) {
+        in_shapes[i] = inputs[i]->shape;
+        any |= in_axes[i] = inputs[i]->dynamic_axes;
+    }
     struct dg_shape out;
     memset(&out, 0, sizeof out);
     char msg[DG_ERROR_LEN] = "";
-    dg_status st = def->infer(attrs, n_inputs, in_shapes, &out, msg, sizeof msg);
-    if (st != DG_OK)
-        return dg__fail(g, st, "%s", msg[0] ? msg : def->name);
-    if (!dg__shape_fits(&out))
-        return dg__fail(g, DG_ERR_SHAPE, "%s: the result would have more than 2^40 elements",
-                        def->name);
-    dg_node *n = calloc(1, sizeof *n);
-    dg_node **ins = malloc((size_t)n_inputs * sizeof *ins);
-    if (n == NULL || ins == NULL) {
-        free(n);
-        free(ins);
-        return dg__fail(g, DG_ERR_NOMEM, "%s: out of memory", def->name);
+    dg_status st = def->infer(def, blob, n_inputs, in_shapes, &out, msg, sizeof msg);
+    if (st == DG_OK && !dg__shape_fits(&out))
+        st = dg__shape_error(msg, sizeof msg, DG_ERR_SHAPE, "%s: the result would have more "
+                             "than 2^40 elements", def->name);
+    if (st == DG_OK) {
+        if (def->dynamic_axes != NULL)
+            node->dynamic_axes = def->dynamic_axes(def, blob, n_inputs, in_shapes, in_axes, &out);
+        else
+            node->dynamic_axes = any ? (uint32_t)((1u << out.ndim) - 1) : 0;
     }
-    memcpy(ins, inputs, (size_t)n_inputs * sizeof *ins);
-    uint32_t in_axes[DG_MAX_INPUTS], any = 0;
-    for (int i = 0; i < n_inputs; i++)
-        any |= in_axes[i] = inputs[i]->dynamic_axes;
-    if (def->dynamic_axes != NULL)
-        n->dynamic_axes = def->dynamic_axes(attrs, n_inputs, in_shapes, in_axes, &out);
-    else
-        n->dynamic_axes = any ? (uint32_t)((1u << out.ndim) - 1) : 0;
-    n->kind = DG_NODE_OP;
-    n->op = op;
-    n->n_inputs = n_inputs;
-    n->inputs = ins;
-    n->attrs = *attrs;
-    n->shape = out;
-    return append_node(g, n);
+    free(in_shapes);
+    free(in_axes);
+    if (st != DG_OK) {
+        free(node);
+        free(ins);
+        free(blob);
+        return dg__fail(g, st, "%s", msg[0] ? msg : def->name);
+    }
+    memcpy(ins, inputs, n * sizeof *ins);
+    node->kind = DG_NODE_OP;
+    node->def = def;
+    node->n_inputs = n_inputs;
+    node->inputs = ins;
+    node->attrs = blob;
+    node->shape = out;
+    return append_node(g, node);
 }
 
 /* ---- accessors ----------------------------------------------------------------------- */
@@ -428,7 +448,25 @@ dg_node *dg__input(const dg_node *node, int i)
     return (node != NULL && i >= 0 && i < node->n_inputs) ? node->inputs[i] : NULL;
 }
 
-const union dg_attrs *dg__attrs(const dg_node *node) { return &node->attrs; }
+const void *dg__attrs(const dg_node *node) { return node->attrs; }
+const struct dg_op_def *dg__node_def(const dg_node *node) { return node->def; }
+
+void dg__mark_backward(dg_graph *g, int first, const dg_node *grad_of)
+{
+    for (int i = first < 0 ? 0 : first; g != NULL && i < g->n_nodes; i++) {
+        if (!g->nodes[i]->is_backward) {
+            g->nodes[i]->is_backward = true;
+            g->nodes[i]->grad_of = grad_of;
+        }
+    }
+}
+
+void dg__relabel_backward(dg_node *node, const dg_node *grad_of)
+{
+    node->grad_of = grad_of;
+}
+
+int dg__n_inputs(const dg_node *node) { return node != NULL ? node->n_inputs : 0; }
 uint32_t dg__node_dynamic_axes(const dg_node *node) { return node->dynamic_axes; }
 const struct dg_shape *dg__node_shape(const dg_node *node) { return &node->shape; }
 
@@ -449,7 +487,7 @@ const char *dg_node_op_name(const dg_node *n)
     case DG_NODE_CONSTANT: return "constant";
     case DG_NODE_OP: break;
     }
-    return dg__op_def(n->op)->name;
+    return n->def->name;
 }
 
 int64_t dg_node_dim(const dg_node *n, int axis)

@@ -13,17 +13,19 @@ struct dg_node {
     dg_graph *graph;
     int index;                /* position in graph->nodes; the node's stable id */
     dg_node_kind kind;
-    dg_op_id op;              /* meaningful for DG_NODE_OP only */
+    const struct dg_op_def *def; /* DG_NODE_OP: the op (a registry entry, or a test's own);
+                                    the graph, planner and executor reach ops only through it */
     int n_inputs;
     dg_node **inputs;         /* n_inputs entries, owned */
-    union dg_attrs attrs;
+    void *attrs;              /* the op family's attribute struct (def->attrs_size bytes),
+                                 owned; NULL when the op has none */
     struct dg_shape shape;    /* as inferred at build time */
     uint32_t dynamic_axes;    /* axes that may change with a plan's input shapes */
     char *name;               /* inputs and params: unique name; ops: NULL */
     float *storage;           /* params and constants: numel floats, owned */
-    /* Set by dg_grad: this node belongs to the backward pass of `grad_of` (the forward node
-     * whose gradient it computes, or helps to compute). */
     bool static_shape;        /* inputs: dg_plan_set_batch leaves the shape alone */
+    /* Set by dg_grad after each backward rule: this node belongs to the backward pass of
+     * `grad_of` (the forward node whose gradient it computes, or helps to compute). */
     bool is_backward;
     const dg_node *grad_of;
 };
@@ -36,11 +38,6 @@ struct dg_graph {
     int n_threads;            /* 0: default */
     dg_status status;
     char error[DG_ERROR_LEN];
-    /* While dg_grad builds, nodes created are marked backward (see autodiff.c). */
-    bool building_backward;
-    const dg_node *backward_of;
-    const bool *relevant;     /* while dg_grad runs: nodes on a path to the loss, by index */
-    int n_relevant;
 };
 
 /* The sticky error (first wins) from a va_list; dg_graph_set_error is the variadic form. */

@@ -121,9 +121,9 @@ static void compute_last_use(dg_plan *p)
         p->values[i].last_use = -1;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
-        uint32_t shape_only = dg__op_def(n->op)->shape_only_inputs;
+        const struct dg_op_def *def = n->def;
         for (int i = 0; i < n->n_inputs; i++)
-            if (!(shape_only & (1u << i)))
+            if (!dg__input_shape_only(def, i))
                 p->values[n->inputs[i]->index].last_use = s;
     }
 }
@@ -167,7 +167,7 @@ dg_status dg__plan_memory(dg_plan *p)
         unshared += (size_t)need;
         const dg_node *first = n->n_inputs > 0 ? n->inputs[0] : NULL;
         const struct dg_plan_value *fv = first ? &p->values[first->index] : NULL;
-        if (p->share_memory && dg__op_def(n->op)->can_inplace && fv != NULL &&
+        if (p->share_memory && n->def->can_inplace && fv != NULL &&
             fv->home == DG_HOME_ARENA && !fv->pinned && fv->last_use == s &&
             dg__numel(&fv->shape) == dg__numel(&v->shape) &&
             fv->shape.dtype == v->shape.dtype) {

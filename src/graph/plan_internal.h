@@ -33,6 +33,8 @@ struct dg_plan {
     struct dg_plan_value *values;
     int n_steps;                  /* op nodes to run, in topological order */
     int *steps;                   /* node indices */
+    struct dg_tensor *step_inputs; /* scratch for one step's inputs (the most any step has), */
+    struct dg_shape *step_shapes;  /* so that neither run nor re-inference allocates */
     int n_outputs;
     int *outputs;                 /* node indices */
     int n_threads;

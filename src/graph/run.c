@@ -66,7 +66,7 @@ dg_status dg_run(dg_plan *p)
         }
     }
     struct dg_exec_ctx ctx = {.n_threads = p->n_threads > 0 ? p->n_threads : 1};
-    struct dg_tensor in[DG_MAX_INPUTS];
+    struct dg_tensor *in = p->step_inputs;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
         for (int i = 0; i < n->n_inputs; i++) {
@@ -78,7 +78,8 @@ dg_status dg_run(dg_plan *p)
             .data = dg__plan_value_data(p, n->index),
             .shape = p->values[n->index].shape,
         };
-        dg__op_def(n->op)->forward(&n->attrs, n->n_inputs, in, &out, &ctx);
+        const struct dg_op_def *def = n->def;
+        def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
     }
     return DG_OK;
 }

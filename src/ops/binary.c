@@ -69,45 +69,62 @@ static inline __attribute__((always_inline)) void row_kernel(enum binop op, cons
     }
 }
 
-static inline __attribute__((always_inline)) void binary_forward(
-    enum binop op, const struct dg_tensor *in, struct dg_tensor *out,
-    const struct dg_exec_ctx *ctx)
+/* row_kernel with op known at run time: one switch per row, each case specialised. */
+static void row_dispatch(enum binop op, const float *a, int64_t sa, const float *b, int64_t sb,
+                         float *out, int64_t n)
+{
+    switch (op) {
+    case BIN_ADD: row_kernel(BIN_ADD, a, sa, b, sb, out, n); break;
+    case BIN_SUB: row_kernel(BIN_SUB, a, sa, b, sb, out, n); break;
+    case BIN_MUL: row_kernel(BIN_MUL, a, sa, b, sb, out, n); break;
+    case BIN_DIV: row_kernel(BIN_DIV, a, sa, b, sb, out, n); break;
+    case BIN_MAX: row_kernel(BIN_MAX, a, sa, b, sb, out, n); break;
+    case BIN_MIN: row_kernel(BIN_MIN, a, sa, b, sb, out, n); break;
+    }
+}
+
+/* One long row, split by dg__parallel_chunks. */
+struct flat_row {
+    enum binop op;
+    const float *a, *b;
+    int64_t sa, sb;
+    float *out;
+};
+
+static void flat_chunk(void *arg, int64_t lo, int64_t hi)
+{
+    const struct flat_row *r = arg;
+    row_dispatch(r->op, r->a + lo * r->sa, r->sa, r->b + lo * r->sb, r->sb, r->out + lo, hi - lo);
+}
+
+static void binary_forward(enum binop op, const struct dg_tensor *in, struct dg_tensor *out,
+                           const struct dg_exec_ctx *ctx)
 {
     const struct dg_shape *shapes[2] = {&in[0].shape, &in[1].shape};
     struct dg_bcast it;
     dg__bcast_init(&it, &out->shape, 2, shapes);
     const float *a = in[0].data, *b = in[1].data;
     float *o = out->data;
-    int64_t total = it.rows * it.row_len;
-    int threads = dg__threads_for(ctx, total);
     if (it.rows == 1) {
-        /* One long row: split it into contiguous chunks. */
-        int64_t sa = it.stride[0][0], sb = it.stride[1][0], n = it.row_len;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-        {
-            int t = 0, nt = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            nt = omp_get_num_threads();
-#endif
-            int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
-            row_kernel(op, a + lo * sa, sa, b + lo * sb, sb, o + lo, hi - lo);
-        }
+        struct flat_row row = {op, a, b, it.stride[0][0], it.stride[1][0], o};
+        dg__parallel_chunks(ctx, it.row_len, flat_chunk, &row);
         return;
     }
+    int threads = dg__threads_for(ctx, it.rows * it.row_len);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t r = 0; r < it.rows; r++) {
         int64_t off[2];
         dg__bcast_row(&it, r, off);
-        row_kernel(op, a + off[0], it.stride[0][it.ndim - 1], b + off[1],
-                   it.stride[1][it.ndim - 1], o + r * it.row_len, it.row_len);
+        row_dispatch(op, a + off[0], it.stride[0][it.ndim - 1], b + off[1],
+                     it.stride[1][it.ndim - 1], o + r * it.row_len, it.row_len);
     }
 }
 
 /* ---- backward rules -------------------------------------------------------------------- */
 
 /* d(a+b) = g, g */
-static dg_status add_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status add_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__unbroadcast_operand(g, grad, node, 0);
     gin[1] = dg__unbroadcast_operand(g, grad, node, 1);
@@ -115,7 +132,8 @@ static dg_status add_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 /* d(a-b) = g, -g */
-static dg_status sub_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status sub_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__unbroadcast_operand(g, grad, node, 0);
     gin[1] = dg__unbroadcast_operand(g, dg_neg(g, grad), node, 1);
@@ -123,32 +141,35 @@ static dg_status sub_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 /* d(a*b) = g*b, g*a */
-static dg_status mul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status mul_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
-    if (dg__grad_needed(node, 0))
+    if (dg__grad_needed(ctx, 0))
         gin[0] = dg__unbroadcast_operand(g, dg_mul(g, grad, b), node, 0);
-    if (dg__grad_needed(node, 1))
+    if (dg__grad_needed(ctx, 1))
         gin[1] = dg__unbroadcast_operand(g, dg_mul(g, grad, a), node, 1);
     return dg_graph_status(g);
 }
 
 /* d(a/b) = g/b, -g*a/b^2 = -(g/b)*out */
-static dg_status div_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status div_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     dg_node *grad_over_b = dg_div(g, grad, dg__input(node, 1));
-    if (dg__grad_needed(node, 0))
+    if (dg__grad_needed(ctx, 0))
         gin[0] = dg__unbroadcast_operand(g, grad_over_b, node, 0);
-    if (dg__grad_needed(node, 1))
+    if (dg__grad_needed(ctx, 1))
         gin[1] = dg__unbroadcast_operand(g, dg_neg(g, dg_mul(g, grad_over_b, node)), node, 1);
     return dg_graph_status(g);
 }
 
 /* The gradient goes to the larger (smaller) operand; at ties it is split in halves, as in
  * PyTorch. weight = [a wins] + 0.5*[a == b]; da = g*weight, db = g*(1-weight) = g - da. */
-static dg_status extremum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin,
-                                   bool is_max)
+static dg_status extremum_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                   dg_node *grad, dg_node **gin)
 {
+    bool is_max = ctx->def->variant == BIN_MAX;
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     dg_node *wins = is_max ? dg__make_node(g, DG_OP_greater, 2, (dg_node *[]){a, b}, NULL)
                            : dg__make_node(g, DG_OP_greater, 2, (dg_node *[]){b, a}, NULL);
@@ -160,164 +181,61 @@ static dg_status extremum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg
     return dg_graph_status(g);
 }
 
-static dg_status maximum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
-{
-    return extremum_backward(g, node, grad, gin, true);
-}
+/* ---- one entry per op: one shape rule and one kernel, the def's variant picks the maths -- */
 
-static dg_status minimum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
-{
-    return extremum_backward(g, node, grad, gin, false);
-}
-
-/* ---- one entry per op ------------------------------------------------------------------ */
-
-static dg_status add_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status binary_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_shape *in, struct dg_shape *out, char *msg,
                               size_t len)
 {
-    return infer_binary("add", n_inputs, in, out, msg, len);
+    return infer_binary(def->name, n_inputs, in, out, msg, len);
 }
 
-static void add_forward(const union dg_attrs *attrs, int n_inputs,
-                           const struct dg_tensor *in, struct dg_tensor *out,
-                           const struct dg_exec_ctx *ctx)
+static void binary_kernel(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                          const struct dg_tensor *in, struct dg_tensor *out,
+                          const struct dg_exec_ctx *ctx)
 {
-    binary_forward(BIN_ADD, in, out, ctx);
+    binary_forward((enum binop)def->variant, in, out, ctx);
 }
 
 const struct dg_op_def dg_op_add = {
+    .name = "add", .variant = BIN_ADD, .backward = add_backward,
+    .n_inputs = 2, .can_inplace = true, .infer = binary_infer, .forward = binary_kernel,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "add", .n_inputs = 2, .can_inplace = true,
-    .infer = add_infer, .forward = add_forward, .backward = add_backward,
 };
-
-dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b)
-{
-    return dg__make_node(g, DG_OP_add, 2, (dg_node *[]){a, b}, NULL);
-}
-
-static dg_status sub_infer(const union dg_attrs *attrs, int n_inputs,
-                              const struct dg_shape *in, struct dg_shape *out, char *msg,
-                              size_t len)
-{
-    return infer_binary("sub", n_inputs, in, out, msg, len);
-}
-
-static void sub_forward(const union dg_attrs *attrs, int n_inputs,
-                           const struct dg_tensor *in, struct dg_tensor *out,
-                           const struct dg_exec_ctx *ctx)
-{
-    binary_forward(BIN_SUB, in, out, ctx);
-}
-
 const struct dg_op_def dg_op_sub = {
+    .name = "sub", .variant = BIN_SUB, .backward = sub_backward,
+    .n_inputs = 2, .can_inplace = true, .infer = binary_infer, .forward = binary_kernel,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "sub", .n_inputs = 2, .can_inplace = true,
-    .infer = sub_infer, .forward = sub_forward, .backward = sub_backward,
 };
-
-dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b)
-{
-    return dg__make_node(g, DG_OP_sub, 2, (dg_node *[]){a, b}, NULL);
-}
-
-static dg_status mul_infer(const union dg_attrs *attrs, int n_inputs,
-                              const struct dg_shape *in, struct dg_shape *out, char *msg,
-                              size_t len)
-{
-    return infer_binary("mul", n_inputs, in, out, msg, len);
-}
-
-static void mul_forward(const union dg_attrs *attrs, int n_inputs,
-                           const struct dg_tensor *in, struct dg_tensor *out,
-                           const struct dg_exec_ctx *ctx)
-{
-    binary_forward(BIN_MUL, in, out, ctx);
-}
-
 const struct dg_op_def dg_op_mul = {
+    .name = "mul", .variant = BIN_MUL, .backward = mul_backward,
+    .n_inputs = 2, .can_inplace = true, .infer = binary_infer, .forward = binary_kernel,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "mul", .n_inputs = 2, .can_inplace = true,
-    .infer = mul_infer, .forward = mul_forward, .backward = mul_backward,
 };
-
-dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b)
-{
-    return dg__make_node(g, DG_OP_mul, 2, (dg_node *[]){a, b}, NULL);
-}
-
-static dg_status div_infer(const union dg_attrs *attrs, int n_inputs,
-                              const struct dg_shape *in, struct dg_shape *out, char *msg,
-                              size_t len)
-{
-    return infer_binary("div", n_inputs, in, out, msg, len);
-}
-
-static void div_forward(const union dg_attrs *attrs, int n_inputs,
-                           const struct dg_tensor *in, struct dg_tensor *out,
-                           const struct dg_exec_ctx *ctx)
-{
-    binary_forward(BIN_DIV, in, out, ctx);
-}
-
 const struct dg_op_def dg_op_div = {
+    .name = "div", .variant = BIN_DIV, .backward = div_backward,
+    .n_inputs = 2, .can_inplace = true, .infer = binary_infer, .forward = binary_kernel,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "div", .n_inputs = 2, .can_inplace = true,
-    .infer = div_infer, .forward = div_forward, .backward = div_backward,
 };
-
-dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b)
-{
-    return dg__make_node(g, DG_OP_div, 2, (dg_node *[]){a, b}, NULL);
-}
-
-static dg_status maximum_infer(const union dg_attrs *attrs, int n_inputs,
-                              const struct dg_shape *in, struct dg_shape *out, char *msg,
-                              size_t len)
-{
-    return infer_binary("maximum", n_inputs, in, out, msg, len);
-}
-
-static void maximum_forward(const union dg_attrs *attrs, int n_inputs,
-                           const struct dg_tensor *in, struct dg_tensor *out,
-                           const struct dg_exec_ctx *ctx)
-{
-    binary_forward(BIN_MAX, in, out, ctx);
-}
-
 const struct dg_op_def dg_op_maximum = {
+    .name = "maximum", .variant = BIN_MAX, .backward = extremum_backward,
+    .n_inputs = 2, .can_inplace = true, .infer = binary_infer, .forward = binary_kernel,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "maximum", .n_inputs = 2, .can_inplace = true,
-    .infer = maximum_infer, .forward = maximum_forward, .backward = maximum_backward,
 };
-
-dg_node *dg_maximum(dg_graph *g, dg_node *a, dg_node *b)
-{
-    return dg__make_node(g, DG_OP_maximum, 2, (dg_node *[]){a, b}, NULL);
-}
-
-static dg_status minimum_infer(const union dg_attrs *attrs, int n_inputs,
-                              const struct dg_shape *in, struct dg_shape *out, char *msg,
-                              size_t len)
-{
-    return infer_binary("minimum", n_inputs, in, out, msg, len);
-}
-
-static void minimum_forward(const union dg_attrs *attrs, int n_inputs,
-                           const struct dg_tensor *in, struct dg_tensor *out,
-                           const struct dg_exec_ctx *ctx)
-{
-    binary_forward(BIN_MIN, in, out, ctx);
-}
-
 const struct dg_op_def dg_op_minimum = {
+    .name = "minimum", .variant = BIN_MIN, .backward = extremum_backward,
+    .n_inputs = 2, .can_inplace = true, .infer = binary_infer, .forward = binary_kernel,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "minimum", .n_inputs = 2, .can_inplace = true,
-    .infer = minimum_infer, .forward = minimum_forward, .backward = minimum_backward,
 };
 
-dg_node *dg_minimum(dg_graph *g, dg_node *a, dg_node *b)
+static dg_node *binary(dg_graph *g, dg_op_id op, dg_node *a, dg_node *b)
 {
-    return dg__make_node(g, DG_OP_minimum, 2, (dg_node *[]){a, b}, NULL);
+    return dg__make_node(g, op, 2, (dg_node *[]){a, b}, NULL);
 }
+
+dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) { return binary(g, DG_OP_add, a, b); }
+dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) { return binary(g, DG_OP_sub, a, b); }
+dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) { return binary(g, DG_OP_mul, a, b); }
+dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) { return binary(g, DG_OP_div, a, b); }
+dg_node *dg_maximum(dg_graph *g, dg_node *a, dg_node *b) { return binary(g, DG_OP_maximum, a, b); }
+dg_node *dg_minimum(dg_graph *g, dg_node *a, dg_node *b) { return binary(g, DG_OP_minimum, a, b); }

@@ -11,15 +11,23 @@
 #include <stdio.h>
 #include <string.h>
 
-static dg_status broadcast_infer(const union dg_attrs *attrs, int n_inputs,
+/* broadcast_to's target shape. */
+struct broadcast_attrs {
+    int ndim;
+    int64_t dim[DG_MAX_DIMS];
+};
+
+static inline const struct broadcast_attrs *broadcast_attrs(const void *attrs) { return attrs; }
+
+static dg_status broadcast_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
                                  size_t len)
 {
     char sx[128], st[128];
     const struct dg_shape *x = &in[0];
-    struct dg_shape target = {.dtype = x->dtype, .ndim = attrs->broadcast.ndim};
+    struct dg_shape target = {.dtype = x->dtype, .ndim = broadcast_attrs(attrs)->ndim};
     for (int i = 0; i < target.ndim; i++)
-        target.dim[i] = attrs->broadcast.dim[i];
+        target.dim[i] = broadcast_attrs(attrs)->dim[i];
     bool ok = target.ndim >= x->ndim;
     for (int i = 0; ok && i < target.ndim; i++) {
         int j = i - (target.ndim - x->ndim);
@@ -41,7 +49,7 @@ static dg_status broadcast_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void broadcast_forward(const union dg_attrs *attrs, int n_inputs,
+static void broadcast_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_tensor *in, struct dg_tensor *out,
                               const struct dg_exec_ctx *ctx)
 {
@@ -69,7 +77,8 @@ static void broadcast_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* dx = sum of grad over the broadcast axes (sum_to x's shape) */
-static dg_status broadcast_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status broadcast_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                    dg_node *grad, dg_node **gin)
 {
     dg_node *x = dg__input(node, 0);
     if (dg_node_dtype(x) == DG_F32)
@@ -77,17 +86,17 @@ static dg_status broadcast_backward(dg_graph *g, dg_node *node, dg_node *grad, d
     return dg_graph_status(g);
 }
 
-static void broadcast_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void broadcast_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    struct dg_shape s = {.ndim = attrs->broadcast.ndim};
+    struct dg_shape s = {.ndim = broadcast_attrs(attrs)->ndim};
     for (int i = 0; i < s.ndim; i++)
-        s.dim[i] = attrs->broadcast.dim[i];
+        s.dim[i] = broadcast_attrs(attrs)->dim[i];
     char shape[128];
     snprintf(buf, len, "shape=%s", dg__shape_str(&s, shape, sizeof shape));
 }
 
 const struct dg_op_def dg_op_broadcast_to = {
-    .name = "broadcast_to", .n_inputs = 1,
+    .name = "broadcast_to", .attrs_size = sizeof(struct broadcast_attrs), .n_inputs = 1,
     .infer = broadcast_infer, .forward = broadcast_forward, .backward = broadcast_backward,
     .label = broadcast_label,
 };
@@ -103,13 +112,13 @@ dg_node *dg_broadcast_to(dg_graph *g, dg_node *x, int ndim, const int64_t *shape
                         ndim, DG_MAX_DIMS);
     if (ndim > 0 && shape == NULL)
         return dg__fail(g, DG_ERR_INVALID_ARG, "broadcast_to: shape is NULL");
-    union dg_attrs attrs = {.broadcast = {.ndim = ndim}};
+    struct broadcast_attrs attrs = {.ndim = ndim};
     for (int i = 0; i < ndim; i++) {
         if (shape[i] <= 0 && shape[i] != -1)
             return dg__fail(g, DG_ERR_INVALID_ARG, "broadcast_to: dimension %d of the target "
                             "shape is %lld (must be > 0, or -1 to keep the input's)", i,
                             (long long)shape[i]);
-        attrs.broadcast.dim[i] = shape[i];
+        attrs.dim[i] = shape[i];
     }
     return dg__make_node(g, DG_OP_broadcast_to, 1, &x, &attrs);
 }

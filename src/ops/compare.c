@@ -1,12 +1,14 @@
 /*
  * Comparison masks: equal(a, b) and greater(a, b) give 1.0 where the relation holds, else 0.0,
- * over the broadcast shape. Piecewise constant, so no gradient flows through them
- * (not_differentiable: dg_grad treats them as constants). Used by the backward rules of
+ * over the broadcast shape. Piecewise constant, so their gradient is zero by definition
+ * (dg__zero_grad: dg_grad treats them as constants). Used by the backward rules of
  * maximum, minimum and max.
  */
 #include "elementwise.h"
 
 #include <omp.h>
+
+enum compare_op { CMP_EQUAL, CMP_GREATER };
 
 static dg_status compare_infer(const char *name, const struct dg_shape *in,
                                struct dg_shape *out, char *msg, size_t len)
@@ -45,42 +47,31 @@ static inline __attribute__((always_inline)) void compare_forward(
     }
 }
 
-static dg_status equal_infer(const union dg_attrs *attrs, int n_inputs,
-                             const struct dg_shape *in, struct dg_shape *out, char *msg,
-                             size_t len)
+static dg_status compare_infer_op(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
+                                  size_t len)
 {
-    return compare_infer("equal", in, out, msg, len);
+    return compare_infer(def->name, in, out, msg, len);
 }
 
-static void equal_forward(const union dg_attrs *attrs, int n_inputs,
-                          const struct dg_tensor *in, struct dg_tensor *out,
-                          const struct dg_exec_ctx *ctx)
+static void compare_kernel(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                           const struct dg_tensor *in, struct dg_tensor *out,
+                           const struct dg_exec_ctx *ctx)
 {
-    compare_forward(false, in, out, ctx);
+    if (def->variant == CMP_GREATER)
+        compare_forward(true, in, out, ctx);
+    else
+        compare_forward(false, in, out, ctx);
 }
 
 const struct dg_op_def dg_op_equal = {
+    .name = "equal", .variant = CMP_EQUAL, .n_inputs = 2, .can_inplace = true,
+    .infer = compare_infer_op, .forward = compare_kernel, .backward = dg__zero_grad,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "equal", .n_inputs = 2, .can_inplace = true, .not_differentiable = true,
-    .infer = equal_infer, .forward = equal_forward,
 };
 
-static dg_status greater_infer(const union dg_attrs *attrs, int n_inputs,
-                               const struct dg_shape *in, struct dg_shape *out, char *msg,
-                               size_t len)
-{
-    return compare_infer("greater", in, out, msg, len);
-}
-
-static void greater_forward(const union dg_attrs *attrs, int n_inputs,
-                            const struct dg_tensor *in, struct dg_tensor *out,
-                            const struct dg_exec_ctx *ctx)
-{
-    compare_forward(true, in, out, ctx);
-}
-
 const struct dg_op_def dg_op_greater = {
+    .name = "greater", .variant = CMP_GREATER, .n_inputs = 2, .can_inplace = true,
+    .infer = compare_infer_op, .forward = compare_kernel, .backward = dg__zero_grad,
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "greater", .n_inputs = 2, .can_inplace = true, .not_differentiable = true,
-    .infer = greater_infer, .forward = greater_forward,
 };

@@ -1,24 +1,27 @@
 /*
- * concat(x_0, .., x_{n-1}; axis): the inputs joined along `axis` (1 .. DG_MAX_INPUTS inputs,
- * same dtype and rank, equal sizes on every other axis).
+ * concat(x_0, .., x_{n-1}; axis): the inputs joined along `axis` (any number of inputs, same
+ * dtype and rank, equal sizes on every other axis).
  *   out[.., o_i + j, ..] = x_i[.., j, ..],  o_i = sum of the sizes of x_0 .. x_{i-1} along axis
  * Backward: dx_i = concat_slice(grad, x_0, .., x_i) (slice.c): grad's [o_i, o_i + size_i)
  * range, with the offsets taken from the inputs' shapes at run time, so the gradient stays
  * right when a plan changes the batch, even for a concat along the batch axis 0. That op takes
- * i + 2 inputs, so dg_grad through a concat of DG_MAX_INPUTS inputs fails (at most
- * DG_MAX_INPUTS - 1 then).
+ * i + 2 inputs, so the backward of an n-input concat holds n(n+3)/2 input references
+ * (500,000 for n = 1,000: a few megabytes, shape-only, nothing kept alive by them).
  */
+#include "layout_attrs.h"
 #include "op.h"
+
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
 
-static dg_status concat_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status concat_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_shape *in, struct dg_shape *out, char *msg,
                               size_t len)
 {
     char s0[128], si[128];
-    int axis = attrs->axis.axis;
+    int axis = axis_attrs(attrs)->axis;
     dg__shape_str(&in[0], s0, sizeof s0);
     if (axis < 0 || axis >= in[0].ndim)
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "concat: axis %d is out of range for "
@@ -52,11 +55,11 @@ static dg_status concat_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void concat_forward(const union dg_attrs *attrs, int n_inputs,
+static void concat_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                            const struct dg_tensor *in, struct dg_tensor *out,
                            const struct dg_exec_ctx *ctx)
 {
-    int axis = attrs->axis.axis;
+    int axis = axis_attrs(attrs)->axis;
     const struct dg_shape *so = &out->shape;
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; d++)
@@ -87,34 +90,34 @@ static void concat_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* dx_i = concat_slice(grad, x_0 .. x_i) */
-static dg_status concat_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status concat_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                 dg_node *grad, dg_node **gin)
 {
-    dg_node *inputs[DG_MAX_INPUTS];
-    inputs[0] = grad;
-    int n = 0;
-    while (n < DG_MAX_INPUTS && dg__input(node, n) != NULL)
-        n++;
+    int n = dg__n_inputs(node);
     if (dg_node_dtype(dg__input(node, 0)) != DG_F32)
         return DG_OK;
-    if (n + 1 > DG_MAX_INPUTS) {
-        dg__fail(g, DG_ERR_NOT_DIFFERENTIABLE, "concat: the gradient of a concat of %d inputs "
-                 "is not supported (at most %d inputs)", n, DG_MAX_INPUTS - 1);
-        return DG_ERR_NOT_DIFFERENTIABLE;
+    dg_node **inputs = malloc(((size_t)n + 1) * sizeof *inputs);
+    if (inputs == NULL) {
+        dg__fail(g, DG_ERR_NOMEM, "concat: out of memory building the gradient of %d inputs", n);
+        return DG_ERR_NOMEM;
     }
+    inputs[0] = grad;
     for (int i = 0; i < n; i++) {
         inputs[i + 1] = dg__input(node, i);
-        gin[i] = dg__make_node(g, DG_OP_concat_slice, i + 2, inputs, dg__attrs(node));
+        if (dg__grad_needed(ctx, i))
+            gin[i] = dg__make_node(g, DG_OP_concat_slice, i + 2, inputs, dg__attrs(node));
     }
+    free(inputs);
     return dg_graph_status(g);
 }
 
-static void concat_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void concat_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    snprintf(buf, len, "axis=%d", attrs->axis.axis);
+    snprintf(buf, len, "axis=%d", axis_attrs(attrs)->axis);
 }
 
 const struct dg_op_def dg_op_concat = {
-    .name = "concat", .n_inputs = -1,
+    .name = "concat", .n_inputs = -1, .attrs_size = sizeof(struct dg_axis_attrs),
     .infer = concat_infer, .forward = concat_forward, .backward = concat_backward,
     .label = concat_label,
 };
@@ -125,16 +128,18 @@ dg_node *dg_concat(dg_graph *g, int n, dg_node *const *xs, int axis)
         return NULL;
     if (dg_graph_status(g) != DG_OK)
         return NULL;
-    if (n < 1 || n > DG_MAX_INPUTS)
-        return dg__fail(g, DG_ERR_INVALID_ARG, "concat: %d inputs (1..%d allowed)", n,
-                        DG_MAX_INPUTS);
+    if (n < 1)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "concat: %d inputs (at least 1 needed)", n);
+    if (n > DG_MAX_NODE_INPUTS)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "concat: %d inputs (at most %d)", n,
+                        DG_MAX_NODE_INPUTS);
     if (xs == NULL)
         return dg__fail(g, DG_ERR_INVALID_ARG, "concat: the input array is NULL");
-    union dg_attrs attrs = {.axis = {.axis = axis}};
+    struct dg_axis_attrs attrs = {.axis = axis};
     if (xs[0] != NULL) {
         char buf[128];
         const struct dg_shape *s0 = dg__node_shape(xs[0]);
-        if (!dg__normalize_axis(axis, s0->ndim, &attrs.axis.axis))
+        if (!dg__normalize_axis(axis, s0->ndim, &attrs.axis))
             return dg__fail(g, DG_ERR_INVALID_ARG, "concat: axis %d is out of range for %s",
                             axis, dg__shape_str(s0, buf, sizeof buf));
     }

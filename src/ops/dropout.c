@@ -15,6 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
+struct dropout_attrs {
+    float p;
+    uint64_t salt; /* per-node mask stream */
+};
+
+static inline const struct dropout_attrs *dropout_attrs(const void *attrs) { return attrs; }
+
 static uint64_t mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -22,7 +29,7 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static dg_status dropout_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status dropout_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                const struct dg_shape *in, struct dg_shape *out, char *msg,
                                size_t len)
 {
@@ -39,7 +46,7 @@ static dg_status dropout_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void dropout_forward(const union dg_attrs *attrs, int n_inputs,
+static void dropout_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                             const struct dg_tensor *in, struct dg_tensor *out,
                             const struct dg_exec_ctx *ctx)
 {
@@ -47,14 +54,14 @@ static void dropout_forward(const union dg_attrs *attrs, int n_inputs,
     const int32_t *key = in[1].data;
     float *o = out->data;
     int64_t n = dg__numel(&out->shape);
-    float p = attrs->dropout.p;
+    float p = dropout_attrs(attrs)->p;
     if (key[2] == 0 || p == 0.0f) {
         if (o != x)
             memcpy(o, x, (size_t)n * sizeof *o);
         return;
     }
     uint64_t base = mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
-                          mix64(attrs->dropout.salt + 0x9e3779b97f4a7c15ull));
+                          mix64(dropout_attrs(attrs)->salt + 0x9e3779b97f4a7c15ull));
     /* Compare 24-bit integers: keep when u >= p, u uniform on [0, 1) in steps of 2^-24. */
     uint32_t threshold = (uint32_t)((double)p * 16777216.0);
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
@@ -67,7 +74,7 @@ static void dropout_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* The output follows x alone; the [3] key is not aligned with x's axes. */
-static uint32_t dropout_dynamic_axes(const union dg_attrs *attrs, int n_inputs,
+static uint32_t dropout_dynamic_axes(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                      const struct dg_shape *in, const uint32_t *input_axes,
                                      const struct dg_shape *out)
 {
@@ -75,21 +82,23 @@ static uint32_t dropout_dynamic_axes(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* The mask is regenerated from the same key: d/dx = mask * g / (1 - p). */
-static dg_status dropout_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status dropout_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                  dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__make_node(g, DG_OP_dropout, 2, (dg_node *[]){grad, dg__input(node, 1)},
                            dg__attrs(node));
     return dg_graph_status(g);
 }
 
-static void dropout_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void dropout_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    snprintf(buf, len, "p=%g", attrs->dropout.p);
+    snprintf(buf, len, "p=%g", dropout_attrs(attrs)->p);
 }
 
 const struct dg_op_def dg_op_dropout = {
     .dynamic_axes = dropout_dynamic_axes,
-    .name = "dropout", .n_inputs = 2, .can_inplace = true,
+    .name = "dropout", .attrs_size = sizeof(struct dropout_attrs), .n_inputs = 2,
+    .can_inplace = true,
     .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,
     .label = dropout_label,
 };
@@ -98,11 +107,11 @@ dg_node *dg_dropout(dg_graph *g, dg_node *x, dg_node *key, float p)
 {
     if (dg_graph_status(g) == DG_OK && !(p >= 0.0f && p <= 1.0f))
         return dg__fail(g, DG_ERR_INVALID_ARG, "dropout: p = %g is outside [0, 1]", (double)p);
-    union dg_attrs attrs;
-    memset(&attrs, 0, sizeof attrs);
-    attrs.dropout.p = p;
+    struct dropout_attrs attrs;
+    memset(&attrs, 0, sizeof attrs); /* padding too: equal attributes, equal bytes */
+    attrs.p = p;
     /* Each dropout node draws its own stream: salt it with the index it will get. */
-    attrs.dropout.salt = (uint64_t)dg_graph_node_count(g);
+    attrs.salt = (uint64_t)dg_graph_node_count(g);
     return dg__make_node(g, DG_OP_dropout, 2, (dg_node *[]){x, key}, &attrs);
 }
 

@@ -26,6 +26,13 @@
 #include <omp.h>
 #include <string.h>
 
+/* huber_loss's threshold. */
+struct huber_attrs {
+    float delta;
+};
+
+static inline const struct huber_attrs *huber_attrs(const void *attrs) { return attrs; }
+
 #define LOSS_MAX_BLOCKS 256
 #define LOSS_BLOCK 1024 /* elements per block, at least (rows: LOSS_BLOCK / C, at least 1) */
 
@@ -106,8 +113,8 @@ static double row_logsumexp(const float *x, int64_t c, const struct dg_vmath *vm
     return (double)m + log(sum);
 }
 
-static dg_status sce_infer(const union dg_attrs *attrs, int n_inputs, const struct dg_shape *in,
-                           struct dg_shape *out, char *msg, size_t len)
+static dg_status sce_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                           const struct dg_shape *in, struct dg_shape *out, char *msg, size_t len)
 {
     dg_status st = logits_labels_check("softmax_cross_entropy", &in[0], &in[1], msg, len);
     out->dtype = DG_F32;
@@ -115,8 +122,9 @@ static dg_status sce_infer(const union dg_attrs *attrs, int n_inputs, const stru
     return st;
 }
 
-static void sce_forward(const union dg_attrs *attrs, int n_inputs, const struct dg_tensor *in,
-                        struct dg_tensor *out, const struct dg_exec_ctx *ctx)
+static void sce_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                        const struct dg_tensor *in, struct dg_tensor *out,
+                        const struct dg_exec_ctx *ctx)
 {
     const float *x = in[0].data;
     const int32_t *labels = in[1].data;
@@ -146,7 +154,8 @@ static void sce_forward(const union dg_attrs *attrs, int n_inputs, const struct 
 }
 
 /* d/dlogits = softmax_cross_entropy_grad(logits, labels, g); labels get none (int32). */
-static dg_status sce_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status sce_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     dg_node *logits = dg__input(node, 0), *labels = dg__input(node, 1);
     gin[0] = dg__make_node(g, DG_OP_softmax_cross_entropy_grad, 3,
@@ -173,7 +182,7 @@ dg_node *dg_softmax_cross_entropy(dg_graph *g, dg_node *logits, dg_node *labels)
  *   d/dlogits = s * w * p * (G - sum(G * p; axis 1, keepdims)),  p = softmax(logits)
  * so second derivatives through the cross-entropy work. */
 
-static dg_status sce_grad_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status sce_grad_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                 const struct dg_shape *in, struct dg_shape *out, char *msg,
                                 size_t len)
 {
@@ -189,7 +198,7 @@ static dg_status sce_grad_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void sce_grad_forward(const union dg_attrs *attrs, int n_inputs,
+static void sce_grad_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                              const struct dg_tensor *in, struct dg_tensor *out,
                              const struct dg_exec_ctx *ctx)
 {
@@ -227,7 +236,8 @@ static void sce_grad_forward(const union dg_attrs *attrs, int n_inputs,
     }
 }
 
-static dg_status sce_grad_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status sce_grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                   dg_node *grad, dg_node **gin)
 {
     dg_node *logits = dg__input(node, 0), *labels = dg__input(node, 1);
     dg_node *s = dg__input(node, 2);
@@ -253,7 +263,7 @@ const struct dg_op_def dg_op_softmax_cross_entropy_grad = {
  * whose label is in [0, C), else 0 (all 0 when no row is valid). Piecewise constant in
  * nothing differentiable (labels are int32, logits shape-only): no gradient. */
 
-static dg_status ce_row_weights_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status ce_row_weights_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                       const struct dg_shape *in, struct dg_shape *out,
                                       char *msg, size_t len)
 {
@@ -265,7 +275,7 @@ static dg_status ce_row_weights_infer(const union dg_attrs *attrs, int n_inputs,
     return st;
 }
 
-static void ce_row_weights_forward(const union dg_attrs *attrs, int n_inputs,
+static void ce_row_weights_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                    const struct dg_tensor *in, struct dg_tensor *out,
                                    const struct dg_exec_ctx *ctx)
 {
@@ -280,8 +290,9 @@ static void ce_row_weights_forward(const union dg_attrs *attrs, int n_inputs,
 
 const struct dg_op_def dg_op_ce_row_weights = {
     .name = "ce_row_weights", .n_inputs = 2, .shape_only_inputs = 1u << 1,
-    .not_differentiable = true, /* int32 labels, shape-only logits: nothing to differentiate */
+    /* a function of int32 labels only (logits: shape only): zero gradient by definition */
     .infer = ce_row_weights_infer, .forward = ce_row_weights_forward,
+    .backward = dg__zero_grad,
 };
 
 /* ---- elementwise losses ----------------------------------------------------------------- */
@@ -335,6 +346,27 @@ static inline __attribute__((always_inline)) void elementwise_loss(
     *(float *)out->data = (float)(total / (double)n);
 }
 
+/* The shape rule and the kernel of every elementwise loss; the def's variant is its lkind. */
+static dg_status elementwise_loss_infer(const struct dg_op_def *def, const void *attrs,
+                                        int n_inputs, const struct dg_shape *in,
+                                        struct dg_shape *out, char *msg, size_t len)
+{
+    return pair_infer(def->name, in, out, msg, len);
+}
+
+static void elementwise_loss_forward(const struct dg_op_def *def, const void *attrs,
+                                     int n_inputs, const struct dg_tensor *in,
+                                     struct dg_tensor *out, const struct dg_exec_ctx *ctx)
+{
+    switch ((enum lkind)def->variant) {
+    case L_BCE: elementwise_loss(L_BCE, in, out, 0.0, ctx); break;
+    case L_BCE_LOGITS: elementwise_loss(L_BCE_LOGITS, in, out, 0.0, ctx); break;
+    case L_MSE: elementwise_loss(L_MSE, in, out, 0.0, ctx); break;
+    case L_L1: elementwise_loss(L_L1, in, out, 0.0, ctx); break;
+    case L_HUBER: elementwise_loss(L_HUBER, in, out, huber_attrs(attrs)->delta, ctx); break;
+    }
+}
+
 /* g / numel(a) as a [] node, from the plan-time shapes. The backward rules below multiply
  * it in as the SECOND operand, so the full-size operand comes first (see the report on the
  * planner's in-place check, which compares rounded byte sizes). */
@@ -346,7 +378,7 @@ static dg_node *mean_scale(dg_graph *g, dg_node *node, dg_node *grad, dg_node *a
 
 /* The node of a two-input loss; dg__make_node reports NULL inputs and shape mismatches. */
 static dg_node *pair_build(dg_graph *g, dg_op_id op, dg_node *a, dg_node *b,
-                           const union dg_attrs *attrs)
+                           const void *attrs)
 {
     return dg__make_node(g, op, 2, (dg_node *[]){a, b}, attrs);
 }
@@ -357,19 +389,8 @@ static dg_node *pair_build(dg_graph *g, dg_op_id op, dg_node *a, dg_node *b,
  *   (the derivative of the clamped forward; PyTorch's -logit(p) is unclamped, equal for
  *   p away from 0 and 1) */
 
-static dg_status bce_infer(const union dg_attrs *attrs, int n_inputs, const struct dg_shape *in,
-                           struct dg_shape *out, char *msg, size_t len)
-{
-    return pair_infer("bce", in, out, msg, len);
-}
-
-static void bce_forward(const union dg_attrs *attrs, int n_inputs, const struct dg_tensor *in,
-                        struct dg_tensor *out, const struct dg_exec_ctx *ctx)
-{
-    elementwise_loss(L_BCE, in, out, 0.0, ctx);
-}
-
-static dg_status bce_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status bce_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     dg_node *p = dg__input(node, 0), *y = dg__input(node, 1);
     dg_node *scale = mean_scale(g, node, grad, p);
@@ -385,7 +406,9 @@ static dg_status bce_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 
 const struct dg_op_def dg_op_bce = {
     .name = "bce", .n_inputs = 2,
-    .infer = bce_infer, .forward = bce_forward, .backward = bce_backward,
+    .variant = L_BCE,
+    .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .backward = bce_backward,
 };
 
 dg_node *dg_bce(dg_graph *g, dg_node *p, dg_node *y)
@@ -396,22 +419,8 @@ dg_node *dg_bce(dg_graph *g, dg_node *p, dg_node *y)
 /* ---- bce_with_logits ------------------------------------------------------------------------
  * d/dz = s/n * (sigmoid(z) - y);  d/dy = -s/n * z */
 
-static dg_status bce_with_logits_infer(const union dg_attrs *attrs, int n_inputs,
-                                       const struct dg_shape *in, struct dg_shape *out,
-                                       char *msg, size_t len)
-{
-    return pair_infer("bce_with_logits", in, out, msg, len);
-}
-
-static void bce_with_logits_forward(const union dg_attrs *attrs, int n_inputs,
-                                    const struct dg_tensor *in, struct dg_tensor *out,
-                                    const struct dg_exec_ctx *ctx)
-{
-    elementwise_loss(L_BCE_LOGITS, in, out, 0.0, ctx);
-}
-
-static dg_status bce_with_logits_backward(dg_graph *g, dg_node *node, dg_node *grad,
-                                          dg_node **gin)
+static dg_status bce_with_logits_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                          dg_node *grad, dg_node **gin)
 {
     dg_node *z = dg__input(node, 0), *y = dg__input(node, 1);
     dg_node *scale = mean_scale(g, node, grad, z);
@@ -422,7 +431,8 @@ static dg_status bce_with_logits_backward(dg_graph *g, dg_node *node, dg_node *g
 
 const struct dg_op_def dg_op_bce_with_logits = {
     .name = "bce_with_logits", .n_inputs = 2,
-    .infer = bce_with_logits_infer, .forward = bce_with_logits_forward,
+    .variant = L_BCE_LOGITS,
+    .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
     .backward = bce_with_logits_backward,
 };
 
@@ -434,21 +444,8 @@ dg_node *dg_bce_with_logits(dg_graph *g, dg_node *z, dg_node *y)
 /* ---- mse_loss --------------------------------------------------------------------------------
  * d/da = 2 s/n * (a - b);  d/db = -d/da */
 
-static dg_status mse_loss_infer(const union dg_attrs *attrs, int n_inputs,
-                                const struct dg_shape *in, struct dg_shape *out, char *msg,
-                                size_t len)
-{
-    return pair_infer("mse_loss", in, out, msg, len);
-}
-
-static void mse_loss_forward(const union dg_attrs *attrs, int n_inputs,
-                             const struct dg_tensor *in, struct dg_tensor *out,
-                             const struct dg_exec_ctx *ctx)
-{
-    elementwise_loss(L_MSE, in, out, 0.0, ctx);
-}
-
-static dg_status mse_loss_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status mse_loss_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                   dg_node *grad, dg_node **gin)
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     dg_node *scale = dg_scale(g, mean_scale(g, node, grad, a), 2.0f);
@@ -459,7 +456,9 @@ static dg_status mse_loss_backward(dg_graph *g, dg_node *node, dg_node *grad, dg
 
 const struct dg_op_def dg_op_mse_loss = {
     .name = "mse_loss", .n_inputs = 2,
-    .infer = mse_loss_infer, .forward = mse_loss_forward, .backward = mse_loss_backward,
+    .variant = L_MSE,
+    .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .backward = mse_loss_backward,
 };
 
 dg_node *dg_mse_loss(dg_graph *g, dg_node *a, dg_node *b)
@@ -470,21 +469,8 @@ dg_node *dg_mse_loss(dg_graph *g, dg_node *a, dg_node *b)
 /* ---- l1_loss ---------------------------------------------------------------------------------
  * d/da = s/n * sign(a - b) (0 where a == b, as PyTorch);  d/db = -d/da */
 
-static dg_status l1_loss_infer(const union dg_attrs *attrs, int n_inputs,
-                               const struct dg_shape *in, struct dg_shape *out, char *msg,
-                               size_t len)
-{
-    return pair_infer("l1_loss", in, out, msg, len);
-}
-
-static void l1_loss_forward(const union dg_attrs *attrs, int n_inputs,
-                            const struct dg_tensor *in, struct dg_tensor *out,
-                            const struct dg_exec_ctx *ctx)
-{
-    elementwise_loss(L_L1, in, out, 0.0, ctx);
-}
-
-static dg_status l1_loss_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status l1_loss_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                  dg_node *grad, dg_node **gin)
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     dg_node *diff = dg_sub(g, a, b);
@@ -496,7 +482,9 @@ static dg_status l1_loss_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_
 
 const struct dg_op_def dg_op_l1_loss = {
     .name = "l1_loss", .n_inputs = 2,
-    .infer = l1_loss_infer, .forward = l1_loss_forward, .backward = l1_loss_backward,
+    .variant = L_L1,
+    .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .backward = l1_loss_backward,
 };
 
 dg_node *dg_l1_loss(dg_graph *g, dg_node *a, dg_node *b)
@@ -508,24 +496,11 @@ dg_node *dg_l1_loss(dg_graph *g, dg_node *a, dg_node *b)
  * d/da = s/n * clamp(a - b, -delta, delta);  d/db = -d/da
  * (continuous at |a-b| = delta, where both branches give +-delta, as PyTorch) */
 
-static dg_status huber_loss_infer(const union dg_attrs *attrs, int n_inputs,
-                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
-                                  size_t len)
-{
-    return pair_infer("huber_loss", in, out, msg, len);
-}
-
-static void huber_loss_forward(const union dg_attrs *attrs, int n_inputs,
-                               const struct dg_tensor *in, struct dg_tensor *out,
-                               const struct dg_exec_ctx *ctx)
-{
-    elementwise_loss(L_HUBER, in, out, attrs->huber.delta, ctx);
-}
-
-static dg_status huber_loss_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status huber_loss_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                     dg_node *grad, dg_node **gin)
 {
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
-    float delta = dg__attrs(node)->huber.delta;
+    float delta = huber_attrs(dg__attrs(node))->delta;
     dg_node *clamped = dg_minimum(g, dg_maximum(g, dg_sub(g, a, b), dg_scalar(g, -delta)),
                                   dg_scalar(g, delta));
     gin[0] = dg_mul(g, clamped, mean_scale(g, node, grad, a));
@@ -533,22 +508,21 @@ static dg_status huber_loss_backward(dg_graph *g, dg_node *node, dg_node *grad, 
     return dg_graph_status(g);
 }
 
-static void huber_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void huber_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    snprintf(buf, len, "delta=%g", (double)attrs->huber.delta);
+    snprintf(buf, len, "delta=%g", (double)huber_attrs(attrs)->delta);
 }
 
 const struct dg_op_def dg_op_huber_loss = {
-    .name = "huber_loss", .n_inputs = 2,
-    .infer = huber_loss_infer, .forward = huber_loss_forward,
+    .name = "huber_loss", .attrs_size = sizeof(struct huber_attrs), .n_inputs = 2,
+    .variant = L_HUBER,
+    .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
     .backward = huber_loss_backward, .label = huber_label,
 };
 
 dg_node *dg_huber_loss(dg_graph *g, dg_node *a, dg_node *b, float delta)
 {
-    union dg_attrs attrs;
-    memset(&attrs, 0, sizeof attrs);
-    attrs.huber.delta = delta;
+    struct huber_attrs attrs = {.delta = delta};
     if (g == NULL)
         return NULL;
     if (a == NULL || b == NULL || dg_graph_status(g) != DG_OK)

@@ -20,6 +20,12 @@
 
 #include <stdio.h>
 
+struct matmul_attrs {
+    bool transpose_a, transpose_b;
+};
+
+static inline const struct matmul_attrs *matmul_attrs(const void *attrs) { return attrs; }
+
 /* " (transpose_a)", " (transpose_b)", " (transpose_a, transpose_b)" or "". */
 static const char *flags_str(bool ta, bool tb)
 {
@@ -35,12 +41,12 @@ static struct dg_shape batch_part(const struct dg_shape *s)
     return b;
 }
 
-static dg_status matmul_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status matmul_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_shape *in, struct dg_shape *out, char *msg,
                               size_t len)
 {
     char sa[128], sb[128];
-    bool ta = attrs->matmul.transpose_a, tb = attrs->matmul.transpose_b;
+    bool ta = matmul_attrs(attrs)->transpose_a, tb = matmul_attrs(attrs)->transpose_b;
     dg__shape_str(&in[0], sa, sizeof sa);
     dg__shape_str(&in[1], sb, sizeof sb);
     if (in[0].dtype != DG_F32 || in[1].dtype != DG_F32)
@@ -97,11 +103,11 @@ static bool batch_is_full(const struct dg_shape *batch, const struct dg_shape *o
     return dg__numel(own) == dg__numel(batch);
 }
 
-static void matmul_forward(const union dg_attrs *attrs, int n_inputs,
+static void matmul_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                            const struct dg_tensor *in, struct dg_tensor *out,
                            const struct dg_exec_ctx *ctx)
 {
-    bool ta = attrs->matmul.transpose_a, tb = attrs->matmul.transpose_b;
+    bool ta = matmul_attrs(attrs)->transpose_a, tb = matmul_attrs(attrs)->transpose_b;
     const struct dg_shape *sa = &in[0].shape, *sb = &in[1].shape, *so = &out->shape;
     const int na = sa->ndim, nb = sb->ndim;
     int64_t m = so->dim[so->ndim - 2], n = so->dim[so->ndim - 1];
@@ -138,22 +144,23 @@ static void matmul_forward(const union dg_attrs *attrs, int n_inputs,
                   ctx->n_threads);
 }
 
-static dg_status matmul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status matmul_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                 dg_node *grad, dg_node **gin)
 {
-    const union dg_attrs *attrs = dg__attrs(node);
-    bool ta = attrs->matmul.transpose_a, tb = attrs->matmul.transpose_b;
+    const void *attrs = dg__attrs(node);
+    bool ta = matmul_attrs(attrs)->transpose_a, tb = matmul_attrs(attrs)->transpose_b;
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
     /* Each product is a GEMM as large as the forward one: build only those dg_grad needs
      * (a network's first layer needs no gradient for its input). */
     /* Without batch axes each product has exactly its operand's shape at any batch (its rows
      * and columns are the operand's own), so there is nothing to unbroadcast. */
     bool plain = dg__node_shape(a)->ndim == 2 && dg__node_shape(b)->ndim == 2;
-    if (dg__grad_needed(node, 0)) {
+    if (dg__grad_needed(ctx, 0)) {
         dg_node *grad_a = ta ? dg_matmul_ex(g, b, grad, tb, true)
                              : dg_matmul_ex(g, grad, b, false, !tb);
         gin[0] = plain ? grad_a : dg__unbroadcast(g, grad_a, a);
     }
-    if (dg__grad_needed(node, 1)) {
+    if (dg__grad_needed(ctx, 1)) {
         dg_node *grad_b = tb ? dg_matmul_ex(g, grad, a, true, ta)
                              : dg_matmul_ex(g, a, grad, !ta, false);
         gin[1] = plain ? grad_b : dg__unbroadcast(g, grad_b, b);
@@ -162,13 +169,13 @@ static dg_status matmul_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_n
 }
 
 /* Rows come from A, columns from B; batch axes from either (counted as changing together). */
-static uint32_t matmul_dynamic_axes(const union dg_attrs *attrs, int n_inputs,
+static uint32_t matmul_dynamic_axes(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                     const struct dg_shape *in, const uint32_t *input_axes,
                                     const struct dg_shape *out)
 {
     int nd = out->ndim, na = in[0].ndim, nb = in[1].ndim;
-    int a_rows = attrs->matmul.transpose_a ? na - 1 : na - 2;
-    int b_cols = attrs->matmul.transpose_b ? nb - 2 : nb - 1;
+    int a_rows = matmul_attrs(attrs)->transpose_a ? na - 1 : na - 2;
+    int b_cols = matmul_attrs(attrs)->transpose_b ? nb - 2 : nb - 1;
     uint32_t axes = 0;
     if (input_axes[0] & (1u << a_rows))
         axes |= 1u << (nd - 2);
@@ -181,17 +188,17 @@ static uint32_t matmul_dynamic_axes(const union dg_attrs *attrs, int n_inputs,
     return axes;
 }
 
-static void matmul_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void matmul_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    if (attrs->matmul.transpose_a || attrs->matmul.transpose_b)
-        snprintf(buf, len, "%s%s", attrs->matmul.transpose_a ? "A^T" : "A",
-                 attrs->matmul.transpose_b ? " B^T" : " B");
+    if (matmul_attrs(attrs)->transpose_a || matmul_attrs(attrs)->transpose_b)
+        snprintf(buf, len, "%s%s", matmul_attrs(attrs)->transpose_a ? "A^T" : "A",
+                 matmul_attrs(attrs)->transpose_b ? " B^T" : " B");
     else if (len > 0)
         buf[0] = '\0';
 }
 
 const struct dg_op_def dg_op_matmul = {
-    .name = "matmul", .n_inputs = 2,
+    .name = "matmul", .attrs_size = sizeof(struct matmul_attrs), .n_inputs = 2,
     .infer = matmul_infer, .forward = matmul_forward, .backward = matmul_backward,
     .dynamic_axes = matmul_dynamic_axes,
     .label = matmul_label,
@@ -199,7 +206,7 @@ const struct dg_op_def dg_op_matmul = {
 
 dg_node *dg_matmul_ex(dg_graph *g, dg_node *a, dg_node *b, bool transpose_a, bool transpose_b)
 {
-    union dg_attrs attrs = {.matmul = {.transpose_a = transpose_a, .transpose_b = transpose_b}};
+    struct matmul_attrs attrs = {.transpose_a = transpose_a, .transpose_b = transpose_b};
     return dg__make_node(g, DG_OP_matmul, 2, (dg_node *[]){a, b}, &attrs);
 }
 

@@ -9,18 +9,16 @@
 #define DG_OP_H
 
 #include "dagrad.h"
+#include "graph/shape.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Ops with a variable number of inputs (concat) take at most this many. */
-#define DG_MAX_INPUTS 16
-
-/* No tensor has more elements than this (4 TiB of floats): every element count, and every
- * byte count derived from one, then fits int64_t and size_t with room to spare. */
-#define DG_MAX_NUMEL ((int64_t)1 << 40)
+/* No node has more inputs than this: a guard against counts that overflow the input array's
+ * byte size, not a design limit (a 1,000-input concat or add_n is ordinary). */
+#define DG_MAX_NODE_INPUTS (1 << 24)
 
 /* The registry: enum dg_op_id { DG_OP_add, ... } generated from op_list.h. */
 typedef enum dg_op_id {
@@ -29,33 +27,6 @@ typedef enum dg_op_id {
 #undef DG_OP
     DG_OP_COUNT
 } dg_op_id;
-
-/* dtype and shape of one value. */
-struct dg_shape {
-    dg_dtype dtype;
-    int ndim;
-    int64_t dim[DG_MAX_DIMS];
-};
-
-/* Per-op attributes: each op reads only its own member (named after the op family). */
-union dg_attrs {
-    struct { float value; } scalar;          /* pow_scalar exponent, leaky slope, scale, add_scalar */
-    struct {                                 /* sum, mean, max, expand_reduced */
-        uint32_t axes;                        /* bit i set: axis i reduced (after normalisation) */
-        bool keepdims;
-    } reduce;
-    struct { bool transpose_a, transpose_b; } matmul;
-    struct { int ndim; int64_t dim[DG_MAX_DIMS]; } reshape;   /* may hold one -1 */
-    struct { int ndim; int perm[DG_MAX_DIMS]; } permute;
-    struct { int ndim; int64_t dim[DG_MAX_DIMS]; } broadcast;
-    /* slice, pad_slice: start/end normalised at build time, except negative values on axis 0
-     * (which follows the batch): infer normalises those; 0 <= start < end afterwards. */
-    struct { int axis; int64_t start, end; } slice;
-    struct { int axis; } axis;               /* concat, concat_slice, concat_pad, softmax,
-                                                log_softmax */
-    struct { float delta; } huber;
-    struct { float p; uint64_t salt; } dropout;   /* salt: per-node mask stream */
-};
 
 /* A value as a kernel sees it: storage plus its (plan-time) shape. */
 struct dg_tensor {
@@ -68,51 +39,85 @@ struct dg_exec_ctx {
     int n_threads; /* >= 1; pass to OpenMP's num_threads clause */
 };
 
+struct dg_op_def;
+
+/* What a backward rule is told by dg_grad (src/autodiff/): its own op definition and which
+ * input gradients anybody uses. Built fresh for each node; rules read it through the helpers
+ * below and never keep it. */
+struct dg_grad_ctx {
+    const struct dg_op_def *def;  /* the op whose rule runs */
+    int n_inputs;
+    const bool *needed;           /* needed[i]: input i lies on a path to a requested node;
+                                     NULL: every gradient is needed */
+};
+
+/* Attributes: each op family defines its own attribute struct in its own file (or a family
+ * header), states its size in `attrs_size`, and casts the `const void *attrs` its rules get.
+ * The node holds a private copy made when it is built (zeroed when the constructor passes
+ * NULL), so nodes with equal attributes compare equal byte for byte when the struct was
+ * zeroed before being filled. A def with attrs_size 0 gets attrs == NULL. */
+
 /* Infers the output type from the input types and the node's attributes. Pure: called when
  * the node is built and again whenever a plan's input shapes change. On error returns a status
  * and writes a message naming the op and the shapes into msg (see dg__shape_str). */
-typedef dg_status (*dg_infer_fn)(const union dg_attrs *attrs, int n_inputs,
+typedef dg_status (*dg_infer_fn)(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *inputs, struct dg_shape *out,
                                  char *msg, size_t msg_len);
 
 /* Computes out from inputs. Never fails: shapes were checked by infer and memory was planned.
  * When the op is flagged can_inplace, out->data may equal inputs[0].data. */
-typedef void (*dg_forward_fn)(const union dg_attrs *attrs, int n_inputs,
+typedef void (*dg_forward_fn)(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_tensor *inputs, struct dg_tensor *out,
                               const struct dg_exec_ctx *ctx);
 
 /* Appends nodes computing the gradient of each input from grad_output (same shape as node) to
- * the graph; stores them in grad_inputs[i], or NULL where input i gets no gradient (int32
- * inputs, shape-only inputs). Returns NULL-safe: any failure sticks to the graph and returns
- * its status. Use node inputs through dg__input(node, i) and the node's own value through
- * `node` itself (e.g. sigmoid's backward uses its output). */
-typedef dg_status (*dg_backward_fn)(dg_graph *g, dg_node *node, dg_node *grad_output,
-                                    dg_node **grad_inputs);
+ * the graph; stores them in grad_inputs[i] (n_inputs entries, NULL on entry), or leaves NULL
+ * where input i gets no gradient (int32 inputs, shape-only inputs, inputs nobody needs, see
+ * dg__grad_needed). Any failure sticks to the graph and returns its status. Use node inputs
+ * through dg__input(node, i) and the node's own value through `node` itself (e.g. sigmoid's
+ * backward uses its output); ctx->def is the op's own definition. */
+typedef dg_status (*dg_backward_fn)(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                    dg_node *grad_output, dg_node **grad_inputs);
 
 /* Which axes of the output may change when a plan changes its input shapes (bit i: axis i),
  * given the same for each input. Lets backward rules prove that an operand's gradient needs
  * no unbroadcasting whatever the batch (dg__unbroadcast_operand). Optional: without it every
  * output axis counts as changing as soon as any input axis does (always safe). */
-typedef uint32_t (*dg_dynamic_axes_fn)(const union dg_attrs *attrs, int n_inputs,
-                                       const struct dg_shape *inputs,
+typedef uint32_t (*dg_dynamic_axes_fn)(const struct dg_op_def *def, const void *attrs,
+                                       int n_inputs, const struct dg_shape *inputs,
                                        const uint32_t *input_axes,
                                        const struct dg_shape *out);
 
 /* Writes extra text for the DOT label (axes, exponent, ...), e.g. "axes=[1]". Optional. */
-typedef void (*dg_label_fn)(const union dg_attrs *attrs, char *buf, size_t len);
+typedef void (*dg_label_fn)(const struct dg_op_def *def, const void *attrs, char *buf,
+                            size_t len);
 
 struct dg_op_def {
     const char *name;
-    int n_inputs;               /* -1: variadic (1 .. DG_MAX_INPUTS) */
+    int n_inputs;               /* -1: variadic (1 .. DG_MAX_NODE_INPUTS) */
+    int variant;                /* which member of a family: families share one infer and one
+                                   forward function and switch on this (enum of the family's
+                                   file, or an offset into the SIMD table) */
+    size_t attrs_size;          /* bytes of the family's attribute struct; 0: none */
     bool can_inplace;           /* output may overwrite input 0 when its last use is this op */
-    uint32_t shape_only_inputs; /* bit i: input i is read for its shape only, never its data */
-    bool not_differentiable;    /* explicit: backward is NULL on purpose (comparison masks) */
+    uint32_t shape_only_inputs; /* bit i: input i is read for its shape only, never its data;
+                                   bit 31 also stands for every input past 31 (variadic ops);
+                                   ask dg__input_shape_only */
     dg_infer_fn infer;
     dg_forward_fn forward;
+    /* The gradient rule. dg__zero_grad says "the gradient is zero by definition" (masks,
+     * sign, int32 outputs); NULL says "no rule", and dg_grad through the op fails with
+     * DG_ERR_NOT_DIFFERENTIABLE naming it. */
     dg_backward_fn backward;
     dg_label_fn label;
     dg_dynamic_axes_fn dynamic_axes;
 };
+
+/* Whether input i of an op with this def is read for its shape only. */
+static inline bool dg__input_shape_only(const struct dg_op_def *def, int i)
+{
+    return (def->shape_only_inputs >> (i < 31 ? i : 31)) & 1u;
+}
 
 /* The table, indexed by dg_op_id. */
 const struct dg_op_def *dg__op_def(dg_op_id id);
@@ -126,41 +131,28 @@ const struct dg_op_def *dg__op_def(dg_op_id id);
 /* Creates an op node after checking inputs (NULL, graph, dtype) and inferring its shape.
  * The common entry for every public op constructor. */
 dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *inputs,
-                       const union dg_attrs *attrs);
+                       const void *attrs);
 /* Sticks a formatted error to the graph (first error wins); returns NULL for chaining. */
 dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 dg_node *dg__input(const dg_node *node, int i);
 /* The input or parameter named `name`, or NULL; unlike dg_graph_find, a miss is no error. */
 dg_node *dg__find_name(const dg_graph *g, const char *name);
-/* Inside a backward rule: whether dg_grad uses the gradient of input i (the input lies on a
- * path from a requested node). A rule may skip building gradients nobody asked for — the
- * compiled plan would prune them anyway, but the graph and its DOT dump stay smaller. True
- * outside dg_grad. */
-bool dg__grad_needed(const dg_node *node, int i);
-const union dg_attrs *dg__attrs(const dg_node *node);
+/* The same for an op given by its definition: the registry's, or one a test defines for
+ * itself (an op with a deliberately wrong or missing gradient rule). def must outlive g. */
+dg_node *dg__make_node_def(dg_graph *g, const struct dg_op_def *def, int n_inputs,
+                           dg_node *const *inputs, const void *attrs);
+/* The definition of an op node's op. */
+const struct dg_op_def *dg__node_def(const dg_node *node);
+/* For dg_grad (DOT labels): marks nodes first .. last of the graph that are not yet marked as
+ * belonging to the backward pass of `grad_of`; dg__relabel_backward re-points one node. */
+void dg__mark_backward(dg_graph *g, int first, const dg_node *grad_of);
+void dg__relabel_backward(dg_node *node, const dg_node *grad_of);
+/* The number of inputs of a node (0 for leaves and NULL). */
+int dg__n_inputs(const dg_node *node);
+/* The node's attribute blob (the family's struct), or NULL when its op has none. */
+const void *dg__attrs(const dg_node *node);
 const struct dg_shape *dg__node_shape(const dg_node *node);
-
-/* ---- Shape helpers (src/ops/shape_util.c) ---------------------------------------------- */
-
-/* "[128,784]" into buf; returns buf. */
-const char *dg__shape_str(const struct dg_shape *s, char *buf, size_t len);
-int64_t dg__numel(const struct dg_shape *s);
-/* Whether s has no negative dimension and at most DG_MAX_NUMEL elements (checked without
- * overflow). Shape rules compute shapes from user numbers (broadcast_to targets, batch sizes),
- * so every inferred shape goes through this before it is used. */
-bool dg__shape_fits(const struct dg_shape *s);
-/* Numpy broadcast of a and b into out; false when they do not broadcast. */
-bool dg__broadcast_shapes(const struct dg_shape *a, const struct dg_shape *b,
-                          struct dg_shape *out);
-/* Normalises an axis (negative counts from the end); false when out of range. */
-bool dg__normalize_axis(int axis, int ndim, int *out);
-/* Writes a message "op: ..." into msg; returns status. */
-dg_status dg__shape_error(char *msg, size_t len, dg_status status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Row-major strides of a shape (in elements). */
-void dg__strides(const struct dg_shape *s, int64_t *strides);
 
 /* ---- Layout helpers (src/ops/reshape.c) ----------------------------------------------- */
 
@@ -178,13 +170,32 @@ dg_node *dg__unbroadcast(dg_graph *g, dg_node *grad, dg_node *like);
  * a sharper proof: like's changing axes are harmless where every other operand has size 1
  * (a bias [N] added to activations [B,N] needs no sum_to for the activations' gradient). */
 dg_node *dg__unbroadcast_operand(dg_graph *g, dg_node *grad, dg_node *node, int k);
+/* A float32 node holding `value` everywhere, with x's shape at plan time (it follows the
+ * batch): an expand_reduced of a scalar (reduce.c). dg_grad seeds the loss's gradient with
+ * ones and gives unreached wrt nodes zeros through it. */
+dg_node *dg__filled_like(dg_graph *g, dg_node *x, float value);
 /* Axes of a node that may change with the plan's shapes (dg_dynamic_axes_fn). */
 uint32_t dg__node_dynamic_axes(const dg_node *node);
 /* dynamic_axes for ops whose output axes align on the right with every input's axes
  * (elementwise ops, with or without broadcasting, and same-shape ops like softmax). */
-uint32_t dg__dynamic_elementwise(const union dg_attrs *attrs, int n_inputs,
-                                 const struct dg_shape *inputs, const uint32_t *input_axes,
-                                 const struct dg_shape *out);
+uint32_t dg__dynamic_elementwise(const struct dg_op_def *def, const void *attrs,
+                                 int n_inputs, const struct dg_shape *inputs,
+                                 const uint32_t *input_axes, const struct dg_shape *out);
+/* Whether the rule should build input i's gradient: false when no requested gradient depends
+ * on it. A rule may skip gradients nobody asked for; the compiled plan would prune them anyway,
+ * but the graph and its DOT dump stay smaller. */
+static inline bool dg__grad_needed(const struct dg_grad_ctx *ctx, int i)
+{
+    if (ctx == NULL || ctx->needed == NULL)
+        return true;
+    return i >= 0 && i < ctx->n_inputs && ctx->needed[i];
+}
+/* The explicit rule "the gradient is zero by definition" (comparison masks, sign, an op whose
+ * output is int32 or piecewise constant): contributes nothing to any input, so dg_grad treats
+ * the op's inputs as constants along this path (a wrt node reached by no other path gets a
+ * zeros node). Not the same as no rule (backward == NULL), which is an error. */
+dg_status dg__zero_grad(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                        dg_node *grad_output, dg_node **grad_inputs);
 
 /* ---- Parallel helpers ----------------------------------------------------------------- */
 
@@ -200,5 +211,19 @@ static inline int dg__threads_for(const struct dg_exec_ctx *ctx, int64_t work)
     int64_t useful = work / (DG_PARALLEL_MIN_ELEMS / 2);
     return useful < ctx->n_threads ? (int)useful : ctx->n_threads;
 }
+
+/* Chunk boundaries between threads fall on multiples of this many elements (whole cache lines
+ * and whole vectors on every ISA path), so each element is computed by the same lane code
+ * whichever thread gets it: results are bitwise identical for any thread count. */
+#define DG_CHUNK_ALIGN 64
+
+/* Works on elements [lo, hi) of a flat range; arg is the kernel's own. */
+typedef void (*dg_chunk_fn)(void *arg, int64_t lo, int64_t hi);
+
+/* The one split rule for flat elementwise work: calls fn on contiguous chunks covering
+ * [0, n), one per thread (dg__threads_for(ctx, n) of them), each starting at a multiple of
+ * DG_CHUNK_ALIGN. Runs fn(arg, 0, n) on the calling thread for small n. Empty chunks are not
+ * called. */
+void dg__parallel_chunks(const struct dg_exec_ctx *ctx, int64_t n, dg_chunk_fn fn, void *arg);
 
 #endif /* DG_OP_H */

@@ -17,6 +17,13 @@
 #include <stdio.h>
 #include <string.h>
 
+struct permute_attrs {
+    int ndim;
+    int perm[DG_MAX_DIMS];
+};
+
+static inline const struct permute_attrs *permute_attrs(const void *attrs) { return attrs; }
+
 enum { TILE = 32 };
 
 /* Whether perm[0..ndim-1] holds each of 0..ndim-1 once. */
@@ -44,13 +51,13 @@ static const char *perm_str(int ndim, const int *perm, char *buf, size_t len)
     return buf;
 }
 
-static dg_status permute_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status permute_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                const struct dg_shape *in, struct dg_shape *out, char *msg,
                                size_t len)
 {
     char sx[128], sp[128];
-    int ndim = attrs->permute.ndim;
-    const int *perm = attrs->permute.perm;
+    int ndim = permute_attrs(attrs)->ndim;
+    const int *perm = permute_attrs(attrs)->perm;
     if (ndim != in[0].ndim || !is_permutation(ndim, perm))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "permute: %s is not a permutation of "
                                "the %d axes of %s", perm_str(ndim, perm, sp, sizeof sp),
@@ -139,12 +146,12 @@ static void permute_copy(const struct plan *p, const uint32_t *x, uint32_t *out,
     }
 }
 
-static void permute_forward(const union dg_attrs *attrs, int n_inputs,
+static void permute_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                             const struct dg_tensor *in, struct dg_tensor *out,
                             const struct dg_exec_ctx *ctx)
 {
     struct plan p;
-    simplify(&in[0].shape, attrs->permute.perm, &p);
+    simplify(&in[0].shape, permute_attrs(attrs)->perm, &p);
     int n = p.ndim;
     if (n <= 1) { /* at most one axis of size > 1: the order is unchanged */
         dg__layout_copy(out->data, in[0].data, dg__numel(&out->shape), ctx);
@@ -163,27 +170,28 @@ static void permute_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* dx = permute(grad, inverse(perm)) */
-static dg_status permute_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status permute_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                  dg_node *grad, dg_node **gin)
 {
-    const union dg_attrs *attrs = dg__attrs(node);
+    const void *attrs = dg__attrs(node);
     if (dg_node_dtype(dg__input(node, 0)) != DG_F32)
         return DG_OK;
     int inverse[DG_MAX_DIMS];
-    for (int i = 0; i < attrs->permute.ndim; i++)
-        inverse[attrs->permute.perm[i]] = i;
-    gin[0] = dg_permute(g, grad, attrs->permute.ndim, inverse);
+    for (int i = 0; i < permute_attrs(attrs)->ndim; i++)
+        inverse[permute_attrs(attrs)->perm[i]] = i;
+    gin[0] = dg_permute(g, grad, permute_attrs(attrs)->ndim, inverse);
     return dg_graph_status(g);
 }
 
-static void permute_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void permute_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
     char sp[64];
-    snprintf(buf, len, "perm=%s", perm_str(attrs->permute.ndim, attrs->permute.perm, sp,
-                                          sizeof sp));
+    const struct permute_attrs *a = permute_attrs(attrs);
+    snprintf(buf, len, "perm=%s", perm_str(a->ndim, a->perm, sp, sizeof sp));
 }
 
 const struct dg_op_def dg_op_permute = {
-    .name = "permute", .n_inputs = 1,
+    .name = "permute", .attrs_size = sizeof(struct permute_attrs), .n_inputs = 1,
     .infer = permute_infer, .forward = permute_forward, .backward = permute_backward,
     .label = permute_label,
 };
@@ -203,9 +211,9 @@ dg_node *dg_permute(dg_graph *g, dg_node *x, int ndim, const int *perm)
     if (!is_permutation(ndim, perm))
         return dg__fail(g, DG_ERR_INVALID_ARG, "permute: %s is not a permutation of %d axes",
                         perm_str(ndim, perm, sp, sizeof sp), ndim);
-    union dg_attrs attrs = {.permute = {.ndim = ndim}};
+    struct permute_attrs attrs = {.ndim = ndim};
     for (int i = 0; i < ndim; i++)
-        attrs.permute.perm[i] = perm[i];
+        attrs.perm[i] = perm[i];
     return dg__make_node(g, DG_OP_permute, 1, &x, &attrs);
 }
 

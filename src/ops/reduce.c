@@ -15,6 +15,7 @@
  * added in block order. So results are bitwise reproducible for any number of threads.
  */
 #include "elementwise.h"
+#include "reduce.h"
 
 #include <math.h>
 #include <omp.h>
@@ -367,37 +368,41 @@ static bool axes_fit(uint32_t axes, int ndim)
     return ndim >= 32 || (axes >> ndim) == 0;
 }
 
-static dg_status reduce_infer(const char *name, const union dg_attrs *attrs,
+/* The reductions sum, mean and max share one shape rule and one kernel (the def's variant). */
+enum reduce_op { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX };
+
+static dg_status reduce_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_shape *in, struct dg_shape *out, char *msg,
                               size_t len)
 {
+    const char *name = def->name;
     char sa[128], sb[64];
     if (in[0].dtype != DG_F32)
         return dg__shape_error(msg, len, DG_ERR_DTYPE, "%s: input must be float32", name);
-    if (!axes_fit(attrs->reduce.axes, in[0].ndim))
+    if (!axes_fit(reduce_attrs(attrs)->axes, in[0].ndim))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: axes %s out of range for shape %s",
-                               name, axes_str(attrs->reduce.axes, sb, sizeof sb),
+                               name, axes_str(reduce_attrs(attrs)->axes, sb, sizeof sb),
                                dg__shape_str(&in[0], sa, sizeof sa));
-    reduced_shape(&in[0], attrs->reduce.axes, attrs->reduce.keepdims, out);
+    reduced_shape(&in[0], reduce_attrs(attrs)->axes, reduce_attrs(attrs)->keepdims, out);
     return DG_OK;
 }
 
-static void reduce_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void reduce_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
     char axes[64];
-    snprintf(buf, len, "axes=%s%s", axes_str(attrs->reduce.axes, axes, sizeof axes),
-             attrs->reduce.keepdims ? " keepdims" : "");
+    snprintf(buf, len, "axes=%s%s", axes_str(reduce_attrs(attrs)->axes, axes, sizeof axes),
+             reduce_attrs(attrs)->keepdims ? " keepdims" : "");
 }
 
 /* Validates and normalises the public axes list into attrs; reports errors naming the op,
  * the axis and the shape. */
 static bool parse_axes(dg_graph *g, const char *name, const dg_node *x, int n_axes,
-                       const int *axes, bool keepdims, union dg_attrs *attrs)
+                       const int *axes, bool keepdims, struct dg_reduce_attrs *attrs)
 {
     const struct dg_shape *s = dg__node_shape(x);
     char sa[128];
     memset(attrs, 0, sizeof *attrs);
-    attrs->reduce.keepdims = keepdims;
+    attrs->keepdims = keepdims;
     if (n_axes < 0 || (n_axes > 0 && axes == NULL)) {
         dg__fail(g, DG_ERR_INVALID_ARG, "%s: %s (n_axes %d) for shape %s", name,
                  n_axes < 0 ? "negative axis count" : "axes is NULL", n_axes,
@@ -405,7 +410,7 @@ static bool parse_axes(dg_graph *g, const char *name, const dg_node *x, int n_ax
         return false;
     }
     if (n_axes == 0 && axes == NULL) {
-        attrs->reduce.axes = s->ndim == 0 ? 0u : (uint32_t)((1u << s->ndim) - 1u);
+        attrs->axes = s->ndim == 0 ? 0u : (uint32_t)((1u << s->ndim) - 1u);
         return true;
     }
     for (int i = 0; i < n_axes; i++) {
@@ -415,12 +420,12 @@ static bool parse_axes(dg_graph *g, const char *name, const dg_node *x, int n_ax
                      axes[i], dg__shape_str(s, sa, sizeof sa));
             return false;
         }
-        if ((attrs->reduce.axes >> axis) & 1u) {
+        if ((attrs->axes >> axis) & 1u) {
             dg__fail(g, DG_ERR_INVALID_ARG, "%s: axis %d is repeated (as axis %d) for shape %s",
                      name, axes[i], axis, dg__shape_str(s, sa, sizeof sa));
             return false;
         }
-        attrs->reduce.axes |= 1u << axis;
+        attrs->axes |= 1u << axis;
     }
     return true;
 }
@@ -428,7 +433,7 @@ static bool parse_axes(dg_graph *g, const char *name, const dg_node *x, int n_ax
 static dg_node *reduce_build(dg_graph *g, dg_op_id op, const char *name, dg_node *x,
                              int n_axes, const int *axes, bool keepdims)
 {
-    union dg_attrs attrs;
+    struct dg_reduce_attrs attrs;
     memset(&attrs, 0, sizeof attrs);
     if (g == NULL)
         return NULL;
@@ -439,23 +444,28 @@ static dg_node *reduce_build(dg_graph *g, dg_op_id op, const char *name, dg_node
     return dg__make_node(g, op, 1, &x, &attrs);
 }
 
+/* out = sum, mean or max of x over the reduced axes. */
+static void reduce_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                           const struct dg_tensor *in, struct dg_tensor *out,
+                           const struct dg_exec_ctx *ctx)
+{
+    uint32_t axes = reduce_attrs(attrs)->axes;
+    if (def->variant == REDUCE_MAX) {
+        reduce_kernel(R_MAX, in[0].data, &in[0].shape, axes, out->data, 1.0, ctx);
+    } else if (def->variant == REDUCE_MEAN) {
+        double count = (double)dg__numel(&in[0].shape) / (double)dg__numel(&out->shape);
+        reduce_kernel(R_SUM, in[0].data, &in[0].shape, axes, out->data, 1.0 / count, ctx);
+    } else {
+        reduce_kernel(R_SUM, in[0].data, &in[0].shape, axes, out->data, 1.0, ctx);
+    }
+}
+
 /* ---- sum -------------------------------------------------------------------------------
  * sum(x; axes, keepdims)[k] = sum of x over the reduced axes.
  * d/dx = expand_reduced(grad, x): the gradient copied along the reduced axes. */
 
-static dg_status sum_infer(const union dg_attrs *attrs, int n_inputs, const struct dg_shape *in,
-                           struct dg_shape *out, char *msg, size_t len)
-{
-    return reduce_infer("sum", attrs, in, out, msg, len);
-}
-
-static void sum_forward(const union dg_attrs *attrs, int n_inputs, const struct dg_tensor *in,
-                        struct dg_tensor *out, const struct dg_exec_ctx *ctx)
-{
-    reduce_kernel(R_SUM, in[0].data, &in[0].shape, attrs->reduce.axes, out->data, 1.0, ctx);
-}
-
-static dg_status sum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status sum_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__make_node(g, DG_OP_expand_reduced, 2,
                            (dg_node *[]){grad, dg__input(node, 0)}, dg__attrs(node));
@@ -463,8 +473,10 @@ static dg_status sum_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 const struct dg_op_def dg_op_sum = {
-    .name = "sum", .n_inputs = 1,
-    .infer = sum_infer, .forward = sum_forward, .backward = sum_backward, .label = reduce_label,
+    .name = "sum", .n_inputs = 1, .variant = REDUCE_SUM,
+    .attrs_size = sizeof(struct dg_reduce_attrs),
+    .infer = reduce_infer, .forward = reduce_forward, .backward = sum_backward,
+    .label = reduce_label,
 };
 
 dg_node *dg_sum(dg_graph *g, dg_node *x, int n_axes, const int *axes, bool keepdims)
@@ -476,21 +488,8 @@ dg_node *dg_sum(dg_graph *g, dg_node *x, int n_axes, const int *axes, bool keepd
  * mean = sum / count, count = numel(x) / numel(out), taken from the plan-time shapes.
  * d/dx = expand_reduced(grad, x) * size_ratio(out, x): the divisor follows the batch. */
 
-static dg_status mean_infer(const union dg_attrs *attrs, int n_inputs, const struct dg_shape *in,
-                            struct dg_shape *out, char *msg, size_t len)
-{
-    return reduce_infer("mean", attrs, in, out, msg, len);
-}
-
-static void mean_forward(const union dg_attrs *attrs, int n_inputs, const struct dg_tensor *in,
-                         struct dg_tensor *out, const struct dg_exec_ctx *ctx)
-{
-    double count = (double)dg__numel(&in[0].shape) / (double)dg__numel(&out->shape);
-    reduce_kernel(R_SUM, in[0].data, &in[0].shape, attrs->reduce.axes, out->data, 1.0 / count,
-                  ctx);
-}
-
-static dg_status mean_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status mean_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                               dg_node *grad, dg_node **gin)
 {
     dg_node *x = dg__input(node, 0);
     dg_node *spread = dg__make_node(g, DG_OP_expand_reduced, 2, (dg_node *[]){grad, x},
@@ -501,8 +500,9 @@ static dg_status mean_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_nod
 }
 
 const struct dg_op_def dg_op_mean = {
-    .name = "mean", .n_inputs = 1,
-    .infer = mean_infer, .forward = mean_forward, .backward = mean_backward,
+    .name = "mean", .n_inputs = 1, .variant = REDUCE_MEAN,
+    .attrs_size = sizeof(struct dg_reduce_attrs),
+    .infer = reduce_infer, .forward = reduce_forward, .backward = mean_backward,
     .label = reduce_label,
 };
 
@@ -519,22 +519,11 @@ dg_node *dg_mean(dg_graph *g, dg_node *x, int n_axes, const int *axes, bool keep
  * A reduced slice holding a NaN has no element equal to its max, count 0, and gets a NaN
  * gradient. */
 
-static dg_status max_infer(const union dg_attrs *attrs, int n_inputs, const struct dg_shape *in,
-                           struct dg_shape *out, char *msg, size_t len)
-{
-    return reduce_infer("max", attrs, in, out, msg, len);
-}
-
-static void max_forward(const union dg_attrs *attrs, int n_inputs, const struct dg_tensor *in,
-                        struct dg_tensor *out, const struct dg_exec_ctx *ctx)
-{
-    reduce_kernel(R_MAX, in[0].data, &in[0].shape, attrs->reduce.axes, out->data, 1.0, ctx);
-}
-
-static dg_status max_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status max_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                              dg_node *grad, dg_node **gin)
 {
     dg_node *x = dg__input(node, 0);
-    const union dg_attrs *attrs = dg__attrs(node);
+    const void *attrs = dg__attrs(node);
     dg_node *spread_max = dg__make_node(g, DG_OP_expand_reduced, 2, (dg_node *[]){node, x},
                                         attrs);
     dg_node *mask = dg__make_node(g, DG_OP_equal, 2, (dg_node *[]){x, spread_max}, NULL);
@@ -546,8 +535,10 @@ static dg_status max_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node
 }
 
 const struct dg_op_def dg_op_max = {
-    .name = "max", .n_inputs = 1,
-    .infer = max_infer, .forward = max_forward, .backward = max_backward, .label = reduce_label,
+    .name = "max", .n_inputs = 1, .variant = REDUCE_MAX,
+    .attrs_size = sizeof(struct dg_reduce_attrs),
+    .infer = reduce_infer, .forward = reduce_forward, .backward = max_backward,
+    .label = reduce_label,
 };
 
 dg_node *dg_max(dg_graph *g, dg_node *x, int n_axes, const int *axes, bool keepdims)
@@ -572,7 +563,7 @@ static bool broadcasts_to(const struct dg_shape *small, const struct dg_shape *b
     return true;
 }
 
-static dg_status sum_to_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status sum_to_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_shape *in, struct dg_shape *out, char *msg,
                               size_t len)
 {
@@ -588,7 +579,7 @@ static dg_status sum_to_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void sum_to_forward(const union dg_attrs *attrs, int n_inputs,
+static void sum_to_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                            const struct dg_tensor *in, struct dg_tensor *out,
                            const struct dg_exec_ctx *ctx)
 {
@@ -601,7 +592,8 @@ static void sum_to_forward(const union dg_attrs *attrs, int n_inputs,
     reduce_kernel(R_SUM, in[0].data, big, axes, out->data, 1.0, ctx);
 }
 
-static dg_status sum_to_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status sum_to_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                 dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__make_node(g, DG_OP_broadcast_like, 2, (dg_node *[]){grad, dg__input(node, 0)},
                            NULL);
@@ -642,7 +634,7 @@ static void broadcast_copy(const float *x, const struct dg_shape *xs, float *out
     }
 }
 
-static dg_status broadcast_like_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status broadcast_like_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                       const struct dg_shape *in, struct dg_shape *out,
                                       char *msg, size_t len)
 {
@@ -659,15 +651,15 @@ static dg_status broadcast_like_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void broadcast_like_forward(const union dg_attrs *attrs, int n_inputs,
+static void broadcast_like_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                    const struct dg_tensor *in, struct dg_tensor *out,
                                    const struct dg_exec_ctx *ctx)
 {
     broadcast_copy(in[0].data, &in[0].shape, out->data, &out->shape, ctx);
 }
 
-static dg_status broadcast_like_backward(dg_graph *g, dg_node *node, dg_node *grad,
-                                         dg_node **gin)
+static dg_status broadcast_like_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                         dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__unbroadcast(g, grad, dg__input(node, 0));
     return dg_graph_status(g);
@@ -685,20 +677,20 @@ const struct dg_op_def dg_op_broadcast_like = {
  * has like's shape (like is shape-only), grad copied along the reduced axes.
  * d/dgrad = sum(g; the same axes and keepdims). */
 
-static dg_status expand_reduced_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status expand_reduced_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                       const struct dg_shape *in, struct dg_shape *out,
                                       char *msg, size_t len)
 {
     char sa[128], sb[128], sc[64];
     if (in[0].dtype != DG_F32)
         return dg__shape_error(msg, len, DG_ERR_DTYPE, "expand_reduced: input must be float32");
-    if (!axes_fit(attrs->reduce.axes, in[1].ndim))
+    if (!axes_fit(reduce_attrs(attrs)->axes, in[1].ndim))
         return dg__shape_error(msg, len, DG_ERR_SHAPE,
                                "expand_reduced: axes %s out of range for shape %s",
-                               axes_str(attrs->reduce.axes, sc, sizeof sc),
+                               axes_str(reduce_attrs(attrs)->axes, sc, sizeof sc),
                                dg__shape_str(&in[1], sb, sizeof sb));
     struct dg_shape expect;
-    reduced_shape(&in[1], attrs->reduce.axes, attrs->reduce.keepdims, &expect);
+    reduced_shape(&in[1], reduce_attrs(attrs)->axes, reduce_attrs(attrs)->keepdims, &expect);
     bool same = expect.ndim == in[0].ndim;
     for (int i = 0; same && i < expect.ndim; i++)
         same = expect.dim[i] == in[0].dim[i];
@@ -707,31 +699,32 @@ static dg_status expand_reduced_infer(const union dg_attrs *attrs, int n_inputs,
                                "expand_reduced: shape %s is not %s reduced over axes %s",
                                dg__shape_str(&in[0], sa, sizeof sa),
                                dg__shape_str(&in[1], sb, sizeof sb),
-                               axes_str(attrs->reduce.axes, sc, sizeof sc));
+                               axes_str(reduce_attrs(attrs)->axes, sc, sizeof sc));
     *out = in[1];
     out->dtype = DG_F32;
     return DG_OK;
 }
 
-static void expand_reduced_forward(const union dg_attrs *attrs, int n_inputs,
+static void expand_reduced_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                    const struct dg_tensor *in, struct dg_tensor *out,
                                    const struct dg_exec_ctx *ctx)
 {
     /* grad seen with keepdims: like's shape with 1 on the reduced axes. */
     struct dg_shape kept;
-    reduced_shape(&out->shape, attrs->reduce.axes, true, &kept);
+    reduced_shape(&out->shape, reduce_attrs(attrs)->axes, true, &kept);
     broadcast_copy(in[0].data, &kept, out->data, &out->shape, ctx);
 }
 
-static dg_status expand_reduced_backward(dg_graph *g, dg_node *node, dg_node *grad,
-                                         dg_node **gin)
+static dg_status expand_reduced_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                         dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__make_node(g, DG_OP_sum, 1, &grad, dg__attrs(node));
     return dg_graph_status(g);
 }
 
 const struct dg_op_def dg_op_expand_reduced = {
-    .name = "expand_reduced", .n_inputs = 2, .shape_only_inputs = 1u << 1,
+    .name = "expand_reduced", .n_inputs = 2, .attrs_size = sizeof(struct dg_reduce_attrs),
+    .shape_only_inputs = 1u << 1,
     .infer = expand_reduced_infer, .forward = expand_reduced_forward,
     .backward = expand_reduced_backward, .label = reduce_label,
 };
@@ -742,7 +735,7 @@ const struct dg_op_def dg_op_expand_reduced = {
  * change. Its value does not depend on the inputs' values: zero gradient (a backward that
  * leaves both input gradients empty). */
 
-static dg_status size_ratio_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status size_ratio_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                   const struct dg_shape *in, struct dg_shape *out, char *msg,
                                   size_t len)
 {
@@ -751,7 +744,7 @@ static dg_status size_ratio_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void size_ratio_forward(const union dg_attrs *attrs, int n_inputs,
+static void size_ratio_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                const struct dg_tensor *in, struct dg_tensor *out,
                                const struct dg_exec_ctx *ctx)
 {
@@ -759,12 +752,18 @@ static void size_ratio_forward(const union dg_attrs *attrs, int n_inputs,
         (float)((double)dg__numel(&in[0].shape) / (double)dg__numel(&in[1].shape));
 }
 
-static dg_status size_ratio_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
-{
-    return DG_OK; /* constant in the inputs' values */
-}
-
 const struct dg_op_def dg_op_size_ratio = {
     .name = "size_ratio", .n_inputs = 2, .shape_only_inputs = (1u << 0) | (1u << 1),
-    .infer = size_ratio_infer, .forward = size_ratio_forward, .backward = size_ratio_backward,
+    .infer = size_ratio_infer, .forward = size_ratio_forward,
+    .backward = dg__zero_grad, /* constant in the inputs' values (shapes only) */
 };
+
+dg_node *dg__filled_like(dg_graph *g, dg_node *x, float value)
+{
+    dg_node *fill = dg_scalar(g, value);
+    int ndim = dg_node_ndim(x);
+    if (x == NULL || ndim == 0)
+        return x == NULL ? NULL : fill;
+    struct dg_reduce_attrs attrs = {.axes = (uint32_t)((1u << ndim) - 1), .keepdims = false};
+    return dg__make_node(g, DG_OP_expand_reduced, 2, (dg_node *[]){fill, x}, &attrs);
+}

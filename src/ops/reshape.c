@@ -16,7 +16,24 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <omp.h>
+/* reshape's target shape; may hold one -1. */
+struct reshape_attrs {
+    int ndim;
+    int64_t dim[DG_MAX_DIMS];
+};
+
+static inline const struct reshape_attrs *reshape_attrs(const void *attrs) { return attrs; }
+
+struct copy_job {
+    char *dst;
+    const char *src;
+};
+
+static void copy_chunk(void *arg, int64_t lo, int64_t hi)
+{
+    const struct copy_job *job = arg;
+    memcpy(job->dst + lo * 4, job->src + lo * 4, (size_t)(hi - lo) * 4);
+}
 
 /* Copies n 4-byte elements, in contiguous chunks across threads for large tensors; nothing
  * when dst == src (the op ran in place). Shared by the layout ops and stop_gradient. */
@@ -24,31 +41,20 @@ void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec
 {
     if (dst == src || n <= 0)
         return;
-    int threads = dg__threads_for(ctx, n);
-    char *d = dst;
-    const char *s = src;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
-        memcpy(d + lo * 4, s + lo * 4, (size_t)(hi - lo) * 4);
-    }
+    struct copy_job job = {dst, src};
+    dg__parallel_chunks(ctx, n, copy_chunk, &job);
 }
 
-static dg_status reshape_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status reshape_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                const struct dg_shape *in, struct dg_shape *out, char *msg,
                                size_t len)
 {
     char sx[128], st[128];
-    struct dg_shape target = {.dtype = in[0].dtype, .ndim = attrs->reshape.ndim};
+    struct dg_shape target = {.dtype = in[0].dtype, .ndim = reshape_attrs(attrs)->ndim};
     int64_t known = 1, numel = dg__numel(&in[0]);
     int infer_axis = -1;
     for (int i = 0; i < target.ndim; i++) {
-        target.dim[i] = attrs->reshape.dim[i];
+        target.dim[i] = reshape_attrs(attrs)->dim[i];
         if (target.dim[i] == -1)
             infer_axis = i;
         else
@@ -64,7 +70,7 @@ static dg_status reshape_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void reshape_forward(const union dg_attrs *attrs, int n_inputs,
+static void reshape_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                             const struct dg_tensor *in, struct dg_tensor *out,
                             const struct dg_exec_ctx *ctx)
 {
@@ -72,7 +78,8 @@ static void reshape_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* dx = reshape_as(grad, x) */
-static dg_status reshape_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status reshape_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                  dg_node *grad, dg_node **gin)
 {
     dg_node *x = dg__input(node, 0);
     if (dg_node_dtype(x) == DG_F32)
@@ -80,17 +87,18 @@ static dg_status reshape_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_
     return dg_graph_status(g);
 }
 
-static void reshape_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void reshape_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    struct dg_shape s = {.ndim = attrs->reshape.ndim};
+    struct dg_shape s = {.ndim = reshape_attrs(attrs)->ndim};
     for (int i = 0; i < s.ndim; i++)
-        s.dim[i] = attrs->reshape.dim[i];
+        s.dim[i] = reshape_attrs(attrs)->dim[i];
     char shape[128];
     snprintf(buf, len, "shape=%s", dg__shape_str(&s, shape, sizeof shape));
 }
 
 const struct dg_op_def dg_op_reshape = {
-    .name = "reshape", .n_inputs = 1, .can_inplace = true,
+    .name = "reshape", .attrs_size = sizeof(struct reshape_attrs), .n_inputs = 1,
+    .can_inplace = true,
     .infer = reshape_infer, .forward = reshape_forward, .backward = reshape_backward,
     .label = reshape_label,
 };
@@ -106,7 +114,7 @@ dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape)
                         DG_MAX_DIMS);
     if (ndim > 0 && shape == NULL)
         return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: shape is NULL");
-    union dg_attrs attrs = {.reshape = {.ndim = ndim}};
+    struct reshape_attrs attrs = {.ndim = ndim};
     int n_inferred = 0;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] == -1) {
@@ -115,7 +123,7 @@ dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape)
             return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: dimension %d of the new shape is "
                             "%lld (must be > 0, or -1 once)", i, (long long)shape[i]);
         }
-        attrs.reshape.dim[i] = shape[i];
+        attrs.dim[i] = shape[i];
     }
     if (n_inferred > 1)
         return dg__fail(g, DG_ERR_INVALID_ARG, "reshape: %d entries of the new shape are -1 "
@@ -125,7 +133,7 @@ dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape)
 
 /* ---- reshape_as(x, like): internal, the backward of reshape ------------------------------ */
 
-static dg_status reshape_as_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status reshape_as_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                   const struct dg_shape *in, struct dg_shape *out, char *msg,
                                   size_t len)
 {
@@ -141,8 +149,8 @@ static dg_status reshape_as_infer(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* dx = reshape_as(grad, x); like gets no gradient (shape only). */
-static dg_status reshape_as_backward(dg_graph *g, dg_node *node, dg_node *grad,
-                                     dg_node **gin)
+static dg_status reshape_as_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                     dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){grad, dg__input(node, 0)},
                            NULL);

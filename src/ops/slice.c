@@ -13,7 +13,10 @@
  * size a plan may change) negative values are kept and normalised at infer time, so
  * slice(x, 0, -2, -1) means "the second-to-last row" whatever the batch.
  */
+#include "layout_attrs.h"
 #include "op.h"
+
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -29,19 +32,20 @@ static bool normalise_range(int64_t start, int64_t end, int64_t size, int64_t *s
 }
 
 /* Checks the attributes against x's shape; writes the normalised range. */
-static dg_status check_range(const char *op, const union dg_attrs *attrs,
+static dg_status check_range(const char *op, const void *attrs,
                              const struct dg_shape *x, int64_t *start, int64_t *end,
                              char *msg, size_t len)
 {
     char sx[128];
-    int axis = attrs->slice.axis;
+    const struct dg_slice_attrs *range = slice_attrs(attrs);
+    int axis = range->axis;
     if (axis < 0 || axis >= x->ndim)
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: axis %d is out of range for %s", op,
                                axis, dg__shape_str(x, sx, sizeof sx));
-    if (!normalise_range(attrs->slice.start, attrs->slice.end, x->dim[axis], start, end))
+    if (!normalise_range(range->start, range->end, x->dim[axis], start, end))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: range [%lld,%lld) is out of range "
                                "or empty along axis %d of %s", op,
-                               (long long)attrs->slice.start, (long long)attrs->slice.end, axis,
+                               (long long)range->start, (long long)range->end, axis,
                                dg__shape_str(x, sx, sizeof sx));
     return DG_OK;
 }
@@ -63,7 +67,7 @@ static struct geometry geometry_of(const struct dg_shape *full, int axis, int64_
     return geo;
 }
 
-static dg_status slice_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status slice_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                              const struct dg_shape *in, struct dg_shape *out, char *msg,
                              size_t len)
 {
@@ -72,7 +76,7 @@ static dg_status slice_infer(const union dg_attrs *attrs, int n_inputs,
     if (st != DG_OK)
         return st;
     *out = in[0];
-    out->dim[attrs->slice.axis] = end - start;
+    out->dim[slice_attrs(attrs)->axis] = end - start;
     return DG_OK;
 }
 
@@ -90,20 +94,8 @@ static void copy_blocks(uint32_t *dst, int64_t dst_block, const uint32_t *src,
             memcpy(dst + o * dst_block, src + o * src_block, (size_t)count * 4);
         return;
     }
-    for (int64_t o = 0; o < outer; o++) {
-        uint32_t *d = dst + o * dst_block;
-        const uint32_t *s = src + o * src_block;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-        {
-            int t = 0, nt = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            nt = omp_get_num_threads();
-#endif
-            int64_t lo = count * t / nt, hi = count * (t + 1) / nt;
-            memcpy(d + lo, s + lo, (size_t)(hi - lo) * 4);
-        }
-    }
+    for (int64_t o = 0; o < outer; o++)
+        dg__layout_copy(dst + o * dst_block, src + o * src_block, count, ctx);
 }
 
 /* out = the [start, end) range along `axis` of x (shape `full`). */
@@ -134,18 +126,20 @@ static void pad_kernel(const uint32_t *x, const struct dg_shape *full, int axis,
     copy_blocks(out + before, block, x, count, geo.outer, count, ctx);
 }
 
-static void slice_forward(const union dg_attrs *attrs, int n_inputs,
+static void slice_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                           const struct dg_tensor *in, struct dg_tensor *out,
                           const struct dg_exec_ctx *ctx)
 {
     int64_t start, end;
-    normalise_range(attrs->slice.start, attrs->slice.end, in[0].shape.dim[attrs->slice.axis],
+    const struct dg_slice_attrs *range = slice_attrs(attrs);
+    normalise_range(range->start, range->end, in[0].shape.dim[range->axis],
                     &start, &end);
-    slice_kernel(in[0].data, &in[0].shape, attrs->slice.axis, start, end, out->data, ctx);
+    slice_kernel(in[0].data, &in[0].shape, slice_attrs(attrs)->axis, start, end, out->data, ctx);
 }
 
 /* dx = pad_slice(grad, x): zeros outside the slice */
-static dg_status slice_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status slice_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                dg_node *grad, dg_node **gin)
 {
     dg_node *x = dg__input(node, 0);
     if (dg_node_dtype(x) == DG_F32)
@@ -153,14 +147,14 @@ static dg_status slice_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_no
     return dg_graph_status(g);
 }
 
-static void slice_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void slice_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    snprintf(buf, len, "axis=%d [%lld:%lld]", attrs->slice.axis,
-             (long long)attrs->slice.start, (long long)attrs->slice.end);
+    snprintf(buf, len, "axis=%d [%lld:%lld]", slice_attrs(attrs)->axis,
+             (long long)slice_attrs(attrs)->start, (long long)slice_attrs(attrs)->end);
 }
 
 const struct dg_op_def dg_op_slice = {
-    .name = "slice", .n_inputs = 1,
+    .name = "slice", .attrs_size = sizeof(struct dg_slice_attrs), .n_inputs = 1,
     .infer = slice_infer, .forward = slice_forward, .backward = slice_backward,
     .label = slice_label,
 };
@@ -177,18 +171,18 @@ dg_node *dg_slice(dg_graph *g, dg_node *x, int axis, int64_t start, int64_t end)
     if (!dg__normalize_axis(axis, sx->ndim, &normal))
         return dg__fail(g, DG_ERR_INVALID_ARG, "slice: axis %d is out of range for %s", axis,
                         dg__shape_str(sx, buf, sizeof buf));
-    union dg_attrs attrs = {.slice = {.axis = normal, .start = start, .end = end}};
+    struct dg_slice_attrs attrs = {.axis = normal, .start = start, .end = end};
     int64_t s, e;
     if (normal != 0 && normalise_range(start, end, sx->dim[normal], &s, &e)) {
-        attrs.slice.start = s; /* axes other than the batch axis never change size */
-        attrs.slice.end = e;
+        attrs.start = s; /* axes other than the batch axis never change size */
+        attrs.end = e;
     }
     return dg__make_node(g, DG_OP_slice, 1, &x, &attrs);
 }
 
 /* ---- pad_slice(grad, like): internal, the backward of slice ----------------------------- */
 
-static dg_status pad_slice_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status pad_slice_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
                                  size_t len)
 {
@@ -198,39 +192,42 @@ static dg_status pad_slice_infer(const union dg_attrs *attrs, int n_inputs,
     if (st != DG_OK)
         return st;
     struct dg_shape expected = in[1];
-    expected.dim[attrs->slice.axis] = end - start;
+    expected.dim[slice_attrs(attrs)->axis] = end - start;
     bool ok = in[0].ndim == expected.ndim;
     for (int i = 0; ok && i < expected.ndim; i++)
         ok = in[0].dim[i] == expected.dim[i];
     if (!ok)
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "pad_slice: %s is not the [%lld,%lld) "
                                "slice along axis %d of %s", dg__shape_str(&in[0], sg, sizeof sg),
-                               (long long)start, (long long)end, attrs->slice.axis,
+                               (long long)start, (long long)end, slice_attrs(attrs)->axis,
                                dg__shape_str(&in[1], sl, sizeof sl));
     *out = in[1];
     out->dtype = in[0].dtype;
     return DG_OK;
 }
 
-static void pad_slice_forward(const union dg_attrs *attrs, int n_inputs,
+static void pad_slice_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_tensor *in, struct dg_tensor *out,
                               const struct dg_exec_ctx *ctx)
 {
     int64_t start, end;
-    normalise_range(attrs->slice.start, attrs->slice.end, out->shape.dim[attrs->slice.axis],
+    const struct dg_slice_attrs *range = slice_attrs(attrs);
+    normalise_range(range->start, range->end, out->shape.dim[range->axis],
                     &start, &end);
-    pad_kernel(in[0].data, &out->shape, attrs->slice.axis, start, end, out->data, ctx);
+    pad_kernel(in[0].data, &out->shape, slice_attrs(attrs)->axis, start, end, out->data, ctx);
 }
 
 /* d grad = slice(upstream) with the same range; like gets no gradient (shape only). */
-static dg_status pad_slice_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status pad_slice_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                    dg_node *grad, dg_node **gin)
 {
     gin[0] = dg__make_node(g, DG_OP_slice, 1, &grad, dg__attrs(node));
     return dg_graph_status(g);
 }
 
 const struct dg_op_def dg_op_pad_slice = {
-    .name = "pad_slice", .n_inputs = 2, .shape_only_inputs = 1u << 1,
+    .name = "pad_slice", .attrs_size = sizeof(struct dg_slice_attrs), .n_inputs = 2,
+    .shape_only_inputs = 1u << 1,
     .infer = pad_slice_infer, .forward = pad_slice_forward, .backward = pad_slice_backward,
     .label = slice_label,
 };
@@ -244,16 +241,16 @@ const struct dg_op_def dg_op_pad_slice = {
  *     [offset, offset + size(u)) along axis (like and the x's shape only).
  *   d concat_slice = concat_pad(upstream, grad, x_0 .. x_{k-1})
  *   d concat_pad   = concat_slice(upstream, x_0 .. x_{k-1}, u)
- * Both take k + 2 inputs, so a concat of n inputs has these gradients for n < DG_MAX_INPUTS.
+ * Both take k + 2 inputs, whatever k.
  */
 
-/* The number of inputs of an op node (dg__input is NULL past the last). */
-static int count_inputs(const dg_node *node)
+/* The input array of a rebuilt piece, n entries (checked). */
+static dg_node **piece_inputs(dg_graph *g, const char *op, int n)
 {
-    int n = 0;
-    while (n < DG_MAX_INPUTS && dg__input(node, n) != NULL)
-        n++;
-    return n;
+    dg_node **inputs = malloc((size_t)n * sizeof *inputs);
+    if (inputs == NULL)
+        dg__fail(g, DG_ERR_NOMEM, "%s: out of memory building a gradient of %d inputs", op, n);
+    return inputs;
 }
 
 /* Checks that `piece` fits in `whole` at `offset` along axis (equal elsewhere). */
@@ -283,7 +280,7 @@ static int64_t offset_of(int axis, int n, const struct dg_shape *shapes)
     return offset;
 }
 
-static dg_status concat_slice_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status concat_slice_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                     const struct dg_shape *in, struct dg_shape *out, char *msg,
                                     size_t len)
 {
@@ -291,8 +288,8 @@ static dg_status concat_slice_infer(const union dg_attrs *attrs, int n_inputs,
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "concat_slice: %d inputs (at "
                                "least 2 needed)", n_inputs);
     const struct dg_shape *piece = &in[n_inputs - 1];
-    int64_t offset = offset_of(attrs->axis.axis, n_inputs - 2, in + 1);
-    dg_status st = check_piece("concat_slice", attrs->axis.axis, piece, &in[0], offset, msg,
+    int64_t offset = offset_of(axis_attrs(attrs)->axis, n_inputs - 2, in + 1);
+    dg_status st = check_piece("concat_slice", axis_attrs(attrs)->axis, piece, &in[0], offset, msg,
                                len);
     if (st != DG_OK)
         return st;
@@ -301,11 +298,11 @@ static dg_status concat_slice_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void concat_slice_forward(const union dg_attrs *attrs, int n_inputs,
+static void concat_slice_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_tensor *in, struct dg_tensor *out,
                                  const struct dg_exec_ctx *ctx)
 {
-    int axis = attrs->axis.axis;
+    int axis = axis_attrs(attrs)->axis;
     int64_t offset = 0;
     for (int i = 1; i < n_inputs - 1; i++)
         offset += in[i].shape.dim[axis];
@@ -314,38 +311,42 @@ static void concat_slice_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* d grad = concat_pad(upstream, grad, x_0 .. x_{k-1}) */
-static dg_status concat_slice_backward(dg_graph *g, dg_node *node, dg_node *grad,
-                                       dg_node **gin)
+static dg_status concat_slice_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                       dg_node *grad, dg_node **gin)
 {
-    int n = count_inputs(node);
-    dg_node *inputs[DG_MAX_INPUTS];
+    int n = dg__n_inputs(node);
+    dg_node **inputs = piece_inputs(g, "concat_slice", n);
+    if (inputs == NULL)
+        return dg_graph_status(g);
     inputs[0] = grad;
     for (int i = 0; i < n - 1; i++)
         inputs[i + 1] = dg__input(node, i); /* grad's like, then x_0 .. x_{k-1} */
     gin[0] = dg__make_node(g, DG_OP_concat_pad, n, inputs, dg__attrs(node));
+    free(inputs);
     return dg_graph_status(g);
 }
 
-static void axis_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void axis_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
-    snprintf(buf, len, "axis=%d", attrs->axis.axis);
+    snprintf(buf, len, "axis=%d", axis_attrs(attrs)->axis);
 }
 
 const struct dg_op_def dg_op_concat_slice = {
-    .name = "concat_slice", .n_inputs = -1, .shape_only_inputs = ~1u,
+    .name = "concat_slice", .n_inputs = -1, .attrs_size = sizeof(struct dg_axis_attrs),
+    .shape_only_inputs = ~1u,
     .infer = concat_slice_infer, .forward = concat_slice_forward,
     .backward = concat_slice_backward, .label = axis_label,
 };
 
-static dg_status concat_pad_infer(const union dg_attrs *attrs, int n_inputs,
+static dg_status concat_pad_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                   const struct dg_shape *in, struct dg_shape *out, char *msg,
                                   size_t len)
 {
     if (n_inputs < 2)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "concat_pad: %d inputs (at least "
                                "2 needed)", n_inputs);
-    int64_t offset = offset_of(attrs->axis.axis, n_inputs - 2, in + 2);
-    dg_status st = check_piece("concat_pad", attrs->axis.axis, &in[0], &in[1], offset, msg,
+    int64_t offset = offset_of(axis_attrs(attrs)->axis, n_inputs - 2, in + 2);
+    dg_status st = check_piece("concat_pad", axis_attrs(attrs)->axis, &in[0], &in[1], offset, msg,
                                len);
     if (st != DG_OK)
         return st;
@@ -354,11 +355,11 @@ static dg_status concat_pad_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void concat_pad_forward(const union dg_attrs *attrs, int n_inputs,
+static void concat_pad_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                const struct dg_tensor *in, struct dg_tensor *out,
                                const struct dg_exec_ctx *ctx)
 {
-    int axis = attrs->axis.axis;
+    int axis = axis_attrs(attrs)->axis;
     int64_t offset = 0;
     for (int i = 2; i < n_inputs; i++)
         offset += in[i].shape.dim[axis];
@@ -367,20 +368,25 @@ static void concat_pad_forward(const union dg_attrs *attrs, int n_inputs,
 }
 
 /* d u = concat_slice(upstream, x_0 .. x_{k-1}, u) */
-static dg_status concat_pad_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status concat_pad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                     dg_node *grad, dg_node **gin)
 {
-    int n = count_inputs(node);
-    dg_node *inputs[DG_MAX_INPUTS];
+    int n = dg__n_inputs(node);
+    dg_node **inputs = piece_inputs(g, "concat_pad", n);
+    if (inputs == NULL)
+        return dg_graph_status(g);
     inputs[0] = grad;
     for (int i = 2; i < n; i++)
         inputs[i - 1] = dg__input(node, i);
     inputs[n - 1] = dg__input(node, 0);
     gin[0] = dg__make_node(g, DG_OP_concat_slice, n, inputs, dg__attrs(node));
+    free(inputs);
     return dg_graph_status(g);
 }
 
 const struct dg_op_def dg_op_concat_pad = {
-    .name = "concat_pad", .n_inputs = -1, .shape_only_inputs = ~1u,
+    .name = "concat_pad", .n_inputs = -1, .attrs_size = sizeof(struct dg_axis_attrs),
+    .shape_only_inputs = ~1u,
     .infer = concat_pad_infer, .forward = concat_pad_forward,
     .backward = concat_pad_backward, .label = axis_label,
 };

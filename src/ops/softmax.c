@@ -24,6 +24,13 @@
 #include <omp.h>
 #include <string.h>
 
+/* softmax and log_softmax: the normalised axis. */
+struct softmax_attrs {
+    int axis;
+};
+
+static inline const struct softmax_attrs *softmax_attrs(const void *attrs) { return attrs; }
+
 #define COLUMN_TILE 256
 
 enum smode { SOFTMAX, LOG_SOFTMAX };
@@ -172,36 +179,48 @@ static void softmax_kernel(enum smode mode, const struct dg_tensor *in, struct d
     }
 }
 
-static dg_status softmax_infer_common(const char *name, const union dg_attrs *attrs,
-                                      const struct dg_shape *in, struct dg_shape *out,
-                                      char *msg, size_t len)
+/* The shape rule and kernel of softmax and log_softmax (the def's variant is the mode). */
+static dg_status softmax_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                               const struct dg_shape *in, struct dg_shape *out, char *msg,
+                               size_t len)
 {
+    const char *name = def->name;
     char sa[128];
     if (in[0].dtype != DG_F32)
         return dg__shape_error(msg, len, DG_ERR_DTYPE, "%s: input must be float32", name);
-    if (attrs->axis.axis < 0 || attrs->axis.axis >= in[0].ndim)
+    if (softmax_attrs(attrs)->axis < 0 || softmax_attrs(attrs)->axis >= in[0].ndim)
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: axis %d is out of range for shape %s",
-                               name, attrs->axis.axis, dg__shape_str(&in[0], sa, sizeof sa));
+                               name, softmax_attrs(attrs)->axis,
+                               dg__shape_str(&in[0], sa, sizeof sa));
     *out = in[0];
     return DG_OK;
 }
 
-static void softmax_label(const union dg_attrs *attrs, char *buf, size_t len)
+static void softmax_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                            const struct dg_tensor *in, struct dg_tensor *out,
+                            const struct dg_exec_ctx *ctx)
 {
-    snprintf(buf, len, "axis=%d", attrs->axis.axis);
+    if (def->variant == LOG_SOFTMAX)
+        softmax_kernel(LOG_SOFTMAX, in, out, softmax_attrs(attrs)->axis, ctx);
+    else
+        softmax_kernel(SOFTMAX, in, out, softmax_attrs(attrs)->axis, ctx);
+}
+
+static void softmax_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
+{
+    snprintf(buf, len, "axis=%d", softmax_attrs(attrs)->axis);
 }
 
 /* Normalises the axis against x's shape and builds the node. */
 static dg_node *softmax_build(dg_graph *g, dg_op_id op, const char *name, dg_node *x, int axis)
 {
-    union dg_attrs attrs;
-    memset(&attrs, 0, sizeof attrs);
+    struct softmax_attrs attrs = {0};
     if (g == NULL)
         return NULL;
     if (x == NULL || dg_graph_status(g) != DG_OK)
         return dg__make_node(g, op, 1, &x, &attrs); /* reports or passes the NULL through */
     const struct dg_shape *s = dg__node_shape(x);
-    if (!dg__normalize_axis(axis, s->ndim, &attrs.axis.axis)) {
+    if (!dg__normalize_axis(axis, s->ndim, &attrs.axis)) {
         char sa[128];
         return dg__fail(g, DG_ERR_INVALID_ARG, "%s: axis %d is out of range for shape %s", name,
                         axis, dg__shape_str(s, sa, sizeof sa));
@@ -211,24 +230,11 @@ static dg_node *softmax_build(dg_graph *g, dg_op_id op, const char *name, dg_nod
 
 /* ---- softmax --------------------------------------------------------------------------- */
 
-static dg_status softmax_infer(const union dg_attrs *attrs, int n_inputs,
-                               const struct dg_shape *in, struct dg_shape *out, char *msg,
-                               size_t len)
-{
-    return softmax_infer_common("softmax", attrs, in, out, msg, len);
-}
-
-static void softmax_forward(const union dg_attrs *attrs, int n_inputs,
-                            const struct dg_tensor *in, struct dg_tensor *out,
-                            const struct dg_exec_ctx *ctx)
-{
-    softmax_kernel(SOFTMAX, in, out, attrs->axis.axis, ctx);
-}
-
 /* dx = y * (g - sum(g*y; axis, keepdims)) */
-static dg_status softmax_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status softmax_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                  dg_node *grad, dg_node **gin)
 {
-    int axis = dg__attrs(node)->axis.axis;
+    int axis = softmax_attrs(dg__attrs(node))->axis;
     dg_node *dot = dg_sum(g, dg_mul(g, grad, node), 1, &axis, true);
     gin[0] = dg_mul(g, node, dg_sub(g, grad, dot));
     return dg_graph_status(g);
@@ -236,7 +242,9 @@ static dg_status softmax_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_
 
 const struct dg_op_def dg_op_softmax = {
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "softmax", .n_inputs = 1, .can_inplace = true,
+    .name = "softmax", .attrs_size = sizeof(struct softmax_attrs), .n_inputs = 1,
+    .can_inplace = true,
+    .variant = SOFTMAX,
     .infer = softmax_infer, .forward = softmax_forward, .backward = softmax_backward,
     .label = softmax_label,
 };
@@ -248,24 +256,11 @@ dg_node *dg_softmax(dg_graph *g, dg_node *x, int axis)
 
 /* ---- log_softmax ----------------------------------------------------------------------- */
 
-static dg_status log_softmax_infer(const union dg_attrs *attrs, int n_inputs,
-                                   const struct dg_shape *in, struct dg_shape *out, char *msg,
-                                   size_t len)
-{
-    return softmax_infer_common("log_softmax", attrs, in, out, msg, len);
-}
-
-static void log_softmax_forward(const union dg_attrs *attrs, int n_inputs,
-                                const struct dg_tensor *in, struct dg_tensor *out,
-                                const struct dg_exec_ctx *ctx)
-{
-    softmax_kernel(LOG_SOFTMAX, in, out, attrs->axis.axis, ctx);
-}
-
 /* dx = g - exp(y) * sum(g; axis, keepdims) */
-static dg_status log_softmax_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
+static dg_status log_softmax_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                      dg_node *grad, dg_node **gin)
 {
-    int axis = dg__attrs(node)->axis.axis;
+    int axis = softmax_attrs(dg__attrs(node))->axis;
     dg_node *total = dg_sum(g, grad, 1, &axis, true);
     gin[0] = dg_sub(g, grad, dg_mul(g, dg_exp(g, node), total));
     return dg_graph_status(g);
@@ -273,8 +268,10 @@ static dg_status log_softmax_backward(dg_graph *g, dg_node *node, dg_node *grad,
 
 const struct dg_op_def dg_op_log_softmax = {
     .dynamic_axes = dg__dynamic_elementwise,
-    .name = "log_softmax", .n_inputs = 1, .can_inplace = true,
-    .infer = log_softmax_infer, .forward = log_softmax_forward,
+    .name = "log_softmax", .attrs_size = sizeof(struct softmax_attrs), .n_inputs = 1,
+    .can_inplace = true,
+    .variant = LOG_SOFTMAX,
+    .infer = softmax_infer, .forward = softmax_forward,
     .backward = log_softmax_backward, .label = softmax_label,
 };
 

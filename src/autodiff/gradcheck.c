@@ -6,7 +6,8 @@
  * Built on the public API only (build, grad, compile, feed, run, dg_param_data); the graph's
  * internals are used for one thing, sticking an error message to the graph.
  */
-#include "graph_internal.h"
+#include "dagrad.h"
+#include "dagrad_autodiff.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -94,7 +95,7 @@ static dg_status fail(dg_graph *g, dg_status status, const char *fmt, ...)
 /* Sticks "gradcheck: <message>" to the graph and returns status. */
 static dg_status fail(dg_graph *g, dg_status status, const char *fmt, ...)
 {
-    char msg[DG_ERROR_LEN];
+    char msg[512]; /* the graph keeps at most this much of a message */
     va_list args;
     va_start(args, fmt);
     vsnprintf(msg, sizeof msg, fmt, args);

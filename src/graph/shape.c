@@ -1,5 +1,5 @@
-/* Shape helpers shared by the ops' shape rules. */
-#include "op.h"
+/* Shape helpers (shape.h): the lowest layer, used by the graph, the planner and the ops. */
+#include "shape.h"
 
 #include <stdarg.h>
 #include <stdio.h>
