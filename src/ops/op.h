@@ -36,7 +36,12 @@ struct dg_tensor {
 
 /* What a kernel may know about the run. */
 struct dg_exec_ctx {
-    int n_threads; /* >= 1; pass to OpenMP's num_threads clause */
+    int n_threads;          /* >= 1; pass to OpenMP's num_threads clause */
+    /* The plan's one workspace: at least the bytes the op's workspace_bytes rule asked for
+     * at the current shapes, 64-byte aligned, uninitialised, shared by every step (valid for
+     * this call only). NULL with 0 bytes when no op of the plan asked for any. */
+    void *workspace;
+    size_t workspace_bytes;
 };
 
 struct dg_op_def;
@@ -88,6 +93,14 @@ typedef uint32_t (*dg_dynamic_axes_fn)(const struct dg_op_def *def, const void *
                                        const uint32_t *input_axes,
                                        const struct dg_shape *out);
 
+/* Scratch memory the forward kernel needs at these shapes and this thread count, in bytes
+ * (per-thread space included: the kernel splits it by omp_get_thread_num()). Optional (NULL:
+ * none). Pure, like infer; the planner calls it whenever shapes change and sizes one workspace
+ * per plan, the largest over its steps, so dg_run allocates nothing. */
+typedef size_t (*dg_workspace_fn)(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                                  const struct dg_shape *inputs, const struct dg_shape *out,
+                                  int n_threads);
+
 /* Writes extra text for the DOT label (axes, exponent, ...), e.g. "axes=[1]". Optional. */
 typedef void (*dg_label_fn)(const struct dg_op_def *def, const void *attrs, char *buf,
                             size_t len);
@@ -111,6 +124,7 @@ struct dg_op_def {
     dg_backward_fn backward;
     dg_label_fn label;
     dg_dynamic_axes_fn dynamic_axes;
+    dg_workspace_fn workspace_bytes;
 };
 
 /* Whether input i of an op with this def is read for its shape only. */
