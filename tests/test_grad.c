@@ -1,5 +1,5 @@
 /*
- * The autodiff core (src/graph/autodiff.c): gradients of small expressions against hand-derived
+ * The autodiff core (src/autodiff/grad.c): gradients of small expressions against hand-derived
  * values, accumulation on fan-out, broadcasting, pruning of irrelevant nodes, documented zeros,
  * stop_gradient, errors, second order, and gradients that follow a changed batch.
  * Per-op gradients are covered by the op case table (test_fixtures, test_gradcheck).
