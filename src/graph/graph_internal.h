@@ -1,11 +1,11 @@
 /*
- * Graph and node storage, shared by the files of src/graph/. Ops see nodes only through the
- * accessors declared in op.h.
+ * Graph and node storage, shared by the files of src/graph/. The graph layer sees ops only
+ * through op_def.h (each node's def); ops see nodes only through the accessors in op.h.
  */
 #ifndef DG_GRAPH_INTERNAL_H
 #define DG_GRAPH_INTERNAL_H
 
-#include "op.h"
+#include "op_def.h"
 
 #define DG_ERROR_LEN 512
 
