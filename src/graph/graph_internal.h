@@ -40,6 +40,11 @@ struct dg_graph {
     char error[DG_ERROR_LEN];
 };
 
+/* Sticks a formatted error to the graph (first error wins); returns NULL for chaining. Also
+ * declared in op.h for the op files. */
+dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The sticky error (first wins) from a va_list; dg_graph_set_error is the variadic form. */
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args);
 
