@@ -35,7 +35,7 @@ static int usage(const char *prog)
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.recipe = "default", .data_dir = DG_FASHION_MNIST_DIR,
+    *o = (struct options){.recipe = "default", .data_dir = NULL,
                           .dot_path = "fashion_mnist.dot", .epochs = 0, .seed = 42};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -101,10 +101,9 @@ int main(int argc, char **argv)
     int epochs = o.epochs > 0 ? o.epochs : (parity ? 5 : 16);
 
     dg_dataset train, test;
-    char err[512];
-    if (dg_fashion_mnist_load(o.data_dir, 1.0f / 255.0f, &train, &test, err, sizeof err)) {
+    if (dg_fashion_mnist_load(o.data_dir, 1.0f / 255.0f, &train, &test) != DG_OK) {
         fprintf(stderr, "fashion_mnist: %s\n(install Debian's dataset-fashion-mnist, or pass "
-                "--data DIR)\n", err);
+                "--data DIR)\n", dg_dataset_error(&train));
         return 1;
     }
     if (!parity)

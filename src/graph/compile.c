@@ -163,7 +163,8 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
                                  "more than 2^40 elements", def->name);
         if (st != DG_OK) {
             p->runnable = false;
-            dg_graph_set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
+            dg_graph_set_error(g, st, "%s (%s, after an input shape change)", msg,
+                               dg__node_str(n, (char[160]){0}, 160));
             return st;
         }
         p->values[n->index].shape = out;
@@ -181,13 +182,13 @@ dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what)
         return DG_ERR_INVALID_ARG;
     }
     if (node->graph != p->graph) {
-        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: node %d belongs to another graph",
-                           what, node->index);
+        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: %s belongs to another graph",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return DG_ERR_FOREIGN_NODE;
     }
     if (node->index >= p->n_values || p->values[node->index].home == DG_HOME_NONE) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is not part of this "
-                           "plan", what, node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: %s is not part of this plan",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
     return DG_OK;
@@ -200,11 +201,16 @@ dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const in
         return st;
     char buf[64];
     if (input->kind != DG_NODE_INPUT) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: node %d is a %s, not an "
-                           "input", input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: %s is not an input",
+                           dg__node_str(input, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
-    if (ndim != input->shape.ndim || (ndim > 0 && shape == NULL)) {
+    if (ndim > 0 && shape == NULL) {
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: input '%s': shape is "
+                           "NULL", input->name);
+        return DG_ERR_INVALID_ARG;
+    }
+    if (ndim != input->shape.ndim) {
         dg_graph_set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s' has %d dimensions "
                            "(%s), %d given", input->name, input->shape.ndim,
                            dg__shape_str(&input->shape, buf, sizeof buf), ndim);
@@ -242,9 +248,10 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
 {
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
-    if (batch <= 0 || batch > DG_MAX_NUMEL) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is outside "
-                           "1 .. 2^40", (long long)batch);
+    /* A batch too large for an input is a shape error, reported below naming the input. */
+    if (batch <= 0) {
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is not "
+                           "positive", (long long)batch);
         return DG_ERR_INVALID_ARG;
     }
     for (int i = 0; i < p->n_values; i++) {

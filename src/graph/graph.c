@@ -49,6 +49,7 @@ void dg_graph_free(dg_graph *g)
         node_free(g->nodes[i]);
     free(g->nodes);
     free(g->names);
+    dg__scopes_free(g);
     free(g);
 }
 
@@ -105,10 +106,15 @@ static bool reserve_name(dg_graph *g)
 
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args)
 {
-    if (g == NULL || g->status != DG_OK)
+    /* DG_OK is not an error: nothing to stick (else the graph would hold a message with an
+     * OK status). A NULL format gives the status's own name as the message. */
+    if (g == NULL || g->status != DG_OK || status == DG_OK)
         return;
     g->status = status;
-    vsnprintf(g->error, sizeof g->error, fmt, args);
+    if (fmt == NULL)
+        snprintf(g->error, sizeof g->error, "%s", dg_status_str(status));
+    else
+        vsnprintf(g->error, sizeof g->error, fmt, args);
 }
 
 void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
@@ -117,6 +123,15 @@ void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
     va_start(args, fmt);
     dg__set_error_v(g, status, fmt, args);
     va_end(args);
+}
+
+const char *dg__node_str(const dg_node *n, char *buf, size_t len)
+{
+    if (n->name != NULL)
+        snprintf(buf, len, "node %d '%s' (%s)", n->index, n->name, dg_node_op_name(n));
+    else
+        snprintf(buf, len, "node %d (%s)", n->index, dg_node_op_name(n));
+    return buf;
 }
 
 dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
@@ -220,6 +235,7 @@ static dg_node *append_node(dg_graph *g, dg_node *n)
     }
     n->graph = g;
     n->index = g->n_nodes;
+    n->scope = g->scope;
     if (g->building_backward) {
         n->is_backward = true;
         n->grad_of = g->backward_of;
@@ -252,7 +268,7 @@ static bool leaf_shape(dg_graph *g, const char *what, const char *name, dg_dtype
     for (int i = 0; i < ndim; i++) {
         if (shape[i] <= 0 || shape[i] > DG_MAX_NUMEL / numel) {
             dg_graph_set_error(g, DG_ERR_SHAPE, "%s '%s': dimension %d is %lld (must be > 0 "
-                               "and the tensor under 2^40 elements)", what, name ? name : "",
+                               "and the tensor at most 2^40 elements)", what, name ? name : "",
                                i, (long long)shape[i]);
             return false;
         }
@@ -373,8 +389,9 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
             return dg__fail(g, DG_ERR_INVALID_ARG, "%s: input %d is NULL", def->name, i + 1);
         }
         if (inputs[i]->graph != g)
-            return dg__fail(g, DG_ERR_FOREIGN_NODE, "%s: input %d (node %d) belongs to another "
-                            "graph", def->name, i + 1, inputs[i]->index);
+            return dg__fail(g, DG_ERR_FOREIGN_NODE, "%s: input %d, %s, belongs to another "
+                            "graph", def->name, i + 1,
+                            dg__node_str(inputs[i], (char[160]){0}, 160));
         in_shapes[i] = inputs[i]->shape;
     }
     if (pending)

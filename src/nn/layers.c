@@ -116,6 +116,16 @@ dg_status dg_dropout_feed_key(dg_plan *plan, uint64_t seed, int64_t step, bool t
     dg_node *n = dg__find_name(dg_plan_graph(plan), DG_DROPOUT_KEY_NAME);
     if (n == NULL || dg_plan_numel(plan, n) == 0)
         return DG_OK; /* the graph or the plan does not use dropout */
+    /* Another node may carry the name (a user's input of another shape): never feed it 3
+     * values it does not hold. */
+    if (dg_node_kind_of(n) != DG_NODE_INPUT || dg_node_dtype(n) != DG_I32 ||
+        dg_plan_ndim(plan, n) != 1 || dg_plan_numel(plan, n) != 3) {
+        dg_status st = dg_node_dtype(n) != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE;
+        dg_graph_set_error(dg_plan_graph(plan), st, "dropout_feed_key: the node named '%s' "
+                           "(node %d) is not an int32 [3] input", DG_DROPOUT_KEY_NAME,
+                           dg_node_index(n));
+        return st;
+    }
     /* The seed folds into 32 bits; the step wraps, which only repeats masks after 2^32. */
     int32_t key[3] = {(int32_t)(uint32_t)(seed ^ (seed >> 32)), (int32_t)(uint32_t)step,
                       training ? 1 : 0};

@@ -392,9 +392,9 @@ dg_status dg_optim_set_threads(dg_optim *opt, int n_threads)
     dg_status status = check_usable(opt);
     if (status != DG_OK)
         return status;
-    if (n_threads < 0)
-        return dg__optim_fail(opt, DG_ERR_INVALID_ARG, "thread count %d is negative",
-                              n_threads);
+    if (n_threads < 0 || n_threads > 1024)
+        return dg__optim_fail(opt, DG_ERR_INVALID_ARG, "thread count %d is out of range "
+                              "0..1024 (as dg_graph_set_threads)", n_threads);
     opt->n_threads_setting = n_threads;
     opt->n_threads = resolve_threads(n_threads);
     return DG_OK;

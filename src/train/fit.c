@@ -86,6 +86,13 @@ static dg_status run_batch(const struct loop *lp, dg_plan *plan, int64_t batch)
         st = dg_feed(plan, lp->model->y, lp->y_batch);
     if (st == DG_OK)
         st = dg_run(plan);
+    /* A loss that follows the batch (shape [B]) passes the build-time check at batch 1. */
+    if (st == DG_OK && dg_plan_numel(plan, lp->model->loss) != 1) {
+        dg_graph_set_error(lp->model->graph, DG_ERR_SHAPE, "fit: model.loss must be a float32 "
+                           "scalar (the batch's mean loss), it has %lld values at batch %lld",
+                           (long long)dg_plan_numel(plan, lp->model->loss), (long long)batch);
+        st = DG_ERR_SHAPE;
+    }
     return st;
 }
 
@@ -132,6 +139,18 @@ static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fi
     return st;
 }
 
+/* "[3,4]": a node's build-time shape. */
+static const char *shape_text(const dg_node *n, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < dg_node_ndim(n) && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "",
+                                 (long long)dg_node_dim(n, i));
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+    return buf;
+}
+
 /* Checks the model and the data it will run on; `what` names the caller in messages. */
 static dg_status check_model(const dg_model *m, const dg_fit_data *data, const char *what)
 {
@@ -149,6 +168,13 @@ static dg_status check_model(const dg_model *m, const dg_fit_data *data, const c
         dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: model.x and model.y must be inputs "
                            "with a leading batch axis", what);
         return DG_ERR_INVALID_ARG;
+    }
+    if (dg_node_dtype(m->loss) != DG_F32 || dg_node_numel(m->loss) != 1) {
+        dg_graph_set_error(g, DG_ERR_SHAPE, "%s: model.loss must be a float32 scalar (the "
+                           "batch's mean loss), got %s %s", what,
+                           dg_node_dtype(m->loss) == DG_F32 ? "float32" : "int32",
+                           shape_text(m->loss, (char[96]){0}, 96));
+        return DG_ERR_SHAPE;
     }
     if (data == NULL || data->x == NULL || data->y == NULL || data->n <= 0) {
         dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: data is NULL or empty (n = %lld)", what,
