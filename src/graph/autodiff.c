@@ -7,6 +7,7 @@
  * its inputs' gradients; contributions to one node are summed with add.
  */
 #include "graph_internal.h"
+#include "graph/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

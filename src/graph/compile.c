@@ -7,6 +7,7 @@
  * result is deterministic and needs no sort.
  */
 #include "plan_internal.h"
+#include "graph/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

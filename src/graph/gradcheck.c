@@ -7,6 +7,7 @@
  * internals are used for one thing, sticking an error message to the graph.
  */
 #include "graph_internal.h"
+#include "graph/alloc.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,6 @@
 /* The graph: node storage, the sticky error, leaves (inputs, parameters, constants). */
 #include "graph_internal.h"
+#include "graph/alloc.h"
 
 #include <omp.h>
 #include <stdarg.h>

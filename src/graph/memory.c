@@ -10,6 +10,7 @@
  * Replanned whenever input shapes change; deterministic for a given graph and shapes.
  */
 #include "plan_internal.h"
+#include "graph/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,6 +15,7 @@
  * added in block order. So results are bitwise reproducible for any number of threads.
  */
 #include "elementwise.h"
+#include "graph/alloc.h"
 
 #include <math.h>
 #include <omp.h>

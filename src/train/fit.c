@@ -4,6 +4,7 @@
  * batch set to its size, evaluation in evaluation mode, progress and CSV output.
  */
 #include "dagrad.h"
+#include "graph/alloc.h"
 
 #include <errno.h>
 #include <math.h>
