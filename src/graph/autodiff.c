@@ -29,11 +29,11 @@ static dg_node *filled_like(dg_graph *g, dg_node *x, float value)
 static bool *relevant_nodes(dg_graph *g, const dg_node *loss, int n_wrt, dg_node *const *wrt)
 {
     int n = loss->index + 1;
-    bool *depends = calloc((size_t)n, sizeof *depends);   /* depends on a wrt node */
-    bool *ancestor = calloc((size_t)n, sizeof *ancestor); /* the loss depends on it */
+    bool *depends = dg__calloc((size_t)n, sizeof *depends);   /* depends on a wrt node */
+    bool *ancestor = dg__calloc((size_t)n, sizeof *ancestor); /* the loss depends on it */
     if (depends == NULL || ancestor == NULL) {
-        free(depends);
-        free(ancestor);
+        dg__free(depends);
+        dg__free(ancestor);
         return NULL;
     }
     for (int i = 0; i < n_wrt; i++)
@@ -58,7 +58,7 @@ static bool *relevant_nodes(dg_graph *g, const dg_node *loss, int n_wrt, dg_node
     }
     for (int i = 0; i < n; i++)
         depends[i] = depends[i] && ancestor[i];
-    free(ancestor);
+    dg__free(ancestor);
     return depends;
 }
 
@@ -151,10 +151,10 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
         return st;
     int first_new = g->n_nodes;
     bool *relevant = relevant_nodes(g, loss, n_wrt, wrt);
-    dg_node **grad = calloc((size_t)loss->index + 1, sizeof *grad);
+    dg_node **grad = dg__calloc((size_t)loss->index + 1, sizeof *grad);
     if (relevant == NULL || grad == NULL) {
-        free(relevant);
-        free(grad);
+        dg__free(relevant);
+        dg__free(grad);
         dg_graph_set_error(g, DG_ERR_NOMEM, "grad: out of memory");
         return DG_ERR_NOMEM;
     }
@@ -165,7 +165,7 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     grad[loss->index] = filled_like(g, loss, 1.0f);
     st = grad[loss->index] ? backpropagate(g, loss, relevant, grad) : dg_graph_status(g);
     /* Results go to a scratch array first: on error the caller's grads stay untouched. */
-    dg_node **found = st == DG_OK ? malloc((size_t)(n_wrt > 0 ? n_wrt : 1) * sizeof *found)
+    dg_node **found = st == DG_OK ? dg__malloc((size_t)(n_wrt > 0 ? n_wrt : 1) * sizeof *found)
                                   : NULL;
     if (st == DG_OK && found == NULL) {
         dg_graph_set_error(g, DG_ERR_NOMEM, "grad: out of memory");
@@ -187,13 +187,13 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     }
     if (st == DG_OK && n_wrt > 0)
         memcpy(grads, found, (size_t)n_wrt * sizeof *grads);
-    free(found);
+    dg__free(found);
     g->building_backward = false;
     g->backward_of = NULL;
     g->relevant = NULL;
     g->n_relevant = 0;
-    free(relevant);
-    free(grad);
+    dg__free(relevant);
+    dg__free(grad);
     return st;
 }
 

@@ -16,7 +16,7 @@
  * so deep graphs cannot overflow the C stack). */
 static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
 {
-    int *stack = malloc((size_t)g->n_nodes * sizeof *stack);
+    int *stack = dg__malloc((size_t)g->n_nodes * sizeof *stack);
     if (stack == NULL)
         return false;
     int top = 0;
@@ -36,7 +36,7 @@ static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, 
             }
         }
     }
-    free(stack);
+    dg__free(stack);
     return true;
 }
 
@@ -74,20 +74,20 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         }
     }
 
-    dg_plan *p = calloc(1, sizeof *p);
+    dg_plan *p = dg__calloc(1, sizeof *p);
     if (p == NULL)
         return fail_plan(NULL, g, DG_ERR_NOMEM, "plan");
     p->graph = g;
     p->n_values = g->n_nodes;
     p->n_threads = dg_graph_threads(g);
     p->share_memory = share_memory;
-    p->values = calloc((size_t)p->n_values, sizeof *p->values);
-    bool *needed = calloc((size_t)p->n_values, sizeof *needed);
-    p->steps = malloc((size_t)p->n_values * sizeof *p->steps);
-    p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
+    p->values = dg__calloc((size_t)p->n_values, sizeof *p->values);
+    bool *needed = dg__calloc((size_t)p->n_values, sizeof *needed);
+    p->steps = dg__malloc((size_t)p->n_values * sizeof *p->steps);
+    p->outputs = dg__malloc((size_t)n_outputs * sizeof *p->outputs);
     if (p->values == NULL || needed == NULL || p->steps == NULL || p->outputs == NULL ||
         !mark_reachable(g, n_outputs, outputs, needed)) {
-        free(needed);
+        dg__free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
     for (int i = 0; i < p->n_values; i++) {
@@ -112,7 +112,7 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
             break;
         }
     }
-    free(needed);
+    dg__free(needed);
     p->n_outputs = n_outputs;
     for (int i = 0; i < n_outputs; i++) {
         p->outputs[i] = outputs[i]->index;
@@ -136,14 +136,14 @@ void dg_plan_free(dg_plan *p)
     if (p == NULL)
         return;
     for (int i = 0; i < p->n_values && p->values != NULL; i++)
-        free(p->values[i].input_buffer);
-    free(p->values);
-    free(p->steps);
-    free(p->outputs);
-    free(p->slot_bytes);
-    free(p->slot_offset);
-    free(p->arena);
-    free(p);
+        dg__free(p->values[i].input_buffer);
+    dg__free(p->values);
+    dg__free(p->steps);
+    dg__free(p->outputs);
+    dg__free(p->slot_bytes);
+    dg__free(p->slot_offset);
+    dg__free(p->arena);
+    dg__free(p);
 }
 
 dg_status dg__plan_infer_shapes(dg_plan *p)

@@ -300,19 +300,19 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
                        ? o->max_elements_per_node : numel;
     bool in_plan = dg_plan_numel(s->loss_plan, w) > 0;
     float *values = NULL;
-    int64_t *chosen = malloc((size_t)want * sizeof *chosen);
+    int64_t *chosen = dg__malloc((size_t)want * sizeof *chosen);
     if (dg_node_kind_of(w) == DG_NODE_PARAM) {
         values = dg_param_data(w);
     } else if (in_plan) {
         int k = find_feed(s->n_feeds, s->feed_nodes, w);
-        values = malloc((size_t)numel * sizeof *values);
+        values = dg__malloc((size_t)numel * sizeof *values);
         if (values != NULL)
             memcpy(values, s->feed_data[k], (size_t)numel * sizeof *values);
     }
     if (chosen == NULL || (in_plan && values == NULL)) {
-        free(chosen);
+        dg__free(chosen);
         if (dg_node_kind_of(w) == DG_NODE_INPUT)
-            free(values);
+            dg__free(values);
         dg_graph_set_error(s->g, DG_ERR_NOMEM, "gradcheck: out of memory for %lld elements",
                            (long long)numel);
         return DG_ERR_NOMEM;
@@ -341,8 +341,8 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
             record(r, o, i, w, e, a, numeric, worst_score);
     }
     if (dg_node_kind_of(w) == DG_NODE_INPUT)
-        free(values);
-    free(chosen);
+        dg__free(values);
+    dg__free(chosen);
     return st;
 }
 
@@ -368,13 +368,13 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
     if (st != DG_OK)
         return st;
 
-    dg_node **outputs = calloc((size_t)n_wrt + 1, sizeof *outputs);
-    const float **analytic = calloc((size_t)n_wrt, sizeof *analytic);
-    float **copies = calloc((size_t)n_wrt, sizeof *copies);
+    dg_node **outputs = dg__calloc((size_t)n_wrt + 1, sizeof *outputs);
+    const float **analytic = dg__calloc((size_t)n_wrt, sizeof *analytic);
+    float **copies = dg__calloc((size_t)n_wrt, sizeof *copies);
     if (outputs == NULL || analytic == NULL || copies == NULL) {
-        free(outputs);
-        free(analytic);
-        free(copies);
+        dg__free(outputs);
+        dg__free(analytic);
+        dg__free(copies);
         dg_graph_set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
         return DG_ERR_NOMEM;
     }
@@ -395,7 +395,7 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
     for (int i = 0; i < n_wrt && st == DG_OK; i++) {
         const float *data = dg_data(grad_plan, outputs[i + 1]);
         int64_t numel = dg_node_numel(wrt[i]);
-        copies[i] = data ? malloc((size_t)numel * sizeof(float)) : NULL;
+        copies[i] = data ? dg__malloc((size_t)numel * sizeof(float)) : NULL;
         if (data == NULL) {
             st = dg_graph_status(g);
         } else if (copies[i] == NULL) {
@@ -416,10 +416,10 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
         st = check_node(&s, &o, i, wrt[i], analytic[i], report, &worst_score);
     dg_plan_free(s.loss_plan);
     for (int i = 0; i < n_wrt; i++)
-        free(copies[i]);
-    free(copies);
-    free(analytic);
-    free(outputs);
+        dg__free(copies[i]);
+    dg__free(copies);
+    dg__free(analytic);
+    dg__free(outputs);
     if (st != DG_OK) {
         if (dg_graph_status(g) == DG_OK)
             dg_graph_set_error(g, st, "gradcheck: %s", dg_status_str(st));

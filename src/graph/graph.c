@@ -31,15 +31,15 @@ const char *dg_status_str(dg_status status)
 
 dg_graph *dg_graph_new(void)
 {
-    return calloc(1, sizeof(dg_graph));
+    return dg__calloc(1, sizeof(dg_graph));
 }
 
 static void node_free(dg_node *n)
 {
-    free(n->inputs);
-    free(n->name);
-    free(n->storage);
-    free(n);
+    dg__free(n->inputs);
+    dg__free(n->name);
+    dg__free(n->storage);
+    dg__free(n);
 }
 
 void dg_graph_free(dg_graph *g)
@@ -48,10 +48,10 @@ void dg_graph_free(dg_graph *g)
         return;
     for (int i = 0; i < g->n_nodes; i++)
         node_free(g->nodes[i]);
-    free(g->nodes);
-    free(g->names);
+    dg__free(g->nodes);
+    dg__free(g->names);
     dg__scopes_free(g);
-    free(g);
+    dg__free(g);
 }
 
 /* ---- names: inputs and parameters are found by name in O(1) -------------------------- */
@@ -93,13 +93,13 @@ static bool reserve_name(dg_graph *g)
     if (2 * (g->n_named + 1) <= g->name_cap)
         return true;
     int cap = g->name_cap ? g->name_cap * 2 : 64;
-    int *table = calloc((size_t)cap, sizeof *table);
+    int *table = dg__calloc((size_t)cap, sizeof *table);
     if (table == NULL)
         return false;
     for (int i = 0; i < g->name_cap; i++)
         if (g->names[i] != 0)
             insert_name(table, cap, g->nodes[g->names[i] - 1]);
-    free(g->names);
+    dg__free(g->names);
     g->names = table;
     g->name_cap = cap;
     return true;
@@ -226,7 +226,7 @@ static dg_node *append_node(dg_graph *g, dg_node *n)
 {
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        dg_node **grown = realloc(g->nodes, (size_t)cap * sizeof *grown);
+        dg_node **grown = dg__realloc(g->nodes, (size_t)cap * sizeof *grown);
         if (grown == NULL) {
             node_free(n);
             return dg__fail(g, DG_ERR_NOMEM, "out of memory growing the graph to %d nodes", cap);
@@ -299,20 +299,20 @@ static dg_node *new_leaf(dg_graph *g, dg_node_kind kind, const char *what, const
     struct dg_shape s;
     if (!leaf_shape(g, what, name, dtype, ndim, shape, &s))
         return NULL;
-    dg_node *n = calloc(1, sizeof *n);
+    dg_node *n = dg__calloc(1, sizeof *n);
     if (n == NULL)
         return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name ? name : "");
     n->kind = kind;
     n->shape = s;
     /* dg_plan_set_input_shape may change any axis of an input; nothing else is a source. */
     n->dynamic_axes = kind == DG_NODE_INPUT ? (uint32_t)((1u << ndim) - 1) : 0;
-    if (name != NULL && (n->name = strdup(name)) == NULL) {
-        free(n);
+    if (name != NULL && (n->name = dg__strdup(name)) == NULL) {
+        dg__free(n);
         return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name);
     }
     if (kind == DG_NODE_PARAM || kind == DG_NODE_CONSTANT) {
         int64_t numel = dg__numel(&s);
-        n->storage = calloc((size_t)(numel > 0 ? numel : 1), sizeof(float));
+        n->storage = dg__calloc((size_t)(numel > 0 ? numel : 1), sizeof(float));
         if (n->storage == NULL) {
             node_free(n);
             return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory for %lld floats", what,
@@ -410,11 +410,11 @@ dg_node *dg__make_node(dg_graph *g, dg_op_id op, int n_inputs, dg_node *const *i
     if (!dg__shape_fits(&out))
         return dg__fail(g, DG_ERR_SHAPE, "%s: the result would have more than 2^40 elements",
                         def->name);
-    dg_node *n = calloc(1, sizeof *n);
-    dg_node **ins = malloc((size_t)n_inputs * sizeof *ins);
+    dg_node *n = dg__calloc(1, sizeof *n);
+    dg_node **ins = dg__malloc((size_t)n_inputs * sizeof *ins);
     if (n == NULL || ins == NULL) {
-        free(n);
-        free(ins);
+        dg__free(n);
+        dg__free(ins);
         return dg__fail(g, DG_ERR_NOMEM, "%s: out of memory", def->name);
     }
     memcpy(ins, inputs, (size_t)n_inputs * sizeof *ins);

@@ -17,10 +17,10 @@ dg_node *dg_name(dg_node *node, const char *name)
     if (node->kind == DG_NODE_INPUT || node->kind == DG_NODE_PARAM)
         return dg__fail(g, DG_ERR_INVALID_ARG, "name: node %d '%s' (%s) keeps the unique name "
                         "it was made with", node->index, node->name, dg_node_op_name(node));
-    char *copy = strdup(name);
+    char *copy = dg__strdup(name);
     if (copy == NULL)
         return dg__fail(g, DG_ERR_NOMEM, "name: out of memory");
-    free(node->name);
+    dg__free(node->name);
     node->name = copy;
     return node;
 }
@@ -28,9 +28,9 @@ dg_node *dg_name(dg_node *node, const char *name)
 void dg__scopes_free(dg_graph *g)
 {
     for (int i = 0; i < g->n_scopes; i++)
-        free(g->scope_paths[i]);
-    free(g->scope_paths);
-    free(g->scope_parent);
+        dg__free(g->scope_paths[i]);
+    dg__free(g->scope_paths);
+    dg__free(g->scope_parent);
 }
 
 /* Room for one more scope; entry 0 (the root, "") is made on first use. */
@@ -39,17 +39,17 @@ static bool reserve_scope(dg_graph *g)
     if (g->n_scopes + 1 < g->cap_scopes)
         return true;
     int cap = g->cap_scopes ? g->cap_scopes * 2 : 16;
-    char **paths = realloc(g->scope_paths, (size_t)cap * sizeof *paths);
+    char **paths = dg__realloc(g->scope_paths, (size_t)cap * sizeof *paths);
     if (paths == NULL)
         return false;
     g->scope_paths = paths;
-    int *parents = realloc(g->scope_parent, (size_t)cap * sizeof *parents);
+    int *parents = dg__realloc(g->scope_parent, (size_t)cap * sizeof *parents);
     if (parents == NULL)
         return false;
     g->scope_parent = parents;
     g->cap_scopes = cap;
     if (g->n_scopes == 0) {
-        g->scope_paths[0] = strdup("");
+        g->scope_paths[0] = dg__strdup("");
         if (g->scope_paths[0] == NULL)
             return false;
         g->scope_parent[0] = 0;
@@ -73,7 +73,7 @@ dg_status dg_scope_push(dg_graph *g, const char *name)
     }
     const char *outer = g->scope_paths[g->scope];
     size_t len = strlen(outer) + strlen(name) + 2;
-    char *path = malloc(len);
+    char *path = dg__malloc(len);
     if (path == NULL) {
         dg_graph_set_error(g, DG_ERR_NOMEM, "scope_push '%s': out of memory", name);
         return DG_ERR_NOMEM;

@@ -229,7 +229,7 @@ static dg_status read_payload(struct idx_reader *r, const char *what, struct idx
             /* Grow with the data actually read, never straight to the header's claim. */
             size_t next = capacity == 0 ? READ_CHUNK : capacity;
             next = next > total - capacity ? total : capacity + next; /* no size_t overflow */
-            unsigned char *grown = realloc(bytes, next);
+            unsigned char *grown = dg__realloc(bytes, next);
             if (grown == NULL) {
                 status = report(r->err, r->err_len, DG_ERR_NOMEM, r->path,
                                 "out of memory reading %zu bytes of %s", total, what);
@@ -265,7 +265,7 @@ static dg_status read_payload(struct idx_reader *r, const char *what, struct idx
     raw->bytes = bytes;
     return DG_OK;
 fail:
-    free(bytes);
+    dg__free(bytes);
     return status;
 }
 
@@ -297,8 +297,8 @@ static dg_status dataset_finish(dg_dataset *out, dg_status status)
     if (status != DG_OK) {
         char message[sizeof out->error];
         memcpy(message, out->error, sizeof message);
-        free(out->images);
-        free(out->labels);
+        dg__free(out->images);
+        dg__free(out->labels);
         dataset_zero(out);
         memcpy(out->error, message, sizeof message);
     } else {
@@ -323,16 +323,16 @@ static dg_status load_images(const char *path, float scale, dg_dataset *out)
         return status;
     /* The size check matters only where size_t is 32 bits. */
     float *images = (uint64_t)raw.n_values <= SIZE_MAX / sizeof *images
-                        ? malloc((size_t)raw.n_values * sizeof *images)
+                        ? dg__malloc((size_t)raw.n_values * sizeof *images)
                         : NULL;
     if (images == NULL) {
-        free(raw.bytes);
+        dg__free(raw.bytes);
         return report(err, err_len, DG_ERR_NOMEM, path, "out of memory for %lld floats",
                       (long long)raw.n_values);
     }
     for (int64_t i = 0; i < raw.n_values; i++)
         images[i] = (float)raw.bytes[i] * scale;
-    free(raw.bytes);
+    dg__free(raw.bytes);
     out->count = raw.dim[0];
     out->rows = raw.dim[1];
     out->cols = raw.dim[2];
@@ -359,10 +359,10 @@ static dg_status load_labels(const char *path, dg_dataset *out)
     if (status != DG_OK)
         return status;
     int32_t *labels = (uint64_t)raw.n_values <= SIZE_MAX / sizeof *labels
-                          ? malloc((size_t)raw.n_values * sizeof *labels)
+                          ? dg__malloc((size_t)raw.n_values * sizeof *labels)
                           : NULL;
     if (labels == NULL) {
-        free(raw.bytes);
+        dg__free(raw.bytes);
         return report(err, err_len, DG_ERR_NOMEM, path, "out of memory for %lld labels",
                       (long long)raw.n_values);
     }
@@ -372,7 +372,7 @@ static dg_status load_labels(const char *path, dg_dataset *out)
         if (labels[i] > largest)
             largest = labels[i];
     }
-    free(raw.bytes);
+    dg__free(raw.bytes);
     out->count = raw.dim[0];
     out->labels = labels;
     out->n_classes = largest + 1;
@@ -401,8 +401,8 @@ void dg_dataset_free(dg_dataset *data)
 {
     if (data == NULL)
         return;
-    free(data->images);
-    free(data->labels);
+    dg__free(data->images);
+    dg__free(data->labels);
     dataset_zero(data);
 }
 
@@ -445,7 +445,7 @@ dg_status dg_idx_load(const char *images_path, const char *labels_path, float sc
 static char *dataset_file(const char *dir, const char *name)
 {
     size_t len = strlen(dir) + strlen(name) + 8;
-    char *path = malloc(len);
+    char *path = dg__malloc(len);
     if (path == NULL)
         return NULL;
     struct stat info;
@@ -468,8 +468,8 @@ static dg_status load_split(const char *dir, const char *split, float scale, dg_
         status = report(out->error, sizeof out->error, DG_ERR_NOMEM, dir, "out of memory");
     else
         status = load_pair(images_path, labels_path, scale, out);
-    free(images_path);
-    free(labels_path);
+    dg__free(images_path);
+    dg__free(labels_path);
     return status;
 }
 

@@ -201,8 +201,8 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
                 !__builtin_mul_overflow(max_batch, lp->y_row, &y_values) &&
                 x_values <= DG_MAX_BATCH_VALUES && y_values <= DG_MAX_BATCH_VALUES;
     if (fits) {
-        lp->x_batch = malloc((size_t)x_values * sizeof(float));
-        lp->y_batch = malloc((size_t)y_values * lp->y_size);
+        lp->x_batch = dg__malloc((size_t)x_values * sizeof(float));
+        lp->y_batch = dg__malloc((size_t)y_values * lp->y_size);
     }
     if (!fits || lp->x_batch == NULL || lp->y_batch == NULL) {
         dg_graph_set_error(m->graph, DG_ERR_NOMEM, "fit: out of memory for a batch of %lld",
@@ -214,8 +214,8 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
 
 static void loop_free(struct loop *lp)
 {
-    free(lp->x_batch);
-    free(lp->y_batch);
+    dg__free(lp->x_batch);
+    dg__free(lp->y_batch);
 }
 
 dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_fit_config *cfg,
@@ -268,7 +268,7 @@ static dg_status check_config(dg_graph *g, const dg_fit_config *cfg)
 static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
 {
     int n_params = dg_optim_param_count(opt);
-    dg_node **outs = malloc((size_t)(n_params + 2) * sizeof *outs);
+    dg_node **outs = dg__malloc((size_t)(n_params + 2) * sizeof *outs);
     if (outs == NULL) {
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory");
         return NULL;
@@ -280,7 +280,7 @@ static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
     for (int i = 0; i < n_params; i++)
         outs[n++] = dg_optim_grad_node(opt, i);
     dg_plan *plan = dg_compile(model->graph, n, outs);
-    free(outs);
+    dg__free(outs);
     return plan;
 }
 
@@ -346,7 +346,7 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         max_batch = max_batch > val_batch ? max_batch : val_batch;
     }
     struct loop lp;
-    int64_t *order = malloc((size_t)train->n * sizeof *order);
+    int64_t *order = dg__malloc((size_t)train->n * sizeof *order);
     dg_plan *plan = compile_training(model, opt);
     dg_node *eval_outs[2] = {model->loss, model->output};
     dg_plan *eval_plan = (plan && val) ? dg_compile(model->graph, model->output ? 2 : 1,
@@ -391,7 +391,7 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         st = DG_ERR_IO;
     }
     loop_free(&lp);
-    free(order);
+    dg__free(order);
     dg_plan_free(plan);
     dg_plan_free(eval_plan);
     return st;
