@@ -132,11 +132,25 @@ DG_API dg_status dg_graph_set_threads(dg_graph *g, int n_threads);
 DG_API int dg_graph_threads(const dg_graph *g);
 
 /* Writes the graph as Graphviz DOT. Node ids are node indices, so two dumps of the same graph
- * are byte-identical. Inputs, parameters and constants have their own shapes and colours;
- * backward nodes are drawn in a cluster of their own and labelled by what they are the
- * gradient of. */
+ * are byte-identical. Inputs, parameters and constants have their own shapes and colours; op
+ * nodes read "#index name = op attrs" and their shape; each name scope (dg_scope_push, one
+ * per layer) is a cluster; backward nodes are drawn in a "backward" cluster, split per scope,
+ * and labelled by what they are the gradient of. */
 DG_API dg_status dg_graph_dump_dot(dg_graph *g, FILE *out);
 DG_API dg_status dg_graph_dump_dot_file(dg_graph *g, const char *path);
+
+/* What a dump leaves out. Zero-initialised (DG_DOT_DEFAULTS): everything, as dg_graph_dump_dot. */
+typedef struct dg_dot_options {
+    bool forward_only;      /* leave the backward nodes out */
+    bool collapse_backward; /* draw each scope's backward nodes as one box ("backward of
+                               dense1, 9 nodes"), with the edges between boxes and forward
+                               nodes: a training graph stays readable */
+} dg_dot_options;
+#define DG_DOT_DEFAULTS ((dg_dot_options){.forward_only = false, .collapse_backward = false})
+/* options may be NULL (the defaults). */
+DG_API dg_status dg_graph_dump_dot_ex(dg_graph *g, FILE *out, const dg_dot_options *options);
+DG_API dg_status dg_graph_dump_dot_file_ex(dg_graph *g, const char *path,
+                                           const dg_dot_options *options);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Leaves                                                                                     */
@@ -184,8 +198,9 @@ DG_API dg_node *dg_name(dg_node *n, const char *name);
 /* Name scopes: nodes built between dg_scope_push(g, "dense1") and the matching
  * dg_scope_pop(g) belong to scope "dense1" (nested: "encoder/dense1"); DOT dumps draw each
  * scope as a cluster. The layers of dagrad_nn.h open one scope per layer, named after the
- * layer. A name must be non-empty and hold no '/' (DG_ERR_INVALID_ARG); popping with no
- * scope open is DG_ERR_STATE. Both stick their error to the graph. */
+ * layer. A name must be non-empty (DG_ERR_INVALID_ARG); popping with no scope open is
+ * DG_ERR_STATE. Backward nodes that dg_grad appends belong to the scope of the forward node
+ * whose gradient they compute. Both stick their error to the graph. */
 DG_API dg_status dg_scope_push(dg_graph *g, const char *name);
 DG_API dg_status dg_scope_pop(dg_graph *g);
 /* The scope path a node was built in ("encoder/dense1"), "" for none; never NULL. */

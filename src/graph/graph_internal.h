@@ -55,6 +55,8 @@ void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list arg
 
 /* Frees the graph's scope table (names.c). */
 void dg__scopes_free(dg_graph *g);
+/* The scope a node is drawn in: its own, or for a backward node that of its forward node. */
+int dg__node_scope_id(const dg_node *node);
 
 /* How messages name a node: "node 5 'x' (input)", "node 7 'q' (matmul)" for a node named with
  * dg_name, "node 7 (matmul)" otherwise. Writes into buf (64 bytes or more) and returns it. */

@@ -62,9 +62,8 @@ dg_status dg_scope_push(dg_graph *g, const char *name)
 {
     if (g == NULL)
         return DG_ERR_INVALID_ARG;
-    if (name == NULL || *name == '\0' || strchr(name, '/') != NULL) {
-        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "scope_push: name '%s' is NULL, empty or "
-                           "holds a '/'", name ? name : "(null)");
+    if (name == NULL || *name == '\0') {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "scope_push: name is NULL or empty");
         return DG_ERR_INVALID_ARG;
     }
     if (!reserve_scope(g)) {
@@ -97,9 +96,17 @@ dg_status dg_scope_pop(dg_graph *g)
     return DG_OK;
 }
 
+int dg__node_scope_id(const dg_node *node)
+{
+    if (node->is_backward && node->grad_of != NULL)
+        return node->grad_of->scope;
+    return node->scope;
+}
+
 const char *dg_node_scope(const dg_node *node)
 {
-    if (node == NULL || node->scope == 0)
+    if (node == NULL)
         return "";
-    return node->graph->scope_paths[node->scope];
+    int scope = dg__node_scope_id(node);
+    return scope == 0 ? "" : node->graph->scope_paths[scope];
 }

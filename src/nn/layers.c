@@ -54,11 +54,27 @@ dg_node *dg_activate(dg_graph *g, dg_node *x, dg_activation act)
     return NULL;
 }
 
+static dg_node *dense_in_scope(dg_graph *g, dg_node *x, int64_t units, dg_activation act,
+                               const char *name, dg_rng *rng);
+
+/* The layer's nodes go into a name scope called after the layer (DOT draws it as a box). */
 dg_node *dg_dense(dg_graph *g, dg_node *x, int64_t units, dg_activation act, const char *name,
                   dg_rng *rng)
 {
     if (g == NULL || dg_graph_status(g) != DG_OK)
         return NULL;
+    if (name == NULL || *name == '\0')
+        return dg__fail(g, DG_ERR_INVALID_ARG, "dense: name is NULL or empty");
+    if (dg_scope_push(g, name) != DG_OK)
+        return NULL;
+    dg_node *out = dense_in_scope(g, x, units, act, name, rng);
+    dg_scope_pop(g);
+    return out;
+}
+
+static dg_node *dense_in_scope(dg_graph *g, dg_node *x, int64_t units, dg_activation act,
+                               const char *name, dg_rng *rng)
+{
     if (x == NULL)
         return dg__fail(g, DG_ERR_INVALID_ARG, "dense: input is NULL");
     if (name == NULL || *name == '\0')
