@@ -23,6 +23,8 @@ struct loop {
     int64_t x_row, y_row;     /* values per example */
     size_t y_size;            /* bytes per target value */
     bool int_labels;
+    bool accuracy;            /* accuracy is computed (see dg_model.output) */
+
     int64_t out_row;          /* output values per example (0 without output) */
     float *x_batch;
     void *y_batch;
@@ -109,7 +111,8 @@ static void add_batch(const struct loop *lp, dg_plan *plan, int64_t batch, struc
     if (lp->model->output == NULL)
         return;
     const float *out = dg_data(plan, lp->model->output);
-    s->correct += count_correct(lp, out, lp->y_batch, batch);
+    if (lp->accuracy)
+        s->correct += count_correct(lp, out, lp->y_batch, batch);
     if (lp->cfg->metric)
         s->metric += lp->cfg->metric(out, lp->y_batch, batch, lp->out_row, lp->cfg->metric_user);
 }
@@ -119,7 +122,7 @@ static void finish(const struct loop *lp, const struct sums *s, double *loss, do
 {
     double n = s->seen > 0 ? (double)s->seen : NAN;
     *loss = s->loss / n;
-    *accuracy = lp->model->output ? (double)s->correct / n : NAN;
+    *accuracy = lp->accuracy ? (double)s->correct / n : NAN;
     *metric = (lp->model->output && lp->cfg->metric) ? s->metric / n : NAN;
 }
 
@@ -212,6 +215,22 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
     return DG_OK;
 }
 
+/* Accuracy means something for class labels, and for float targets only when every one is 0
+ * or 1 (binary classification); never with cfg->no_accuracy or without an output. */
+static bool wants_accuracy(const dg_model *m, const dg_fit_data *data, const dg_fit_config *cfg)
+{
+    if (m->output == NULL || cfg->no_accuracy)
+        return false;
+    if (dg_node_dtype(m->y) == DG_I32)
+        return true;
+    int64_t values = data->n * per_example(m->y);
+    const float *t = data->y;
+    for (int64_t i = 0; i < values; i++)
+        if (t[i] != 0.0f && t[i] != 1.0f)
+            return false;
+    return true;
+}
+
 static void loop_free(struct loop *lp)
 {
     dg__free(lp->x_batch);
@@ -243,7 +262,8 @@ dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_f
     struct loop lp;
     st = loop_init(&lp, model, cfg, batch);
     dg_epoch_stats stats = {.epoch = 0, .val_loss = NAN, .val_accuracy = NAN,
-                            .val_metric = NAN};
+                            .val_metric = NAN, .lr = NAN};
+    lp.accuracy = st == DG_OK && wants_accuracy(model, data, cfg);
     if (st == DG_OK)
         st = evaluate_with(&lp, plan, data, batch, &stats.loss, &stats.accuracy, &stats.metric);
     if (st == DG_OK && out != NULL)
@@ -310,9 +330,9 @@ static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt
             break;
         (*step)++;
         add_batch(lp, plan, batch, &s);
-        dg__progress_batch(progress, s.seen, s.loss / (double)s.seen,
-                           lp->model->output ? (double)s.correct / (double)s.seen : NAN,
-                           dg__now_seconds() - start);
+        double acc, metric, loss;
+        finish(lp, &s, &loss, &acc, &metric);
+        dg__progress_batch(progress, s.seen, loss, acc, metric, dg__now_seconds() - start);
     }
     st->seconds = dg__now_seconds() - start;
     st->samples_per_s = st->seconds > 0 ? (double)s.seen / st->seconds : 0;
@@ -358,11 +378,12 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     if (st == DG_ERR_NOMEM && order == NULL)
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory for %lld indices",
                            (long long)train->n);
+    lp.accuracy = st == DG_OK && wants_accuracy(model, train, cfg);
     struct dg__progress progress;
-    if (dg__progress_open(&progress, cfg, train->n) != DG_OK && st == DG_OK) {
-        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: cannot write the CSV file '%s': %s",
-                           cfg->csv_path, strerror(errno));
-        st = DG_ERR_IO;
+    dg_status progress_st = dg__progress_open(&progress, cfg, train->n, dg_optim_base_lr(opt));
+    if (progress_st != DG_OK && st == DG_OK) {
+        dg_graph_set_error(model->graph, progress_st, "fit: %s", progress.error);
+        st = progress_st;
     }
     int64_t step = 0;
     for (int64_t i = 0; st == DG_OK && i < train->n; i++)
@@ -372,6 +393,7 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
                              .val_metric = NAN};
         dg__progress_epoch_start(&progress, epoch);
         st = train_epoch(&lp, plan, opt, train, order, epoch, &step, &progress, &es);
+        es.lr = dg_optim_lr(opt);
         if (st == DG_OK && val != NULL)
             st = evaluate_with(&lp, eval_plan, val, eval_batch, &es.val_loss,
                                &es.val_accuracy, &es.val_metric);
@@ -386,8 +408,7 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     if (st != DG_OK && dg_graph_status(model->graph) == DG_OK && dg_optim_error(opt)[0])
         dg_graph_set_error(model->graph, st, "fit: %s", dg_optim_error(opt));
     if (dg__progress_close(&progress) != DG_OK && st == DG_OK) {
-        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: writing the CSV file '%s' failed",
-                           cfg->csv_path);
+        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: %s", progress.error);
         st = DG_ERR_IO;
     }
     loop_free(&lp);
