@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define WIDTH 960
-#define HEIGHT 380
+#define WIDTH 1000
+#define HEIGHT 400
 #define PANEL_W 400
 #define PANEL_H 260
 #define LEFT 70
 #define TOP 50
+/* Legend entries sit side by side under the panel. */
+#define LEGEND_X(i) (40 + 190 * (i))
 
 struct series {
     const char *label, *color, *dash;
@@ -66,11 +68,20 @@ static void panel(FILE *f, int x0, const char *title, const dg_epoch_stats *h, i
         }
     if (!isfinite(lo))
         lo = 0, hi = 1;
-    double pad = (hi - lo) * 0.08;
-    if (pad <= 0)
-        pad = fabs(hi) > 0 ? fabs(hi) * 0.1 : 0.5;
-    lo -= pad;
-    hi += pad;
+    if (hi - lo < 1e-12 * (fabs(hi) + 1e-30)) { /* a flat curve: open a small range */
+        double half = fabs(hi) > 0 ? fabs(hi) * 0.05 : 0.5;
+        lo -= half;
+        hi += half;
+    }
+    /* "Nice" ticks: a step of 1, 2, 2.5 or 5 times a power of ten, ends on multiples. */
+    double raw = (hi - lo) / 4.0, power = pow(10.0, floor(log10(raw))), step = 10 * power;
+    const double nice[4] = {1, 2, 2.5, 5};
+    for (int i = 3; i >= 0; i--)
+        if (nice[i] * power >= raw)
+            step = nice[i] * power;
+    lo = floor(lo / step) * step;
+    hi = ceil(hi / step) * step;
+    int n_ticks = (int)lround((hi - lo) / step);
     double x_lo = 1, x_hi = n > 1 ? n : 2;
     fprintf(f, "<g transform=\"translate(%d,%d)\">\n", x0, TOP);
     fprintf(f, "<text x=\"%d\" y=\"-16\" text-anchor=\"middle\" font-size=\"15\" "
@@ -79,16 +90,16 @@ static void panel(FILE *f, int x0, const char *title, const dg_epoch_stats *h, i
     fputs("</text>\n", f);
     fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"none\" "
                "stroke=\"#444\"/>\n", PANEL_W, PANEL_H);
-    for (int t = 0; t <= 4; t++) { /* y ticks and grid */
-        double v = lo + (hi - lo) * t / 4.0;
-        double y = PANEL_H - PANEL_H * t / 4.0;
+    for (int t = 0; t <= n_ticks; t++) { /* y ticks and grid */
+        double v = lo + step * t;
+        double y = PANEL_H - PANEL_H * (double)t / n_ticks;
         fprintf(f, "<line x1=\"0\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n", y,
                 PANEL_W, y);
         fprintf(f, "<text x=\"-6\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%.4g</text>\n",
-                y + 4, v);
+                y + 4, fabs(v) < step * 1e-9 ? 0.0 : v);
     }
-    int step = n <= 10 ? 1 : (n + 9) / 10;
-    for (int e = 1; e <= n; e += step) { /* x ticks: epochs */
+    int every = n <= 10 ? 1 : (n + 9) / 10;
+    for (int e = 1; e <= n; e += every) { /* x ticks: epochs */
         double x = PANEL_W * (e - x_lo) / (x_hi - x_lo);
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%d</text>\n",
                 x, PANEL_H + 16, e);
@@ -118,11 +129,11 @@ static void panel(FILE *f, int x0, const char *title, const dg_epoch_stats *h, i
         }
         fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                    "stroke-width=\"2\"%s%s%s/>\n",
-                PANEL_W - 150, 14 + 18 * legend, PANEL_W - 126, 14 + 18 * legend,
+                LEGEND_X(legend), PANEL_H + 56, LEGEND_X(legend) + 24, PANEL_H + 56,
                 series[k].color, series[k].dash ? " stroke-dasharray=\"" : "",
                 series[k].dash ? series[k].dash : "", series[k].dash ? "\"" : "");
-        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\">", PANEL_W - 120,
-                18 + 18 * legend);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\">", LEGEND_X(legend) + 30,
+                PANEL_H + 60);
         write_text(f, series[k].label);
         fputs("</text>\n", f);
         legend++;
