@@ -104,6 +104,9 @@ static void panel(FILE *f, int x0, const char *title, const dg_epoch_stats *h, i
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%d</text>\n",
                 x, PANEL_H + 16, e);
     }
+    if ((n - 1) % every != 0) /* the last epoch always gets its tick */
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%d</text>\n",
+                PANEL_W * (n - x_lo) / (x_hi - x_lo), PANEL_H + 16, n);
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">epoch</text>\n",
             PANEL_W / 2, PANEL_H + 34);
     int legend = 0;

@@ -71,7 +71,7 @@ void dg__progress_epoch_start(struct dg__progress *p, int epoch)
 static void print_value(FILE *out, const char *name, double value)
 {
     if (!isnan(value))
-        fprintf(out, " %s %.4g", name, value);
+        fprintf(out, " %s %#.4g", name, value);
 }
 
 /* Accuracy as a fraction with 4 decimals (0.9123). */
@@ -136,7 +136,7 @@ void dg__progress_epoch_end(struct dg__progress *p, const dg_epoch_stats *s)
         print_value(p->out, "val_loss", s->val_loss);
         print_accuracy(p->out, "val_acc", s->val_accuracy);
         if (!isnan(s->val_metric))
-            fprintf(p->out, " val_%s %.4g", metric_name(p), s->val_metric);
+            fprintf(p->out, " val_%s %#.4g", metric_name(p), s->val_metric);
         if (p->show_lr)
             fprintf(p->out, " lr %.3g", s->lr);
         fprintf(p->out, " %.0f samples/s", s->samples_per_s);
