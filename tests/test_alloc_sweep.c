@@ -1,7 +1,7 @@
 /*
  * Allocation failure at every allocation of a full workload (issue 9): build, grad, compile,
- * run, set_batch, optimizer, fit, DOT, IDX load, run once through a counting allocator
- * (dg_set_allocator) to learn its N allocations, then N more times with allocation k failing
+ * run, set_batch, optimizer, fit (with its plot), DOT (full and collapsed), IDX load, run
+ * once through a counting allocator (dg_set_allocator) to learn its N allocations, then N more times with allocation k failing
  * (k = 1 .. N). Every run must end with no block held (no leak, counted here; ASan in CI
  * checks the rest) and either report an error status or produce exactly the reference
  * results: an allocation failure is never a silent success with wrong data.
@@ -154,6 +154,7 @@ static dg_status workload(struct results *r)
     cfg.verbose = 0;
     cfg.batch_size = 4;
     cfg.epochs = 2;
+    cfg.plot_path = "/dev/null"; /* the plot's history is allocated too */
     dg_epoch_stats history[2], eval;
     if ((st = dg_fit(&model, opt, &train, &train, &cfg, history)) != DG_OK ||
         (st = dg_evaluate(&model, &train, &cfg, &eval)) != DG_OK)
@@ -163,7 +164,10 @@ static dg_status workload(struct results *r)
     r->eval_loss = eval.loss;
 
     devnull = fopen("/dev/null", "w");
-    if ((st = dg_graph_dump_dot(g, devnull)) != DG_OK)
+    dg_dot_options collapsed = DG_DOT_DEFAULTS;
+    collapsed.collapse_backward = true;
+    if ((st = dg_graph_dump_dot(g, devnull)) != DG_OK ||
+        (st = dg_graph_dump_dot_ex(g, devnull, &collapsed)) != DG_OK)
         goto done;
 
     if ((st = dg_idx_load(images_path, labels_path, 1.0f / 255.0f, &data)) != DG_OK)
