@@ -48,6 +48,35 @@ START_TEST(dropout_key_name_taken_by_another_input)
 }
 END_TEST
 
+/* dg_fit through the same path: labels that happen to be called "dropout_key". */
+START_TEST(fit_with_labels_named_dropout_key)
+{
+    dg_rng rng;
+    dg_rng_seed(&rng, 1);
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 2});
+    dg_node *y = dg_input_typed(g, DG_DROPOUT_KEY_NAME, DG_I32, 1, (int64_t[]){4});
+    dg_node *logits = dg_dense(g, x, 3, DG_ACT_NONE, "fc", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(g, logits, y);
+    dg_node *params[2], *grads[2];
+    int n = 0;
+    ck_assert_int_eq(dg_grad_params(g, loss, 2, params, grads, &n), DG_OK);
+    dg_sgd_config sgd = DG_SGD_DEFAULTS;
+    dg_optim *opt = dg_optim_new_sgd(n, params, grads, &sgd);
+    float xs[8 * 2] = {0};
+    int32_t ys[8] = {0, 1, 2, 0, 1, 2, 0, 1};
+    dg_fit_data data = {.x = xs, .y = ys, .n = 8};
+    dg_fit_config cfg = DG_FIT_DEFAULTS;
+    cfg.verbose = 0;
+    cfg.batch_size = 4;
+    dg_model model = {.graph = g, .x = x, .y = y, .loss = loss, .output = logits};
+    ck_assert_int_eq(dg_fit(&model, opt, &data, NULL, &cfg, NULL), DG_ERR_SHAPE);
+    ck_assert_error(g, DG_ERR_SHAPE, "is not an int32 [3] input");
+    dg_optim_free(opt);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* [2^32, 2^32, -1] overflowed a signed product (UBSan) before the error. */
 START_TEST(reshape_product_overflow)
 {
@@ -245,6 +274,7 @@ static Suite *hardening_suite(void)
     Suite *s = suite_create("hardening");
     TCase *tc = tcase_create("bugs");
     tcase_add_test(tc, dropout_key_name_taken_by_another_input);
+    tcase_add_test(tc, fit_with_labels_named_dropout_key);
     tcase_add_test(tc, reshape_product_overflow);
     tcase_add_test(tc, element_limit_is_at_most_2_pow_40);
     tcase_add_test(tc, idx_null_path_zeroes_output);
