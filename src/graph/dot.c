@@ -181,7 +181,8 @@ static dg_status write_collapsed_edges(const struct dot_writer *w)
             continue;
         int64_t a = (int64_t)(edges[e] >> 32) - ((int64_t)1 << 31);
         int64_t b = (int64_t)(edges[e] & 0xffffffffu) - ((int64_t)1 << 31);
-        fprintf(w->out, "  %c%lld -> %c%lld [color=\"#6baed6\"];\n", a < 0 ? 'b' : 'n',
+        fprintf(w->out, "  %c%lld -> %c%lld [color=\"#6baed6\", constraint=false];\n",
+                a < 0 ? 'b' : 'n',
                 (long long)(a < 0 ? -a - 1 : a), b < 0 ? 'b' : 'n',
                 (long long)(b < 0 ? -b - 1 : b));
     }
@@ -225,6 +226,14 @@ dg_status dg_graph_dump_dot_ex(dg_graph *g, FILE *out, const dg_dot_options *opt
             write_escaped(out, s == 0 ? "the rest" : g->scope_paths[s]);
             fprintf(out, "\\n%d nodes\", shape=box3d, style=filled, fillcolor=\"#c6dbef\"];\n",
                     w.backward_count[s]);
+            /* Beside the last forward node of its scope (the loss for the rest), so that
+             * its edges stay short. */
+            int last = -1;
+            for (int i = 0; i < g->n_nodes; i++)
+                if (!g->nodes[i]->is_backward && (s == 0 || g->nodes[i]->scope == s))
+                    last = i;
+            if (last >= 0)
+                fprintf(out, "  { rank=same; b%d; n%d; }\n", s, last);
         }
     } else if (any_backward) {
         fputs("  subgraph cluster_backward {\n    label=\"backward\";\n    style=dashed;\n"
