@@ -1,7 +1,11 @@
 /* Progress output that never lies, and the SVG training curves (issue 9). */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dagrad.h"
 #include "test_util.h"
@@ -205,6 +209,58 @@ START_TEST(fit_writes_the_training_curves)
 }
 END_TEST
 
+
+/* On a terminal (a pseudo-terminal here) the live bar shows the user metric too. */
+START_TEST(live_bar_shows_the_metric)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        printf("no pseudo-terminal: live bar check skipped\n");
+        return;
+    }
+    FILE *tty = fopen(ptsname(master), "w");
+    ck_assert_ptr_nonnull(tty);
+    ck_assert(isatty(fileno(tty)));
+    struct model m;
+    make_model(&m, 1.0f, false);
+    dg_fit_config cfg = DG_FIT_DEFAULTS;
+    cfg.batch_size = 8;
+    cfg.metric = mae;
+    cfg.metric_name = "mae";
+    cfg.log = tty;
+    dg_fit_data data = {.x = m.x, .y = m.y, .n = N};
+    ck_assert_int_eq(dg_fit(&m.model, m.opt, &data, NULL, &cfg, NULL), DG_OK);
+    fclose(tty);
+    char text[4096];
+    /* Read until the epoch's closing line (the only one ending in a newline) has arrived; a
+     * pty hands data over asynchronously. The poll timeout only bounds a broken run. */
+    size_t len = 0;
+    text[0] = '\0';
+    while (strchr(text, '\n') == NULL && len < sizeof text - 1) {
+        struct pollfd ready = {.fd = master, .events = POLLIN};
+        if (poll(&ready, 1, 10000) <= 0)
+            break;
+        ssize_t got = read(master, text + len, sizeof text - 1 - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        text[len] = '\0';
+    }
+    ck_assert_uint_gt(len, 0);
+    /* The last redraw of the bar (at 40/40) carries loss and metric, no accuracy. */
+    char *bar = strstr(text, "40/40 loss ");
+    ck_assert_msg(bar != NULL, "no final bar in '%s'", text);
+    char *end = strchr(bar, '\r'); /* the epoch's line follows: look at the bar alone */
+    ck_assert_ptr_nonnull(end);
+    *end = '\0';
+    ck_assert_ptr_nonnull(strstr(bar, " mae "));
+    ck_assert_ptr_nonnull(strstr(bar, "ETA"));
+    ck_assert_ptr_null(strstr(text, " acc "));
+    close(master);
+    free_model(&m);
+}
+END_TEST
+
 static Suite *progress_suite(void)
 {
     Suite *s = suite_create("progress");
@@ -213,6 +269,7 @@ static Suite *progress_suite(void)
     tcase_add_test(tc, binary_targets_get_accuracy_unless_switched_off);
     tcase_add_test(tc, schedule_shows_the_lr);
     tcase_add_test(tc, fit_writes_the_training_curves);
+    tcase_add_test(tc, live_bar_shows_the_metric);
     suite_add_tcase(s, tc);
     return s;
 }
