@@ -22,9 +22,11 @@ typedef struct dg_model {
     dg_node *y;      /* target input, leading axis the batch: int32 class labels [B], or
                         float32 targets [B, ...] */
     dg_node *loss;   /* float32 scalar: the mean loss of the batch */
-    dg_node *output; /* predictions for accuracy, or NULL: with int32 labels, scores [B, C]
-                        (accuracy = argmax == label); with float32 targets, probabilities
-                        [B] or [B, 1] (accuracy = (p > 0.5) == (target > 0.5)) */
+    dg_node *output; /* predictions for accuracy and the metric, or NULL: with int32
+                        labels, scores [B, C] (accuracy = argmax == label); with float32
+                        targets, probabilities [B] or [B, 1] (accuracy = (p > 0.5) ==
+                        (target > 0.5)), computed only when every training target is 0 or 1
+                        (binary classification; a regression target gets no accuracy) */
 } dg_model;
 
 /* Examples: row i of x is x + i * (numel(x input) / batch); row i of y likewise. */
@@ -49,6 +51,10 @@ typedef struct dg_fit_config {
     FILE *log;               /* where progress goes; stdout when NULL */
     const char *csv_path;    /* per-epoch metrics as CSV, or NULL; a file that cannot be
                                 written makes dg_fit fail with DG_ERR_IO */
+    const char *plot_path;   /* the training curves as an SVG picture (dg_plot_history),
+                                rewritten after every epoch, or NULL; DG_ERR_IO as csv_path */
+    bool no_accuracy;        /* never compute or show accuracy (a custom metric still runs);
+                                see dg_model.output for when it is computed otherwise */
     dg_metric_fn metric;     /* optional user metric, reported as metric_name */
     void *metric_user;
     const char *metric_name;
@@ -65,7 +71,17 @@ typedef struct dg_epoch_stats {
     double val_loss, val_accuracy, val_metric;
     double seconds;            /* training time of the epoch (evaluation excluded) */
     double samples_per_s;      /* training examples per second */
+    double lr;                 /* the optimizer's lr for the next step (dg_optim_lr) at the
+                                  end of the epoch; NaN from dg_evaluate */
 } dg_epoch_stats;
+
+/* Writes `n_epochs` epochs of `history` as an SVG picture at `path`: loss (train and
+ * validation) beside accuracy, or beside the metric called `metric_name` (may be NULL) when
+ * no accuracy was measured; NaN values are left out. DG_ERR_INVALID_ARG for NULL arguments or
+ * n_epochs <= 0, DG_ERR_IO when the file cannot be written. dg_fit calls it for
+ * cfg->plot_path; a hand-written loop can call it with its own history. */
+DG_API dg_status dg_plot_history(const dg_epoch_stats *history, int n_epochs,
+                                 const char *metric_name, const char *path);
 
 /* Trains `model` with `opt` (made over the model's parameters and the gradient nodes from
  * dg_grad) for cfg->epochs epochs over `train`, evaluating on `val` (may be NULL) after each

@@ -9,6 +9,7 @@ if [ "${1:-}" = demo ]; then
     packages="$packages dataset-fashion-mnist"
 fi
 if [ "${1:-}" = ci ]; then
+    # libclang-rt-14-dev holds the sanitizer runtimes and libFuzzer (tests/fuzz).
     packages="$packages clang libomp-dev libclang-rt-14-dev"
 fi
 missing=""

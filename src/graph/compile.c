@@ -7,6 +7,7 @@
  * result is deterministic and needs no sort.
  */
 #include "plan_internal.h"
+#include "graph/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
  * so deep graphs cannot overflow the C stack). */
 static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
 {
-    int *stack = malloc((size_t)g->n_nodes * sizeof *stack);
+    int *stack = dg__malloc((size_t)g->n_nodes * sizeof *stack);
     if (stack == NULL)
         return false;
     int top = 0;
@@ -35,7 +36,7 @@ static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, 
             }
         }
     }
-    free(stack);
+    dg__free(stack);
     return true;
 }
 
@@ -73,20 +74,20 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         }
     }
 
-    dg_plan *p = calloc(1, sizeof *p);
+    dg_plan *p = dg__calloc(1, sizeof *p);
     if (p == NULL)
         return fail_plan(NULL, g, DG_ERR_NOMEM, "plan");
     p->graph = g;
     p->n_values = g->n_nodes;
     p->n_threads = dg_graph_threads(g);
     p->share_memory = share_memory;
-    p->values = calloc((size_t)p->n_values, sizeof *p->values);
-    bool *needed = calloc((size_t)p->n_values, sizeof *needed);
-    p->steps = malloc((size_t)p->n_values * sizeof *p->steps);
-    p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
+    p->values = dg__calloc((size_t)p->n_values, sizeof *p->values);
+    bool *needed = dg__calloc((size_t)p->n_values, sizeof *needed);
+    p->steps = dg__malloc((size_t)p->n_values * sizeof *p->steps);
+    p->outputs = dg__malloc((size_t)n_outputs * sizeof *p->outputs);
     if (p->values == NULL || needed == NULL || p->steps == NULL || p->outputs == NULL ||
         !mark_reachable(g, n_outputs, outputs, needed)) {
-        free(needed);
+        dg__free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
     for (int i = 0; i < p->n_values; i++) {
@@ -111,14 +112,14 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
             break;
         }
     }
-    free(needed);
+    dg__free(needed);
     /* Scratch for one step's inputs, sized once here: the executor allocates nothing. */
     int max_inputs = 1;
     for (int s = 0; s < p->n_steps; s++)
         if (g->nodes[p->steps[s]]->n_inputs > max_inputs)
             max_inputs = g->nodes[p->steps[s]]->n_inputs;
-    p->step_inputs = malloc((size_t)max_inputs * sizeof *p->step_inputs);
-    p->step_shapes = malloc((size_t)max_inputs * sizeof *p->step_shapes);
+    p->step_inputs = dg__malloc((size_t)max_inputs * sizeof *p->step_inputs);
+    p->step_shapes = dg__malloc((size_t)max_inputs * sizeof *p->step_shapes);
     if (p->step_inputs == NULL || p->step_shapes == NULL)
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     p->n_outputs = n_outputs;
@@ -144,17 +145,17 @@ void dg_plan_free(dg_plan *p)
     if (p == NULL)
         return;
     for (int i = 0; i < p->n_values && p->values != NULL; i++)
-        free(p->values[i].input_buffer);
-    free(p->values);
-    free(p->steps);
-    free(p->step_inputs);
-    free(p->step_shapes);
-    free(p->outputs);
-    free(p->slot_bytes);
-    free(p->slot_offset);
-    free(p->arena);
-    free(p->workspace);
-    free(p);
+        dg__free(p->values[i].input_buffer);
+    dg__free(p->values);
+    dg__free(p->steps);
+    dg__free(p->step_inputs);
+    dg__free(p->step_shapes);
+    dg__free(p->outputs);
+    dg__free(p->slot_bytes);
+    dg__free(p->slot_offset);
+    dg__free(p->arena);
+    dg__free(p->workspace);
+    dg__free(p);
 }
 
 dg_status dg__plan_infer_shapes(dg_plan *p)
@@ -175,7 +176,8 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
                                  "more than 2^40 elements", def->name);
         if (st != DG_OK) {
             p->runnable = false;
-            dg_graph_set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
+            dg_graph_set_error(g, st, "%s (%s, after an input shape change)", msg,
+                               dg__node_str(n, (char[160]){0}, 160));
             return st;
         }
         p->values[n->index].shape = out;
@@ -193,13 +195,13 @@ dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what)
         return DG_ERR_INVALID_ARG;
     }
     if (node->graph != p->graph) {
-        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: node %d belongs to another graph",
-                           what, node->index);
+        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: %s belongs to another graph",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return DG_ERR_FOREIGN_NODE;
     }
     if (node->index >= p->n_values || p->values[node->index].home == DG_HOME_NONE) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is not part of this "
-                           "plan", what, node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: %s is not part of this plan",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
     return DG_OK;
@@ -212,11 +214,16 @@ dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const in
         return st;
     char buf[64];
     if (input->kind != DG_NODE_INPUT) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: node %d is a %s, not an "
-                           "input", input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: %s is not an input",
+                           dg__node_str(input, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
-    if (ndim != input->shape.ndim || (ndim > 0 && shape == NULL)) {
+    if (ndim > 0 && shape == NULL) {
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: input '%s': shape is "
+                           "NULL", input->name);
+        return DG_ERR_INVALID_ARG;
+    }
+    if (ndim != input->shape.ndim) {
         dg_graph_set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s' has %d dimensions "
                            "(%s), %d given", input->name, input->shape.ndim,
                            dg__shape_str(&input->shape, buf, sizeof buf), ndim);
@@ -254,9 +261,10 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
 {
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
-    if (batch <= 0 || batch > DG_MAX_NUMEL) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is outside "
-                           "1 .. 2^40", (long long)batch);
+    /* A batch too large for an input is a shape error, reported below naming the input. */
+    if (batch <= 0) {
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is not "
+                           "positive", (long long)batch);
         return DG_ERR_INVALID_ARG;
     }
     for (int i = 0; i < p->n_values; i++) {

@@ -10,6 +10,7 @@
  * Replanned whenever input shapes change; deterministic for a given graph and shapes.
  */
 #include "plan_internal.h"
+#include "graph/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -73,15 +74,15 @@ static void pool_release(struct slot_pool *pool, int slot)
 static bool pool_grow(struct slot_pool *pool)
 {
     int cap = pool->cap ? pool->cap * 2 : 16;
-    int64_t *bytes = realloc(pool->bytes, (size_t)cap * sizeof *bytes);
+    int64_t *bytes = dg__realloc(pool->bytes, (size_t)cap * sizeof *bytes);
     if (bytes == NULL)
         return false;
     pool->bytes = bytes;
-    bool *busy = realloc(pool->busy, (size_t)cap * sizeof *busy);
+    bool *busy = dg__realloc(pool->busy, (size_t)cap * sizeof *busy);
     if (busy == NULL)
         return false;
     pool->busy = busy;
-    int *free_list = realloc(pool->free, (size_t)cap * sizeof *free_list);
+    int *free_list = dg__realloc(pool->free, (size_t)cap * sizeof *free_list);
     if (free_list == NULL)
         return false;
     pool->free = free_list;
@@ -137,7 +138,7 @@ dg_status dg__plan_size_inputs(dg_plan *p)
         int64_t numel = dg__numel(&v->shape);
         if (numel <= v->input_capacity)
             continue;
-        void *buf = realloc(v->input_buffer, (size_t)numel * 4);
+        void *buf = dg__realloc(v->input_buffer, (size_t)numel * 4);
         if (buf == NULL) {
             p->runnable = false;
             dg_graph_set_error(p->graph, DG_ERR_NOMEM, "plan: out of memory for input '%s' "
@@ -190,7 +191,7 @@ dg_status dg__plan_memory(dg_plan *p)
     }
     /* Allocate everything new before giving anything old back: on failure the plan keeps
      * its previous memory, and is marked unrunnable for its new shapes. */
-    int64_t *offsets = malloc((size_t)(pool.n ? pool.n : 1) * sizeof *offsets);
+    int64_t *offsets = dg__malloc((size_t)(pool.n ? pool.n : 1) * sizeof *offsets);
     if (offsets == NULL)
         goto nomem;
     size_t total = 0;
@@ -199,29 +200,29 @@ dg_status dg__plan_memory(dg_plan *p)
         total += (size_t)pool.bytes[s];
     }
     if (total > p->arena_capacity || p->arena == NULL) {
-        char *arena = aligned_alloc(DG_ARENA_ALIGN, total ? total : DG_ARENA_ALIGN);
+        char *arena = dg__aligned_alloc(DG_ARENA_ALIGN, total ? total : DG_ARENA_ALIGN);
         if (arena == NULL) {
-            free(offsets);
+            dg__free(offsets);
             goto nomem;
         }
-        free(p->arena);
+        dg__free(p->arena);
         p->arena = arena;
         p->arena_capacity = total;
     }
-    free(p->slot_offset);
+    dg__free(p->slot_offset);
     p->slot_offset = offsets;
     p->arena_bytes = total;
-    free(p->slot_bytes);
+    dg__free(p->slot_bytes);
     p->slot_bytes = pool.bytes;
-    free(pool.busy);
-    free(pool.free);
+    dg__free(pool.busy);
+    dg__free(pool.free);
     p->n_slots = pool.n;
     p->unshared_bytes = unshared;
     return dg__plan_workspace(p);
 nomem:
-    free(pool.bytes);
-    free(pool.busy);
-    free(pool.free);
+    dg__free(pool.bytes);
+    dg__free(pool.busy);
+    dg__free(pool.free);
     p->runnable = false;
     dg_graph_set_error(g, DG_ERR_NOMEM, "plan: out of memory for the values of %d steps (%zu bytes "
                        "without sharing)", p->n_steps, unshared);

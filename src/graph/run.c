@@ -9,8 +9,8 @@ dg_status dg_feed(dg_plan *p, dg_node *input, const void *data)
     if (st != DG_OK)
         return st;
     if (input->kind != DG_NODE_INPUT) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "feed: node %d is a %s, not an input",
-                           input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "feed: %s is not an input",
+                           dg__node_str(input, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
     if (data == NULL) {
@@ -95,16 +95,15 @@ static const void *kept_data(dg_plan *p, dg_node *node, dg_dtype dtype, const ch
         return NULL;
     const struct dg_plan_value *v = &p->values[node->index];
     if (v->home == DG_HOME_ARENA && !v->pinned) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is an intermediate "
-                           "whose memory the plan reuses; list it among the outputs of "
-                           "dg_compile", what,
-                           node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: %s is an intermediate whose "
+                           "memory the plan reuses; list it among the outputs of dg_compile",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return NULL;
     }
     if (v->shape.dtype != dtype) {
-        dg_graph_set_error(p->graph, DG_ERR_DTYPE, "%s: node %d (%s) holds %s values", what,
-                           node->index, dg_node_op_name(node), v->shape.dtype == DG_F32 ? "float32"
-                                                                                     : "int32");
+        dg_graph_set_error(p->graph, DG_ERR_DTYPE, "%s: %s holds %s values", what,
+                           dg__node_str(node, (char[160]){0}, 160),
+                           v->shape.dtype == DG_F32 ? "float32" : "int32");
         return NULL;
     }
     return dg__plan_value_data(p, node->index);

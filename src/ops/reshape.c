@@ -53,13 +53,19 @@ static dg_status reshape_infer(const struct dg_op_def *def, const void *attrs, i
     struct dg_shape target = {.dtype = in[0].dtype, .ndim = reshape_attrs(attrs)->ndim};
     int64_t known = 1, numel = dg__numel(&in[0]);
     int infer_axis = -1;
+    bool too_large = false; /* the product of the given entries overflows or passes the limit */
     for (int i = 0; i < target.ndim; i++) {
         target.dim[i] = reshape_attrs(attrs)->dim[i];
         if (target.dim[i] == -1)
             infer_axis = i;
-        else
-            known *= target.dim[i];
+        else if (__builtin_mul_overflow(known, target.dim[i], &known) || known > DG_MAX_NUMEL)
+            too_large = true;
     }
+    if (too_large)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "reshape: cannot reshape %s (%lld "
+                               "elements) to %s: more than 2^40 elements",
+                               dg__shape_str(&in[0], sx, sizeof sx), (long long)numel,
+                               dg__shape_str(&target, st, sizeof st));
     if (infer_axis >= 0 && known > 0 && numel % known == 0)
         target.dim[infer_axis] = numel / known;
     if (infer_axis >= 0 ? (known <= 0 || numel % known != 0) : known != numel)
