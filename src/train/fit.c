@@ -289,7 +289,8 @@ static dg_status after_epoch(const dg_model *model, dg_optim *opt, const dg_fit_
                              dg_fit_state *run, double monitored, bool last, bool *stop)
 {
     dg_status st = DG_OK;
-    bool improved = run->best_epoch == 0 || monitored < run->best_loss - cfg->min_delta;
+    bool improved = !isnan(monitored) &&
+                    (run->best_epoch == 0 || monitored < run->best_loss - cfg->min_delta);
     if (improved) {
         run->best_loss = monitored;
         run->best_epoch = run->epoch;

@@ -5,10 +5,12 @@
  * catch any read or write out of bounds; the asserts check the reader's own promises.
  *
  * Build and run (docs/checkpoints.md; .ci/run runs it for 60 s):
- *   meson setup build-fuzz -Dfuzz=true -Dtests=false -Dexamples=false -Dbench=false \
- *       --native-file /dev/null -Dc_args= && CC=clang ...   (see the doc for the full line)
- *   build-fuzz/tests/fuzz/fuzz_safetensors -max_total_time=60 \
- *       -dict=tests/fuzz/safetensors.dict corpus_dir tests/fuzz/corpus_safetensors
+ *   CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Dexamples=false -Dbench=false
+ *   ninja -C build-fuzz tests/fuzz/fuzz_safetensors
+ *   mkdir -p build-fuzz/corpus_safetensors
+ *   build-fuzz/tests/fuzz/fuzz_safetensors -max_total_time=60 -timeout=10 \
+ *       -dict=tests/fuzz/safetensors.dict build-fuzz/corpus_safetensors \
+ *       tests/fuzz/corpus_safetensors
  */
 #include <assert.h>
 #include <stdint.h>
