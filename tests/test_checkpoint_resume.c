@@ -271,6 +271,27 @@ static int child_main(int argc, char **argv)
     return 2;
 }
 
+/* A metric that watches the checkpoint file during training: it records each new value of the
+ * file's fit.epoch (-1 while there is no file). */
+struct watch {
+    const char *path;
+    int seen[8];
+    int n_seen;
+};
+
+static double watch_checkpoint(const float *output, const void *targets, int64_t batch,
+                               int64_t per_example, void *user)
+{
+    struct watch *w = user;
+    dg_checkpoint *ck = dg_checkpoint_open(w->path);
+    const char *epoch = dg_checkpoint_metadata(ck, "fit.epoch");
+    int value = epoch ? atoi(epoch) : -1;
+    if ((w->n_seen == 0 || w->seen[w->n_seen - 1] != value) && w->n_seen < 8)
+        w->seen[w->n_seen++] = value;
+    dg_checkpoint_free(ck);
+    return 0;
+}
+
 START_TEST(checkpoints_best_and_early_stopping)
 {
     char latest[512], best[512];
@@ -284,8 +305,16 @@ START_TEST(checkpoints_best_and_early_stopping)
     cfg.checkpoint_path = latest;
     cfg.checkpoint_every = 2;
     cfg.best_path = best;
+    struct watch w = {.path = latest};
+    cfg.metric = watch_checkpoint;
+    cfg.metric_user = &w;
     dg_epoch_stats hist[5];
     ck_assert_int_eq(fit(r, &cfg, hist), DG_OK);
+    /* Written after epochs 2 and 4 (seen while training the next), and at the end. */
+    ck_assert_int_eq(w.n_seen, 3);
+    ck_assert_int_eq(w.seen[0], -1);
+    ck_assert_int_eq(w.seen[1], 2);
+    ck_assert_int_eq(w.seen[2], 4);
     /* Latest = epoch 5 (the end); best = the epoch of the lowest validation loss. */
     int best_epoch = 1;
     for (int e = 1; e < 5; e++)

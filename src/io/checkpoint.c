@@ -42,6 +42,13 @@ static dg_node **graph_params(dg_graph *g, int *count, const char *what)
     return params;
 }
 
+/* A parameter's name ("" for none, which then matches nothing). */
+static const char *param_name(const dg_node *n)
+{
+    const char *name = dg_node_name(n);
+    return name ? name : "";
+}
+
 static void node_shape(const dg_node *n, int64_t *shape)
 {
     for (int i = 0; i < dg_node_ndim(n); i++)
@@ -151,7 +158,7 @@ dg_status dg_save_checkpoint(dg_graph *g, const char *path, const dg_save_option
     char name[512];
     for (int i = 0; i < n_params; i++) {
         dg_node *p = params[i];
-        const char *pname = dg_node_name(p);
+        const char *pname = param_name(p);
         snprintf(name, sizeof name, "%s%s", opts->prefix ? opts->prefix : "", pname);
         if (strncmp(name, OPTIM_PREFIX, strlen(OPTIM_PREFIX)) == 0 && opts->optimizer) {
             dg__ck_fail(ck, DG_ERR_INVALID_ARG, "save: parameter '%s': names starting with "
@@ -319,7 +326,7 @@ static int map_name(const char *file_name, const dg_load_options *o, dg_node **p
     if (n < 0 || (size_t)n >= len)
         return -1;
     for (int i = 0; i < n_params; i++)
-        if (strcmp(dg_node_name(params[i]), buf) == 0)
+        if (strcmp(param_name(params[i]), buf) == 0)
             return i;
     return -1;
 }
@@ -358,7 +365,7 @@ static bool check_params(dg_graph *g, const dg_checkpoint *ck, const dg_load_opt
         int64_t shape[DG_MAX_DIMS];
         node_shape(params[i], shape);
         char what[300];
-        snprintf(what, sizeof what, "parameter '%s'", dg_node_name(params[i]));
+        snprintf(what, sizeof what, "parameter '%s'", param_name(params[i]));
         if (!tensor_fits(g, ck, t, what, dg_node_ndim(params[i]), shape, o->transpose_2d,
                          false))
             return false;
@@ -368,7 +375,7 @@ static bool check_params(dg_graph *g, const dg_checkpoint *ck, const dg_load_opt
         if (source[i] < 0) {
             dg_graph_set_error(g, DG_ERR_NOT_FOUND, "load: %s: parameter '%s' is not in the "
                                "file (partial loads allow this)", label_of(ck),
-                               dg_node_name(params[i]));
+                               param_name(params[i]));
             return false;
         }
     }

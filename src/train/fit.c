@@ -408,7 +408,10 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory for %lld indices",
                            (long long)train->n);
     struct dg__progress progress;
-    if (dg__progress_open(&progress, cfg, train->n) != DG_OK && st == DG_OK) {
+    /* Progress shows "epoch 3/3" for the one epoch of a run resumed after two. */
+    dg_fit_config shown = *cfg;
+    shown.epochs = start.epoch + cfg->epochs;
+    if (dg__progress_open(&progress, &shown, train->n) != DG_OK && st == DG_OK) {
         dg_graph_set_error(model->graph, DG_ERR_IO, "fit: cannot write the CSV file '%s': %s",
                            cfg->csv_path, strerror(errno));
         st = DG_ERR_IO;
