@@ -59,8 +59,9 @@ typedef struct dg_tensor_info {
  * has a known dtype, a shape of at most DG_MAX_DIMS non-negative integers whose product does
  * not overflow, and data_offsets [begin, end] with end - begin = numel * element size; names
  * are unique; the ranges, sorted, start at 0, touch without overlap and end at the end of the
- * file; metadata values are strings. Nothing is allocated beyond the file's size plus the
- * parsed header. On failure the handle is in the failed state: DG_ERR_IO (cannot open or
+ * file; metadata values are strings. Memory: the file's size, plus the parsed header (cJSON's
+ * tree, a small multiple of the header's length, freed before returning) and one record per
+ * tensor; never a size the file merely claims. On failure the handle is in the failed state: DG_ERR_IO (cannot open or
  * read: the system's reason quoted), DG_ERR_FORMAT (anything above), DG_ERR_NOMEM. */
 DG_API dg_checkpoint *dg_checkpoint_open(const char *path);
 
@@ -90,7 +91,8 @@ DG_API dg_status dg_checkpoint_read_f32(dg_checkpoint *ck, int index, float *out
                                         int64_t count);
 
 /* CRC-32 (the zlib/PNG polynomial, 0xEDB88320 reflected) of tensor `index`'s bytes as stored;
- * 0 for an index out of range. dagrad-inspect prints it. */
+ * 0 for an index out of range and for an added tensor that is written transposed.
+ * dagrad-inspect prints it. */
 DG_API uint32_t dg_checkpoint_crc32(const dg_checkpoint *ck, int index);
 /* CRC-32 of any bytes, with the same definition (crc32 of "123456789" is 0xCBF43926). */
 DG_API uint32_t dg_crc32(const void *bytes, size_t n);
@@ -123,7 +125,8 @@ DG_API dg_status dg_checkpoint_set_metadata(dg_checkpoint *ck, const char *key,
 /* Writes every tensor added (and, for an opened file, every tensor it holds) and the metadata
  * to `path` atomically: a temporary file in the same directory, fsync, rename over `path`,
  * fsync of the directory. A process killed at any point leaves either the old file or the new
- * one, never a mix (a stray "<path>.tmp.XXXXXX" may remain after a kill). DG_ERR_IO naming
+ * one, never a mix (a stray "<path>.tmp.XXXXXX" may remain after a kill). The new file gets
+ * the mode of the file it replaces, else 0644. DG_ERR_IO naming
  * the file and the system's reason on failure, and `path` is then untouched. */
 DG_API dg_status dg_checkpoint_save(dg_checkpoint *ck, const char *path);
 

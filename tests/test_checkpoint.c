@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dagrad.h"
@@ -553,6 +554,9 @@ START_TEST(names_and_metadata_are_escaped)
     fclose(f);
     ck_assert_int_eq(len[0] % 8, 0);
     dg_checkpoint_free(ck);
+    struct stat info;
+    ck_assert_int_eq(stat(path, &info), 0);
+    ck_assert_int_eq(info.st_mode & 0777, 0644); /* not mkstemp's 0600 */
     unlink(path);
 }
 END_TEST

@@ -405,9 +405,6 @@ static dg_status parse(dg_checkpoint *ck)
     }
     if (status == DG_OK && !cJSON_IsObject(root))
         status = dg__ck_fail(ck, DG_ERR_FORMAT, "the header is not a JSON object");
-    int entries = status == DG_OK ? cJSON_GetArraySize(root) : 0;
-    if (status == DG_OK && !reserve_tensors(ck, entries > 0 ? entries : 1))
-        status = dg__ck_fail(ck, DG_ERR_NOMEM, "out of memory for %d tensors", entries);
     bool seen_metadata = false;
     for (const cJSON *item = status == DG_OK ? root->child : NULL; item; item = item->next) {
         if (strcmp(item->string, METADATA_KEY) == 0) {
@@ -419,6 +416,13 @@ static dg_status parse(dg_checkpoint *ck)
             if ((status = parse_metadata(ck, item)) != DG_OK)
                 break;
             continue;
+        }
+        /* Grown one entry at a time, as entries validate: a header of many bad entries
+         * fails at the first one without a large allocation. */
+        if (!reserve_tensors(ck, 1)) {
+            status = dg__ck_fail(ck, DG_ERR_NOMEM, "out of memory for %d tensors",
+                                 ck->n_tensors + 1);
+            break;
         }
         struct dg__st_tensor *t = &ck->tensors[ck->n_tensors];
         memset(t, 0, sizeof *t);
@@ -649,10 +653,10 @@ uint32_t dg_crc32(const void *bytes, size_t n)
 uint32_t dg_checkpoint_crc32(const dg_checkpoint *ck, int index)
 {
     if (ck == NULL || ck->status != DG_OK || index < 0 || index >= ck->n_tensors ||
-        ck->tensors[index].transpose || ck->buffer == NULL)
+        ck->tensors[index].transpose || ck->tensors[index].data == NULL)
         return 0;
     const struct dg__st_tensor *t = &ck->tensors[index];
-    return dg_crc32(t->data, (size_t)(t->end - t->begin));
+    return dg_crc32(t->data, (size_t)t->numel * dg__st_dtype_size(t->dtype));
 }
 
 int dg_checkpoint_metadata_count(const dg_checkpoint *ck)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A growing string; `failed` once an allocation failed. */
@@ -206,6 +207,9 @@ dg_status dg_checkpoint_save(dg_checkpoint *ck, const char *path)
     if (fd < 0) {
         failed_step = "creating a temporary file";
     } else {
+        /* mkstemp makes the file 0600: give it the mode of the file it replaces, else 0644. */
+        struct stat old;
+        fchmod(fd, stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644);
         unsigned char length[8];
         for (int i = 0; i < 8; i++)
             length[i] = (unsigned char)((uint64_t)header.len >> (8 * i));
