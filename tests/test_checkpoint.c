@@ -554,9 +554,9 @@ START_TEST(names_and_metadata_are_escaped)
     fclose(f);
     ck_assert_int_eq(len[0] % 8, 0);
     dg_checkpoint_free(ck);
-    struct stat info;
-    ck_assert_int_eq(stat(path, &info), 0);
-    ck_assert_int_eq(info.st_mode & 0777, 0644); /* not mkstemp's 0600 */
+    struct stat mode;
+    ck_assert_int_eq(stat(path, &mode), 0);
+    ck_assert_int_eq(mode.st_mode & 0777, 0644); /* not mkstemp's 0600 */
     unlink(path);
 }
 END_TEST
