@@ -137,7 +137,8 @@ DG_API dg_status dg_checkpoint_save(dg_checkpoint *ck, const char *path);
  *   optimizer   when not NULL: every state slot of every parameter as
  *               "optimizer.state.<i>.<slot>" (PyTorch's state_dict names: exp_avg, ...), and
  *               metadata: the optimizer's name, step count (= the schedule's position), the
- *               lr it will use next, and "optimizer.param.<i>" = the parameter's name
+ *               lr it will use next, and "optimizer.param.<i>" = the parameter's name in
+ *               the file (prefix included)
  *   fit         when not NULL: the training loop's position (dagrad_train.h)
  *   rng         when not NULL: a generator's 256-bit state
  *   transpose_2d  2-D parameters written transposed, [in, out] -> [out, in], the layout of
@@ -166,12 +167,14 @@ DG_API dg_status dg_save_checkpoint(dg_graph *g, const char *path, const dg_save
  *                 tensors are ignored. Shapes must match (DG_ERR_SHAPE; with transpose_2d a
  *                 2-D file tensor is transposed first); dtypes must convert to float32
  *                 (DG_ERR_DTYPE otherwise).
- *   optimizer     when not NULL: same kind and parameter count, every slot present with the
- *                 element count of its parameter, and the step count
+ *   optimizer     when not NULL: same kind and parameter count, parameter i of the same name
+ *                 (mapped like the parameters' names), every slot present with the element
+ *                 count of its parameter, and the step count
  *   fit, rng      when not NULL: restored from the metadata, which must hold them
  *   n_loaded      when not NULL, receives how many parameters were loaded
  * Everything is checked before anything is written: on error the graph's parameters, the
- * optimizer, *fit and *rng are unchanged. */
+ * optimizer, *fit and *rng are unchanged (except after an out-of-memory failure of the
+ * scratch buffer a transposed tensor needs, which may leave earlier tensors loaded). */
 typedef struct dg_load_options {
     bool params;
     bool partial;

@@ -640,6 +640,59 @@ START_TEST(optimizer_state_round_trip)
 }
 END_TEST
 
+/* An Adam optimizer over the net's parameters, in the given order of (weight, bias) layers. */
+static dg_optim *net_optimizer(struct net *n, bool fc2_first)
+{
+    dg_node *loss = dg_sum(n->g, n->out, 0, NULL, false);
+    dg_node *params[4], *grads[4];
+    int count = 0;
+    ck_assert_int_eq(dg_grad_params(n->g, loss, 4, params, grads, &count), DG_OK);
+    ck_assert_int_eq(count, 4);
+    if (fc2_first) {
+        dg_node *p[4] = {params[2], params[3], params[0], params[1]};
+        dg_node *q[4] = {grads[2], grads[3], grads[0], grads[1]};
+        memcpy(params, p, sizeof p);
+        memcpy(grads, q, sizeof q);
+    }
+    dg_adam_config cfg = DG_ADAM_DEFAULTS;
+    return dg_optim_new_adam(4, params, grads, &cfg);
+}
+
+START_TEST(optimizer_state_follows_parameter_names)
+{
+    struct net a, b;
+    build_net(&a, 1);
+    build_net(&b, 2);
+    dg_optim *opt_a = net_optimizer(&a, false);
+    dg_optim *swapped = net_optimizer(&b, true);
+    dg_optim *same = net_optimizer(&b, false);
+    char path[512], msg[1024];
+    tmp_path("names.safetensors", path, sizeof path);
+    dg_save_options so = DG_SAVE_DEFAULTS;
+    so.optimizer = opt_a;
+    so.prefix = "model.";
+    ck_assert_int_eq(dg_save_checkpoint(a.g, path, &so), DG_OK);
+    dg_load_options lo = DG_LOAD_DEFAULTS;
+    lo.strip_prefix = "model.";
+    lo.optimizer = swapped;
+    ck_assert_int_eq(dg_load_checkpoint(b.g, path, &lo), DG_ERR_INVALID_ARG);
+    snprintf(msg, sizeof msg, "load: %s: optimizer parameter 0 is 'fc1.weight' in the file but "
+             "'fc2.weight' in the optimizer", path);
+    ck_assert_str_eq(dg_graph_error(b.g), msg);
+    ck_assert(!same_param(a.w1, b.w1)); /* nothing loaded */
+    dg_graph_clear_error(b.g);
+    lo.optimizer = same;
+    ck_assert_int_eq(dg_load_checkpoint(b.g, path, &lo), DG_OK);
+    ck_assert(same_param(a.w1, b.w1));
+    unlink(path);
+    dg_optim_free(opt_a);
+    dg_optim_free(swapped);
+    dg_optim_free(same);
+    dg_graph_free(a.g);
+    dg_graph_free(b.g);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -658,6 +711,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(graph, params_round_trip);
     tcase_add_test(graph, load_errors_name_file_and_tensor);
     tcase_add_test(graph, optimizer_state_round_trip);
+    tcase_add_test(graph, optimizer_state_follows_parameter_names);
     suite_add_tcase(s, graph);
     return s;
 }

@@ -71,7 +71,8 @@ static void set_meta_double(dg_checkpoint *ck, const char *key, double v)
     dg_checkpoint_set_metadata(ck, key, buf);
 }
 
-static void add_optimizer(dg_checkpoint *ck, dg_optim *opt, bool transpose_2d)
+static void add_optimizer(dg_checkpoint *ck, dg_optim *opt, bool transpose_2d,
+                          const char *prefix)
 {
     if (dg_optim_status(opt) != DG_OK) {
         dg__ck_fail(ck, DG_ERR_INVALID_ARG, "save: the optimizer is unusable: %s",
@@ -88,8 +89,12 @@ static void add_optimizer(dg_checkpoint *ck, dg_optim *opt, bool transpose_2d)
     for (int i = 0; i < n; i++) {
         dg_node *param = dg_optim_param_node(opt, i);
         snprintf(key, sizeof key, "optimizer.param.%d", i);
+        /* The name the parameter has in the file, prefix included. */
         const char *pname = param ? dg_node_name(param) : NULL;
-        dg_checkpoint_set_metadata(ck, key, pname ? pname : "");
+        char stored[512];
+        snprintf(stored, sizeof stored, "%s%s", pname && prefix ? prefix : "",
+                 pname ? pname : "");
+        dg_checkpoint_set_metadata(ck, key, stored);
         for (int s = 0; s < dg_optim_state_count(opt); s++) {
             const char *slot = dg_optim_state_name(opt, s);
             int64_t numel = 0;
@@ -172,7 +177,7 @@ dg_status dg_save_checkpoint(dg_graph *g, const char *path, const dg_save_option
     }
     free(params);
     if (opts->optimizer)
-        add_optimizer(ck, opts->optimizer, opts->transpose_2d);
+        add_optimizer(ck, opts->optimizer, opts->transpose_2d, opts->prefix);
     if (opts->fit)
         add_fit_state(ck, opts->fit);
     if (opts->rng)
@@ -383,9 +388,11 @@ static bool check_params(dg_graph *g, const dg_checkpoint *ck, const dg_load_opt
 }
 
 /* Checks the optimizer part; fills slot_source[i * n_slots + s]. */
-static bool check_optimizer(dg_graph *g, const dg_checkpoint *ck, dg_optim *opt,
-                            bool transpose, int *slot_source, long long *step)
+static bool check_optimizer(dg_graph *g, const dg_checkpoint *ck, const dg_load_options *o,
+                            int *slot_source, long long *step)
 {
+    dg_optim *opt = o->optimizer;
+    bool transpose = o->transpose_2d;
     if (dg_optim_status(opt) != DG_OK) {
         dg_graph_set_error(g, DG_ERR_INVALID_ARG, "load: the optimizer is unusable: %s",
                            dg_optim_error(opt));
@@ -409,8 +416,22 @@ static bool check_optimizer(dg_graph *g, const dg_checkpoint *ck, dg_optim *opt,
                            "the optimizer has %d", label_of(ck), count, n);
         return false;
     }
-    char key[96];
+    char key[96], mapped[512];
     for (int i = 0; i < n; i++) {
+        /* The state of parameter i must be that of the same parameter (by name, mapped like
+         * the parameters), not of another one with as many elements. */
+        snprintf(key, sizeof key, "optimizer.param.%d", i);
+        const char *saved = dg_checkpoint_metadata(ck, key);
+        dg_node *node = dg_optim_param_node(opt, i);
+        if (saved != NULL && saved[0] != '\0' && node != NULL && dg_node_name(node) != NULL) {
+            map_name(saved, o, NULL, 0, mapped, sizeof mapped);
+            if (strcmp(mapped, dg_node_name(node)) != 0) {
+                dg_graph_set_error(g, DG_ERR_INVALID_ARG, "load: %s: optimizer parameter %d is "
+                                   "'%s' in the file but '%s' in the optimizer", label_of(ck),
+                                   i, mapped, dg_node_name(node));
+                return false;
+            }
+        }
         for (int s = 0; s < n_slots; s++) {
             const char *slot = dg_optim_state_name(opt, s);
             snprintf(key, sizeof key, "optimizer.state.%d.%s", i, slot);
@@ -465,7 +486,7 @@ dg_status dg_load_checkpoint_from(dg_graph *g, dg_checkpoint *ck, const dg_load_
     dg_rng rng;
     bool ok = (!o->params || check_params(g, ck, o, params, n_params, source)) &&
               (!o->optimizer ||
-               check_optimizer(g, ck, o->optimizer, o->transpose_2d, slot_source, &step)) &&
+               check_optimizer(g, ck, o, slot_source, &step)) &&
               (!o->fit || parse_fit_state(g, ck, &fit)) && (!o->rng || parse_rng(g, ck, &rng));
     int loaded = 0;
     /* Everything is checked: from here on only an allocation for a transpose can fail. */
