@@ -47,7 +47,8 @@ typedef struct dg_tensor_info {
     int ndim;              /* 0 .. DG_MAX_DIMS */
     int64_t shape[DG_MAX_DIMS];
     int64_t numel;         /* product of the shape (1 for a scalar) */
-    uint64_t offset;       /* byte offset of the data within the data section */
+    uint64_t offset;       /* byte offset of the data within the data section (for an
+                              added tensor: where dg_checkpoint_save will put it) */
     uint64_t nbytes;       /* numel * element size */
     const void *data;      /* raw little-endian bytes (opened files), or the caller's array */
 } dg_tensor_info;

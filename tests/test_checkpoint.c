@@ -501,6 +501,12 @@ START_TEST(writer_refuses_bad_input)
 {
     dg_checkpoint *ck = dg_checkpoint_new();
     ck_assert_int_eq(dg_checkpoint_add_f32(ck, "a", 1, (int64_t[]){2}, six, false), DG_OK);
+    ck_assert_int_eq(dg_checkpoint_add_f32(ck, "b", 2, (int64_t[]){2, 2}, six, false), DG_OK);
+    dg_tensor_info info;
+    ck_assert_int_eq(dg_checkpoint_tensor(ck, 1, &info), DG_OK);
+    ck_assert_int_eq(info.offset, 8);
+    ck_assert_int_eq(info.nbytes, 16);
+    ck_assert_uint_eq(dg_checkpoint_crc32(ck, 1), dg_crc32(six, 16));
     ck_assert_int_eq(dg_checkpoint_add_f32(ck, "a", 1, (int64_t[]){2}, six, false),
                      DG_ERR_INVALID_ARG);
     ck_assert_str_eq(dg_checkpoint_error(ck), "checkpoint: (memory): add: tensor 'a' is "

@@ -716,6 +716,9 @@ dg_status dg_checkpoint_add_f32(dg_checkpoint *ck, const char *name, int ndim,
     if (data == NULL && t.numel > 0)
         return dg__ck_fail(ck, DG_ERR_INVALID_ARG, "add: tensor '%s': data is NULL", name);
     t.data = data;
+    /* The byte range the tensor will have in the saved file (tensors are written in order). */
+    t.begin = ck->n_tensors > 0 ? ck->tensors[ck->n_tensors - 1].end : 0;
+    t.end = t.begin + (uint64_t)t.numel * sizeof(float);
     if (!reserve_tensors(ck, 1) || (t.name = copy_string(name)) == NULL)
         return dg__ck_fail(ck, DG_ERR_NOMEM, "out of memory");
     ck->tensors[ck->n_tensors++] = t;
