@@ -632,16 +632,13 @@ dg_status dg_checkpoint_read_f32(dg_checkpoint *ck, int index, float *out, int64
 
 uint32_t dg_crc32(const void *bytes, size_t n)
 {
-    static uint32_t table[256];
-    static volatile int ready = 0;
-    if (!ready) { /* idempotent: racing threads write the same values */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+    /* The byte table is rebuilt per call (2048 steps): no shared state between threads. */
+    uint32_t table[256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[i] = c;
     }
     const unsigned char *p = bytes;
     uint32_t crc = 0xFFFFFFFFu;
