@@ -41,6 +41,21 @@ typedef struct dg_fit_data {
 typedef double (*dg_metric_fn)(const float *output, const void *targets, int64_t batch,
                                int64_t output_per_example, void *user);
 
+/* Where a training run stands: what dg_fit needs to continue exactly where it stopped, and
+ * what a checkpoint records of it. A zeroed struct is a fresh start.
+ * The shuffle of epoch e is a permutation drawn from dg_rng_split(seed, e), and the dropout
+ * masks of a batch are a function of (seed, step), so (epoch, step, seed) is the whole
+ * position of both random streams. */
+typedef struct dg_fit_state {
+    int epoch;                  /* epochs completed */
+    int64_t step;               /* batches trained so far (the dropout stream position) */
+    uint64_t seed;              /* the seed the run was started with */
+    double best_loss;           /* best monitored loss so far; meaningful when best_epoch > 0 */
+    int best_epoch;             /* epoch of best_loss, 0 before the first evaluation */
+    int epochs_without_improvement;
+    bool stopped_early;         /* the last dg_fit call ended by early stopping */
+} dg_fit_state;
+
 typedef struct dg_fit_config {
     int epochs;              /* 1 */
     int64_t batch_size;      /* 32; the last partial batch of an epoch is trained on, too */
@@ -59,6 +74,24 @@ typedef struct dg_fit_config {
     void *metric_user;
     const char *metric_name;
     int64_t eval_batch_size; /* 0: batch_size */
+
+    /* Resuming, checkpoints and early stopping (docs/checkpoints.md). The monitored loss is
+     * the validation loss, or the training loss when there is no validation data. */
+    dg_fit_state *state;     /* NULL: every call starts at epoch 1, step 0. Else in/out: the
+                                call trains epochs state->epoch + 1 .. state->epoch + epochs,
+                                continuing the shuffle and dropout streams, and leaves the
+                                new position here; a second call with the same state goes on
+                                where the first stopped */
+    const char *resume_path; /* a checkpoint written by dg_fit (or with params, optimizer and
+                                fit state): loaded into the model, the optimizer and the
+                                position before training; the seed must be cfg.seed */
+    const char *checkpoint_path; /* written (atomically) at the end, and every
+                                checkpoint_every epochs when that is > 0: parameters,
+                                optimizer state and position, enough to resume */
+    int checkpoint_every;
+    const char *best_path;   /* written when the monitored loss improves: the same content */
+    int patience;            /* > 0: stop after this many epochs without improvement */
+    double min_delta;        /* an improvement is a loss below best - min_delta (>= 0) */
 } dg_fit_config;
 #define DG_FIT_DEFAULTS ((dg_fit_config){.epochs = 1, .batch_size = 32, .shuffle = true, \
                                          .verbose = 1})
@@ -85,7 +118,11 @@ DG_API dg_status dg_plot_history(const dg_epoch_stats *history, int n_epochs,
 
 /* Trains `model` with `opt` (made over the model's parameters and the gradient nodes from
  * dg_grad) for cfg->epochs epochs over `train`, evaluating on `val` (may be NULL) after each
- * epoch in evaluation mode (dropout off). history, when not NULL, receives cfg->epochs entries.
+ * epoch in evaluation mode (dropout off). history, when not NULL, receives cfg->epochs entries
+ * (with early stopping, the entries of epochs not run have epoch == 0; with cfg->state or
+ * resume_path, `epoch` is the run's epoch number, not the index in history). Resuming from a
+ * state or a checkpoint gives bitwise the results of an uninterrupted run with the same seed
+ * and thread count.
  * The same seed and thread count give bitwise-identical results. Returns DG_OK or the first
  * error (message on the graph, or from the optimizer). */
 DG_API dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,

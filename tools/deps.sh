@@ -4,7 +4,7 @@
 #   tools/deps.sh            build + test dependencies
 #   tools/deps.sh demo       ... plus the Fashion-MNIST data set
 set -eu
-packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev graphviz"
+packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev libcjson-dev graphviz"
 if [ "${1:-}" = demo ]; then
     packages="$packages dataset-fashion-mnist"
 fi

@@ -281,7 +281,79 @@ static dg_status check_config(dg_graph *g, const dg_fit_config *cfg)
                            (long long)cfg->batch_size, (long long)cfg->eval_batch_size);
         return DG_ERR_INVALID_ARG;
     }
+    if (cfg->checkpoint_every < 0 || cfg->patience < 0 || !(cfg->min_delta >= 0) ||
+        !isfinite(cfg->min_delta)) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: checkpoint_every %d and patience %d "
+                           "must be >= 0, min_delta %g finite and >= 0", cfg->checkpoint_every,
+                           cfg->patience, cfg->min_delta);
+        return DG_ERR_INVALID_ARG;
+    }
     return DG_OK;
+}
+
+/* The position to start from: cfg->state, else a fresh start; then resume_path when set.
+ * A run continued with another seed would not be the same run: refused. */
+static dg_status start_state(const dg_model *model, dg_optim *opt, const dg_fit_config *cfg,
+                             dg_fit_state *run)
+{
+    if (cfg->state != NULL)
+        *run = *cfg->state;
+    else
+        memset(run, 0, sizeof *run);
+    if (cfg->resume_path != NULL) {
+        dg_load_options lo = DG_LOAD_DEFAULTS;
+        lo.optimizer = opt;
+        lo.fit = run;
+        dg_status st = dg_load_checkpoint(model->graph, cfg->resume_path, &lo);
+        if (st != DG_OK)
+            return st;
+    }
+    bool fresh = run->epoch == 0 && run->step == 0;
+    if (fresh) {
+        run->seed = cfg->seed;
+    } else if (run->seed != cfg->seed) {
+        dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG, "fit: resuming a run made with "
+                           "seed %llu, but cfg.seed is %llu (the shuffle and dropout streams "
+                           "would differ)", (unsigned long long)run->seed,
+                           (unsigned long long)cfg->seed);
+        return DG_ERR_INVALID_ARG;
+    }
+    run->stopped_early = false;
+    return DG_OK;
+}
+
+static dg_status save_checkpoint(const dg_model *model, dg_optim *opt, const dg_fit_state *run,
+                                 const char *path)
+{
+    dg_save_options so = DG_SAVE_DEFAULTS;
+    so.optimizer = opt;
+    so.fit = run;
+    return dg_save_checkpoint(model->graph, path, &so);
+}
+
+/* After an epoch: improvement bookkeeping, checkpoints; *stop when patience runs out. */
+static dg_status after_epoch(const dg_model *model, dg_optim *opt, const dg_fit_config *cfg,
+                             dg_fit_state *run, double monitored, bool last, bool *stop)
+{
+    dg_status st = DG_OK;
+    bool improved = !isnan(monitored) &&
+                    (run->best_epoch == 0 || monitored < run->best_loss - cfg->min_delta);
+    if (improved) {
+        run->best_loss = monitored;
+        run->best_epoch = run->epoch;
+        run->epochs_without_improvement = 0;
+    } else {
+        run->epochs_without_improvement++;
+    }
+    *stop = cfg->patience > 0 && run->epochs_without_improvement >= cfg->patience;
+    run->stopped_early = *stop;
+    if (improved && cfg->best_path != NULL)
+        st = save_checkpoint(model, opt, run, cfg->best_path);
+    bool due = last || *stop || (cfg->checkpoint_every > 0 &&
+                                 run->epoch % cfg->checkpoint_every == 0);
+    if (st == DG_OK && due && cfg->checkpoint_path != NULL)
+        st = save_checkpoint(model, opt, run, cfg->checkpoint_path);
+    return st;
 }
 
 /* The training plan computes the loss, the output and every gradient the optimizer reads. */
@@ -358,6 +430,10 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
                            "fit: the optimizer is NULL or unusable");
         return DG_ERR_INVALID_ARG;
     }
+    /* Loaded before the plans are made, so that nothing sees the old parameters. */
+    dg_fit_state start;
+    if ((st = start_state(model, opt, cfg, &start)) != DG_OK)
+        return st;
     int64_t eval_batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
     /* Batch buffers hold at most what the data can fill. */
     int64_t max_batch = cfg->batch_size < train->n ? cfg->batch_size : train->n;
@@ -380,19 +456,28 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
                            (long long)train->n);
     lp.accuracy = st == DG_OK && wants_accuracy(model, train, cfg);
     struct dg__progress progress;
-    dg_status progress_st = dg__progress_open(&progress, cfg, train->n, dg_optim_base_lr(opt));
+    /* Progress shows "epoch 3/3" for the one epoch of a run resumed after two. */
+    dg_fit_config shown = *cfg;
+    shown.epochs = start.epoch + cfg->epochs;
+    dg_status progress_st = dg__progress_open(&progress, &shown, train->n, dg_optim_base_lr(opt));
     if (progress_st != DG_OK && st == DG_OK) {
         dg_graph_set_error(model->graph, progress_st, "fit: %s", progress.error);
         st = progress_st;
     }
-    int64_t step = 0;
     for (int64_t i = 0; st == DG_OK && i < train->n; i++)
         order[i] = i;
-    for (int epoch = 1; st == DG_OK && epoch <= cfg->epochs; epoch++) {
+    for (int k = 0; history != NULL && k < cfg->epochs; k++)
+        history[k] = (dg_epoch_stats){.epoch = 0, .loss = NAN, .accuracy = NAN, .metric = NAN,
+                                      .val_loss = NAN, .val_accuracy = NAN, .val_metric = NAN};
+    dg_fit_state run = start;
+    bool started = st == DG_OK;
+    bool stop = false;
+    for (int k = 0; st == DG_OK && !stop && k < cfg->epochs; k++) {
+        int epoch = run.epoch + 1;
         dg_epoch_stats es = {.epoch = epoch, .val_loss = NAN, .val_accuracy = NAN,
                              .val_metric = NAN};
         dg__progress_epoch_start(&progress, epoch);
-        st = train_epoch(&lp, plan, opt, train, order, epoch, &step, &progress, &es);
+        st = train_epoch(&lp, plan, opt, train, order, epoch, &run.step, &progress, &es);
         es.lr = dg_optim_lr(opt);
         if (st == DG_OK && val != NULL)
             st = evaluate_with(&lp, eval_plan, val, eval_batch, &es.val_loss,
@@ -401,10 +486,15 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
             st = dg_optim_status(opt);
         if (st != DG_OK)
             break;
+        run.epoch = epoch;
         dg__progress_epoch_end(&progress, &es);
         if (history)
-            history[epoch - 1] = es;
+            history[k] = es;
+        st = after_epoch(model, opt, cfg, &run, val != NULL ? es.val_loss : es.loss,
+                         k + 1 == cfg->epochs, &stop);
     }
+    if (cfg->state != NULL && started)
+        *cfg->state = run;
     if (st != DG_OK && dg_graph_status(model->graph) == DG_OK && dg_optim_error(opt)[0])
         dg_graph_set_error(model->graph, st, "fit: %s", dg_optim_error(opt));
     if (dg__progress_close(&progress) != DG_OK && st == DG_OK) {
