@@ -284,6 +284,25 @@ DG_API int dg_plan_node_count(const dg_plan *p);
 DG_API size_t dg_plan_arena_bytes(const dg_plan *p);
 DG_API size_t dg_plan_unshared_bytes(const dg_plan *p);
 
+/* The gradient block: lays the values of `grads` (outputs of the plan, float32, typically the
+ * gradients dg_grad_params returned) out in one contiguous float array, entry k at element
+ * offset dg_plan_grad_block_offset(p, k) = sum of the element counts of entries 0..k-1 (no
+ * padding), in the order given, so that clipping, an optimizer or an allreduce can touch one
+ * array. The block's length is the sum of the entries' element counts at the plan's current
+ * shapes. Each op value listed is computed straight into the block (dg_data of it then points
+ * into the block); an entry that cannot live there (a node listed twice, a leaf or an input)
+ * is copied into its place at the end of every dg_run. Re-plans memory (the arena may move);
+ * n == 0 removes the block. Errors: DG_ERR_INVALID_ARG (n < 0, NULL array, a node that is not
+ * an output or not in the plan), DG_ERR_DTYPE (int32), DG_ERR_STATE (the plan's last shape
+ * change failed), DG_ERR_NOMEM. */
+DG_API dg_status dg_plan_set_grad_block(dg_plan *p, int n, dg_node *const *grads);
+/* The block and its length in floats (*numel, when not NULL); NULL and 0 without a block.
+ * Writable: what is written there is what dg_data shows for the entries until the next run.
+ * Valid as long as dg_data pointers (see dg_data). */
+DG_API float *dg_plan_grad_block(dg_plan *p, int64_t *numel);
+/* The element offset of entry `entry` in the block; -1 when out of range or no block. */
+DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,8 +84,9 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
     bool *needed = calloc((size_t)p->n_values, sizeof *needed);
     p->steps = malloc((size_t)p->n_values * sizeof *p->steps);
     p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
-    if (p->values == NULL || needed == NULL || p->steps == NULL || p->outputs == NULL ||
-        !mark_reachable(g, n_outputs, outputs, needed)) {
+    p->block_offset = calloc(1, sizeof *p->block_offset);
+    if (p->values == NULL || p->block_offset == NULL || needed == NULL || p->steps == NULL ||
+        p->outputs == NULL || !mark_reachable(g, n_outputs, outputs, needed)) {
         free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
@@ -95,6 +96,8 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         const dg_node *n = g->nodes[i];
         struct dg_plan_value *v = &p->values[i];
         v->shape = n->shape;
+        v->root = i;
+        v->block_entry = -1;
         v->slot = -1;
         v->last_use = -1;
         switch (n->kind) {
@@ -141,6 +144,9 @@ void dg_plan_free(dg_plan *p)
     free(p->outputs);
     free(p->slot_bytes);
     free(p->slot_offset);
+    free(p->block_nodes);
+    free(p->block_offset);
+    free(p->block_copy);
     free(p->arena);
     free(p);
 }

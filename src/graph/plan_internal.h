@@ -20,8 +20,14 @@ struct dg_plan_value {
     enum dg_value_home home;
     struct dg_shape shape;   /* at the plan's current input shapes */
     bool pinned;             /* an output: its slot is never shared */
-    int slot;                /* DG_HOME_ARENA: index into plan->slot_* */
-    int last_use;            /* step index of the last reader of the data; -1 none */
+    bool is_view;            /* aliases the storage of `root` (a view op in a shared plan) */
+    bool held;               /* a root read through a pinned view: kept like a pinned value */
+    int root;                /* the node whose storage this value uses: itself unless a view */
+    int slot;                /* DG_HOME_ARENA: index into plan->slot_*; -1 in the grad block */
+    int block_entry;         /* placed at this entry of the gradient block; -1 none */
+    int64_t offset;          /* DG_HOME_ARENA, not a view: byte offset of the data in the arena */
+    int last_use;            /* step index of the last reader of the data, through any view
+                                of it when it is a root; -1 none */
     void *input_buffer;      /* DG_HOME_INPUT: owned */
     int64_t input_capacity;  /* elements allocated in input_buffer */
     bool fed;
@@ -48,6 +54,13 @@ struct dg_plan {
     size_t arena_bytes;           /* what the current shapes need */
     size_t arena_capacity;        /* what is allocated (the arena only grows) */
     size_t unshared_bytes;
+    /* gradient block (dg_plan_set_grad_block): n_block entries laid out densely in the given
+     * order from the arena's start. An op value that appears first in the list lives there;
+     * other entries (repeats, leaves, inputs) are copied in at the end of each run. */
+    int n_block;
+    int *block_nodes;             /* node index per entry */
+    int64_t *block_offset;        /* element offset per entry; n_block + 1 entries */
+    bool *block_copy;             /* entry filled by a copy after the steps */
 };
 
 /* Builds a plan; share_memory false gives every value its own slot (tests compare both). */

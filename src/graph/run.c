@@ -69,17 +69,31 @@ dg_status dg_run(dg_plan *p)
     struct dg_tensor in[DG_MAX_INPUTS];
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
+        const struct dg_plan_value *v = &p->values[n->index];
+        if (v->is_view)
+            continue; /* aliases its root's storage: nothing to compute */
+        void *out_data = dg__plan_value_data(p, n->index);
+        const struct dg_op_def *def = dg__op_def(n->op);
+        if (def->view) {
+            /* A view given memory of its own (the unshared reference plan, the gradient
+             * block): the same elements, copied. */
+            memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
+                   (size_t)dg__numel(&v->shape) * 4);
+            continue;
+        }
         for (int i = 0; i < n->n_inputs; i++) {
             int idx = n->inputs[i]->index;
             in[i].data = dg__plan_value_data(p, idx);
             in[i].shape = p->values[idx].shape;
         }
-        struct dg_tensor out = {
-            .data = dg__plan_value_data(p, n->index),
-            .shape = p->values[n->index].shape,
-        };
-        dg__op_def(n->op)->forward(&n->attrs, n->n_inputs, in, &out, &ctx);
+        struct dg_tensor out = {.data = out_data, .shape = v->shape};
+        def->forward(&n->attrs, n->n_inputs, in, &out, &ctx);
     }
+    /* Gradient-block entries that could not be computed in place there. */
+    for (int k = 0; k < p->n_block; k++)
+        if (p->block_copy[k])
+            memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
+                   (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
     return DG_OK;
 }
 

@@ -105,6 +105,9 @@ struct dg_op_def {
     const char *name;
     int n_inputs;               /* -1: variadic (1 .. DG_MAX_INPUTS) */
     bool can_inplace;           /* output may overwrite input 0 when its last use is this op */
+    bool view;                  /* output is input 0's elements in the same order under another
+                                   shape: the planner aliases input 0's storage and runs no
+                                   kernel (forward is NULL); see docs/architecture.md */
     uint32_t shape_only_inputs; /* bit i: input i is read for its shape only, never its data */
     bool not_differentiable;    /* explicit: backward is NULL on purpose (comparison masks) */
     dg_infer_fn infer;

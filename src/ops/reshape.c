@@ -7,9 +7,9 @@
  *   reshape_as: out has like's shape (like is read for its shape only).
  *   backward of both: dx = reshape_as(grad, x) (x's plan-time shape, so it follows the batch).
  *
- * The planner has no views yet, so the forward is a copy (skipped when the planner runs the
- * op in place: out and x share storage, and element i of out is element i of x). Layout ops
- * move 4-byte elements whatever their type, so int32 values reshape too (without gradient).
+ * Both are views: the planner aliases x's storage (element i of out is element i of x), so
+ * they have no kernel. Layout ops move 4-byte elements whatever their type, so int32 values
+ * reshape too (without gradient).
  */
 #include "op.h"
 
@@ -19,7 +19,7 @@
 #include <omp.h>
 
 /* Copies n 4-byte elements, in contiguous chunks across threads for large tensors; nothing
- * when dst == src (the op ran in place). Shared by the layout ops and stop_gradient. */
+ * when dst == src (the op ran in place). Shared by the layout ops. */
 void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx)
 {
     if (dst == src || n <= 0)
@@ -64,13 +64,6 @@ static dg_status reshape_infer(const union dg_attrs *attrs, int n_inputs,
     return DG_OK;
 }
 
-static void reshape_forward(const union dg_attrs *attrs, int n_inputs,
-                            const struct dg_tensor *in, struct dg_tensor *out,
-                            const struct dg_exec_ctx *ctx)
-{
-    dg__layout_copy(out->data, in[0].data, dg__numel(&out->shape), ctx);
-}
-
 /* dx = reshape_as(grad, x) */
 static dg_status reshape_backward(dg_graph *g, dg_node *node, dg_node *grad, dg_node **gin)
 {
@@ -90,8 +83,8 @@ static void reshape_label(const union dg_attrs *attrs, char *buf, size_t len)
 }
 
 const struct dg_op_def dg_op_reshape = {
-    .name = "reshape", .n_inputs = 1, .can_inplace = true,
-    .infer = reshape_infer, .forward = reshape_forward, .backward = reshape_backward,
+    .name = "reshape", .n_inputs = 1, .view = true,
+    .infer = reshape_infer, .backward = reshape_backward,
     .label = reshape_label,
 };
 
@@ -150,6 +143,6 @@ static dg_status reshape_as_backward(dg_graph *g, dg_node *node, dg_node *grad,
 }
 
 const struct dg_op_def dg_op_reshape_as = {
-    .name = "reshape_as", .n_inputs = 2, .can_inplace = true, .shape_only_inputs = 1u << 1,
-    .infer = reshape_as_infer, .forward = reshape_forward, .backward = reshape_as_backward,
+    .name = "reshape_as", .n_inputs = 2, .view = true, .shape_only_inputs = 1u << 1,
+    .infer = reshape_as_infer, .backward = reshape_as_backward,
 };
