@@ -452,11 +452,51 @@ START_TEST(random_graphs_planned_equal_unplanned)
 }
 END_TEST
 
+/* A plan too large for the offline placement (over a thousand buffers: the online allocator
+ * places them): a long chain with fan-out, views and in-place activations, and its gradient,
+ * planned == unplanned bitwise, and planned in less memory. */
+START_TEST(large_graph_online_placement)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){3, 5});
+    dg_node *w = dg_param(g, "w", 1, (int64_t[]){5});
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 99);
+    dg_test_fill_uniform(&rng, dg_param_data(w), 5, -1, 1);
+    dg_node *y = x, *skip = x;
+    for (int i = 0; i < 600; i++) {
+        dg_node *v = dg_reshape(g, y, 3, (int64_t[]){-1, 5, 1});
+        dg_node *a = i % 2 ? dg_tanh(g, v) : dg_relu(g, dg_add_scalar(g, v, -0.1f));
+        y = dg_add(g, dg_mul(g, dg_reshape(g, a, 2, (int64_t[]){-1, 5}), w), skip);
+        if (i % 7 == 0)
+            skip = dg_scale(g, y, 0.5f);
+    }
+    dg_node *loss = dg_sum(g, dg_square(g, y), 0, NULL, false), *grads[2];
+    ck_assert_int_eq(dg_grad(g, loss, 2, (dg_node *[]){w, x}, grads), DG_OK);
+    dg_node *outs[3] = {loss, grads[0], grads[1]};
+    dg_plan *shared = dg_compile(g, 3, outs);
+    dg_plan *unshared = dg__compile_ex(g, 3, outs, false);
+    ck_assert_int_gt(dg_plan_node_count(shared), 4000);
+    ck_assert_uint_lt(dg_plan_arena_bytes(shared), dg_plan_arena_bytes(unshared) / 4);
+    float data[15];
+    dg_test_fill_uniform(&rng, data, 15, -1, 1);
+    dg_feed(shared, x, data);
+    dg_feed(unshared, x, data);
+    ck_assert_int_eq(dg_run(shared), DG_OK);
+    ck_assert_int_eq(dg_run(unshared), DG_OK);
+    expect_same(shared, unshared, 3, outs, -1, "large graph");
+    dg_plan_free(shared);
+    dg_plan_free(unshared);
+    dg_graph_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("plan_random");
     TCase *tc = tcase_create("random");
     tcase_add_test(tc, random_graphs_planned_equal_unplanned);
+    tcase_add_test(tc, large_graph_online_placement);
     suite_add_tcase(suite, tc);
     return dg_test_run(suite);
 }

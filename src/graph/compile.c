@@ -98,7 +98,6 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         v->shape = n->shape;
         v->root = i;
         v->block_entry = -1;
-        v->slot = -1;
         v->last_use = -1;
         switch (n->kind) {
         case DG_NODE_PARAM:
@@ -142,8 +141,6 @@ void dg_plan_free(dg_plan *p)
     free(p->values);
     free(p->steps);
     free(p->outputs);
-    free(p->slot_bytes);
-    free(p->slot_offset);
     free(p->block_nodes);
     free(p->block_offset);
     free(p->block_copy);

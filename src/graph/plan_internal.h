@@ -23,7 +23,8 @@ struct dg_plan_value {
     bool is_view;            /* aliases the storage of `root` (a view op in a shared plan) */
     bool held;               /* a root read through a pinned view: kept like a pinned value */
     int root;                /* the node whose storage this value uses: itself unless a view */
-    int slot;                /* DG_HOME_ARENA: index into plan->slot_*; -1 in the grad block */
+    bool owns_range;         /* while planning: holds its buffer */
+    int buffer;              /* while planning: the buffer (arena range) it lives in */
     int block_entry;         /* placed at this entry of the gradient block; -1 none */
     int64_t offset;          /* DG_HOME_ARENA, not a view: byte offset of the data in the arena */
     int last_use;            /* step index of the last reader of the data, through any view
@@ -47,9 +48,6 @@ struct dg_plan {
                                      out of memory): feed and run refuse until a shape change
                                      succeeds */
     /* arena */
-    int n_slots;
-    int64_t *slot_bytes;
-    int64_t *slot_offset;
     char *arena;
     size_t arena_bytes;           /* what the current shapes need */
     size_t arena_capacity;        /* what is allocated (the arena only grows) */
