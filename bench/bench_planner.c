@@ -11,9 +11,12 @@
  *   planner_dispatch_ns_per_node
  *       time of one dg_run of a 10,000-node chain of scalar adds, divided by the nodes.
  *       Target: <= 1000 ns.
- *   planner_compile_10k_ms / _100k_ms / _ratio
+ *   planner_compile_10k_ms / _100k_ms / _200k_ms / _ratio / _ratio_200k_100k
  *       dg_compile of a chain with its backward pass (every forward value alive until its
- *       gradient is made) of about 10,000 and 100,000 nodes; linear scaling gives ~10.
+ *       gradient is made) of about 10,000, 100,000 and 200,000 nodes; linear scaling gives
+ *       ratios of ~10 and ~2. The 10k plan's data (graph nodes, plan values: ~3 MB) stays in
+ *       the caches from one compile to the next, the 100k plan's (~30 MB) does not, so the
+ *       10k -> 100k ratio also measures the memory hierarchy; 100k -> 200k shows the slope.
  *
  * Usage: bench_planner [--quick]   (--quick: fewer repetitions, for a smoke run)
  */
@@ -172,10 +175,15 @@ int main(int argc, char **argv)
     int steps_10k = 0, steps_100k = 0;
     double t10 = compile_time(10000, quick ? 3 : 11, &steps_10k);
     double t100 = compile_time(100000, quick ? 1 : 5, &steps_100k);
+    int steps_200k = 0;
+    double t200 = compile_time(200000, quick ? 1 : 3, &steps_200k);
     printf("planner_compile_10k_nodes %d nodes\n", steps_10k);
     printf("planner_compile_10k_ms %.2f ms\n", 1e3 * t10);
     printf("planner_compile_100k_nodes %d nodes\n", steps_100k);
     printf("planner_compile_100k_ms %.2f ms\n", 1e3 * t100);
+    printf("planner_compile_200k_nodes %d nodes\n", steps_200k);
+    printf("planner_compile_200k_ms %.2f ms\n", 1e3 * t200);
     printf("planner_compile_ratio %.2f ratio\n", t100 / t10);
+    printf("planner_compile_ratio_200k_100k %.2f ratio\n", t200 / t100);
     return 0;
 }
