@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "train/progress.h"
+#include "progress.h"
 
 /* A batch buffer above this many values (4 TiB of floats) is refused before malloc. */
 #define DG_MAX_BATCH_VALUES ((int64_t)1 << 40)
