@@ -17,6 +17,8 @@
  *       ratios of ~10 and ~2. The 10k plan's data (graph nodes, plan values: ~3 MB) stays in
  *       the caches from one compile to the next, the 100k plan's (~30 MB) does not, so the
  *       10k -> 100k ratio also measures the memory hierarchy; 100k -> 200k shows the slope.
+ *   planner_compile_cold_10k_ms / _100k_ms / _ratio
+ *       the same with the caches evicted before each compile (both sizes start cold).
  *
  * Usage: bench_planner [--quick]   (--quick: fewer repetitions, for a smoke run)
  */
@@ -134,10 +136,26 @@ static void dispatch(int reps)
     dg_graph_free(g);
 }
 
+/* Evicts the caches (writes and reads 64 MB, twice the last-level cache of the machine
+ * the figures were taken on), so that a compile starts cold whatever the graph's size. */
+static void evict_caches(void)
+{
+    static unsigned char *junk;
+    enum { JUNK = 64 << 20 };
+    if (junk == NULL && (junk = malloc(JUNK)) == NULL)
+        return;
+    volatile unsigned sum = 0;
+    for (size_t i = 0; i < JUNK; i += 64) {
+        junk[i] = (unsigned char)i;
+        sum += junk[i];
+    }
+}
+
 /* A chain of about `nodes` nodes, forward and backward: y = tanh(y) + x repeated, then the
  * gradient with respect to x (the backward pass keeps every forward value alive). Returns
- * the median dg_compile time in seconds and the plan's step count in *steps. */
-static double compile_time(int nodes, int reps, int *steps)
+ * the median dg_compile time in seconds and the plan's step count in *steps; `cold`: the
+ * caches are evicted before each compile. */
+static double compile_time(int nodes, int reps, bool cold, int *steps)
 {
     dg_graph *g = dg_graph_new();
     dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 8});
@@ -151,6 +169,8 @@ static double compile_time(int nodes, int reps, int *steps)
     dg_node *outs[2] = {loss, grad};
     double *t = malloc((size_t)reps * sizeof *t);
     for (int r = 0; r < reps; r++) {
+        if (cold)
+            evict_caches();
         double t0 = dg_bench_seconds();
         dg_plan *p = dg_compile(g, 2, outs);
         t[r] = dg_bench_seconds() - t0;
@@ -172,11 +192,10 @@ int main(int argc, char **argv)
     deep_mlp();
     recurrent_cell();
     dispatch(quick ? 5 : 51);
-    int steps_10k = 0, steps_100k = 0;
-    double t10 = compile_time(10000, quick ? 3 : 11, &steps_10k);
-    double t100 = compile_time(100000, quick ? 1 : 5, &steps_100k);
-    int steps_200k = 0;
-    double t200 = compile_time(200000, quick ? 1 : 3, &steps_200k);
+    int steps_10k = 0, steps_100k = 0, steps_200k = 0;
+    double t10 = compile_time(10000, quick ? 3 : 11, false, &steps_10k);
+    double t100 = compile_time(100000, quick ? 1 : 5, false, &steps_100k);
+    double t200 = compile_time(200000, quick ? 1 : 3, false, &steps_200k);
     printf("planner_compile_10k_nodes %d nodes\n", steps_10k);
     printf("planner_compile_10k_ms %.2f ms\n", 1e3 * t10);
     printf("planner_compile_100k_nodes %d nodes\n", steps_100k);
@@ -185,5 +204,11 @@ int main(int argc, char **argv)
     printf("planner_compile_200k_ms %.2f ms\n", 1e3 * t200);
     printf("planner_compile_ratio %.2f ratio\n", t100 / t10);
     printf("planner_compile_ratio_200k_100k %.2f ratio\n", t200 / t100);
+    /* The same from cold caches: what scaling costs when neither graph is cached. */
+    double c10 = compile_time(10000, quick ? 3 : 11, true, &steps_10k);
+    double c100 = compile_time(100000, quick ? 1 : 5, true, &steps_100k);
+    printf("planner_compile_cold_10k_ms %.2f ms\n", 1e3 * c10);
+    printf("planner_compile_cold_100k_ms %.2f ms\n", 1e3 * c100);
+    printf("planner_compile_cold_ratio %.2f ratio\n", c100 / c10);
     return 0;
 }

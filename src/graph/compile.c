@@ -11,31 +11,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Marks every node the outputs depend on, walking inputs with an explicit stack (no recursion,
- * so deep graphs cannot overflow the C stack). */
-static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
+/* Marks every node the outputs depend on. Inputs have smaller indices than their readers, so
+ * one sweep down from the last output sees every reader before its inputs: no stack, no
+ * recursion, and the nodes are read in memory order. */
+static void mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
 {
-    int *stack = malloc((size_t)g->n_nodes * sizeof *stack);
-    if (stack == NULL)
-        return false;
     int top = 0;
     for (int i = 0; i < n_outputs; i++) {
-        if (!needed[outputs[i]->index]) {
-            needed[outputs[i]->index] = true;
-            stack[top++] = outputs[i]->index;
-        }
+        needed[outputs[i]->index] = true;
+        if (outputs[i]->index > top)
+            top = outputs[i]->index;
     }
-    while (top > 0) {
-        const dg_node *n = g->nodes[stack[--top]];
-        for (int i = 0; i < n->n_inputs; i++) {
-            int in = n->inputs[i]->index;
-            if (!needed[in]) {
-                needed[in] = true;
-                stack[top++] = in;
-            }
-        }
+    for (int i = top; i >= 0; i--) {
+        if (!needed[i])
+            continue;
+        const dg_node *n = g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            needed[n->inputs[k]->index] = true;
     }
-    free(stack);
+}
+
+/* The flat step table (plan_internal.h). False when out of memory. */
+static bool build_step_table(dg_plan *p)
+{
+    dg_graph *g = p->graph;
+    int64_t total = 0;
+    for (int s = 0; s < p->n_steps; s++)
+        total += g->nodes[p->steps[s]]->n_inputs;
+    if (total > INT32_MAX)
+        return false;
+    p->step_info = malloc((size_t)(p->n_steps > 0 ? p->n_steps : 1) * sizeof *p->step_info);
+    p->step_inputs = malloc((size_t)(total > 0 ? total : 1) * sizeof *p->step_inputs);
+    if (p->step_info == NULL || p->step_inputs == NULL)
+        return false;
+    int at = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        p->step_info[s] = (struct dg_plan_step){
+            .node = n->index, .n_inputs = n->n_inputs, .first_input = at,
+            .def = dg__op_def(n->op)};
+        for (int k = 0; k < n->n_inputs; k++)
+            p->step_inputs[at++] = n->inputs[k]->index;
+    }
     return true;
 }
 
@@ -86,10 +103,11 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
     p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
     p->block_offset = calloc(1, sizeof *p->block_offset);
     if (p->values == NULL || p->block_offset == NULL || needed == NULL || p->steps == NULL ||
-        p->outputs == NULL || !mark_reachable(g, n_outputs, outputs, needed)) {
+        p->outputs == NULL) {
         free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
+    mark_reachable(g, n_outputs, outputs, needed);
     for (int i = 0; i < p->n_values; i++) {
         if (!needed[i])
             continue;
@@ -114,6 +132,8 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         }
     }
     free(needed);
+    if (!build_step_table(p))
+        return fail_plan(p, g, DG_ERR_NOMEM, "steps");
     p->n_outputs = n_outputs;
     for (int i = 0; i < n_outputs; i++) {
         p->outputs[i] = outputs[i]->index;
@@ -140,6 +160,8 @@ void dg_plan_free(dg_plan *p)
         free(p->values[i].input_buffer);
     free(p->values);
     free(p->steps);
+    free(p->step_info);
+    free(p->step_inputs);
     free(p->outputs);
     free(p->block_nodes);
     free(p->block_offset);

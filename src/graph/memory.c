@@ -131,12 +131,11 @@ static bool arena_give(struct arena_alloc *a, int64_t offset, int64_t bytes)
  * is placed in the gradient block: then it is materialised there (run.c copies). */
 static void resolve_views(dg_plan *p)
 {
-    dg_graph *g = p->graph;
     for (int s = 0; s < p->n_steps; s++) {
-        const dg_node *n = g->nodes[p->steps[s]];
-        struct dg_plan_value *v = &p->values[n->index];
-        v->is_view = p->share_memory && dg__op_def(n->op)->view && v->block_entry < 0;
-        v->root = v->is_view ? p->values[n->inputs[0]->index].root : n->index;
+        const struct dg_plan_step *st = &p->step_info[s];
+        struct dg_plan_value *v = &p->values[st->node];
+        v->is_view = p->share_memory && st->def->view && v->block_entry < 0;
+        v->root = v->is_view ? p->values[p->step_inputs[st->first_input]].root : st->node;
         v->held = false;
     }
     for (int s = 0; s < p->n_steps; s++) {
@@ -151,17 +150,16 @@ static void resolve_views(dg_plan *p)
  * ggml-alloc keeps, in the form of one last step per root. */
 static void compute_last_use(dg_plan *p)
 {
-    dg_graph *g = p->graph;
     for (int i = 0; i < p->n_values; i++)
         p->values[i].last_use = -1;
     for (int s = 0; s < p->n_steps; s++) {
-        const dg_node *n = g->nodes[p->steps[s]];
-        if (p->values[n->index].is_view)
+        const struct dg_plan_step *st = &p->step_info[s];
+        if (p->values[st->node].is_view)
             continue;
-        uint32_t shape_only = dg__op_def(n->op)->shape_only_inputs;
-        for (int i = 0; i < n->n_inputs; i++)
-            if (!(shape_only & (1u << i)))
-                p->values[n->inputs[i]->index].last_use = s;
+        const int *in = p->step_inputs + st->first_input;
+        for (int i = 0; i < st->n_inputs; i++)
+            if (!(st->def->shape_only_inputs & (1u << i)))
+                p->values[in[i]].last_use = s;
     }
     for (int s = 0; s < p->n_steps; s++) {
         const struct dg_plan_value *v = &p->values[p->steps[s]];
@@ -169,6 +167,29 @@ static void compute_last_use(dg_plan *p)
         if (v->is_view && v->last_use > root->last_use)
             root->last_use = v->last_use;
     }
+}
+
+dg_status dg__plan_size_inputs(dg_plan *p)
+{
+    for (int i = 0; i < p->n_values; i++) {
+        struct dg_plan_value *v = &p->values[i];
+        if (v->home != DG_HOME_INPUT)
+            continue;
+        int64_t numel = dg__numel(&v->shape);
+        if (numel <= v->input_capacity)
+            continue;
+        void *buf = realloc(v->input_buffer, (size_t)numel * 4);
+        if (buf == NULL) {
+            p->runnable = false;
+            dg_graph_set_error(p->graph, DG_ERR_NOMEM, "plan: out of memory for input '%s' "
+                               "(%lld values)", p->graph->nodes[i]->name, (long long)numel);
+            return DG_ERR_NOMEM;
+        }
+        v->input_buffer = buf;
+        v->input_capacity = numel;
+        v->fed = false;
+    }
+    return DG_OK;
 }
 
 /* Places the gradient block's entries (in list order, densely) and marks which are filled by
@@ -196,48 +217,24 @@ static void place_block(dg_plan *p)
  * an unpinned arena buffer (not the gradient block) that nothing reads after this step, through
  * any view either, the sizes and dtypes agree, and no other input of the step is another
  * view of the same storage. */
-static bool can_write_over_first(const dg_plan *p, const dg_node *n, int s)
+static bool can_write_over_first(const dg_plan *p, int s)
 {
-    const struct dg_plan_value *v = &p->values[n->index];
-    if (!p->share_memory || !dg__op_def(n->op)->can_inplace || n->n_inputs == 0 ||
-        v->block_entry >= 0)
+    const struct dg_plan_step *st = &p->step_info[s];
+    const struct dg_plan_value *v = &p->values[st->node];
+    if (!p->share_memory || !st->def->can_inplace || st->n_inputs == 0 || v->block_entry >= 0)
         return false;
-    const dg_node *first = n->inputs[0];
-    int root_index = p->values[first->index].root;
+    const int *in = p->step_inputs + st->first_input;
+    int root_index = p->values[in[0]].root;
     const struct dg_plan_value *root = &p->values[root_index];
     if (root->home != DG_HOME_ARENA || !root->owns_range || root->pinned || root->held ||
         root->last_use != s || dg__numel(&root->shape) != dg__numel(&v->shape) ||
         root->shape.dtype != v->shape.dtype)
         return false;
-    uint32_t shape_only = dg__op_def(n->op)->shape_only_inputs;
-    for (int i = 1; i < n->n_inputs; i++)
-        if (!(shape_only & (1u << i)) && n->inputs[i] != first &&
-            p->values[n->inputs[i]->index].root == root_index)
+    for (int i = 1; i < st->n_inputs; i++)
+        if (!(st->def->shape_only_inputs & (1u << i)) && in[i] != in[0] &&
+            p->values[in[i]].root == root_index)
             return false;
     return true;
-}
-
-dg_status dg__plan_size_inputs(dg_plan *p)
-{
-    for (int i = 0; i < p->n_values; i++) {
-        struct dg_plan_value *v = &p->values[i];
-        if (v->home != DG_HOME_INPUT)
-            continue;
-        int64_t numel = dg__numel(&v->shape);
-        if (numel <= v->input_capacity)
-            continue;
-        void *buf = realloc(v->input_buffer, (size_t)numel * 4);
-        if (buf == NULL) {
-            p->runnable = false;
-            dg_graph_set_error(p->graph, DG_ERR_NOMEM, "plan: out of memory for input '%s' "
-                               "(%lld values)", p->graph->nodes[i]->name, (long long)numel);
-            return DG_ERR_NOMEM;
-        }
-        v->input_buffer = buf;
-        v->input_capacity = numel;
-        v->fed = false;
-    }
-    return DG_OK;
 }
 
 /* A buffer: one range of the arena, held by a value from the step that makes it to the step
@@ -368,9 +365,9 @@ done:
 dg_status dg__plan_memory(dg_plan *p)
 {
     dg_graph *g = p->graph;
-    dg_status st = dg__plan_size_inputs(p);
-    if (st != DG_OK)
-        return st;
+    dg_status status = dg__plan_size_inputs(p);
+    if (status != DG_OK)
+        return status;
     place_block(p);
     resolve_views(p);
     compute_last_use(p);
@@ -382,14 +379,15 @@ dg_status dg__plan_memory(dg_plan *p)
         p->values[i].owns_range = false;
     /* Lifetimes: which buffer each value uses, from when to when. */
     for (int s = 0; s < p->n_steps; s++) {
-        const dg_node *n = g->nodes[p->steps[s]];
-        struct dg_plan_value *v = &p->values[n->index];
+        const struct dg_plan_step *st = &p->step_info[s];
+        const int *in = p->step_inputs + st->first_input;
+        struct dg_plan_value *v = &p->values[st->node];
         int64_t need = value_bytes(v);
         unshared += (size_t)need; /* a view too: without sharing it is a copy */
         if (v->is_view || v->block_entry >= 0)
             continue; /* a view has no memory; a block entry lives in the block */
-        if (can_write_over_first(p, n, s)) {
-            struct dg_plan_value *root = &p->values[p->values[n->inputs[0]->index].root];
+        if (can_write_over_first(p, s)) {
+            struct dg_plan_value *root = &p->values[p->values[in[0]].root];
             v->buffer = root->buffer; /* the buffer passes to the output */
             root->owns_range = false;
         } else {
@@ -401,8 +399,8 @@ dg_status dg__plan_memory(dg_plan *p)
             continue; /* the reference plan: every value keeps its own buffer */
         /* The buffers of inputs (or of the roots of input views) read for the last time here
          * end here. */
-        for (int i = 0; i < n->n_inputs; i++) {
-            struct dg_plan_value *root = &p->values[p->values[n->inputs[i]->index].root];
+        for (int i = 0; i < st->n_inputs; i++) {
+            struct dg_plan_value *root = &p->values[p->values[in[i]].root];
             if (root->owns_range && !root->pinned && !root->held && root->last_use == s) {
                 root->owns_range = false;
                 bufs.b[root->buffer].last = s;

@@ -34,12 +34,23 @@ struct dg_plan_value {
     bool fed;
 };
 
+/* One step as the planner walks it: flat copies of what it would otherwise chase through node
+ * pointers pass after pass (large plans do not fit in the caches). */
+struct dg_plan_step {
+    int node;                       /* node index */
+    int n_inputs;
+    int first_input;                /* inputs: plan->step_inputs[first_input ...] (node indices) */
+    const struct dg_op_def *def;
+};
+
 struct dg_plan {
     dg_graph *graph;
     int n_values;                 /* graph->n_nodes when compiled; values is indexed by node */
     struct dg_plan_value *values;
     int n_steps;                  /* op nodes to run, in topological order */
     int *steps;                   /* node indices */
+    struct dg_plan_step *step_info; /* n_steps entries */
+    int *step_inputs;             /* the steps' input node indices, one after the other */
     int n_outputs;
     int *outputs;                 /* node indices */
     int n_threads;
