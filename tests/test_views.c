@@ -101,6 +101,27 @@ START_TEST(views_of_input_and_parameter)
 }
 END_TEST
 
+/* A view of an output read by an op that could run in place: the output is pinned, so its
+ * storage is never overwritten through the view. */
+START_TEST(view_of_output_is_not_overwritten)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){2, 2});
+    dg_node *out = dg_neg(g, x);
+    dg_node *r = dg_sigmoid(g, dg_reshape(g, out, 1, (int64_t[]){-1}));
+    dg_node *outs[2] = {out, r};
+    dg_plan *p = dg_compile(g, 2, outs);
+    const float in[4] = {1, -2, 3, -4};
+    dg_feed(p, x, in);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_ptr_ne(dg_data(p, r), dg_data(p, out));
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(dg_data(p, out)[i], -in[i], 1e-6f);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* A view costs no memory: reshape chains add nothing to the arena. */
 START_TEST(views_take_no_arena_memory)
 {
@@ -351,6 +372,7 @@ int main(void)
     tcase_add_test(tc, inplace_after_view_of_live_value);
     tcase_add_test(tc, view_of_view_as_output);
     tcase_add_test(tc, views_of_input_and_parameter);
+    tcase_add_test(tc, view_of_output_is_not_overwritten);
     tcase_add_test(tc, views_take_no_arena_memory);
     tcase_add_test(tc, views_after_set_batch);
     tcase_add_test(tc, grad_block_holds_the_gradients);
