@@ -41,8 +41,8 @@ static bool build_step_table(dg_plan *p)
     if (total > INT32_MAX)
         return false;
     p->step_info = malloc((size_t)(p->n_steps > 0 ? p->n_steps : 1) * sizeof *p->step_info);
-    p->step_inputs = malloc((size_t)(total > 0 ? total : 1) * sizeof *p->step_inputs);
-    if (p->step_info == NULL || p->step_inputs == NULL)
+    p->step_input_nodes = malloc((size_t)(total > 0 ? total : 1) * sizeof(int));
+    if (p->step_info == NULL || p->step_input_nodes == NULL)
         return false;
     int at = 0;
     for (int s = 0; s < p->n_steps; s++) {
@@ -51,7 +51,7 @@ static bool build_step_table(dg_plan *p)
             .node = n->index, .n_inputs = n->n_inputs, .first_input = at,
             .def = dg__op_def(n->op)};
         for (int k = 0; k < n->n_inputs; k++)
-            p->step_inputs[at++] = n->inputs[k]->index;
+            p->step_input_nodes[at++] = n->inputs[k]->index;
     }
     return true;
 }
@@ -161,7 +161,7 @@ void dg_plan_free(dg_plan *p)
     free(p->values);
     free(p->steps);
     free(p->step_info);
-    free(p->step_inputs);
+    free(p->step_input_nodes);
     free(p->outputs);
     free(p->block_nodes);
     free(p->block_offset);

@@ -135,7 +135,7 @@ static void resolve_views(dg_plan *p)
         const struct dg_plan_step *st = &p->step_info[s];
         struct dg_plan_value *v = &p->values[st->node];
         v->is_view = p->share_memory && st->def->view && v->block_entry < 0;
-        v->root = v->is_view ? p->values[p->step_inputs[st->first_input]].root : st->node;
+        v->root = v->is_view ? p->values[p->step_input_nodes[st->first_input]].root : st->node;
         v->held = false;
     }
     for (int s = 0; s < p->n_steps; s++) {
@@ -156,7 +156,7 @@ static void compute_last_use(dg_plan *p)
         const struct dg_plan_step *st = &p->step_info[s];
         if (p->values[st->node].is_view)
             continue;
-        const int *in = p->step_inputs + st->first_input;
+        const int *in = p->step_input_nodes + st->first_input;
         for (int i = 0; i < st->n_inputs; i++)
             if (!(st->def->shape_only_inputs & (1u << i)))
                 p->values[in[i]].last_use = s;
@@ -223,7 +223,7 @@ static bool can_write_over_first(const dg_plan *p, int s)
     const struct dg_plan_value *v = &p->values[st->node];
     if (!p->share_memory || !st->def->can_inplace || st->n_inputs == 0 || v->block_entry >= 0)
         return false;
-    const int *in = p->step_inputs + st->first_input;
+    const int *in = p->step_input_nodes + st->first_input;
     int root_index = p->values[in[0]].root;
     const struct dg_plan_value *root = &p->values[root_index];
     if (root->home != DG_HOME_ARENA || !root->owns_range || root->pinned || root->held ||
@@ -380,7 +380,7 @@ dg_status dg__plan_memory(dg_plan *p)
     /* Lifetimes: which buffer each value uses, from when to when. */
     for (int s = 0; s < p->n_steps; s++) {
         const struct dg_plan_step *st = &p->step_info[s];
-        const int *in = p->step_inputs + st->first_input;
+        const int *in = p->step_input_nodes + st->first_input;
         struct dg_plan_value *v = &p->values[st->node];
         int64_t need = value_bytes(v);
         unshared += (size_t)need; /* a view too: without sharing it is a copy */

@@ -39,7 +39,7 @@ struct dg_plan_value {
 struct dg_plan_step {
     int node;                       /* node index */
     int n_inputs;
-    int first_input;                /* inputs: plan->step_inputs[first_input ...] (node indices) */
+    int first_input;                /* inputs: plan->step_input_nodes[first_input ...] */
     const struct dg_op_def *def;
 };
 
@@ -50,7 +50,7 @@ struct dg_plan {
     int n_steps;                  /* op nodes to run, in topological order */
     int *steps;                   /* node indices */
     struct dg_plan_step *step_info; /* n_steps entries */
-    int *step_inputs;             /* the steps' input node indices, one after the other */
+    int *step_input_nodes;        /* the steps' input node indices, one after the other */
     int n_outputs;
     int *outputs;                 /* node indices */
     int n_threads;
