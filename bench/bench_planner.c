@@ -144,11 +144,13 @@ static void evict_caches(void)
     enum { JUNK = 64 << 20 };
     if (junk == NULL && (junk = malloc(JUNK)) == NULL)
         return;
-    volatile unsigned sum = 0;
+    unsigned sum = 0;
     for (size_t i = 0; i < JUNK; i += 64) {
-        junk[i] = (unsigned char)i;
+        junk[i] = (unsigned char)(i + sum);
         sum += junk[i];
     }
+    if (sum == 1) /* keeps the loop from being optimised away */
+        fputs("", stderr);
 }
 
 /* A chain of about `nodes` nodes, forward and backward: y = tanh(y) + x repeated, then the
