@@ -100,10 +100,11 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
     p->values = calloc((size_t)p->n_values, sizeof *p->values);
     bool *needed = calloc((size_t)p->n_values, sizeof *needed);
     p->steps = malloc((size_t)p->n_values * sizeof *p->steps);
+    p->input_nodes = malloc((size_t)p->n_values * sizeof *p->input_nodes);
     p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
     p->block_offset = calloc(1, sizeof *p->block_offset);
     if (p->values == NULL || p->block_offset == NULL || needed == NULL || p->steps == NULL ||
-        p->outputs == NULL) {
+        p->input_nodes == NULL || p->outputs == NULL) {
         free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
@@ -124,6 +125,7 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
             break;
         case DG_NODE_INPUT:
             v->home = DG_HOME_INPUT;
+            p->input_nodes[p->n_input_nodes++] = i;
             break;
         case DG_NODE_OP:
             v->home = DG_HOME_ARENA;
@@ -160,6 +162,7 @@ void dg_plan_free(dg_plan *p)
         free(p->values[i].input_buffer);
     free(p->values);
     free(p->steps);
+    free(p->input_nodes);
     free(p->step_info);
     free(p->step_input_nodes);
     free(p->outputs);

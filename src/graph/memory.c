@@ -136,7 +136,6 @@ static void resolve_views(dg_plan *p)
         struct dg_plan_value *v = &p->values[st->node];
         v->is_view = p->share_memory && st->def->view && v->block_entry < 0;
         v->root = v->is_view ? p->values[p->step_input_nodes[st->first_input]].root : st->node;
-        v->held = false;
     }
     for (int s = 0; s < p->n_steps; s++) {
         const struct dg_plan_value *v = &p->values[p->steps[s]];
@@ -145,13 +144,11 @@ static void resolve_views(dg_plan *p)
     }
 }
 
-/* Each value's last reader (shape-only inputs do not read data; a view reads nothing itself).
- * A root then lives as long as its longest-lived view is read: the count of live views that
+/* Each value's last reader, from -1 (shape-only inputs do not read data; a view reads nothing
+ * itself). A root then lives as long as its longest-lived view is read: the count of live views that
  * ggml-alloc keeps, in the form of one last step per root. */
 static void compute_last_use(dg_plan *p)
 {
-    for (int i = 0; i < p->n_values; i++)
-        p->values[i].last_use = -1;
     for (int s = 0; s < p->n_steps; s++) {
         const struct dg_plan_step *st = &p->step_info[s];
         if (p->values[st->node].is_view)
@@ -171,10 +168,9 @@ static void compute_last_use(dg_plan *p)
 
 dg_status dg__plan_size_inputs(dg_plan *p)
 {
-    for (int i = 0; i < p->n_values; i++) {
+    for (int k = 0; k < p->n_input_nodes; k++) {
+        int i = p->input_nodes[k];
         struct dg_plan_value *v = &p->values[i];
-        if (v->home != DG_HOME_INPUT)
-            continue;
         int64_t numel = dg__numel(&v->shape);
         if (numel <= v->input_capacity)
             continue;
@@ -197,8 +193,6 @@ dg_status dg__plan_size_inputs(dg_plan *p)
  * input cannot, so its entry is copied after the run. */
 static void place_block(dg_plan *p)
 {
-    for (int i = 0; i < p->n_values; i++)
-        p->values[i].block_entry = -1;
     if (p->block_offset == NULL)
         return; /* compile allocates it; nothing to place before */
     int64_t offset = 0;
@@ -368,15 +362,21 @@ dg_status dg__plan_memory(dg_plan *p)
     dg_status status = dg__plan_size_inputs(p);
     if (status != DG_OK)
         return status;
+    /* One pass resets what the passes below derive (the values array is large: one walk). */
+    for (int i = 0; i < p->n_values; i++) {
+        struct dg_plan_value *v = &p->values[i];
+        v->last_use = -1;
+        v->block_entry = -1;
+        v->owns_range = false;
+        v->held = false;
+    }
     place_block(p);
     resolve_views(p);
     compute_last_use(p);
     size_t unshared = 0;
-    struct buffers bufs = {.b = malloc((size_t)(p->n_steps ? p->n_steps : 1) * sizeof *bufs.b)};
+    struct buffers bufs = {.b = malloc((size_t)(p->n_steps > 0 ? p->n_steps : 1) * sizeof *bufs.b)};
     if (bufs.b == NULL)
         goto nomem;
-    for (int i = 0; i < p->n_values; i++)
-        p->values[i].owns_range = false;
     /* Lifetimes: which buffer each value uses, from when to when. */
     for (int s = 0; s < p->n_steps; s++) {
         const struct dg_plan_step *st = &p->step_info[s];

@@ -51,6 +51,8 @@ struct dg_plan {
     int *steps;                   /* node indices */
     struct dg_plan_step *step_info; /* n_steps entries */
     int *step_input_nodes;        /* the steps' input node indices, one after the other */
+    int n_input_nodes;
+    int *input_nodes;             /* the plan's inputs (DG_HOME_INPUT), node indices */
     int n_outputs;
     int *outputs;                 /* node indices */
     int n_threads;

@@ -59,8 +59,9 @@ dg_status dg_run(dg_plan *p)
                            "failed (a shape error or out of memory); set a valid shape first");
         return DG_ERR_STATE;
     }
-    for (int i = 0; i < p->n_values; i++) {
-        if (p->values[i].home == DG_HOME_INPUT && !p->values[i].fed) {
+    for (int k = 0; k < p->n_input_nodes; k++) {
+        int i = p->input_nodes[k];
+        if (!p->values[i].fed) {
             dg_graph_set_error(g, DG_ERR_STATE, "run: input '%s' was not fed", g->nodes[i]->name);
             return DG_ERR_STATE;
         }
