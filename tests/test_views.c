@@ -294,6 +294,37 @@ START_TEST(grad_block_copies_and_errors)
 }
 END_TEST
 
+/* A gradient that is a view (reshape_as of another gradient) is materialised in the block,
+ * and dg_data of it points there. */
+START_TEST(grad_block_materialises_a_view)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 6});
+    dg_node *w = dg_param(g, "w", 2, (int64_t[]){2, 3});
+    for (int i = 0; i < 6; i++)
+        dg_param_data(w)[i] = 0.25f * (float)i - 0.5f;
+    dg_node *y = dg_tanh(g, dg_mul(g, x, dg_reshape(g, w, 1, (int64_t[]){6})));
+    dg_node *loss = dg_sum(g, y, 0, NULL, false), *grad;
+    ck_assert_int_eq(dg_grad(g, loss, 1, &w, &grad), DG_OK);
+    ck_assert_str_eq(dg_node_op_name(grad), "reshape_as");
+    dg_node *outs[2] = {loss, grad};
+    dg_plan *p = dg_compile(g, 2, outs);
+    dg_plan *ref = dg__compile_ex(g, 2, outs, false);
+    ck_assert(aliased(p, grad));
+    ck_assert_int_eq(dg_plan_set_grad_block(p, 1, &grad), DG_OK);
+    ck_assert(!aliased(p, grad));
+    feed_x(p, x, 8);
+    feed_x(ref, x, 8);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_int_eq(dg_run(ref), DG_OK);
+    ck_assert_ptr_eq(dg_data(p, grad), dg_plan_grad_block(p, NULL));
+    ck_assert_mem_eq(dg_data(p, grad), dg_data(ref, grad), 6 * sizeof(float));
+    dg_plan_free(p);
+    dg_plan_free(ref);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* The optimizer reads gradients through dg_data, which for block entries is the block: an
  * SGD step from a block plan equals one from a plan without block. */
 START_TEST(optimizer_steps_from_the_block)
@@ -377,6 +408,7 @@ int main(void)
     tcase_add_test(tc, views_after_set_batch);
     tcase_add_test(tc, grad_block_holds_the_gradients);
     tcase_add_test(tc, grad_block_copies_and_errors);
+    tcase_add_test(tc, grad_block_materialises_a_view);
     tcase_add_test(tc, optimizer_steps_from_the_block);
     tcase_add_test(tc, data_pointers_are_stable_across_runs);
     suite_add_tcase(s, tc);
