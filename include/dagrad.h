@@ -321,7 +321,18 @@ DG_API dg_status dg_run(dg_plan *p);
 
 /* The value of an output, input, parameter or constant of the plan after the last run; NULL
  * for a node the plan does not keep (DG_ERR_INVALID_ARG on the graph), and for a value of the
- * other dtype (DG_ERR_DTYPE: dg_data reads float32, dg_data_i32 int32). */
+ * other dtype (DG_ERR_DTYPE: dg_data reads float32, dg_data_i32 int32).
+ * How long the pointer stays valid:
+ *  - parameters and constants: the graph's storage (dg_param_data), valid until
+ *    dg_graph_free; it shows the current values (an optimizer's writes included).
+ *  - inputs, outputs and the gradient block: plan memory. The address does not change from
+ *    one dg_run to the next (each run rewrites the contents in place, so copy what must
+ *    outlive the next run); it is invalidated by dg_plan_set_batch, dg_plan_set_input_shape,
+ *    dg_plan_set_grad_block (they may move the arena or an input buffer: call dg_data again)
+ *    and dg_plan_free. An output's contents before the first run are unspecified; an input
+ *    shows what was last fed.
+ *  - an output that is a view (reshape, stop_gradient) of an input, parameter or another
+ *    output shares that value's storage and pointer, and so its validity. */
 DG_API const float *dg_data(dg_plan *p, dg_node *node);
 DG_API const int32_t *dg_data_i32(dg_plan *p, dg_node *node);
 /* The shape of a node in this plan (it can differ from the build-time shape after
@@ -339,6 +350,25 @@ DG_API dg_graph *dg_plan_graph(const dg_plan *p);
 DG_API int dg_plan_node_count(const dg_plan *p);
 DG_API size_t dg_plan_arena_bytes(const dg_plan *p);
 DG_API size_t dg_plan_unshared_bytes(const dg_plan *p);
+
+/* The gradient block: lays the values of `grads` (outputs of the plan, float32, typically the
+ * gradients dg_grad_params returned) out in one contiguous float array, entry k at element
+ * offset dg_plan_grad_block_offset(p, k) = sum of the element counts of entries 0..k-1 (no
+ * padding), in the order given, so that clipping, an optimizer or an allreduce can touch one
+ * array. The block's length is the sum of the entries' element counts at the plan's current
+ * shapes. Each op value listed is computed straight into the block (dg_data of it then points
+ * into the block); an entry that cannot live there (a node listed twice, a leaf or an input)
+ * is copied into its place at the end of every dg_run. Re-plans memory (the arena may move);
+ * n == 0 removes the block. Errors: DG_ERR_INVALID_ARG (n < 0, NULL array, a node that is not
+ * an output or not in the plan), DG_ERR_DTYPE (int32), DG_ERR_STATE (the plan's last shape
+ * change failed), DG_ERR_NOMEM. */
+DG_API dg_status dg_plan_set_grad_block(dg_plan *p, int n, dg_node *const *grads);
+/* The block and its length in floats (*numel, when not NULL); NULL and 0 without a block.
+ * Writable (clipping, an allreduce): entries computed in the block are what dg_data shows for
+ * those nodes until the next run. Valid as long as dg_data's plan pointers (see dg_data). */
+DG_API float *dg_plan_grad_block(dg_plan *p, int64_t *numel);
+/* The element offset of entry `entry` in the block; -1 when out of range or no block. */
+DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,7 @@
  * API only, and keeps its state (which nodes are relevant, the gradient of each) to itself.
  */
 #include "op.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * internals are used for one thing, sticking an error message to the graph.
  */
 #include "dagrad.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 #include "dagrad_autodiff.h"
 
 #include <math.h>

@@ -7,36 +7,53 @@
  * result is deterministic and needs no sort.
  */
 #include "plan_internal.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Marks every node the outputs depend on, walking inputs with an explicit stack (no recursion,
- * so deep graphs cannot overflow the C stack). */
-static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
+/* Marks every node the outputs depend on. Inputs have smaller indices than their readers, so
+ * one sweep down from the last output sees every reader before its inputs: no stack, no
+ * recursion, and the nodes are read in memory order. */
+static void mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
 {
-    int *stack = dg__malloc((size_t)g->n_nodes * sizeof *stack);
-    if (stack == NULL)
-        return false;
     int top = 0;
     for (int i = 0; i < n_outputs; i++) {
-        if (!needed[outputs[i]->index]) {
-            needed[outputs[i]->index] = true;
-            stack[top++] = outputs[i]->index;
-        }
+        needed[outputs[i]->index] = true;
+        if (outputs[i]->index > top)
+            top = outputs[i]->index;
     }
-    while (top > 0) {
-        const dg_node *n = g->nodes[stack[--top]];
-        for (int i = 0; i < n->n_inputs; i++) {
-            int in = n->inputs[i]->index;
-            if (!needed[in]) {
-                needed[in] = true;
-                stack[top++] = in;
-            }
-        }
+    for (int i = top; i >= 0; i--) {
+        if (!needed[i])
+            continue;
+        const dg_node *n = g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            needed[n->inputs[k]->index] = true;
     }
-    dg__free(stack);
+}
+
+/* The flat step table (plan_internal.h). False when out of memory. */
+static bool build_step_table(dg_plan *p)
+{
+    dg_graph *g = p->graph;
+    int64_t total = 0;
+    for (int s = 0; s < p->n_steps; s++)
+        total += g->nodes[p->steps[s]]->n_inputs;
+    if (total > INT32_MAX)
+        return false;
+    p->step_info = dg__malloc((size_t)(p->n_steps > 0 ? p->n_steps : 1) * sizeof *p->step_info);
+    p->step_input_nodes = dg__malloc((size_t)(total > 0 ? total : 1) * sizeof(int));
+    if (p->step_info == NULL || p->step_input_nodes == NULL)
+        return false;
+    int at = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        p->step_info[s] = (struct dg_plan_step){
+            .node = n->index, .n_inputs = n->n_inputs, .first_input = at,
+            .def = n->def};
+        for (int k = 0; k < n->n_inputs; k++)
+            p->step_input_nodes[at++] = n->inputs[k]->index;
+    }
     return true;
 }
 
@@ -84,19 +101,23 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
     p->values = dg__calloc((size_t)p->n_values, sizeof *p->values);
     bool *needed = dg__calloc((size_t)p->n_values, sizeof *needed);
     p->steps = dg__malloc((size_t)p->n_values * sizeof *p->steps);
+    p->input_nodes = dg__malloc((size_t)p->n_values * sizeof *p->input_nodes);
     p->outputs = dg__malloc((size_t)n_outputs * sizeof *p->outputs);
-    if (p->values == NULL || needed == NULL || p->steps == NULL || p->outputs == NULL ||
-        !mark_reachable(g, n_outputs, outputs, needed)) {
+    p->block_offset = dg__calloc(1, sizeof *p->block_offset);
+    if (p->values == NULL || p->block_offset == NULL || needed == NULL || p->steps == NULL ||
+        p->input_nodes == NULL || p->outputs == NULL) {
         dg__free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
+    mark_reachable(g, n_outputs, outputs, needed);
     for (int i = 0; i < p->n_values; i++) {
         if (!needed[i])
             continue;
         const dg_node *n = g->nodes[i];
         struct dg_plan_value *v = &p->values[i];
         v->shape = n->shape;
-        v->slot = -1;
+        v->root = i;
+        v->block_entry = -1;
         v->last_use = -1;
         switch (n->kind) {
         case DG_NODE_PARAM:
@@ -105,6 +126,7 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
             break;
         case DG_NODE_INPUT:
             v->home = DG_HOME_INPUT;
+            p->input_nodes[p->n_input_nodes++] = i;
             break;
         case DG_NODE_OP:
             v->home = DG_HOME_ARENA;
@@ -122,6 +144,8 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
     p->step_shapes = dg__malloc((size_t)max_inputs * sizeof *p->step_shapes);
     if (p->step_inputs == NULL || p->step_shapes == NULL)
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
+    if (!build_step_table(p))
+        return fail_plan(p, g, DG_ERR_NOMEM, "steps");
     p->n_outputs = n_outputs;
     for (int i = 0; i < n_outputs; i++) {
         p->outputs[i] = outputs[i]->index;
@@ -150,9 +174,13 @@ void dg_plan_free(dg_plan *p)
     dg__free(p->steps);
     dg__free(p->step_inputs);
     dg__free(p->step_shapes);
+    dg__free(p->input_nodes);
+    dg__free(p->step_info);
+    dg__free(p->step_input_nodes);
     dg__free(p->outputs);
-    dg__free(p->slot_bytes);
-    dg__free(p->slot_offset);
+    dg__free(p->block_nodes);
+    dg__free(p->block_offset);
+    dg__free(p->block_copy);
     dg__free(p->arena);
     dg__free(p->workspace);
     dg__free(p);

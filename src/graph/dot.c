@@ -10,7 +10,7 @@
  * hundred nodes readable.
  */
 #include "graph_internal.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <stdlib.h>

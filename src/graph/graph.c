@@ -1,7 +1,7 @@
 /* The graph: node storage, the sticky error, leaves (inputs, parameters, constants). */
 #include "graph_internal.h"
 #include "op.h" /* the node builders and accessors implemented here */
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <omp.h>
 #include <stdarg.h>

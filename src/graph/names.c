@@ -1,6 +1,6 @@
 /* Display names of nodes (dg_name) and name scopes (dg_scope_push / dg_scope_pop). */
 #include "graph_internal.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

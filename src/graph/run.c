@@ -59,8 +59,9 @@ dg_status dg_run(dg_plan *p)
                            "failed (a shape error or out of memory); set a valid shape first");
         return DG_ERR_STATE;
     }
-    for (int i = 0; i < p->n_values; i++) {
-        if (p->values[i].home == DG_HOME_INPUT && !p->values[i].fed) {
+    for (int k = 0; k < p->n_input_nodes; k++) {
+        int i = p->input_nodes[k];
+        if (!p->values[i].fed) {
             dg_graph_set_error(g, DG_ERR_STATE, "run: input '%s' was not fed", g->nodes[i]->name);
             return DG_ERR_STATE;
         }
@@ -73,18 +74,31 @@ dg_status dg_run(dg_plan *p)
     struct dg_tensor *in = p->step_inputs;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
+        const struct dg_plan_value *v = &p->values[n->index];
+        if (v->is_view)
+            continue; /* aliases its root's storage: nothing to compute */
+        void *out_data = dg__plan_value_data(p, n->index);
+        const struct dg_op_def *def = n->def;
+        if (def->view) {
+            /* A view given memory of its own (the unshared reference plan, the gradient
+             * block): the same elements, copied. */
+            memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
+                   (size_t)dg__numel(&v->shape) * 4);
+            continue;
+        }
         for (int i = 0; i < n->n_inputs; i++) {
             int idx = n->inputs[i]->index;
             in[i].data = dg__plan_value_data(p, idx);
             in[i].shape = p->values[idx].shape;
         }
-        struct dg_tensor out = {
-            .data = dg__plan_value_data(p, n->index),
-            .shape = p->values[n->index].shape,
-        };
-        const struct dg_op_def *def = n->def;
+        struct dg_tensor out = {.data = out_data, .shape = v->shape};
         def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
     }
+    /* Gradient-block entries that could not be computed in place there. */
+    for (int k = 0; k < p->n_block; k++)
+        if (p->block_copy[k])
+            memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
+                   (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
     return DG_OK;
 }
 

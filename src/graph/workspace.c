@@ -5,7 +5,7 @@
  * shrinks its batch keeps the larger block.
  */
 #include "plan_internal.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 

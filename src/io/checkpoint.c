@@ -4,8 +4,8 @@
  * writes, so a failed load changes nothing. Errors stick to the graph.
  */
 #include "dagrad.h"
-#include "graph/alloc.h"
-#include "io/safetensors_internal.h"
+#include "alloc.h"
+#include "safetensors_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>

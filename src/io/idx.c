@@ -9,7 +9,7 @@
  * nothing. Every error message starts "idx: <path>: ".
  */
 #include "dagrad.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include "dg_config.h"
 

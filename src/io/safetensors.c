@@ -5,8 +5,8 @@
  * graphs, optimizers and the training loop.
  */
 #include "dagrad.h"
-#include "graph/alloc.h"
-#include "io/safetensors_internal.h"
+#include "alloc.h"
+#include "safetensors_internal.h"
 
 #include <cJSON.h>
 #include <errno.h>

@@ -4,8 +4,8 @@
  * then the data; all through a temporary file that is synced and renamed over the target.
  */
 #include "dagrad.h"
-#include "graph/alloc.h"
-#include "io/safetensors_internal.h"
+#include "alloc.h"
+#include "safetensors_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

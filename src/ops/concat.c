@@ -9,7 +9,7 @@
  * (500,000 for n = 1,000: a few megabytes, shape-only, nothing kept alive by them).
  */
 #include "layout_attrs.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 #include "op.h"
 
 #include <stdlib.h>

@@ -15,7 +15,7 @@
  * added in block order. So results are bitwise reproducible for any number of threads.
  */
 #include "elementwise.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 #include "reduce.h"
 
 #include <math.h>

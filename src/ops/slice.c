@@ -14,7 +14,7 @@
  * slice(x, 0, -2, -1) means "the second-to-last row" whatever the batch.
  */
 #include "layout_attrs.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 #include "op.h"
 
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * gradients onto these raw arrays.
  */
 #include "optim_internal.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #if defined(__x86_64__) || defined(__SSE2__)
 #include <xmmintrin.h>

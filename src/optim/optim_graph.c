@@ -4,7 +4,7 @@
  * The maths is in the raw-array core (optim.c, update_*.c).
  */
 #include "optim_internal.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 

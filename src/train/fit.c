@@ -4,7 +4,7 @@
  * batch set to its size, evaluation in evaluation mode, progress and CSV output.
  */
 #include "dagrad.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "train/progress.h"
+#include "progress.h"
 
 /* A batch buffer above this many values (4 TiB of floats) is refused before malloc. */
 #define DG_MAX_BATCH_VALUES ((int64_t)1 << 40)

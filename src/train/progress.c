@@ -1,5 +1,5 @@
-#include "train/progress.h"
-#include "graph/alloc.h"
+#include "progress.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <math.h>

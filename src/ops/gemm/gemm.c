@@ -18,7 +18,7 @@
  * are split along n only (gemm_small_m).
  */
 #include "gemm.h"
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The allocator hook (dg_set_allocator) and the dg__ allocation functions of graph/alloc.h.
+ * The allocator hook (dg_set_allocator) and the dg__ allocation functions of base/alloc.h.
  *
  * Each block is the user's (or the C library's) block of size + DG__ALLOC_ALIGN bytes; the
  * pointer handed out is the first DG__ALLOC_ALIGN-aligned address at least one byte into it,
@@ -10,7 +10,7 @@
  * Like SQLite's sqlite3_config(SQLITE_CONFIG_MALLOC), the allocator is process-wide and set
  * while no dagrad object is alive: a count of live blocks refuses a change otherwise.
  */
-#include "graph/alloc.h"
+#include "alloc.h"
 
 #include "dagrad.h"
 
