@@ -65,7 +65,13 @@ dg_status dg_run(dg_plan *p)
             return DG_ERR_STATE;
         }
     }
-    struct dg_exec_ctx ctx = {.n_threads = p->n_threads > 0 ? p->n_threads : 1};
+    /* The thread policy (threads.c) picks the count of this run; an adaptive one is told how
+     * long the run took, and during a probe how long it has taken so far after each step. */
+    struct dg__thread_policy *policy = &p->threads;
+    const bool timed = dg__thread_policy_timed(policy);
+    const double start = timed ? dg__seconds() : 0.0;
+    struct dg_exec_ctx ctx = {.n_threads = dg__thread_policy_begin(policy)};
+    const bool probing = dg__thread_policy_probing(policy);
     struct dg_tensor in[DG_MAX_INPUTS];
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
@@ -79,7 +85,11 @@ dg_status dg_run(dg_plan *p)
             .shape = p->values[n->index].shape,
         };
         dg__op_def(n->op)->forward(&n->attrs, n->n_inputs, in, &out, &ctx);
+        if (probing)
+            ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
     }
+    if (timed)
+        dg__thread_policy_end(policy, dg__seconds() - start);
     return DG_OK;
 }
 

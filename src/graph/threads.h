@@ -1,0 +1,128 @@
+/*
+ * A plan's thread policy: how many threads each run of the plan hands its kernels.
+ *
+ * Explicit settings (dg_graph_set_threads, dg_plan_set_threads with n > 0, DG_NUM_THREADS) give
+ * a fixed count. Without one the policy is adaptive: now and then it times a few runs at
+ * another count and keeps whichever is faster. On an idle machine that is every core; with
+ * another busy process beside it, where a team waits at each region's barrier for a
+ * descheduled thread and runs several times slower, it is fewer. Kernels give
+ * bitwise-identical results at any thread count, so the choice only changes speed.
+ *
+ * The state machine never reads a clock itself: the executor passes it elapsed seconds, so
+ * tests drive it with made-up times (tests/test_threads.c).
+ *
+ *   warm-up  the plan's first run, on every core (so that a single run of a big plan gets
+ *            them all; also starts the threads and their packing buffers): not timed
+ *   steady   runs at `current` (1 after the warm-up); the last DG__THREADS_WINDOW of them are
+ *            the baseline a probe has to beat
+ *   probe    up to DG__THREADS_WINDOW runs at `candidate` (the first probe: every core; then
+ *            half or double `current`, alternating); abandoned, even in the middle of a run
+ *            (dg__thread_policy_step), as soon as they cannot beat the baseline by
+ *            DG__THREADS_MARGIN or fall DG__THREADS_PROBE_SLACK behind it; else `current`
+ *            becomes `candidate`
+ * Starting at 1 and probing upwards makes the first probe on a busy machine cheap: a team
+ * slowed down by a competitor is given up after about one run instead of being the
+ * baseline for several.
+ *
+ * A probe starts after `interval` steady runs (doubling, up to DG__THREADS_MAX_INTERVAL, while
+ * probes fail; back to DG__THREADS_FIRST_INTERVAL on a switch), or early, towards fewer
+ * threads, when steady runs become DG__THREADS_DRIFT times slower than the count's reference
+ * (a competitor arrived). In both cases only once the steady time since the last failed probe
+ * is DG__THREADS_COST_FACTOR times what that probe cost: a probe on a busy machine can stall
+ * for a scheduler time slice (milliseconds) however short the run, and this bounds probing
+ * to about 1 / DG__THREADS_COST_FACTOR of the time.
+ */
+#ifndef DG_THREADS_H
+#define DG_THREADS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Runs in a baseline or probe window. */
+#define DG__THREADS_WINDOW 4
+/* A probe must be this much faster than the baseline (fraction) to win. */
+#define DG__THREADS_MARGIN 0.05
+/* A probe is abandoned as soon as it has taken this factor more than the baseline's time for
+ * the runs it has started. */
+#define DG__THREADS_PROBE_SLACK 1.5
+/* Steady runs before the next probe: the first interval, and its cap. */
+#define DG__THREADS_FIRST_INTERVAL 8
+#define DG__THREADS_MAX_INTERVAL 1024
+/* A steady run counts as drifted when it is this factor slower than the reference;
+ * DG__THREADS_DRIFT_RUNS more drifted than normal runs (net) start a probe early. */
+#define DG__THREADS_DRIFT 2.0
+#define DG__THREADS_DRIFT_RUNS 4
+/* Steady time before another probe, in multiples of what the last failed probe cost. */
+#define DG__THREADS_COST_FACTOR 64.0
+
+enum dg__thread_phase {
+    DG__THREADS_FIXED = 0,   /* explicit count: nothing is timed */
+    DG__THREADS_WARMUP,
+    DG__THREADS_STEADY,
+    DG__THREADS_PROBE,
+};
+
+struct dg__thread_policy {
+    enum dg__thread_phase phase;
+    int max;               /* the explicit count, or the largest count the policy tries */
+    int current;           /* count of steady runs (== max when fixed) */
+    int candidate;         /* the count being probed */
+    bool probed;           /* a probe has ended (the first one tries max) */
+    bool probe_up;         /* direction of the next periodic probe when both exist */
+    bool abandoned;        /* the probe run in progress went back to `current` */
+    double recent[DG__THREADS_WINDOW]; /* the last steady run times, a ring */
+    int n_recent;          /* valid entries of recent (at most DG__THREADS_WINDOW) */
+    int window_runs;       /* finished runs of the probe */
+    double window_seconds; /* their total */
+    double baseline;       /* mean of `recent` when the probe started */
+    double reference;      /* run time of `current` that drift is measured against; 0 none */
+    int drift;             /* drift score, >= 0 */
+    int64_t runs;          /* finished runs */
+    int64_t next_probe;    /* a periodic probe starts once `runs` reaches this */
+    int64_t interval;      /* steady runs between periodic probes */
+    double steady_seconds; /* steady time since the last probe */
+    double probe_cost;     /* seconds the last failed probe cost beyond its baseline */
+    int64_t n_probes;      /* probes started (for tests and diagnostics) */
+    int64_t n_switches;    /* probes won */
+};
+
+/* A fixed policy of `count` threads (adaptive false), or an adaptive one between 1 and `count`
+ * starting at `count`. count < 1 counts as 1; an adaptive policy with count 1 stays fixed. */
+void dg__thread_policy_init(struct dg__thread_policy *tp, int count, bool adaptive);
+
+/* Whether the executor must time runs (and call step/end): the policy is adaptive. */
+static inline bool dg__thread_policy_timed(const struct dg__thread_policy *tp)
+{
+    return tp->phase != DG__THREADS_FIXED;
+}
+
+/* The thread count for the run about to start. */
+int dg__thread_policy_begin(struct dg__thread_policy *tp);
+
+/* Whether the run in progress is a probe, whose steps the executor reports through
+ * dg__thread_policy_step. */
+static inline bool dg__thread_policy_probing(const struct dg__thread_policy *tp)
+{
+    return tp->phase == DG__THREADS_PROBE && !tp->abandoned;
+}
+
+/* During a probe run: `elapsed` seconds of the run have passed; returns the count for the rest
+ * of it (the current count once the probe cannot win any more). */
+int dg__thread_policy_step(struct dg__thread_policy *tp, double elapsed);
+
+/* Records a finished run of `seconds` and moves the state machine on. */
+void dg__thread_policy_end(struct dg__thread_policy *tp, double seconds);
+
+/* The count ordinary runs use now. */
+static inline int dg__thread_policy_current(const struct dg__thread_policy *tp)
+{
+    return tp->current;
+}
+
+/* DG_NUM_THREADS when it holds a count in 1..1024, else 0. */
+int dg__env_threads(void);
+
+/* Seconds on a monotonic clock. */
+double dg__seconds(void);
+
+#endif
