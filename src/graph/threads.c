@@ -43,26 +43,29 @@ int dg__thread_policy_begin(struct dg__thread_policy *tp)
 }
 
 /* The most the probe may have taken so far, with `runs` of its runs finished and one in
- * progress (none once runs == DG__THREADS_WINDOW): in the end the window must beat the
- * baseline by the margin, and on the way no run may fall far behind it (so that a count many
- * times slower is abandoned within about one run's time). */
-static double probe_budget(const struct dg__thread_policy *tp, int runs)
+ * progress: no run may fall far behind the baseline, so that a count many times slower is
+ * abandoned within about one run's time, with grace for one preemption. */
+static double probe_limit(const struct dg__thread_policy *tp, int64_t runs)
 {
-    const double window = DG__THREADS_WINDOW * tp->baseline * (1.0 - DG__THREADS_MARGIN);
-    const int started = runs < DG__THREADS_WINDOW ? runs + 1 : runs;
-    const double so_far = started * tp->baseline * DG__THREADS_PROBE_SLACK;
-    return so_far < window ? so_far : window;
+    return (double)(runs + 1) * tp->baseline * DG__THREADS_PROBE_SLACK +
+           DG__THREADS_STALL_SECONDS;
 }
 
 int dg__thread_policy_step(struct dg__thread_policy *tp, double elapsed)
 {
     if (!dg__thread_policy_probing(tp))
         return tp->current;
-    if (tp->window_seconds + elapsed > probe_budget(tp, tp->window_runs)) {
+    if (tp->window_seconds + elapsed > probe_limit(tp, tp->window_runs)) {
         tp->abandoned = true;
         return tp->current;
     }
     return tp->candidate;
+}
+
+/* Whether `runs` runs taking `seconds` in all make a full window. */
+static bool window_full(int64_t runs, double seconds)
+{
+    return runs >= DG__THREADS_WINDOW && seconds >= DG__THREADS_WINDOW_SECONDS;
 }
 
 /* Steady runs at `current` from now on; the next periodic probe after `interval` of them. */
@@ -75,12 +78,22 @@ static void settle(struct dg__thread_policy *tp)
     tp->next_probe = tp->runs + tp->interval;
 }
 
+/* The mean of the latest steady runs that make a window (or of all that are kept). */
+static double recent_mean(const struct dg__thread_policy *tp)
+{
+    const int64_t kept = tp->n_recent < DG__THREADS_HISTORY ? tp->n_recent : DG__THREADS_HISTORY;
+    double sum = 0.0;
+    int64_t used = 0;
+    while (used < kept && !window_full(used, sum)) {
+        sum += tp->recent[(tp->n_recent - 1 - used) % DG__THREADS_HISTORY];
+        used++;
+    }
+    return used > 0 ? sum / (double)used : 0.0;
+}
+
 static void start_probe(struct dg__thread_policy *tp, int candidate)
 {
-    double sum = 0.0;
-    for (int i = 0; i < DG__THREADS_WINDOW; i++)
-        sum += tp->recent[i];
-    tp->baseline = sum / DG__THREADS_WINDOW;
+    tp->baseline = recent_mean(tp);
     tp->candidate = candidate;
     tp->window_runs = 0;
     tp->window_seconds = 0.0;
@@ -104,18 +117,18 @@ static int periodic_candidate(struct dg__thread_policy *tp)
     return tp->current * 2 <= tp->max ? tp->current * 2 : tp->max;
 }
 
-/* Ends the probe, won or lost (given up, or too slow over the window). */
+/* Ends the probe, won or lost (abandoned, or too slow over its window). */
 static void end_probe(struct dg__thread_policy *tp, bool won)
 {
     tp->probed = true;
     if (won) {
         tp->current = tp->candidate;
-        tp->reference = tp->window_seconds / tp->window_runs;
+        tp->reference = tp->window_seconds / (double)tp->window_runs;
         tp->interval = DG__THREADS_FIRST_INTERVAL;
         tp->probe_cost = 0.0;
         tp->n_switches++;
     } else {
-        const double cost = tp->window_seconds - tp->window_runs * tp->baseline;
+        const double cost = tp->window_seconds - (double)tp->window_runs * tp->baseline;
         tp->reference = tp->baseline;
         tp->interval = tp->interval * 2 <= DG__THREADS_MAX_INTERVAL ? tp->interval * 2
                                                                      : DG__THREADS_MAX_INTERVAL;
@@ -126,15 +139,16 @@ static void end_probe(struct dg__thread_policy *tp, bool won)
 
 static void steady_run(struct dg__thread_policy *tp, double seconds)
 {
-    tp->recent[tp->n_recent % DG__THREADS_WINDOW] = seconds;
+    tp->recent[tp->n_recent % DG__THREADS_HISTORY] = seconds;
     tp->n_recent++;
     tp->steady_seconds += seconds;
     if (tp->reference > 0.0 && seconds > tp->reference * DG__THREADS_DRIFT)
         tp->drift++;
     else if (tp->drift > 0)
         tp->drift--;
-    if (tp->n_recent < DG__THREADS_WINDOW ||
-        tp->steady_seconds < DG__THREADS_COST_FACTOR * tp->probe_cost)
+    const bool baseline_ready = window_full(tp->n_recent, tp->steady_seconds) ||
+                                tp->n_recent >= DG__THREADS_HISTORY;
+    if (!baseline_ready || tp->steady_seconds < DG__THREADS_COST_FACTOR * tp->probe_cost)
         return;
     if (tp->drift >= DG__THREADS_DRIFT_RUNS && tp->current > 1)
         start_probe(tp, half(tp->current));
@@ -159,10 +173,12 @@ void dg__thread_policy_end(struct dg__thread_policy *tp, double seconds)
     case DG__THREADS_PROBE:
         tp->window_runs++;
         tp->window_seconds += seconds;
-        if (tp->abandoned || tp->window_seconds > probe_budget(tp, tp->window_runs))
+        if (tp->abandoned || tp->window_seconds > probe_limit(tp, tp->window_runs - 1))
             end_probe(tp, false);
-        else if (tp->window_runs == DG__THREADS_WINDOW)
-            end_probe(tp, true);
+        else if (window_full(tp->window_runs, tp->window_seconds) ||
+                 tp->window_runs >= DG__THREADS_HISTORY)
+            end_probe(tp, tp->window_seconds < (double)tp->window_runs * tp->baseline *
+                                                   (1.0 - DG__THREADS_MARGIN));
         break;
     case DG__THREADS_FIXED:
         break;

@@ -13,16 +13,20 @@
  *
  *   warm-up  the plan's first run, on every core (so that a single run of a big plan gets
  *            them all; also starts the threads and their packing buffers): not timed
- *   steady   runs at `current` (1 after the warm-up); the last DG__THREADS_WINDOW of them are
- *            the baseline a probe has to beat
- *   probe    up to DG__THREADS_WINDOW runs at `candidate` (the first probe: every core; then
- *            half or double `current`, alternating); abandoned, even in the middle of a run
- *            (dg__thread_policy_step), as soon as they cannot beat the baseline by
- *            DG__THREADS_MARGIN or fall DG__THREADS_PROBE_SLACK behind it; else `current`
- *            becomes `candidate`
- * Starting at 1 and probing upwards makes the first probe on a busy machine cheap: a team
- * slowed down by a competitor is given up after about one run instead of being the
- * baseline for several.
+ *   steady   runs at `current` (1 after the warm-up); the latest of them, at least
+ *            DG__THREADS_WINDOW runs and DG__THREADS_WINDOW_SECONDS, are the baseline a probe
+ *            has to beat
+ *   probe    runs at `candidate` (the first probe: every core; then half or double `current`,
+ *            alternating) until they too span DG__THREADS_WINDOW runs and
+ *            DG__THREADS_WINDOW_SECONDS; if their mean beats the baseline's by
+ *            DG__THREADS_MARGIN, `current` becomes `candidate`. Abandoned, even in the middle
+ *            of a run (dg__thread_policy_step), once it falls DG__THREADS_PROBE_SLACK behind
+ *            the baseline (plus DG__THREADS_STALL_SECONDS of grace for one preemption).
+ * Windows span a few scheduler time slices, not just a few runs: on a loaded machine a run of
+ * a millisecond is now and then stalled for several by a preempted team thread, and a window
+ * of four such runs is a coin toss. Starting at 1 and probing upwards makes the first probe on
+ * a busy machine cheap: a team slowed down by a competitor is given up within about one run
+ * instead of being the baseline for several.
  *
  * A probe starts after `interval` steady runs (doubling, up to DG__THREADS_MAX_INTERVAL, while
  * probes fail; back to DG__THREADS_FIRST_INTERVAL on a switch), or early, towards fewer
@@ -38,13 +42,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Runs in a baseline or probe window. */
+/* A baseline or probe window: at least this many runs and this many seconds. */
 #define DG__THREADS_WINDOW 4
+#define DG__THREADS_WINDOW_SECONDS 0.03
+/* Steady run times kept for the baseline (a ring); a baseline of shorter runs than
+ * DG__THREADS_WINDOW_SECONDS / DG__THREADS_HISTORY spans less time. */
+#define DG__THREADS_HISTORY 64
 /* A probe must be this much faster than the baseline (fraction) to win. */
 #define DG__THREADS_MARGIN 0.05
 /* A probe is abandoned as soon as it has taken this factor more than the baseline's time for
- * the runs it has started. */
+ * the runs it has started, plus the grace. */
 #define DG__THREADS_PROBE_SLACK 1.5
+#define DG__THREADS_STALL_SECONDS 0.004
 /* Steady runs before the next probe: the first interval, and its cap. */
 #define DG__THREADS_FIRST_INTERVAL 8
 #define DG__THREADS_MAX_INTERVAL 1024
@@ -52,8 +61,11 @@
  * DG__THREADS_DRIFT_RUNS more drifted than normal runs (net) start a probe early. */
 #define DG__THREADS_DRIFT 2.0
 #define DG__THREADS_DRIFT_RUNS 4
-/* Steady time before another probe, in multiples of what the last failed probe cost. */
-#define DG__THREADS_COST_FACTOR 64.0
+/* Steady time before another probe, in multiples of what the last failed probe cost beyond
+ * its baseline. On a loaded machine the runs just after a probe are slower too (the team's
+ * threads spin for a while before they sleep), about as much again, which the factor covers:
+ * probing then costs about 2 / DG__THREADS_COST_FACTOR of the time. */
+#define DG__THREADS_COST_FACTOR 128.0
 
 enum dg__thread_phase {
     DG__THREADS_FIXED = 0,   /* explicit count: nothing is timed */
@@ -70,11 +82,12 @@ struct dg__thread_policy {
     bool probed;           /* a probe has ended (the first one tries max) */
     bool probe_up;         /* direction of the next periodic probe when both exist */
     bool abandoned;        /* the probe run in progress went back to `current` */
-    double recent[DG__THREADS_WINDOW]; /* the last steady run times, a ring */
-    int n_recent;          /* valid entries of recent (at most DG__THREADS_WINDOW) */
-    int window_runs;       /* finished runs of the probe */
+    double recent[DG__THREADS_HISTORY]; /* steady run times, a ring */
+    int64_t n_recent;      /* steady runs recorded since the last probe (recent holds the last
+                              DG__THREADS_HISTORY of them) */
+    int64_t window_runs;   /* finished runs of the probe */
     double window_seconds; /* their total */
-    double baseline;       /* mean of `recent` when the probe started */
+    double baseline;       /* mean seconds of a steady run when the probe started */
     double reference;      /* run time of `current` that drift is measured against; 0 none */
     int drift;             /* drift score, >= 0 */
     int64_t runs;          /* finished runs */
