@@ -3,7 +3,7 @@
  * explicit 2 threads, on an idle machine and with a busy-loop competitor process beside it.
  *
  *   ./build/bench/bench_threads [--seconds S] [--repetitions R] [--only NAME_PREFIX]
- *                               [--no-competitor] [--unpinned]
+ *                               [--no-competitor] [--unpinned] [--fifo-idle]
  *
  * Workloads (each a plan of the public API, as a user would write it):
  *   mlp_train_b128   training step of bench_mlp's model (784-256-128-10, ReLU, softmax
@@ -26,6 +26,12 @@
  * same plans (the default one having settled on the idle machine) run 0.3 s more
  * (mlp: 1 s) to meet it, and the rounds are repeated.
  *
+ * --fifo-idle (needs root or CAP_SYS_NICE) runs the idle phase (its warm-up included) under
+ * SCHED_FIFO priority 10 and
+ * puts every thread of the process back to SCHED_OTHER before the busy phase: on a machine
+ * shared with other users' jobs it approximates an idle machine for those few seconds (and
+ * holds the others back for as long). The busy phase always runs under the normal scheduler.
+ *
  * Output: `name value unit` lines, for each workload W, phase P (idle, busy) and mode M:
  *   threads_W_P_M            samples/s or GFLOP/s (median)
  *   threads_W_P_M_ratio      x (over threads_W_P_t1 of the same run)
@@ -41,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,7 +66,7 @@ struct options {
     double seconds;
     int repetitions;
     const char *only;
-    bool competitor, pinned;
+    bool competitor, pinned, fifo_idle;
 };
 
 struct shape {
@@ -300,6 +307,23 @@ static void stop_competitor(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* Every thread of the process (OpenMP's too) to SCHED_FIFO priority 10 (fifo) or back to
+ * SCHED_OTHER; false when refused. */
+static bool set_fifo(bool fifo)
+{
+    struct sched_param param = {.sched_priority = fifo ? 10 : 0};
+    DIR *tasks = opendir("/proc/self/task");
+    if (tasks == NULL)
+        return false;
+    bool ok = true;
+    for (struct dirent *e; (e = readdir(tasks)) != NULL;)
+        if (e->d_name[0] != '.' &&
+            sched_setscheduler(atoi(e->d_name), fifo ? SCHED_FIFO : SCHED_OTHER, &param) != 0)
+            ok = false;
+    closedir(tasks);
+    return ok;
+}
+
 /* Builds, warms and measures one workload (shape NULL: the MLP), idle and busy. */
 static bool run_workload(const struct options *opt, const char *name, const struct shape *shape)
 {
@@ -310,6 +334,10 @@ static bool run_workload(const struct options *opt, const char *name, const stru
     struct job jobs[MODES];
     memset(jobs, 0, sizeof jobs);
     bool ok = true;
+    if (opt->fifo_idle && !set_fifo(true)) {
+        fprintf(stderr, "bench_threads: --fifo-idle: SCHED_FIFO refused\n");
+        ok = false;
+    }
     for (int m = 0; m < MODES && ok; m++)
         ok = mlp ? build_mlp(&jobs[m], mode_threads[m])
                  : build_gemm(&jobs[m], shape, mode_threads[m]);
@@ -319,6 +347,10 @@ static bool run_workload(const struct options *opt, const char *name, const stru
     double rates[MODES];
     if (ok && (ok = measure(jobs, opt, rates)))
         report(name, "idle", unit, rates, jobs);
+    if (opt->fifo_idle && !set_fifo(false)) {
+        fprintf(stderr, "bench_threads: --fifo-idle: SCHED_OTHER refused\n");
+        ok = false;
+    }
     if (ok && opt->competitor) {
         pid_t child = start_competitor(opt->pinned);
         if (child < 0) {
@@ -339,7 +371,7 @@ static bool run_workload(const struct options *opt, const char *name, const stru
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_threads [--seconds S] [--repetitions R] [--only PREFIX] "
-                    "[--no-competitor] [--unpinned]\n");
+                    "[--no-competitor] [--unpinned] [--fifo-idle]\n");
 }
 
 int main(int argc, char **argv)
@@ -352,6 +384,8 @@ int main(int argc, char **argv)
             opt.competitor = false;
         } else if (strcmp(argv[i], "--unpinned") == 0) {
             opt.pinned = false;
+        } else if (strcmp(argv[i], "--fifo-idle") == 0) {
+            opt.fifo_idle = true;
         } else if (strcmp(argv[i], "--seconds") == 0 && value != NULL) {
             opt.seconds = atof(value);
             ok = opt.seconds > 0;
@@ -375,8 +409,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_threads: unset DG_NUM_THREADS (it would fix the default count)\n");
         return 2;
     }
-    printf("# cpus %ld, competitor %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-           !opt.competitor ? "off" : opt.pinned ? "pinned to the last cpu" : "unpinned");
+    printf("# cpus %ld, competitor %s, idle phase under %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+           !opt.competitor ? "off" : opt.pinned ? "pinned to the last cpu" : "unpinned",
+           opt.fifo_idle ? "SCHED_FIFO" : "the normal scheduler");
     if (!run_workload(&opt, "mlp_train_b128", NULL))
         return 1;
     for (size_t s = 0; s < sizeof gemm_shapes / sizeof gemm_shapes[0]; s++) {

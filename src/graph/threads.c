@@ -73,7 +73,6 @@ static void settle(struct dg__thread_policy *tp)
 {
     tp->phase = DG__THREADS_STEADY;
     tp->n_recent = 0;
-    tp->drift = 0;
     tp->steady_seconds = 0.0;
     tp->next_probe = tp->runs + tp->interval;
 }
@@ -122,11 +121,17 @@ static void end_probe(struct dg__thread_policy *tp, bool won)
 {
     tp->probed = true;
     if (won) {
+        /* Go on soon in the same direction while there is one (16 -> 8 -> 4 ...); where the
+         * only way is back (2 -> 1 on two cores: a competitor arrived), keep the interval. */
+        const bool went_up = tp->candidate > tp->current;
         tp->current = tp->candidate;
         tp->reference = tp->window_seconds / (double)tp->window_runs;
-        tp->interval = DG__THREADS_FIRST_INTERVAL;
         tp->probe_cost = 0.0;
         tp->n_switches++;
+        if (went_up ? tp->current < tp->max : tp->current > 1) {
+            tp->interval = DG__THREADS_FIRST_INTERVAL;
+            tp->probe_up = went_up;
+        }
     } else {
         const double cost = tp->window_seconds - (double)tp->window_runs * tp->baseline;
         tp->reference = tp->baseline;
@@ -142,17 +147,21 @@ static void steady_run(struct dg__thread_policy *tp, double seconds)
     tp->recent[tp->n_recent % DG__THREADS_HISTORY] = seconds;
     tp->n_recent++;
     tp->steady_seconds += seconds;
-    if (tp->reference > 0.0 && seconds > tp->reference * DG__THREADS_DRIFT)
-        tp->drift++;
-    else if (tp->drift > 0)
-        tp->drift--;
     const bool baseline_ready = window_full(tp->n_recent, tp->steady_seconds) ||
                                 tp->n_recent >= DG__THREADS_HISTORY;
-    if (!baseline_ready || tp->steady_seconds < DG__THREADS_COST_FACTOR * tp->probe_cost)
+    if (!baseline_ready)
         return;
-    if (tp->drift >= DG__THREADS_DRIFT_RUNS && tp->current > 1)
+    /* Drift is measured on the mean of the latest window, not run by run: with a competitor,
+     * a team's runs are mostly as fast as before and now and then stalled for a time slice,
+     * which a count of slow runs misses. A drift probe does not wait for the cost of the
+     * last probe: the current count just became twice as slow, and fewer threads are cheap
+     * to try on a busy machine. */
+    const bool drifted = tp->current > 1 && tp->reference > 0.0 &&
+                         recent_mean(tp) > tp->reference * DG__THREADS_DRIFT;
+    if (drifted)
         start_probe(tp, half(tp->current));
-    else if (tp->runs >= tp->next_probe)
+    else if ((tp->runs >= tp->next_probe || tp->steady_seconds >= DG__THREADS_MAX_WAIT_SECONDS) &&
+             tp->steady_seconds >= DG__THREADS_COST_FACTOR * tp->probe_cost)
         start_probe(tp, periodic_candidate(tp));
 }
 

@@ -28,13 +28,15 @@
  * a busy machine cheap: a team slowed down by a competitor is given up within about one run
  * instead of being the baseline for several.
  *
- * A probe starts after `interval` steady runs (doubling, up to DG__THREADS_MAX_INTERVAL, while
- * probes fail; back to DG__THREADS_FIRST_INTERVAL on a switch), or early, towards fewer
- * threads, when steady runs become DG__THREADS_DRIFT times slower than the count's reference
- * (a competitor arrived). In both cases only once the steady time since the last failed probe
- * is DG__THREADS_COST_FACTOR times what that probe cost: a probe on a busy machine can stall
- * for a scheduler time slice (milliseconds) however short the run, and this bounds probing
- * to about 1 / DG__THREADS_COST_FACTOR of the time.
+ * A probe starts after `interval` steady runs or DG__THREADS_MAX_WAIT_SECONDS of them, whichever
+ * is first (the interval doubling, up to DG__THREADS_MAX_INTERVAL, while
+ * probes fail; back to DG__THREADS_FIRST_INTERVAL after a switch that can go on in the same
+ * direction, 16 -> 8 -> 4, and unchanged after one that cannot), or early, towards fewer
+ * threads, when the latest window of steady runs becomes DG__THREADS_DRIFT times slower than
+ * the count's reference (a competitor arrived). A periodic probe also waits until the steady time since the last
+ * failed probe is DG__THREADS_COST_FACTOR times what that probe cost: a probe on a busy
+ * machine can stall for a scheduler time slice (milliseconds) however short the run, and
+ * this bounds probing to a few percent of the time. A drift probe does not wait.
  */
 #ifndef DG_THREADS_H
 #define DG_THREADS_H
@@ -57,10 +59,12 @@
 /* Steady runs before the next probe: the first interval, and its cap. */
 #define DG__THREADS_FIRST_INTERVAL 8
 #define DG__THREADS_MAX_INTERVAL 1024
-/* A steady run counts as drifted when it is this factor slower than the reference;
- * DG__THREADS_DRIFT_RUNS more drifted than normal runs (net) start a probe early. */
+/* ... or after this much steady time, whichever comes first (runs that became much slower
+ * would otherwise make the interval minutes long). */
+#define DG__THREADS_MAX_WAIT_SECONDS 1.0
+/* Steady runs whose latest window is this factor slower than the reference start a probe of
+ * fewer threads early. */
 #define DG__THREADS_DRIFT 2.0
-#define DG__THREADS_DRIFT_RUNS 4
 /* Steady time before another probe, in multiples of what the last failed probe cost beyond
  * its baseline. On a loaded machine the runs just after a probe are slower too (the team's
  * threads spin for a while before they sleep), about as much again, which the factor covers:
@@ -89,7 +93,6 @@ struct dg__thread_policy {
     double window_seconds; /* their total */
     double baseline;       /* mean seconds of a steady run when the probe started */
     double reference;      /* run time of `current` that drift is measured against; 0 none */
-    int drift;             /* drift score, >= 0 */
     int64_t runs;          /* finished runs */
     int64_t next_probe;    /* a periodic probe starts once `runs` reaches this */
     int64_t interval;      /* steady runs between periodic probes */
