@@ -18,19 +18,19 @@
  * `default` to mean the default; the program refuses to run otherwise.
  *
  * Method: per workload the four plans are built and warmed up (mlp: 1000 steps unless that
- * takes 3 s, for Adam's steady state, see bench_mlp.c; gemm: 0.2 s), then R rounds (default 5), each timing
- * every mode for about S seconds (default 0.1) in turn (starting with another mode each
- * round, after a 30 ms pause each), so that a change of the machine's background load hits the
- * four alike. Medians over rounds. Then a busy-loop child process
- * is forked (pinned to the last CPU unless --unpinned; killed at the end of the workload), the
- * same plans (the default one having settled on the idle machine) run 0.3 s more
- * (mlp: 1 s) to meet it, and the rounds are repeated.
+ * takes 3 s, for Adam's steady state, see bench_mlp.c; gemm: 0.2 s), then R rounds (default
+ * 5), each timing every mode for about S seconds (default 0.1) in turn (starting with another
+ * mode each round, after a 30 ms pause each), so that a change of the machine's background
+ * load hits the four alike. Medians over rounds. Then a busy-loop child process is forked
+ * (pinned to the last CPU unless --unpinned; killed at the end of the workload), the same
+ * plans (the default one having settled on the idle machine) run 0.3 s more (mlp: 1 s) to
+ * meet it, and the rounds are repeated.
  *
  * --fifo-idle (needs root or CAP_SYS_NICE) runs the idle phase (its warm-up included) under
- * SCHED_FIFO priority 10 and
- * puts every thread of the process back to SCHED_OTHER before the busy phase: on a machine
- * shared with other users' jobs it approximates an idle machine for those few seconds (and
- * holds the others back for as long). The busy phase always runs under the normal scheduler.
+ * SCHED_FIFO priority 10 and puts every thread of the process back to SCHED_OTHER before the
+ * busy phase: on a machine shared with other users' jobs it approximates an idle machine for
+ * those few seconds (and holds the others back for as long). The busy phase always runs
+ * under the normal scheduler.
  *
  * Output: `name value unit` lines, for each workload W, phase P (idle, busy) and mode M:
  *   threads_W_P_M            samples/s or GFLOP/s (median)

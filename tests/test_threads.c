@@ -308,7 +308,7 @@ START_TEST(same_threads_same_bits)
 }
 END_TEST
 
-/* ---- Plans: results do not depend on the count, so switching is safe -------------------------- */
+/* ---- Plans: results do not depend on the count, so switching is safe --------------------- */
 
 enum { TRAIN_STEPS = 30, BATCH = 64, IN = 300, HIDDEN = 512, OUT = 10 };
 enum { MODE_FIXED_1, MODE_FIXED_2, MODE_DEFAULT, MODE_SCRAMBLED };

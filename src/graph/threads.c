@@ -158,10 +158,11 @@ static void steady_run(struct dg__thread_policy *tp, double seconds)
      * to try on a busy machine. */
     const bool drifted = tp->current > 1 && tp->reference > 0.0 &&
                          recent_mean(tp) > tp->reference * DG__THREADS_DRIFT;
+    const bool due = tp->runs >= tp->next_probe ||
+                     tp->steady_seconds >= DG__THREADS_MAX_WAIT_SECONDS;
     if (drifted)
         start_probe(tp, half(tp->current));
-    else if ((tp->runs >= tp->next_probe || tp->steady_seconds >= DG__THREADS_MAX_WAIT_SECONDS) &&
-             tp->steady_seconds >= DG__THREADS_COST_FACTOR * tp->probe_cost)
+    else if (due && tp->steady_seconds >= DG__THREADS_COST_FACTOR * tp->probe_cost)
         start_probe(tp, periodic_candidate(tp));
 }
 
@@ -194,7 +195,7 @@ void dg__thread_policy_end(struct dg__thread_policy *tp, double seconds)
     }
 }
 
-/* ---- Plans ------------------------------------------------------------------------------------ */
+/* ---- Plans ------------------------------------------------------------------------------- */
 
 void dg__plan_threads_init(dg_plan *p, int setting)
 {

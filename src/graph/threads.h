@@ -29,11 +29,11 @@
  * instead of being the baseline for several.
  *
  * A probe starts after `interval` steady runs or DG__THREADS_MAX_WAIT_SECONDS of them, whichever
- * is first (the interval doubling, up to DG__THREADS_MAX_INTERVAL, while
- * probes fail; back to DG__THREADS_FIRST_INTERVAL after a switch that can go on in the same
- * direction, 16 -> 8 -> 4, and unchanged after one that cannot), or early, towards fewer
- * threads, when the latest window of steady runs becomes DG__THREADS_DRIFT times slower than
- * the count's reference (a competitor arrived). A periodic probe also waits until the steady time since the last
+ * is first (the interval doubling, up to DG__THREADS_MAX_INTERVAL, while probes fail; back to
+ * DG__THREADS_FIRST_INTERVAL after a switch that can go on in the same direction, 16 -> 8 -> 4,
+ * and unchanged after one that cannot), or early, towards fewer threads, when the latest
+ * window of steady runs becomes DG__THREADS_DRIFT times slower than the count's reference (a
+ * competitor arrived). A periodic probe also waits until the steady time since the last
  * failed probe is DG__THREADS_COST_FACTOR times what that probe cost: a probe on a busy
  * machine can stall for a scheduler time slice (milliseconds) however short the run, and
  * this bounds probing to a few percent of the time. A drift probe does not wait.
