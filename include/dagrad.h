@@ -274,6 +274,11 @@ DG_API dg_node *dg_max(dg_graph *g, dg_node *x, int n_axes, const int *axes, boo
 /* Same data, new shape. One entry may be -1 (inferred), so a reshape can follow a changing
  * batch size. */
 DG_API dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape);
+/* Views through reshape (no copy, see dg_reshape): squeeze removes axis `axis` of size 1,
+ * unsqueeze inserts an axis of size 1 before position `axis` (0..ndim; negative counts from
+ * the end, -1 appends). Axis 0 keeps following the batch where x's axis 0 did. */
+DG_API dg_node *dg_squeeze(dg_graph *g, dg_node *x, int axis);
+DG_API dg_node *dg_unsqueeze(dg_graph *g, dg_node *x, int axis);
 /* Output axis i is input axis perm[i]. */
 DG_API dg_node *dg_permute(dg_graph *g, dg_node *x, int ndim, const int *perm);
 /* Swaps the last two axes. */
