@@ -294,5 +294,6 @@ DG_API size_t dg_plan_unshared_bytes(const dg_plan *p);
 #include "dagrad_optim.h"    /* optimizers, schedules, clipping */
 #include "dagrad_io.h"       /* IDX (MNIST) loader */
 #include "dagrad_train.h"    /* the training loop helper */
+#include "dagrad_image.h"    /* convolution, pooling, image layers */
 
 #endif /* DAGRAD_H */
