@@ -68,6 +68,19 @@ static int thread_id(void)
 #endif
 }
 
+/* The output columns j whose input column j*stride_w + offset lies inside the image:
+ * [*j0, *j1) (empty when *j1 <= *j0). */
+static void valid_columns(const struct dg__conv_geom *g, int64_t offset, int64_t *j0,
+                          int64_t *j1)
+{
+    int64_t s = g->stride_w;
+    /* smallest j with j*s + offset >= 0; smallest j with j*s + offset >= in_w */
+    int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+    int64_t hi = g->in_w - offset <= 0 ? 0 : (g->in_w - offset + s - 1) / s;
+    *j0 = lo < g->out_w ? lo : g->out_w;
+    *j1 = hi < g->out_w ? hi : g->out_w;
+}
+
 /* col[(c*kh + a)*kw + b][i*Wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + b*dw], 0 outside. */
 static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
 {
@@ -85,11 +98,19 @@ static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
                         continue;
                     }
                     const float *src = plane + ih * g->in_w;
-                    int64_t offset = b * g->dil_w - g->pad_w;
-                    for (int64_t j = 0; j < ow; j++) {
-                        int64_t iw = j * g->stride_w + offset;
-                        row[j] = (iw >= 0 && iw < g->in_w) ? src[iw] : 0.0f;
+                    int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
+                    valid_columns(g, offset, &j0, &j1);
+                    for (int64_t j = 0; j < j0; j++)
+                        row[j] = 0.0f;
+                    if (g->stride_w == 1) {
+                        if (j1 > j0)
+                            memcpy(row + j0, src + j0 + offset, (size_t)(j1 - j0) * sizeof *row);
+                    } else {
+                        for (int64_t j = j0; j < j1; j++)
+                            row[j] = src[j * g->stride_w + offset];
                     }
+                    for (int64_t j = j1 > j0 ? j1 : j0; j < ow; j++)
+                        row[j] = 0.0f;
                 }
             }
         }
@@ -113,12 +134,10 @@ static void col2im(const struct dg__conv_geom *g, const float *col, float *x)
                         continue;
                     float *dst = plane + ih * g->in_w;
                     const float *row = src + i * ow;
-                    int64_t offset = b * g->dil_w - g->pad_w;
-                    for (int64_t j = 0; j < ow; j++) {
-                        int64_t iw = j * g->stride_w + offset;
-                        if (iw >= 0 && iw < g->in_w)
-                            dst[iw] += row[j];
-                    }
+                    int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
+                    valid_columns(g, offset, &j0, &j1);
+                    for (int64_t j = j0; j < j1; j++)
+                        dst[j * g->stride_w + offset] += row[j];
                 }
             }
         }

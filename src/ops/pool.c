@@ -178,9 +178,10 @@ static void avg_window(const struct axis *ax, bool adaptive, int64_t o, int64_t 
     *factor = ax->include_pad ? pool : *hi - *lo;
 }
 
-/* The flat index in its plane of the maximum of window (oh, ow), PyTorch's rule. */
-static int64_t argmax(const float *plane, const struct axis *ah, const struct axis *aw,
-                      int64_t oh, int64_t ow, float *value)
+/* The flat index in its plane of the maximum of window (oh, ow), PyTorch's rule. The update
+ * is written as selects, not branches: on real data which element wins is unpredictable. */
+static inline int64_t argmax(const float *plane, const struct axis *ah, const struct axis *aw,
+                             int64_t oh, int64_t ow, float *value)
 {
     int64_t h0 = oh * ah->s - ah->p, w0 = ow * aw->s - aw->p;
     int64_t h_end = h0 + (ah->k - 1) * ah->d + 1, w_end = w0 + (aw->k - 1) * aw->d + 1;
@@ -188,22 +189,72 @@ static int64_t argmax(const float *plane, const struct axis *ah, const struct ax
         h_end = ah->in;
     if (w_end > aw->in)
         w_end = aw->in;
-    while (h0 < 0)
-        h0 += ah->d;
-    while (w0 < 0)
-        w0 += aw->d;
+    if (h0 < 0)
+        h0 += (-h0 + ah->d - 1) / ah->d * ah->d;
+    if (w0 < 0)
+        w0 += (-w0 + aw->d - 1) / aw->d * aw->d;
     int64_t best = h0 * aw->in + w0;
     float best_value = -INFINITY;
-    for (int64_t h = h0; h < h_end; h += ah->d)
+    for (int64_t h = h0; h < h_end; h += ah->d) {
+        const int64_t row = h * aw->in;
         for (int64_t w = w0; w < w_end; w += aw->d) {
-            float v = plane[h * aw->in + w];
-            if (v > best_value || isnan(v)) {
-                best_value = v;
-                best = h * aw->in + w;
-            }
+            float v = plane[row + w];
+            bool take = (v > best_value) | (v != v);
+            best_value = take ? v : best_value;
+            best = take ? row + w : best;
         }
+    }
     *value = best_value;
     return best;
+}
+
+/* Columns per block of argmax_row. */
+enum { ROW_BLOCK = 128 };
+
+/* argmax (and the maximum) of windows (oh, ow0 .. ow0 + n - 1), n <= ROW_BLOCK. Windows that
+ * lie inside the image horizontally are done together, window element by window element
+ * across the columns (the same visiting order inside each window as argmax, so the same
+ * result, but without a loop-carried dependence from one window to the next); the others
+ * through argmax. */
+static void argmax_row(const float *plane, const struct axis *ah, const struct axis *aw,
+                       int64_t oh, int64_t ow0, int64_t n, float *val, int64_t *idx)
+{
+    const int64_t s = aw->s, span = (aw->k - 1) * aw->d + 1;
+    /* interior: ow*s - p >= 0 and ow*s - p + span <= in */
+    int64_t lo = aw->p > 0 ? (aw->p + s - 1) / s : 0;
+    int64_t hi = aw->in + aw->p - span >= 0 ? (aw->in + aw->p - span) / s + 1 : 0;
+    int64_t i0 = lo - ow0, i1 = hi - ow0;
+    i0 = i0 < 0 ? 0 : i0 > n ? n : i0;
+    i1 = i1 < i0 ? i0 : i1 > n ? n : i1;
+    for (int64_t j = 0; j < i0; j++)
+        idx[j] = argmax(plane, ah, aw, oh, ow0 + j, &val[j]);
+    for (int64_t j = i1; j < n; j++)
+        idx[j] = argmax(plane, ah, aw, oh, ow0 + j, &val[j]);
+    if (i1 <= i0)
+        return;
+    int64_t h0 = oh * ah->s - ah->p, h_end = h0 + (ah->k - 1) * ah->d + 1;
+    if (h_end > ah->in)
+        h_end = ah->in;
+    if (h0 < 0)
+        h0 += (-h0 + ah->d - 1) / ah->d * ah->d;
+    for (int64_t j = i0; j < i1; j++) {
+        val[j] = -INFINITY;
+        idx[j] = h0 * aw->in + (ow0 + j) * s - aw->p;
+    }
+    for (int64_t h = h0; h < h_end; h += ah->d) {
+        const float *row = plane + h * aw->in;
+        for (int64_t b = 0; b < aw->k; b++) {
+            const int64_t offset = b * aw->d - aw->p;
+#pragma omp simd
+            for (int64_t j = i0; j < i1; j++) {
+                int64_t at = (ow0 + j) * s + offset;
+                float v = row[at];
+                bool take = (v > val[j]) | (v != v);
+                val[j] = take ? v : val[j];
+                idx[j] = take ? h * aw->in + at : idx[j];
+            }
+        }
+    }
 }
 
 static void axes_of(const struct dg__pool_attrs *a, int variant, const struct dg_shape *x,
@@ -241,31 +292,36 @@ static void pool_forward(const struct dg_op_def *def, const void *attrs, int n_i
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
         switch ((enum pool_variant)variant) {
-        case POOL_MAX: {
-            const float *x = (const float *)in[0].data + pl * x_plane;
-            float *y = (float *)out->data + pl * y_plane;
-            for (int64_t oh = 0; oh < ah.out; oh++)
-                for (int64_t ow = 0; ow < aw.out; ow++)
-                    argmax(x, &ah, &aw, oh, ow, &y[oh * aw.out + ow]);
-            break;
-        }
-        case POOL_MAX_GRAD: {
-            const float *x = (const float *)in[0].data + pl * x_plane;
-            const float *dy = (const float *)in[1].data + pl * y_plane;
-            float *dx = (float *)out->data + pl * x_plane, value;
-            memset(dx, 0, (size_t)x_plane * sizeof *dx);
-            for (int64_t oh = 0; oh < ah.out; oh++)
-                for (int64_t ow = 0; ow < aw.out; ow++)
-                    dx[argmax(x, &ah, &aw, oh, ow, &value)] += dy[oh * aw.out + ow];
-            break;
-        }
+        case POOL_MAX:
+        case POOL_MAX_GRAD:
         case POOL_MAX_GATHER: {
             const float *x = (const float *)in[0].data + pl * x_plane;
-            const float *gr = (const float *)in[1].data + pl * x_plane;
-            float *y = (float *)out->data + pl * y_plane, value;
-            for (int64_t oh = 0; oh < ah.out; oh++)
-                for (int64_t ow = 0; ow < aw.out; ow++)
-                    y[oh * aw.out + ow] = gr[argmax(x, &ah, &aw, oh, ow, &value)];
+            float val[ROW_BLOCK];
+            int64_t idx[ROW_BLOCK];
+            float *dx = NULL;
+            if (variant == POOL_MAX_GRAD) {
+                dx = (float *)out->data + pl * x_plane;
+                memset(dx, 0, (size_t)x_plane * sizeof *dx);
+            }
+            for (int64_t oh = 0; oh < ah.out; oh++) {
+                for (int64_t ow0 = 0; ow0 < aw.out; ow0 += ROW_BLOCK) {
+                    int64_t n = aw.out - ow0 < ROW_BLOCK ? aw.out - ow0 : ROW_BLOCK;
+                    int64_t at = pl * y_plane + oh * aw.out + ow0;
+                    argmax_row(x, &ah, &aw, oh, ow0, n, val, idx);
+                    if (variant == POOL_MAX) {
+                        memcpy((float *)out->data + at, val, (size_t)n * sizeof *val);
+                    } else if (variant == POOL_MAX_GRAD) {
+                        const float *dy = (const float *)in[1].data + at;
+                        for (int64_t j = 0; j < n; j++)
+                            dx[idx[j]] += dy[j];
+                    } else {
+                        const float *gr = (const float *)in[1].data + pl * x_plane;
+                        float *y = (float *)out->data + at;
+                        for (int64_t j = 0; j < n; j++)
+                            y[j] = gr[idx[j]];
+                    }
+                }
+            }
             break;
         }
         case POOL_AVG:
