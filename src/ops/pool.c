@@ -208,6 +208,19 @@ static inline int64_t argmax(const float *plane, const struct axis *ah, const st
     return best;
 }
 
+/* A key whose integer order is the float order of the values, with -0 == +0 and every NaN
+ * above everything (INT32_MAX): comparing keys needs no branch on NaN. */
+static inline int32_t order_key(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int32_t magnitude = (int32_t)(bits & 0x7fffffffu);
+    int32_t sign = -(int32_t)(bits >> 31);                 /* all ones when negative */
+    int32_t key = (magnitude ^ sign) - sign;               /* -magnitude when negative */
+    int32_t nan = -(int32_t)(magnitude > 0x7f800000);      /* all ones for a NaN */
+    return (key & ~nan) | (INT32_MAX & nan);
+}
+
 /* Columns per block of argmax_row. */
 enum { ROW_BLOCK = 128 };
 
@@ -237,8 +250,9 @@ static void argmax_row(const float *plane, const struct axis *ah, const struct a
         h_end = ah->in;
     if (h0 < 0)
         h0 += (-h0 + ah->d - 1) / ah->d * ah->d;
+    int32_t key[ROW_BLOCK];
     for (int64_t j = i0; j < i1; j++) {
-        val[j] = -INFINITY;
+        key[j] = order_key(-INFINITY);
         idx[j] = h0 * aw->in + (ow0 + j) * s - aw->p;
     }
     for (int64_t h = h0; h < h_end; h += ah->d) {
@@ -248,13 +262,15 @@ static void argmax_row(const float *plane, const struct axis *ah, const struct a
 #pragma omp simd
             for (int64_t j = i0; j < i1; j++) {
                 int64_t at = (ow0 + j) * s + offset;
-                float v = row[at];
-                bool take = (v > val[j]) | (v != v);
-                val[j] = take ? v : val[j];
-                idx[j] = take ? h * aw->in + at : idx[j];
+                int32_t k = order_key(row[at]);
+                int32_t take = -(int32_t)((k > key[j]) | (k == INT32_MAX)); /* a mask */
+                key[j] = (k & take) | (key[j] & ~take);
+                idx[j] = ((h * aw->in + at) & (int64_t)take) | (idx[j] & ~(int64_t)take);
             }
         }
     }
+    for (int64_t j = i0; j < i1; j++)
+        val[j] = plane[idx[j]];
 }
 
 static void axes_of(const struct dg__pool_attrs *a, int variant, const struct dg_shape *x,
