@@ -179,6 +179,10 @@ DG_API dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b);
 DG_API dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b);
 DG_API dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b);
 DG_API dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b);
+/* xs[0] + xs[1] + ... + xs[n-1] (added in that order) for n >= 1 float32 inputs of one shape
+ * (no broadcasting); any n, e.g. the 1,000 terms of an unrolled sequence. Each input's
+ * gradient is the output's gradient. xs is copied; a NULL entry fails as for dg_add. */
+DG_API dg_node *dg_add_n(dg_graph *g, int n, dg_node *const *xs);
 DG_API dg_node *dg_maximum(dg_graph *g, dg_node *a, dg_node *b);
 DG_API dg_node *dg_minimum(dg_graph *g, dg_node *a, dg_node *b);
 

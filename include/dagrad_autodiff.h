@@ -75,7 +75,7 @@ DG_API dg_node *dg_l1_loss(dg_graph *g, dg_node *a, dg_node *b);
 DG_API dg_node *dg_huber_loss(dg_graph *g, dg_node *a, dg_node *b, float delta);
 /* (end of losses) */
 
-/* ---- Gradient checker (src/graph/gradcheck.c) -------------------------------------------- */
+/* ---- Gradient checker (src/autodiff/gradcheck.c) ----------------------------------------- */
 /*
  * Compares the gradients dg_grad builds with central finite differences of the loss, the way
  * a user checks a model (and the test suite checks every op).
@@ -94,19 +94,24 @@ DG_API dg_node *dg_huber_loss(dg_graph *g, dg_node *a, dg_node *b, float delta);
  * resolves functions that vary on a scale below h (log x or 1/x at x = 0.05, where the first
  * estimate is off by 20%), while a wrong gradient disagrees with both.
  *
- * Tolerance policy (float32), element by element:
- *     pass  <=>  |analytic - numeric| <= atol * max(1, |loss|) + rtol * max(|analytic|, |numeric|)
- * and both values finite. Defaults rtol = 1e-2, atol = 1e-3: float32 kernels carry relative
- * errors near 1e-6 .. 1e-5 and the stencil adds the rounding noise above, so a correct
- * gradient stays two orders of magnitude inside the bound, while a wrong rule (a missing
- * factor, a wrong sign, a dropped broadcast sum) errs by O(1) relative. atol covers gradient
- * elements near zero, where a relative test is meaningless; it scales with |loss| because the
- * loss's rounding noise does.
+ * Tolerance policy (float32), element by element, for wrt node i:
+ *     pass  <=>  |analytic - numeric| <= atol * scale_i + rtol * max(|analytic|, |numeric|)
+ *                                        + floor,                         both finite,
+ *     scale_i = the largest |numeric| over node i's checked elements (the gradient's scale),
+ *     floor   = 16 * 2^-24 * max(1, |loss|) / h (the float32 loss's rounding noise as the
+ *               stencil sees it: a few ulps of the loss's terms per evaluation, over h).
+ * Defaults rtol = 1e-2, atol = 1e-3. The tolerance follows the GRADIENT, not the loss: a mean
+ * over a [64, 32] batch has gradient elements near 1/2048 of the loss's, and a rule wrong by a
+ * factor 2, a sign, a transpose or an off-by-one index errs by O(1) relative to scale_i, so it
+ * fails with the defaults (the former atol * max(1, |loss|) let a factor 2 pass there). Float32
+ * kernels carry relative errors near 1e-6 .. 1e-5 and the stencil adds the rounding noise
+ * bounded by floor, so a correct gradient stays well inside the bound. atol covers elements
+ * near zero next to large ones, where a relative test alone is meaningless.
  */
 typedef struct dg_gradcheck_options {
     double step;               /* relative step, h = step * max(1, |x|); 1e-6 <= step <= 0.25 */
     double rtol;               /* >= 0 */
-    double atol;               /* >= 0; multiplied by max(1, |loss|) */
+    double atol;               /* >= 0; multiplied by the node's gradient scale (above) */
     int max_elements_per_node; /* elements checked per wrt node; <= 0 checks all */
     uint64_t seed;             /* picks which elements when a node has more than the maximum */
 } dg_gradcheck_options;

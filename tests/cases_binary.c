@@ -15,6 +15,10 @@ static dg_node *build_div(dg_graph *g, dg_node *const *in) { return dg_div(g, in
 static dg_node *build_maximum(dg_graph *g, dg_node *const *in) { return dg_maximum(g, in[0], in[1]); }
 static dg_node *build_minimum(dg_graph *g, dg_node *const *in) { return dg_minimum(g, in[0], in[1]); }
 
+static dg_node *build_add_n3(dg_graph *g, dg_node *const *in) { return dg_add_n(g, 3, in); }
+static dg_node *build_add_n1(dg_graph *g, dg_node *const *in) { return dg_add_n(g, 1, in); }
+static dg_node *build_add_n5(dg_graph *g, dg_node *const *in) { return dg_add_n(g, 5, in); }
+
 /* equal and greater are internal (the backward of maximum, minimum and max). */
 static dg_node *build_equal(dg_graph *g, dg_node *const *in)
 {
@@ -77,6 +81,9 @@ const struct dg_op_case dg_cases_binary[] = {
     {.name = "minimum_lhs_bcast", .op = "minimum", .build = build_minimum},
     {.name = "mul_large", .op = "mul", .build = build_mul},
     {.name = "div_small_quotient", .op = "div", .build = build_div},
+    {.name = "add_n_three", .op = "add_n", .build = build_add_n3},
+    {.name = "add_n_one", .op = "add_n", .build = build_add_n1},
+    {.name = "add_n_five", .op = "add_n", .build = build_add_n5},
     {.name = "equal_ties", .op = "equal", .build = build_equal, .forward_only = true},
     {.name = "equal_random", .op = "equal", .build = build_equal, .forward_only = true},
     {.name = "greater_bcast", .op = "greater", .build = build_greater, .forward_only = true},

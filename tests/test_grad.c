@@ -1,5 +1,5 @@
 /*
- * The autodiff core (src/graph/autodiff.c): gradients of small expressions against hand-derived
+ * The autodiff core (src/autodiff/grad.c): gradients of small expressions against hand-derived
  * values, accumulation on fan-out, broadcasting, pruning of irrelevant nodes, documented zeros,
  * stop_gradient, errors, second order, and gradients that follow a changed batch.
  * Per-op gradients are covered by the op case table (test_fixtures, test_gradcheck).
@@ -7,6 +7,8 @@
 #include "op.h"
 #include "test_util.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +307,69 @@ START_TEST(test_op_without_rule_is_an_error)
 }
 END_TEST
 
+/* No cap on inputs: concat and add_n of 1,000 inputs build, differentiate and run, and match
+ * a reference computed here. x_i = [a_i, b_i];
+ *   c = concat(x_0 .. x_999) ([2000]), s = add_n(x_0 .. x_999) ([2]),
+ *   loss = sum(c * w) + sum(s * s) with w[k] = k / 1000,
+ *   d loss / d x_i[j] = w[2i + j] + 2 s[j]. */
+START_TEST(test_thousand_inputs)
+{
+    enum { N = 1000 };
+    dg_graph *g = dg_graph_new();
+    dg_node **xs = malloc(N * sizeof *xs), **grads = malloc(N * sizeof *grads);
+    float *data = malloc(2 * N * sizeof *data), *w = malloc(2 * N * sizeof *w);
+    ck_assert(xs != NULL && grads != NULL && data != NULL && w != NULL);
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "x%d", i);
+        xs[i] = dg_input(g, name, 1, (const int64_t[]){2});
+        data[2 * i] = (float)((i % 17) - 8) / 16.0f;
+        data[2 * i + 1] = (float)((i % 5) - 2) / 8.0f;
+    }
+    for (int k = 0; k < 2 * N; k++)
+        w[k] = (float)k / 1000.0f;
+    dg_node *c = dg_concat(g, N, xs, 0), *s = dg_add_n(g, N, xs);
+    ck_assert_msg(c != NULL && s != NULL, "%s", dg_graph_error(g));
+    ck_assert_int_eq(dg_node_dim(c, 0), 2 * N);
+    dg_node *weights = dg_constant(g, 1, (const int64_t[]){2 * N}, w);
+    dg_node *loss = dg_add(g, dg_sum(g, dg_mul(g, c, weights), 0, NULL, false),
+                           dg_sum(g, dg_mul(g, s, s), 0, NULL, false));
+    ck_assert_msg(dg_grad(g, loss, N, xs, grads) == DG_OK, "%s", dg_graph_error(g));
+    dg_node **outs = malloc((N + 2) * sizeof *outs);
+    ck_assert_ptr_nonnull(outs);
+    memcpy(outs, grads, N * sizeof *outs);
+    outs[N] = c;
+    outs[N + 1] = s;
+    dg_plan *p = dg_compile(g, N + 2, outs);
+    ck_assert_msg(p != NULL, "%s", dg_graph_error(g));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(dg_feed(p, xs[i], data + 2 * i), DG_OK);
+    ck_assert_msg(dg_run(p) == DG_OK, "%s", dg_graph_error(g));
+    double sum[2] = {0.0, 0.0};
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 2; j++)
+            sum[j] += data[2 * i + j];
+    const float *cv = dg_data(p, c), *sv = dg_data(p, s);
+    for (int k = 0; k < 2 * N; k++)
+        ck_assert_float_eq_tol(cv[k], data[k], 1e-7f); /* a copy: exact */
+    for (int j = 0; j < 2; j++)
+        ck_assert_float_eq_tol(sv[j], sum[j], 1e-3);
+    for (int i = 0; i < N; i++) {
+        const float *gv = dg_data(p, grads[i]);
+        for (int j = 0; j < 2; j++)
+            ck_assert_msg(fabs(gv[j] - (w[2 * i + j] + 2.0 * sum[j])) < 1e-3,
+                          "d/dx%d[%d] = %g, want %g", i, j, gv[j], w[2 * i + j] + 2.0 * sum[j]);
+    }
+    dg_plan_free(p);
+    free(outs);
+    free(xs);
+    free(grads);
+    free(data);
+    free(w);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* Second order: d/dx (d/dx x^3) = 6x. */
 START_TEST(test_second_order)
 {
@@ -441,6 +506,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_stop_gradient);
     tcase_add_test(tc, test_zero_grad_op_is_constant);
     tcase_add_test(tc, test_op_without_rule_is_an_error);
+    tcase_add_test(tc, test_thousand_inputs);
     tcase_add_test(tc, test_second_order);
     tcase_add_test(tc, test_changed_batch);
     suite_add_tcase(s, tc);

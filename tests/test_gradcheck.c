@@ -5,8 +5,8 @@
  * elements deterministically, and report bad arguments without aborting.
  *
  * Tolerance for the op cases: rtol = case->gradcheck_tol (default 1e-2, the library default)
- * and atol = rtol / 10 (the library's default ratio), scaled by max(1, |loss|) as the policy
- * in dagrad_autodiff.h says.
+ * and atol = rtol / 10 (the library's default ratio), scaled by the node's gradient scale as
+ * the policy in dagrad_autodiff.h says.
  */
 #include "case_graph.h"
 #include "op.h"
@@ -233,6 +233,105 @@ START_TEST(test_fails_at_the_wrong_element)
 }
 END_TEST
 
+/* ---- deliberately wrong gradients on a mean-reduced loss over a [64, 32] batch ------------ */
+
+/* A test-only op: out = x, with a backward rule that is right (variant WRONG_NONE) or wrong in
+ * one of the ways real rules go wrong. Built with dg__make_node_def, never registered. */
+enum wrong_kind { WRONG_NONE, WRONG_FACTOR2, WRONG_SIGN, WRONG_TRANSPOSED, WRONG_SHIFTED };
+
+static dg_status identity_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                                const struct dg_shape *in, struct dg_shape *out, char *msg,
+                                size_t len)
+{
+    *out = in[0];
+    return DG_OK;
+}
+
+static void identity_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                             const struct dg_tensor *in, struct dg_tensor *out,
+                             const struct dg_exec_ctx *ctx)
+{
+    memcpy(out->data, in[0].data, (size_t)dg__numel(&out->shape) * sizeof(float));
+}
+
+/* dx = g, or a wrong version of it: 2g; -g; g^T read back as [64, 32] (a rule that forgot a
+ * transpose of a square-looking block); g shifted by one element (an off-by-one index). */
+static dg_status identity_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                   dg_node *grad, dg_node **gin)
+{
+    const int64_t shape[2] = {dg_node_dim(grad, 0), dg_node_dim(grad, 1)};
+    const int64_t flat = shape[0] * shape[1];
+    switch ((enum wrong_kind)ctx->def->variant) {
+    case WRONG_NONE:
+        gin[0] = grad;
+        break;
+    case WRONG_FACTOR2:
+        gin[0] = dg_scale(g, grad, 2.0f);
+        break;
+    case WRONG_SIGN:
+        gin[0] = dg_neg(g, grad);
+        break;
+    case WRONG_TRANSPOSED:
+        gin[0] = dg_reshape(g, dg_transpose(g, grad), 2, shape);
+        break;
+    case WRONG_SHIFTED: {
+        dg_node *line = dg_reshape(g, grad, 1, &flat);
+        dg_node *parts[2] = {dg_slice(g, line, 0, 1, flat), dg_slice(g, line, 0, 0, 1)};
+        gin[0] = dg_reshape(g, dg_concat(g, 2, parts, 0), 2, shape);
+        break;
+    }
+    }
+    return dg_graph_status(g);
+}
+
+#define IDENTITY_DEF(kind, label)                                                             \
+    {.name = label, .n_inputs = 1, .variant = kind, .infer = identity_infer,                 \
+     .forward = identity_forward, .backward = identity_backward}
+
+static const struct dg_op_def identity_defs[] = {
+    IDENTITY_DEF(WRONG_NONE, "identity_right"),
+    IDENTITY_DEF(WRONG_FACTOR2, "identity_factor2"),
+    IDENTITY_DEF(WRONG_SIGN, "identity_sign"),
+    IDENTITY_DEF(WRONG_TRANSPOSED, "identity_transposed"),
+    IDENTITY_DEF(WRONG_SHIFTED, "identity_shifted"),
+};
+
+/* loss = mse_loss(identity(x), y) = mean((x - y)^2) over [64, 32], x and y in [-0.5, 0.5):
+ * d loss / dx = 2 (x - y) / 2048, every element under 1e-3, against a loss near 0.17. With
+ * the DEFAULT options the right rule passes and each wrong one fails on many elements. (The
+ * old loss-scaled tolerance, 1e-3 * max(1, |loss|) = 1e-3, passed the factor-2 error: no
+ * element's error exceeds 1e-3.) */
+START_TEST(test_wrong_gradients_fail_by_default)
+{
+    enum { ROWS = 64, COLS = 32 };
+    static float xv[ROWS * COLS], yv[ROWS * COLS];
+    uint64_t state = 12345;
+    for (int i = 0; i < ROWS * COLS; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        xv[i] = (float)((state >> 40) & 0xffff) / 65536.0f - 0.5f;
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        yv[i] = (float)((state >> 40) & 0xffff) / 65536.0f - 0.5f;
+    }
+    const struct dg_op_def *def = &identity_defs[_i];
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (const int64_t[]){ROWS, COLS});
+    dg_node *y = dg_input(g, "y", 2, (const int64_t[]){ROWS, COLS});
+    dg_node *loss = dg_mse_loss(g, dg__make_node_def(g, def, 1, &x, NULL), y);
+    ck_assert_msg(loss != NULL, "%s", dg_graph_error(g));
+    dg_node *feeds[] = {x, y};
+    const void *data[] = {xv, yv};
+    dg_gradcheck_report r;
+    ck_assert_int_eq(dg_gradcheck(g, loss, 1, &x, 2, feeds, data, NULL, &r), DG_OK);
+    if (def->variant == WRONG_NONE) {
+        ck_assert_msg(r.passed, "%s: the right gradient failed: %s", def->name, r.summary);
+    } else {
+        ck_assert_msg(!r.passed, "%s: a wrong gradient passed: %s", def->name, r.summary);
+        ck_assert_int_gt(r.n_failed, r.n_checked / 4); /* not a near miss */
+    }
+    dg_graph_free(g);
+}
+END_TEST
+
 /* A discontinuity inside both stencils (2h = 0.02 and 0.002): f = x * [x > 0] at
  * x = 0.0004 has analytic derivative 1 (the mask is piecewise constant) but the function jumps
  * within reach; the checker must report it, not pass it silently. Uses the internal comparison
@@ -378,6 +477,8 @@ static Suite *suite(void)
     tcase_add_test(self, test_fails_wrong_gradient);
     tcase_add_test(self, test_fails_at_the_wrong_element);
     tcase_add_test(self, test_fails_across_a_jump);
+    tcase_add_loop_test(self, test_wrong_gradients_fail_by_default, 0,
+                        (int)(sizeof identity_defs / sizeof identity_defs[0]));
     tcase_add_test(self, test_sampling_deterministic);
     tcase_add_test(self, test_error_paths);
     suite_add_tcase(s, self);

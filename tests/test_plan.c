@@ -1,4 +1,5 @@
 /* Compiling and running plans: pruning, memory sharing, pinned values, batch changes. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,60 @@ static dg_node *build_diamond(dg_graph *g, dg_node *x, dg_node **mid)
     *mid = a;
     return dg_maximum(g, dg_mul(g, c, b), dg_minimum(g, a, b));
 }
+
+/* The workspace: the elementwise losses keep their per-block partial sums in the plan's one
+ * workspace (workspace_bytes rule: one double per block of >= 1024 elements, at most 256).
+ * Planned and unplanned plans agree bitwise, before and after dg_plan_set_batch grows the
+ * workspace, and match a sum computed here. */
+START_TEST(workspace_planned_unplanned_and_growth)
+{
+    enum { COLS = 1000, BIG = 512 };
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, COLS});
+    dg_node *y = dg_input(g, "y", 2, (int64_t[]){4, COLS});
+    dg_node *loss = dg_mse_loss(g, dg_tanh(g, x), y);
+    dg_plan *planned = dg_compile(g, 1, &loss);
+    dg_plan *unplanned = dg__compile_ex(g, 1, &loss, false);
+    ck_assert_ptr_nonnull(planned);
+    ck_assert_ptr_nonnull(unplanned);
+    float *xv = malloc(BIG * COLS * sizeof *xv), *yv = malloc(BIG * COLS * sizeof *yv);
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 11);
+    dg_test_fill_uniform(&rng, xv, BIG * COLS, -2.0f, 2.0f);
+    dg_test_fill_uniform(&rng, yv, BIG * COLS, -1.0f, 1.0f);
+    for (int round = 0; round < 2; round++) {
+        int64_t batch = round == 0 ? 4 : BIG;
+        if (round == 1) {
+            ck_assert_int_eq(dg_plan_set_batch(planned, batch), DG_OK);
+            ck_assert_int_eq(dg_plan_set_batch(unplanned, batch), DG_OK);
+        }
+        /* 4000 elements: 3 blocks; 512000: 500 blocks, capped at 256 */
+        size_t want = (round == 0 ? 3 : 256) * sizeof(double);
+        ck_assert_uint_eq(planned->workspace_bytes, want);
+        ck_assert_uint_eq(unplanned->workspace_bytes, want);
+        ck_assert_uint_ge(planned->workspace_capacity, want);
+        dg_plan *plans[2] = {planned, unplanned};
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(dg_feed(plans[k], x, xv), DG_OK);
+            ck_assert_int_eq(dg_feed(plans[k], y, yv), DG_OK);
+            ck_assert_int_eq(dg_run(plans[k]), DG_OK);
+        }
+        float got = dg_data(planned, loss)[0];
+        ck_assert_mem_eq(&got, dg_data(unplanned, loss), sizeof got);
+        double sum = 0.0;
+        for (int64_t i = 0; i < batch * COLS; i++) {
+            double d = tanh((double)xv[i]) - (double)yv[i];
+            sum += d * d;
+        }
+        ck_assert_double_eq_tol(got, sum / (double)(batch * COLS), 1e-5);
+    }
+    free(xv);
+    free(yv);
+    dg_plan_free(planned);
+    dg_plan_free(unplanned);
+    dg_graph_free(g);
+}
+END_TEST
 
 START_TEST(shared_memory_equals_unshared_bitwise)
 {
@@ -293,6 +348,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("plan");
     tcase_add_test(tc, pruning_keeps_only_what_outputs_need);
     tcase_add_test(tc, shared_memory_equals_unshared_bitwise);
+    tcase_add_test(tc, workspace_planned_unplanned_and_growth);
     tcase_add_test(tc, intermediates_are_not_readable);
     tcase_add_test(tc, batch_changes_without_rebuilding);
     tcase_add_test(tc, bad_batch_change_is_reported_and_recoverable);

@@ -228,27 +228,47 @@ static dg_status numeric_derivative(struct check_state *s, dg_node *w, float *va
     return st;
 }
 
-/* The policy: |analytic - numeric| <= atol * max(1, |loss|) + rtol * max(|analytic|, |numeric|),
- * both finite. */
-static double tolerance(const dg_gradcheck_options *o, double loss, double analytic,
-                        double numeric)
+/* What one element is judged against: the node's gradient scale (the largest |numeric| over
+ * its checked elements) and the float32 noise floor of the numeric derivative at this
+ * element's step. */
+struct judge {
+    const dg_gradcheck_options *o;
+    double scale;
+    double floor;
+};
+
+/* Rounding noise of a float32 loss, in loss units per unit of its magnitude, as the stencil
+ * sees it: a few ulps (2^-24 relative) of the loss's terms, each evaluation, times the
+ * stencil's weights (about 1/h in all). Terms are taken at max(1, |loss|): a loss near 0 can
+ * still be a sum of O(1) terms. */
+#define LOSS_NOISE_ULPS 16.0
+
+static double noise_floor(double loss, double h)
 {
-    return o->atol * fmax(1.0, fabs(loss)) + o->rtol * fmax(fabs(analytic), fabs(numeric));
+    return LOSS_NOISE_ULPS * 0x1p-24 * fmax(1.0, fabs(loss)) / h;
 }
 
-static bool within(const dg_gradcheck_options *o, double loss, double analytic, double numeric)
+/* The policy, element by element (docs/testing.md, dagrad_autodiff.h):
+ *   |analytic - numeric| <= atol * scale + rtol * max(|analytic|, |numeric|) + floor,
+ * both finite. */
+static double tolerance(const struct judge *j, double analytic, double numeric)
+{
+    return j->o->atol * j->scale + j->o->rtol * fmax(fabs(analytic), fabs(numeric)) + j->floor;
+}
+
+static bool within(const struct judge *j, double analytic, double numeric)
 {
     return isfinite(analytic) && isfinite(numeric) &&
-           fabs(analytic - numeric) <= tolerance(o, loss, analytic, numeric);
+           fabs(analytic - numeric) <= tolerance(j, analytic, numeric);
 }
 
-static void record(dg_gradcheck_report *r, const dg_gradcheck_options *o, int i, const dg_node *w,
+static void record(dg_gradcheck_report *r, const struct judge *j, int i, const dg_node *w,
                    int64_t e, double analytic, double numeric, double *worst_score)
 {
     double diff = fabs(analytic - numeric);
     double scale = fmax(fabs(analytic), fabs(numeric));
-    double tol = tolerance(o, r->loss, analytic, numeric);
-    bool ok = within(o, r->loss, analytic, numeric);
+    double tol = tolerance(j, analytic, numeric);
+    bool ok = within(j, analytic, numeric);
     double rel = scale > 0.0 ? diff / scale : 0.0;
     if (!isfinite(diff))
         diff = rel = INFINITY;
@@ -290,7 +310,10 @@ static void summarise(dg_gradcheck_report *r, dg_node *const *wrt)
              r->worst_tolerance);
 }
 
-/* Checks every chosen element of wrt[i]; analytic holds the node's gradient. */
+/* Checks every chosen element of wrt[i]; analytic holds the node's gradient. First the
+ * numeric derivative of every chosen element (which fixes the node's gradient scale), then
+ * the verdicts, with a second opinion at a tenth of the step for each element that
+ * disagrees. */
 static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o, int i,
                             dg_node *w, const float *analytic, dg_gradcheck_report *r,
                             double *worst_score)
@@ -301,6 +324,7 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
     bool in_plan = dg_plan_numel(s->loss_plan, w) > 0;
     float *values = NULL;
     int64_t *chosen = malloc((size_t)want * sizeof *chosen);
+    double *numeric = calloc((size_t)want, sizeof *numeric);
     if (dg_node_kind_of(w) == DG_NODE_PARAM) {
         values = dg_param_data(w);
     } else if (in_plan) {
@@ -309,8 +333,9 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
         if (values != NULL)
             memcpy(values, s->feed_data[k], (size_t)numel * sizeof *values);
     }
-    if (chosen == NULL || (in_plan && values == NULL)) {
+    if (chosen == NULL || numeric == NULL || (in_plan && values == NULL)) {
         free(chosen);
+        free(numeric);
         if (dg_node_kind_of(w) == DG_NODE_INPUT)
             free(values);
         dg_graph_set_error(s->g, DG_ERR_NOMEM, "gradcheck: out of memory for %lld elements",
@@ -320,28 +345,37 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
     /* One seed per wrt position, so adding a node does not reshuffle the others. */
     choose_elements(numel, want, o->seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)), chosen);
     dg_status st = DG_OK;
+    struct judge judge = {.o = o, .scale = 0.0};
+    /* numeric stays 0 where the loss does not read w at all: its derivative is 0 */
+    for (int64_t c = 0; c < want && st == DG_OK && in_plan; c++) {
+        int64_t e = chosen[c];
+        double h = o->step * fmax(1.0, fabs((double)values[e]));
+        st = numeric_derivative(s, w, values, e, h, r->loss, &numeric[c]);
+        if (st == DG_OK && isfinite(numeric[c]))
+            judge.scale = fmax(judge.scale, fabs(numeric[c]));
+    }
     for (int64_t c = 0; c < want && st == DG_OK; c++) {
         int64_t e = chosen[c];
         double a = (double)analytic[e];
-        double numeric = 0.0; /* the loss does not read w at all: its derivative is 0 */
-        if (in_plan) {
-            double h = o->step * fmax(1.0, fabs((double)values[e]));
-            st = numeric_derivative(s, w, values, e, h, r->loss, &numeric);
-            /* A second opinion at a tenth of the step when the first disagrees: it resolves
-             * functions that vary on a scale below h (log or 1/x near 0.05), where the first
-             * estimate carries truncation error. A wrong gradient disagrees with both. */
+        double h = in_plan ? o->step * fmax(1.0, fabs((double)values[e])) : o->step;
+        judge.floor = noise_floor(r->loss, h);
+        /* A second opinion at a tenth of the step when the first disagrees: it resolves
+         * functions that vary on a scale below h (log or 1/x near 0.05), where the first
+         * estimate carries truncation error. A wrong gradient disagrees with both. */
+        if (in_plan && !within(&judge, a, numeric[c])) {
             double fine = 0.0;
-            if (st == DG_OK && !within(o, r->loss, a, numeric)) {
-                st = numeric_derivative(s, w, values, e, h / 10, r->loss, &fine);
-                if (st == DG_OK && fabs(a - fine) < fabs(a - numeric))
-                    numeric = fine;
+            st = numeric_derivative(s, w, values, e, h / 10, r->loss, &fine);
+            if (st == DG_OK && fabs(a - fine) < fabs(a - numeric[c])) {
+                numeric[c] = fine;
+                judge.floor = noise_floor(r->loss, h / 10);
             }
         }
         if (st == DG_OK)
-            record(r, o, i, w, e, a, numeric, worst_score);
+            record(r, &judge, i, w, e, a, numeric[c], worst_score);
     }
     if (dg_node_kind_of(w) == DG_NODE_INPUT)
         free(values);
+    free(numeric);
     free(chosen);
     return st;
 }

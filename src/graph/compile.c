@@ -153,6 +153,7 @@ void dg_plan_free(dg_plan *p)
     free(p->slot_bytes);
     free(p->slot_offset);
     free(p->arena);
+    free(p->workspace);
     free(p);
 }
 

@@ -1,5 +1,6 @@
 /* The graph: node storage, the sticky error, leaves (inputs, parameters, constants). */
 #include "graph_internal.h"
+#include "op.h" /* the node builders and accessors implemented here */
 
 #include <omp.h>
 #include <stdarg.h>

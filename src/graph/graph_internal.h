@@ -1,11 +1,11 @@
 /*
- * Graph and node storage, shared by the files of src/graph/. Ops see nodes only through the
- * accessors declared in op.h.
+ * Graph and node storage, shared by the files of src/graph/. The graph layer sees ops only
+ * through op_def.h (each node's def); ops see nodes only through the accessors in op.h.
  */
 #ifndef DG_GRAPH_INTERNAL_H
 #define DG_GRAPH_INTERNAL_H
 
-#include "op.h"
+#include "op_def.h"
 
 #define DG_ERROR_LEN 512
 
@@ -39,6 +39,11 @@ struct dg_graph {
     dg_status status;
     char error[DG_ERROR_LEN];
 };
+
+/* Sticks a formatted error to the graph (first error wins); returns NULL for chaining. Also
+ * declared in op.h for the op files. */
+dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The sticky error (first wins) from a va_list; dg_graph_set_error is the variadic form. */
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args);

@@ -217,7 +217,7 @@ dg_status dg__plan_memory(dg_plan *p)
     free(pool.free);
     p->n_slots = pool.n;
     p->unshared_bytes = unshared;
-    return DG_OK;
+    return dg__plan_workspace(p);
 nomem:
     free(pool.bytes);
     free(pool.busy);

@@ -50,6 +50,10 @@ struct dg_plan {
     size_t arena_bytes;           /* what the current shapes need */
     size_t arena_capacity;        /* what is allocated (the arena only grows) */
     size_t unshared_bytes;
+    /* workspace (workspace.c): one scratch block for every step's kernel */
+    char *workspace;
+    size_t workspace_bytes;       /* the largest any step asks for at the current shapes */
+    size_t workspace_capacity;    /* what is allocated (grows only) */
 };
 
 /* Builds a plan; share_memory false gives every value its own slot (tests compare both). */
@@ -58,6 +62,11 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
 /* Liveness and slot assignment for the current shapes, then (re)allocation of the arena.
  * On failure sets the graph's error and returns its status. */
 dg_status dg__plan_memory(dg_plan *p);
+
+/* Sizes the plan's workspace for the current shapes (the largest workspace_bytes over the
+ * steps) and grows its allocation when needed. Called at the end of dg__plan_memory. On
+ * failure sets the graph's error, marks the plan unrunnable and returns the status. */
+dg_status dg__plan_workspace(dg_plan *p);
 
 /* Grows the input buffers to the inputs' current shapes (before anything may be fed). */
 dg_status dg__plan_size_inputs(dg_plan *p);

@@ -65,7 +65,11 @@ dg_status dg_run(dg_plan *p)
             return DG_ERR_STATE;
         }
     }
-    struct dg_exec_ctx ctx = {.n_threads = p->n_threads > 0 ? p->n_threads : 1};
+    struct dg_exec_ctx ctx = {
+        .n_threads = p->n_threads > 0 ? p->n_threads : 1,
+        .workspace = p->workspace_bytes > 0 ? p->workspace : NULL,
+        .workspace_bytes = p->workspace_bytes,
+    };
     struct dg_tensor *in = p->step_inputs;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];

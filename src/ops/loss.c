@@ -45,6 +45,13 @@ static int64_t loss_blocks(int64_t n, int64_t min_per_block)
     return nb < 1 ? 1 : nb;
 }
 
+/* The partial sums of a loss over n units in blocks of at least min_per_block: the kernels
+ * keep them in the plan's workspace (one double per block). */
+static size_t partials_bytes(int64_t n, int64_t min_per_block)
+{
+    return (size_t)loss_blocks(n, min_per_block) * sizeof(double);
+}
+
 /* ---- shape rules ------------------------------------------------------------------------ */
 
 static dg_status pair_infer(const char *name, const struct dg_shape *in, struct dg_shape *out,
@@ -131,7 +138,7 @@ static void sce_forward(const struct dg_op_def *def, const void *attrs, int n_in
     int64_t n = in[0].shape.dim[0], c = in[0].shape.dim[1];
     int64_t nb = loss_blocks(n, LOSS_BLOCK / c > 0 ? LOSS_BLOCK / c : 1);
     int64_t rows_per_block = (n + nb - 1) / nb;
-    double partial[LOSS_MAX_BLOCKS];
+    double *partial = ctx->workspace; /* nb doubles: sce_workspace */
     const struct dg_vmath *vm = dg__vmath();
     int threads = dg__threads_for(ctx, n * c);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
@@ -153,6 +160,13 @@ static void sce_forward(const struct dg_op_def *def, const void *attrs, int n_in
     *(float *)out->data = valid > 0 ? (float)(total / (double)valid) : 0.0f;
 }
 
+static size_t sce_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                            const struct dg_shape *in, const struct dg_shape *out, int n_threads)
+{
+    int64_t n = in[0].dim[0], c = in[0].dim[1];
+    return partials_bytes(n, LOSS_BLOCK / c > 0 ? LOSS_BLOCK / c : 1);
+}
+
 /* d/dlogits = softmax_cross_entropy_grad(logits, labels, g); labels get none (int32). */
 static dg_status sce_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                               dg_node *grad, dg_node **gin)
@@ -166,6 +180,7 @@ static dg_status sce_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_nod
 const struct dg_op_def dg_op_softmax_cross_entropy = {
     .name = "softmax_cross_entropy", .n_inputs = 2,
     .infer = sce_infer, .forward = sce_forward, .backward = sce_backward,
+    .workspace_bytes = sce_workspace,
 };
 
 dg_node *dg_softmax_cross_entropy(dg_graph *g, dg_node *logits, dg_node *labels)
@@ -330,7 +345,7 @@ static inline __attribute__((always_inline)) void elementwise_loss(
     int64_t n = dg__numel(&in[0].shape);
     int64_t nb = loss_blocks(n, LOSS_BLOCK);
     int64_t per_block = (n + nb - 1) / nb;
-    double partial[LOSS_MAX_BLOCKS];
+    double *partial = ctx->workspace; /* nb doubles: elementwise_loss_workspace */
     int threads = dg__threads_for(ctx, n);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t blk = 0; blk < nb; blk++) {
@@ -365,6 +380,13 @@ static void elementwise_loss_forward(const struct dg_op_def *def, const void *at
     case L_L1: elementwise_loss(L_L1, in, out, 0.0, ctx); break;
     case L_HUBER: elementwise_loss(L_HUBER, in, out, huber_attrs(attrs)->delta, ctx); break;
     }
+}
+
+static size_t elementwise_loss_workspace(const struct dg_op_def *def, const void *attrs,
+                                         int n_inputs, const struct dg_shape *in,
+                                         const struct dg_shape *out, int n_threads)
+{
+    return partials_bytes(dg__numel(&in[0]), LOSS_BLOCK);
 }
 
 /* g / numel(a) as a [] node, from the plan-time shapes. The backward rules below multiply
@@ -408,6 +430,7 @@ const struct dg_op_def dg_op_bce = {
     .name = "bce", .n_inputs = 2,
     .variant = L_BCE,
     .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .workspace_bytes = elementwise_loss_workspace,
     .backward = bce_backward,
 };
 
@@ -433,6 +456,7 @@ const struct dg_op_def dg_op_bce_with_logits = {
     .name = "bce_with_logits", .n_inputs = 2,
     .variant = L_BCE_LOGITS,
     .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .workspace_bytes = elementwise_loss_workspace,
     .backward = bce_with_logits_backward,
 };
 
@@ -458,6 +482,7 @@ const struct dg_op_def dg_op_mse_loss = {
     .name = "mse_loss", .n_inputs = 2,
     .variant = L_MSE,
     .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .workspace_bytes = elementwise_loss_workspace,
     .backward = mse_loss_backward,
 };
 
@@ -484,6 +509,7 @@ const struct dg_op_def dg_op_l1_loss = {
     .name = "l1_loss", .n_inputs = 2,
     .variant = L_L1,
     .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .workspace_bytes = elementwise_loss_workspace,
     .backward = l1_loss_backward,
 };
 
@@ -517,6 +543,7 @@ const struct dg_op_def dg_op_huber_loss = {
     .name = "huber_loss", .attrs_size = sizeof(struct huber_attrs), .n_inputs = 2,
     .variant = L_HUBER,
     .infer = elementwise_loss_infer, .forward = elementwise_loss_forward,
+    .workspace_bytes = elementwise_loss_workspace,
     .backward = huber_loss_backward, .label = huber_label,
 };
 

@@ -1,130 +1,14 @@
 /*
- * The op interface: what every op file in src/ops/ provides, and the helpers they share.
- *
- * An op is one `const struct dg_op_def dg_op_<name>` in one file, listed once in op_list.h.
- * It holds the op's shape rule, its forward kernel, its backward rule (built from public op
- * constructors — it makes graph nodes, never numbers) and its dump label, together.
+ * What every op file in src/ops/ uses: the op definition (op_def.h), node building and node
+ * accessors (implemented in src/graph/), and the helpers the families share: layout copies,
+ * gradient helpers, the parallel-chunks helper.
  */
 #ifndef DG_OP_H
 #define DG_OP_H
 
-#include "dagrad.h"
-#include "graph/shape.h"
+#include "op_def.h"
 
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-/* No node has more inputs than this: a guard against counts that overflow the input array's
- * byte size, not a design limit (a 1,000-input concat or add_n is ordinary). */
-#define DG_MAX_NODE_INPUTS (1 << 24)
-
-/* The registry: enum dg_op_id { DG_OP_add, ... } generated from op_list.h. */
-typedef enum dg_op_id {
-#define DG_OP(name) DG_OP_##name,
-#include "op_list.h"
-#undef DG_OP
-    DG_OP_COUNT
-} dg_op_id;
-
-/* A value as a kernel sees it: storage plus its (plan-time) shape. */
-struct dg_tensor {
-    void *data;
-    struct dg_shape shape;
-};
-
-/* What a kernel may know about the run. */
-struct dg_exec_ctx {
-    int n_threads; /* >= 1; pass to OpenMP's num_threads clause */
-};
-
-struct dg_op_def;
-
-/* What a backward rule is told by dg_grad (src/autodiff/): its own op definition and which
- * input gradients anybody uses. Built fresh for each node; rules read it through the helpers
- * below and never keep it. */
-struct dg_grad_ctx {
-    const struct dg_op_def *def;  /* the op whose rule runs */
-    int n_inputs;
-    const bool *needed;           /* needed[i]: input i lies on a path to a requested node;
-                                     NULL: every gradient is needed */
-};
-
-/* Attributes: each op family defines its own attribute struct in its own file (or a family
- * header), states its size in `attrs_size`, and casts the `const void *attrs` its rules get.
- * The node holds a private copy made when it is built (zeroed when the constructor passes
- * NULL), so nodes with equal attributes compare equal byte for byte when the struct was
- * zeroed before being filled. A def with attrs_size 0 gets attrs == NULL. */
-
-/* Infers the output type from the input types and the node's attributes. Pure: called when
- * the node is built and again whenever a plan's input shapes change. On error returns a status
- * and writes a message naming the op and the shapes into msg (see dg__shape_str). */
-typedef dg_status (*dg_infer_fn)(const struct dg_op_def *def, const void *attrs, int n_inputs,
-                                 const struct dg_shape *inputs, struct dg_shape *out,
-                                 char *msg, size_t msg_len);
-
-/* Computes out from inputs. Never fails: shapes were checked by infer and memory was planned.
- * When the op is flagged can_inplace, out->data may equal inputs[0].data. */
-typedef void (*dg_forward_fn)(const struct dg_op_def *def, const void *attrs, int n_inputs,
-                              const struct dg_tensor *inputs, struct dg_tensor *out,
-                              const struct dg_exec_ctx *ctx);
-
-/* Appends nodes computing the gradient of each input from grad_output (same shape as node) to
- * the graph; stores them in grad_inputs[i] (n_inputs entries, NULL on entry), or leaves NULL
- * where input i gets no gradient (int32 inputs, shape-only inputs, inputs nobody needs, see
- * dg__grad_needed). Any failure sticks to the graph and returns its status. Use node inputs
- * through dg__input(node, i) and the node's own value through `node` itself (e.g. sigmoid's
- * backward uses its output); ctx->def is the op's own definition. */
-typedef dg_status (*dg_backward_fn)(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
-                                    dg_node *grad_output, dg_node **grad_inputs);
-
-/* Which axes of the output may change when a plan changes its input shapes (bit i: axis i),
- * given the same for each input. Lets backward rules prove that an operand's gradient needs
- * no unbroadcasting whatever the batch (dg__unbroadcast_operand). Optional: without it every
- * output axis counts as changing as soon as any input axis does (always safe). */
-typedef uint32_t (*dg_dynamic_axes_fn)(const struct dg_op_def *def, const void *attrs,
-                                       int n_inputs, const struct dg_shape *inputs,
-                                       const uint32_t *input_axes,
-                                       const struct dg_shape *out);
-
-/* Writes extra text for the DOT label (axes, exponent, ...), e.g. "axes=[1]". Optional. */
-typedef void (*dg_label_fn)(const struct dg_op_def *def, const void *attrs, char *buf,
-                            size_t len);
-
-struct dg_op_def {
-    const char *name;
-    int n_inputs;               /* -1: variadic (1 .. DG_MAX_NODE_INPUTS) */
-    int variant;                /* which member of a family: families share one infer and one
-                                   forward function and switch on this (enum of the family's
-                                   file, or an offset into the SIMD table) */
-    size_t attrs_size;          /* bytes of the family's attribute struct; 0: none */
-    bool can_inplace;           /* output may overwrite input 0 when its last use is this op */
-    uint32_t shape_only_inputs; /* bit i: input i is read for its shape only, never its data;
-                                   bit 31 also stands for every input past 31 (variadic ops);
-                                   ask dg__input_shape_only */
-    dg_infer_fn infer;
-    dg_forward_fn forward;
-    /* The gradient rule. dg__zero_grad says "the gradient is zero by definition" (masks,
-     * sign, int32 outputs); NULL says "no rule", and dg_grad through the op fails with
-     * DG_ERR_NOT_DIFFERENTIABLE naming it. */
-    dg_backward_fn backward;
-    dg_label_fn label;
-    dg_dynamic_axes_fn dynamic_axes;
-};
-
-/* Whether input i of an op with this def is read for its shape only. */
-static inline bool dg__input_shape_only(const struct dg_op_def *def, int i)
-{
-    return (def->shape_only_inputs >> (i < 31 ? i : 31)) & 1u;
-}
-
-/* The table, indexed by dg_op_id. */
-const struct dg_op_def *dg__op_def(dg_op_id id);
-
-#define DG_OP(name) extern const struct dg_op_def dg_op_##name;
-#include "op_list.h"
-#undef DG_OP
 
 /* ---- Building nodes (implemented in src/graph/) ----------------------------------------- */
 

@@ -11,6 +11,8 @@ DG_OP(mul)
 DG_OP(div)
 DG_OP(maximum)
 DG_OP(minimum)
+/* n-ary sum of equal shapes: add_n.c */
+DG_OP(add_n)
 /* comparison masks (1.0 / 0.0), no gradient flows: compare.c */
 DG_OP(equal)
 DG_OP(greater)

@@ -51,6 +51,13 @@ CASES += [
     Case("div_small_quotient", "div", [Spec([6], lo=-1e-3, hi=1e-3), Spec([6], lo=1.0, hi=3.0)],
          FNS["div"]),
 
+    # add_n: the n-ary sum of equal shapes (src/ops/add_n.c); the same input twice counts twice
+    Case("add_n_three", "add_n", [Spec([2, 3]), Spec([2, 3]), Spec([2, 3])],
+         lambda a, b, c: a + b + c),
+    Case("add_n_one", "add_n", [Spec([4])], lambda a: a * 1.0),
+    Case("add_n_five", "add_n", [Spec([3, 1, 2]) for _ in range(5)],
+         lambda a, b, c, d, e: a + b + c + d + e),
+
     # comparison masks (1.0 / 0.0), no gradient: explicit values with ties for equal
     Case("equal_ties", "equal",
          [Spec([2, 3], values=[1.0, 2.0, 3.0, -1.0, 2.0, 0.5]), Spec([3], values=[1.0, 2.0, 0.5])],
