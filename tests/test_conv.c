@@ -2,7 +2,7 @@
  * Images beyond the op case table (which checks every conv and pool op against PyTorch and by
  * finite differences, tests/cases_conv.c, tests/cases_pool.c):
  *  - the im2col + GEMM kernels against the direct loops, and bitwise equal for 1, 2 and 3
- *    threads (forward, backward-data, backward-weight; groups, stride, dilation, padding,
+ *    threads and for a workspace planned for fewer threads than the kernel is given (forward, backward-data, backward-weight; groups, stride, dilation, padding,
  *    1x1, a batch smaller than the thread count);
  *  - errors: a kernel larger than the padded input, channels not divisible by groups, stride
  *    0, a bad bias, bad pooling parameters, and a plan whose new input shape no longer fits:
@@ -49,31 +49,42 @@ static void check_kernels(struct dg__conv_geom g)
     float *dy = random_buffer(&rng, ny), *bias = random_buffer(&rng, g.out_c);
     float *ref_y = malloc((size_t)ny * 4), *ref_dx = malloc((size_t)nx * 4);
     float *ref_dw = malloc((size_t)nw * 4);
-    float *y[3], *dx[3], *dw[3];
+    float *y[4], *dx[4], *dw[4];
     dg__conv_forward_direct(&g, x, w, bias, ref_y);
     dg__conv_backward_data_direct(&g, dy, w, NULL, ref_dx);
     dg__conv_backward_weight_direct(&g, x, dy, ref_dw);
-    for (int t = 0; t < 3; t++) {
-        struct dg_exec_ctx ctx = {.n_threads = t + 1};
+    /* 1, 2 and 3 threads with the workspace each needs; then 3 threads with a workspace
+     * planned for 1 (the kernel runs on fewer threads) */
+    for (int t = 0; t < 4; t++) {
+        int threads = t < 3 ? t + 1 : 3, planned = t < 3 ? t + 1 : 1;
+        size_t floats = 0;
+        for (int k = DG__CONV_FORWARD; k <= DG__CONV_WEIGHT; k++) {
+            size_t f = dg__conv_workspace_floats(&g, (enum dg__conv_kernel)k, planned);
+            floats = f > floats ? f : floats;
+        }
+        float *workspace = malloc((floats + 1) * sizeof *workspace);
+        ck_assert_ptr_nonnull(workspace);
+        struct dg_exec_ctx ctx = {.n_threads = threads, .workspace = workspace,
+                                  .workspace_bytes = floats * sizeof *workspace};
         y[t] = malloc((size_t)ny * 4);
         dx[t] = malloc((size_t)nx * 4);
         dw[t] = malloc((size_t)nw * 4);
         dg__conv_forward(&g, x, w, bias, y[t], &ctx);
         dg__conv_backward_data(&g, dy, w, NULL, dx[t], &ctx);
         dg__conv_backward_weight(&g, x, dy, dw[t], &ctx);
+        free(workspace);
         ck_assert_double_le(dg_test_max_rel_err(y[t], ref_y, ny, 1.0), 1e-5);
         ck_assert_double_le(dg_test_max_rel_err(dx[t], ref_dx, nx, 1.0), 1e-5);
         ck_assert_double_le(dg_test_max_rel_err(dw[t], ref_dw, nw, 1.0), 1e-5);
         if (t > 0) {
-            ck_assert_msg(memcmp(y[t], y[0], (size_t)ny * 4) == 0, "forward differs, %d threads",
-                          t + 1);
+            ck_assert_msg(memcmp(y[t], y[0], (size_t)ny * 4) == 0, "forward differs, run %d", t);
             ck_assert_msg(memcmp(dx[t], dx[0], (size_t)nx * 4) == 0, "backward-data differs, "
-                          "%d threads", t + 1);
+                          "run %d", t);
             ck_assert_msg(memcmp(dw[t], dw[0], (size_t)nw * 4) == 0, "backward-weight differs, "
-                          "%d threads", t + 1);
+                          "run %d", t);
         }
     }
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         free(y[t]);
         free(dx[t]);
         free(dw[t]);

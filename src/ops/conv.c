@@ -204,22 +204,22 @@ static dg_status conv_infer(const struct dg_op_def *def, const void *attrs, int 
 
 /* The conv2d geometry of a node from its plan-time shapes. */
 static struct dg__conv_geom geometry(const struct dg_op_def *def, const struct dg__conv_attrs *a,
-                                     const struct dg_tensor *in, const struct dg_tensor *out)
+                                     const struct dg_shape *in, const struct dg_shape *out)
 {
     const struct dg_shape *conv_in, *conv_out;
     int64_t kh, kw;
     switch ((enum conv_variant)def->variant) {
-    case CONV_FORWARD: conv_in = &in[0].shape; conv_out = &out->shape; break;
-    case CONV_TRANSPOSE: conv_in = &out->shape; conv_out = &in[0].shape; break;
-    case CONV_INPUT_GRAD: conv_in = &out->shape; conv_out = &in[0].shape; break;
-    default: conv_in = &in[0].shape; conv_out = &in[1].shape; break;
+    case CONV_FORWARD: conv_in = &in[0]; conv_out = out; break;
+    case CONV_TRANSPOSE: conv_in = out; conv_out = &in[0]; break;
+    case CONV_INPUT_GRAD: conv_in = out; conv_out = &in[0]; break;
+    default: conv_in = &in[0]; conv_out = &in[1]; break;
     }
     if (def->variant == CONV_WEIGHT_GRAD) {
         kh = a->kernel[0];
         kw = a->kernel[1];
     } else {
-        kh = in[1].shape.dim[2];
-        kw = in[1].shape.dim[3];
+        kh = in[1].dim[2];
+        kw = in[1].dim[3];
     }
     return (struct dg__conv_geom){
         .batch = conv_in->dim[0], .in_c = conv_in->dim[1], .in_h = conv_in->dim[2],
@@ -230,11 +230,30 @@ static struct dg__conv_geom geometry(const struct dg_op_def *def, const struct d
     };
 }
 
+static enum dg__conv_kernel kernel_of(int variant)
+{
+    return variant == CONV_FORWARD       ? DG__CONV_FORWARD
+           : variant == CONV_WEIGHT_GRAD ? DG__CONV_WEIGHT
+                                         : DG__CONV_DATA;
+}
+
+/* Column buffers (one per thread) and the weight gradient's partial sums. */
+static size_t conv_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                             const struct dg_shape *in, const struct dg_shape *out,
+                             int n_threads)
+{
+    struct dg__conv_geom geom = geometry(def, conv_attrs(attrs), in, out);
+    return dg__conv_workspace_floats(&geom, kernel_of(def->variant), n_threads) * sizeof(float);
+}
+
 static void conv_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                          const struct dg_tensor *in, struct dg_tensor *out,
                          const struct dg_exec_ctx *ctx)
 {
-    struct dg__conv_geom geom = geometry(def, conv_attrs(attrs), in, out);
+    struct dg_shape shapes[3];
+    for (int i = 0; i < n_inputs && i < 3; i++)
+        shapes[i] = in[i].shape;
+    struct dg__conv_geom geom = geometry(def, conv_attrs(attrs), shapes, &out->shape);
     const float *bias = n_inputs == 3 && def->variant != CONV_INPUT_GRAD ? in[2].data : NULL;
     switch ((enum conv_variant)def->variant) {
     case CONV_FORWARD:
@@ -380,21 +399,25 @@ const struct dg_op_def dg_op_conv2d = {
     .name = "conv2d", .n_inputs = -1, .variant = CONV_FORWARD,
     .attrs_size = sizeof(struct dg__conv_attrs),
     .infer = conv_infer, .forward = conv_forward, .backward = conv_backward, .label = conv_label,
+    .workspace_bytes = conv_workspace,
 };
 const struct dg_op_def dg_op_conv_transpose2d = {
     .name = "conv_transpose2d", .n_inputs = -1, .variant = CONV_TRANSPOSE,
     .attrs_size = sizeof(struct dg__conv_attrs),
     .infer = conv_infer, .forward = conv_forward, .backward = conv_backward, .label = conv_label,
+    .workspace_bytes = conv_workspace,
 };
 const struct dg_op_def dg_op_conv2d_input_grad = {
     .name = "conv2d_input_grad", .n_inputs = 3, .variant = CONV_INPUT_GRAD,
     .attrs_size = sizeof(struct dg__conv_attrs), .shape_only_inputs = 1u << 2,
     .infer = conv_infer, .forward = conv_forward, .backward = conv_backward, .label = conv_label,
+    .workspace_bytes = conv_workspace,
 };
 const struct dg_op_def dg_op_conv2d_weight_grad = {
     .name = "conv2d_weight_grad", .n_inputs = 2, .variant = CONV_WEIGHT_GRAD,
     .attrs_size = sizeof(struct dg__conv_attrs),
     .infer = conv_infer, .forward = conv_forward, .backward = conv_backward, .label = conv_label,
+    .workspace_bytes = conv_workspace,
 };
 
 /* ---- Public constructors ------------------------------------------------------------------ */

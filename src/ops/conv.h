@@ -25,7 +25,15 @@ struct dg__conv_geom {
     int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
 };
 
-/* y = conv(x, w) (+ bias[o] on output channel o when bias != NULL). */
+/* The three kernels, for their scratch sizes. */
+enum dg__conv_kernel { DG__CONV_FORWARD, DG__CONV_DATA, DG__CONV_WEIGHT };
+
+/* Floats of workspace the kernel needs at this geometry and thread count (ctx->workspace;
+ * with less, the kernel uses fewer threads or, below one thread's share, direct loops). */
+size_t dg__conv_workspace_floats(const struct dg__conv_geom *geom, enum dg__conv_kernel kernel,
+                                 int n_threads);
+
+/* y = conv(x, w) (+ bias[o] on output channel o when bias != NULL). Scratch: ctx->workspace. */
 void dg__conv_forward(const struct dg__conv_geom *geom, const float *x, const float *w,
                       const float *bias, float *y, const struct dg_exec_ctx *ctx);
 /* x = conv^T(dy, w): the input gradient of a conv2d, i.e. conv_transpose2d's forward

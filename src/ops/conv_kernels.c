@@ -16,12 +16,14 @@
  * own partial (GEMMs with beta = 1), and the partials are added in block order. Which thread
  * computes a block changes nothing, so the sum too is the same for any thread count.
  *
- * Scratch memory (column buffers, partial sums) is allocated per call for now; when it cannot
- * be had, the kernels fall back to the direct loops at the end of this file, which need none.
+ * Scratch memory (column buffers, partial sums) is the plan's workspace, sized by
+ * dg__conv_workspace_floats for the plan's thread count. A workspace planned for fewer threads
+ * than the kernel is now given runs on fewer threads (same bits); one too small even for one
+ * thread (a caller without a plan) makes the kernel fall back to the direct loops at the end of
+ * this file, which need none.
  */
 #include "conv.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "gemm/gemm.h"
@@ -51,12 +53,52 @@ static int64_t macs(const struct dg__conv_geom *g)
 }
 
 /* Threads across images: at most one per image, 1 for small problems. */
-static int image_threads(const struct dg__conv_geom *g, int64_t units,
-                         const struct dg_exec_ctx *ctx)
+static int image_threads(const struct dg__conv_geom *g, int64_t units, int n_threads)
 {
-    if (ctx->n_threads <= 1 || macs(g) < CONV_MIN_PARALLEL_MACS || units <= 1)
+    if (n_threads <= 1 || macs(g) < CONV_MIN_PARALLEL_MACS || units <= 1)
         return 1;
-    return units < ctx->n_threads ? (int)units : ctx->n_threads;
+    return units < n_threads ? (int)units : n_threads;
+}
+
+static int64_t col_floats(const struct dg__conv_geom *g)
+{
+    return is_pointwise(g) ? 0 : col_rows(g) * out_pixels(g);
+}
+
+static int64_t weight_blocks(const struct dg__conv_geom *g)
+{
+    return g->batch < WEIGHT_BLOCKS ? g->batch : WEIGHT_BLOCKS;
+}
+
+size_t dg__conv_workspace_floats(const struct dg__conv_geom *g, enum dg__conv_kernel kernel,
+                                 int n_threads)
+{
+    if (kernel == DG__CONV_WEIGHT) {
+        int64_t blocks = weight_blocks(g);
+        if (blocks == 0)
+            return 0;
+        int threads = image_threads(g, blocks, n_threads);
+        return (size_t)(col_floats(g) * threads + g->out_c * (col_rows(g) / g->groups) *
+                        (blocks - 1));
+    }
+    return (size_t)(col_floats(g) * image_threads(g, g->batch, n_threads));
+}
+
+/* How many threads the workspace allows (it was planned for the plan's thread count, which
+ * may have changed since): at most `threads`, each with `per_thread` floats after `fixed`;
+ * 0 when not even one fits. */
+static int fit_threads(const struct dg_exec_ctx *ctx, int threads, int64_t per_thread,
+                       int64_t fixed)
+{
+    if (per_thread == 0 && fixed == 0)
+        return threads;
+    size_t floats = ctx->workspace != NULL ? ctx->workspace_bytes / sizeof(float) : 0;
+    if ((int64_t)floats < fixed + per_thread)
+        return 0;
+    if (per_thread == 0)
+        return threads;
+    int64_t fit = ((int64_t)floats - fixed) / per_thread;
+    return fit < threads ? (int)fit : threads;
 }
 
 static int thread_id(void)
@@ -175,10 +217,10 @@ void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float
                       const float *bias, float *y, const struct dg_exec_ctx *ctx)
 {
     const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
-    const int threads = image_threads(g, g->batch, ctx);
-    const int64_t col_size = is_pointwise(g) ? 0 : col_rows(g) * out_pixels(g);
-    float *scratch = NULL;
-    if (col_size > 0 && (scratch = malloc((size_t)(col_size * threads) * sizeof *scratch)) == NULL) {
+    const int64_t col_size = col_floats(g);
+    const int threads = fit_threads(ctx, image_threads(g, g->batch, ctx->n_threads), col_size, 0);
+    float *scratch = ctx->workspace;
+    if (threads == 0) {
         dg__conv_forward_direct(g, x, w, bias, y);
         return;
     }
@@ -196,7 +238,6 @@ void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float
                               scratch + col_size * t, 1);
         }
     }
-    free(scratch);
 }
 
 static void backward_data_image(const struct dg__conv_geom *g, const float *dy, const float *w,
@@ -218,10 +259,10 @@ void dg__conv_backward_data(const struct dg__conv_geom *g, const float *dy, cons
                             const float *bias, float *x, const struct dg_exec_ctx *ctx)
 {
     const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
-    const int threads = image_threads(g, g->batch, ctx);
-    const int64_t col_size = is_pointwise(g) ? 0 : col_rows(g) * out_pixels(g);
-    float *scratch = NULL;
-    if (col_size > 0 && (scratch = malloc((size_t)(col_size * threads) * sizeof *scratch)) == NULL) {
+    const int64_t col_size = col_floats(g);
+    const int threads = fit_threads(ctx, image_threads(g, g->batch, ctx->n_threads), col_size, 0);
+    float *scratch = ctx->workspace;
+    if (threads == 0) {
         dg__conv_backward_data_direct(g, dy, w, bias, x);
         return;
     }
@@ -239,7 +280,6 @@ void dg__conv_backward_data(const struct dg__conv_geom *g, const float *dy, cons
                                     scratch + col_size * t, 1);
         }
     }
-    free(scratch);
 }
 
 /* Sums the weight gradient of images [lo, hi) into dw (overwritten). */
@@ -269,26 +309,26 @@ void dg__conv_backward_weight(const struct dg__conv_geom *g, const float *x, con
         memset(dw, 0, (size_t)dw_size * sizeof *dw);
         return;
     }
-    const int64_t blocks = g->batch < WEIGHT_BLOCKS ? g->batch : WEIGHT_BLOCKS;
-    const int threads = image_threads(g, blocks, ctx);
-    const int64_t col_size = is_pointwise(g) ? 0 : col_rows(g) * out_pixels(g);
-    float *scratch = NULL;
-    size_t floats = (size_t)(col_size * threads + dw_size * (blocks - 1));
-    if (floats > 0 && (scratch = malloc(floats * sizeof *scratch)) == NULL) {
+    const int64_t blocks = weight_blocks(g), col_size = col_floats(g);
+    const int threads = fit_threads(ctx, image_threads(g, blocks, ctx->n_threads), col_size,
+                                    dw_size * (blocks - 1));
+    float *scratch = ctx->workspace;
+    if (threads == 0) {
         dg__conv_backward_weight_direct(g, x, dy, dw);
         return;
     }
-    float *partials = scratch + col_size * threads; /* blocks 1 .. blocks-1 */
+    /* partial sums of blocks 1 .. blocks-1 first, then one column buffer per thread */
+    float *partials = scratch, *cols = scratch + dw_size * (blocks - 1);
     if (threads == 1) {
         for (int64_t b = 0; b < blocks; b++)
-            backward_weight_block(g, x, dy, b == 0 ? dw : partials + (b - 1) * dw_size, scratch,
+            backward_weight_block(g, x, dy, b == 0 ? dw : partials + (b - 1) * dw_size, cols,
                                   g->batch * b / blocks, g->batch * (b + 1) / blocks,
                                   ctx->n_threads);
     } else {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t b = 0; b < blocks; b++)
             backward_weight_block(g, x, dy, b == 0 ? dw : partials + (b - 1) * dw_size,
-                                  scratch + col_size * thread_id(), g->batch * b / blocks,
+                                  cols + col_size * thread_id(), g->batch * b / blocks,
                                   g->batch * (b + 1) / blocks, 1);
     }
     for (int64_t b = 1; b < blocks; b++) {
@@ -296,7 +336,6 @@ void dg__conv_backward_weight(const struct dg__conv_geom *g, const float *x, con
         for (int64_t i = 0; i < dw_size; i++)
             dw[i] += p[i];
     }
-    free(scratch);
 }
 
 /* ---- Direct loops ----------------------------------------------------------------------- */
