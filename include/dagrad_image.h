@@ -76,6 +76,20 @@ DG_API dg_node *dg_avg_pool2d(dg_graph *g, dg_node *x, const dg_pool2d_params *p
  * floor(i*H/out_h) .. ceil((i+1)*H/out_h)); out 1x1 is global average pooling. */
 DG_API dg_node *dg_adaptive_avg_pool2d(dg_graph *g, dg_node *x, int64_t out_h, int64_t out_w);
 
+/* ---- Normalisation (src/ops/norm.c) -----------------------------------------------------
+ *
+ * Fused forward (statistics in double), backward built from ordinary ops. gamma and beta are
+ * both given or both NULL (no affine). The variance is the biased one, as PyTorch. */
+
+/* Normalises over the last n_axes axes of x: y = (x - mean) / sqrt(var + eps) * gamma + beta,
+ * gamma and beta shaped like those axes (torch.nn.functional.layer_norm). */
+DG_API dg_node *dg_layer_norm(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta, int n_axes,
+                              float eps);
+/* x [N, C, ...]: normalises each group of C/groups channels of each example; gamma and beta
+ * [C] per channel (torch.nn.functional.group_norm). groups == C is instance norm. */
+DG_API dg_node *dg_group_norm(dg_graph *g, dg_node *x, int64_t groups, dg_node *gamma,
+                              dg_node *beta, float eps);
+
 /* ---- Layer helpers (src/nn/conv_layers.c) ------------------------------------------------ */
 
 /* A conv2d layer: weight [out_channels, C/groups, kh, kw] "<name>.weight", bias

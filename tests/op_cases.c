@@ -24,6 +24,7 @@
 #pragma weak dg_cases_composite
 #pragma weak dg_cases_conv
 #pragma weak dg_cases_pool
+#pragma weak dg_cases_norm
 
 const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_binary.dgfx", dg_cases_binary},
@@ -38,6 +39,7 @@ const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_composite.dgfx", dg_cases_composite},
     {"ops_conv.dgfx", dg_cases_conv},
     {"ops_pool.dgfx", dg_cases_pool},
+    {"ops_norm.dgfx", dg_cases_norm},
 };
 
 const int dg_op_case_family_count =

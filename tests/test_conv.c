@@ -8,7 +8,7 @@
  *    0, a bad bias, bad pooling parameters, and a plan whose new input shape no longer fits:
  *    a status and a message naming the op and the shapes, never an abort;
  *  - max pooling's decisions: ties go to the first maximum, NaN propagates, padding is -inf;
- *  - second order through conv2d, conv_transpose2d and both poolings (dg_gradcheck of a loss
+ *  - second order through conv2d, conv_transpose2d, both poolings and both normalisations (dg_gradcheck of a loss
  *    built from first gradients);
  *  - gradients after dg_plan_set_batch, and across thread counts, bitwise;
  *  - the layer helpers (names, torch's default bounds, seeding) and a tiny CNN that learns a
@@ -187,6 +187,13 @@ START_TEST(errors_name_the_op_and_shapes)
                  (const char *[]){"adaptive_avg_pool2d", "[1,3,3,3]", NULL});
     expect_error(g, dg_max_pool2d(g, x, NULL), DG_ERR_INVALID_ARG,
                  (const char *[]){"max_pool2d", NULL});
+    expect_error(g, dg_group_norm(g, x, 2, NULL, NULL, 1e-5f), DG_ERR_SHAPE,
+                 (const char *[]){"group_norm", "groups", "[1,3,3,3]", NULL});
+    dg_node *gamma4 = dg_param(g, "gamma4", 1, (int64_t[]){4});
+    expect_error(g, dg_layer_norm(g, x, gamma4, gamma4, 1, 1e-5f), DG_ERR_SHAPE,
+                 (const char *[]){"layer_norm", "[4]", "[1,3,3,3]", NULL});
+    expect_error(g, dg_layer_norm(g, x, gamma4, NULL, 1, 1e-5f), DG_ERR_INVALID_ARG,
+                 (const char *[]){"layer_norm", "gamma", NULL});
 
     /* A plan whose new input shape no longer fits the kernel: an error, not an abort. */
     dg_node *y = dg_conv2d(g, x, w3, NULL, NULL);
@@ -278,8 +285,8 @@ static void check_second_order(dg_node *(*f)(dg_graph *, dg_node *, dg_node *),
     ck_assert_msg(dg_gradcheck(g, loss2, 2, (dg_node *[]){x, w}, 1, &x,
                                (const void *const[]){xd}, NULL, &report) == DG_OK,
                   "%s", dg_graph_error(g));
-    ck_assert_msg(report.passed, "second order: %lld of %lld elements fail",
-                  (long long)report.n_failed, (long long)report.n_checked);
+    ck_assert_msg(report.passed, "second order: %lld of %lld elements fail: %s",
+                  (long long)report.n_failed, (long long)report.n_checked, report.summary);
     free(c1); free(c2); free(xd);
     dg_graph_free(g);
 }
@@ -317,12 +324,39 @@ static dg_node *conv_then_avg_pools(dg_graph *g, dg_node *x, dg_node *w)
     return dg_adaptive_avg_pool2d(g, h, 2, 1);
 }
 
+/* y * ramp: sum(normalised^2) alone is a constant (the row length), whose gradients are
+ * rounding noise; weighting the positions makes the loss depend on the inputs. */
+static dg_node *weighted(dg_graph *g, dg_node *y)
+{
+    int64_t shape[4], n = dg_node_numel(y);
+    for (int i = 0; i < 4; i++)
+        shape[i] = dg_node_dim(y, i);
+    float *ramp = malloc((size_t)n * sizeof *ramp);
+    for (int64_t i = 0; i < n; i++)
+        ramp[i] = 0.5f + (float)((i * 7) % 11) / 11.0f;
+    dg_node *k = dg_constant(g, 4, shape, ramp);
+    free(ramp);
+    return dg_mul(g, y, k);
+}
+
+static dg_node *conv_then_group_norm(dg_graph *g, dg_node *x, dg_node *w)
+{
+    return weighted(g, dg_group_norm(g, dg_conv2d(g, x, w, NULL, NULL), 2, NULL, NULL, 1e-5f));
+}
+
+static dg_node *conv_then_layer_norm(dg_graph *g, dg_node *x, dg_node *w)
+{
+    return weighted(g, dg_layer_norm(g, dg_conv2d(g, x, w, NULL, NULL), NULL, NULL, 2, 1e-5f));
+}
+
 START_TEST(second_order)
 {
     check_second_order(conv_strided, (int64_t[]){2, 4, 5, 4}, (int64_t[]){4, 2, 3, 2});
     check_second_order(convt_outpad, (int64_t[]){1, 2, 3, 3}, (int64_t[]){2, 3, 3, 2});
     check_second_order(conv_then_max_pool, (int64_t[]){1, 2, 4, 4}, (int64_t[]){3, 2, 3, 3});
     check_second_order(conv_then_avg_pools, (int64_t[]){2, 2, 5, 4}, (int64_t[]){2, 2, 2, 2});
+    check_second_order(conv_then_group_norm, (int64_t[]){2, 2, 4, 4}, (int64_t[]){4, 2, 2, 2});
+    check_second_order(conv_then_layer_norm, (int64_t[]){2, 2, 4, 4}, (int64_t[]){3, 2, 2, 2});
 }
 END_TEST
 

@@ -88,3 +88,6 @@ DG_OP(avg_pool2d)
 DG_OP(avg_pool2d_grad)
 DG_OP(adaptive_avg_pool2d)
 DG_OP(adaptive_avg_pool2d_grad)
+/* layer and group normalisation: norm.c */
+DG_OP(layer_norm)
+DG_OP(group_norm)
