@@ -245,7 +245,28 @@ static void argmax_row(const float *plane, const struct axis *ah, const struct a
         idx[j] = argmax(plane, ah, aw, oh, ow0 + j, &val[j]);
     if (i1 <= i0)
         return;
-    int64_t h0 = oh * ah->s - ah->p, h_end = h0 + (ah->k - 1) * ah->d + 1;
+    int64_t top = oh * ah->s - ah->p;
+    if (ah->k == 2 && ah->d == 1 && aw->k == 2 && aw->d == 1 && top >= 0 && top + 1 < ah->in) {
+        /* 2x2 windows inside the image (the common layer): four keys per window, compared
+         * in window order with integer selects */
+        const float *r0 = plane + top * aw->in, *r1 = r0 + aw->in;
+#pragma omp simd
+        for (int64_t j = i0; j < i1; j++) {
+            int64_t at = (ow0 + j) * s - aw->p;
+            const float v[4] = {r0[at], r0[at + 1], r1[at], r1[at + 1]};
+            int32_t best = order_key(v[0]), which = 0;
+            for (int32_t e = 1; e < 4; e++) {
+                int32_t k = order_key(v[e]);
+                int32_t take = -(int32_t)((k > best) | (k == INT32_MAX)); /* masks, no branch */
+                best = (k & take) | (best & ~take);
+                which = (e & take) | (which & ~take);
+            }
+            idx[j] = (top + (which >> 1)) * aw->in + at + (which & 1);
+            val[j] = v[which];
+        }
+        return;
+    }
+    int64_t h0 = top, h_end = h0 + (ah->k - 1) * ah->d + 1;
     if (h_end > ah->in)
         h_end = ah->in;
     if (h0 < 0)
