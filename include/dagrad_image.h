@@ -76,6 +76,22 @@ DG_API dg_node *dg_avg_pool2d(dg_graph *g, dg_node *x, const dg_pool2d_params *p
  * floor(i*H/out_h) .. ceil((i+1)*H/out_h)); out 1x1 is global average pooling. */
 DG_API dg_node *dg_adaptive_avg_pool2d(dg_graph *g, dg_node *x, int64_t out_h, int64_t out_w);
 
+/* ---- Padding and resizing (src/ops/pad.c) -------------------------------------------------- */
+
+typedef enum dg_pad_mode {
+    DG_PAD_CONSTANT = 0, /* `value` outside the input */
+    DG_PAD_REFLECT = 1,  /* mirrored without repeating the edge (PyTorch's 'reflect'); each pad
+                            must be smaller than its axis */
+} dg_pad_mode;
+
+/* Pads the last two axes of x (at least 2-D): top/bottom rows, left/right columns
+ * (torch.nn.functional.pad(x, (left, right, top, bottom), mode, value)). */
+DG_API dg_node *dg_pad2d(dg_graph *g, dg_node *x, int64_t top, int64_t bottom, int64_t left,
+                         int64_t right, dg_pad_mode mode, float value);
+/* Nearest-neighbour upsampling of x [N, C, H, W] by integer factors:
+ * out[n, c, i, j] = x[n, c, i / scale_h, j / scale_w]. */
+DG_API dg_node *dg_upsample_nearest2d(dg_graph *g, dg_node *x, int64_t scale_h, int64_t scale_w);
+
 /* ---- Normalisation (src/ops/norm.c) -----------------------------------------------------
  *
  * Fused forward (statistics in double), backward built from ordinary ops. gamma and beta are

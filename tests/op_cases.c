@@ -25,6 +25,7 @@
 #pragma weak dg_cases_conv
 #pragma weak dg_cases_pool
 #pragma weak dg_cases_norm
+#pragma weak dg_cases_pad
 
 const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_binary.dgfx", dg_cases_binary},
@@ -40,6 +41,7 @@ const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_conv.dgfx", dg_cases_conv},
     {"ops_pool.dgfx", dg_cases_pool},
     {"ops_norm.dgfx", dg_cases_norm},
+    {"ops_pad.dgfx", dg_cases_pad},
 };
 
 const int dg_op_case_family_count =

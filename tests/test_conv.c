@@ -8,7 +8,8 @@
  *    0, a bad bias, bad pooling parameters, and a plan whose new input shape no longer fits:
  *    a status and a message naming the op and the shapes, never an abort;
  *  - max pooling's decisions: ties go to the first maximum, NaN propagates, padding is -inf;
- *  - second order through conv2d, conv_transpose2d, both poolings and both normalisations (dg_gradcheck of a loss
+ *  - second order through conv2d, conv_transpose2d, both poolings, both normalisations,
+ *    nearest upsampling and reflect padding (dg_gradcheck of a loss
  *    built from first gradients);
  *  - gradients after dg_plan_set_batch, and across thread counts, bitwise;
  *  - the layer helpers (names, torch's default bounds, seeding) and a tiny CNN that learns a
@@ -194,6 +195,12 @@ START_TEST(errors_name_the_op_and_shapes)
                  (const char *[]){"layer_norm", "[4]", "[1,3,3,3]", NULL});
     expect_error(g, dg_layer_norm(g, x, gamma4, NULL, 1, 1e-5f), DG_ERR_INVALID_ARG,
                  (const char *[]){"layer_norm", "gamma", NULL});
+    expect_error(g, dg_pad2d(g, x, 3, 0, 0, 0, DG_PAD_REFLECT, 0.0f), DG_ERR_SHAPE,
+                 (const char *[]){"pad2d", "reflect", "[1,3,3,3]", NULL});
+    expect_error(g, dg_pad2d(g, x, -1, 0, 0, 0, DG_PAD_CONSTANT, 0.0f), DG_ERR_INVALID_ARG,
+                 (const char *[]){"pad2d", "negative", NULL});
+    expect_error(g, dg_upsample_nearest2d(g, x, 0, 2), DG_ERR_INVALID_ARG,
+                 (const char *[]){"upsample_nearest2d", "[1,3,3,3]", NULL});
 
     /* A plan whose new input shape no longer fits the kernel: an error, not an abort. */
     dg_node *y = dg_conv2d(g, x, w3, NULL, NULL);
@@ -349,6 +356,12 @@ static dg_node *conv_then_layer_norm(dg_graph *g, dg_node *x, dg_node *w)
     return weighted(g, dg_layer_norm(g, dg_conv2d(g, x, w, NULL, NULL), NULL, NULL, 2, 1e-5f));
 }
 
+static dg_node *conv_upsample_pad(dg_graph *g, dg_node *x, dg_node *w)
+{
+    dg_node *up = dg_upsample_nearest2d(g, dg_conv2d(g, x, w, NULL, NULL), 2, 1);
+    return dg_pad2d(g, up, 1, 2, 2, 1, DG_PAD_REFLECT, 0.0f);
+}
+
 START_TEST(second_order)
 {
     check_second_order(conv_strided, (int64_t[]){2, 4, 5, 4}, (int64_t[]){4, 2, 3, 2});
@@ -357,6 +370,7 @@ START_TEST(second_order)
     check_second_order(conv_then_avg_pools, (int64_t[]){2, 2, 5, 4}, (int64_t[]){2, 2, 2, 2});
     check_second_order(conv_then_group_norm, (int64_t[]){2, 2, 4, 4}, (int64_t[]){4, 2, 2, 2});
     check_second_order(conv_then_layer_norm, (int64_t[]){2, 2, 4, 4}, (int64_t[]){3, 2, 2, 2});
+    check_second_order(conv_upsample_pad, (int64_t[]){1, 2, 4, 5}, (int64_t[]){2, 2, 2, 2});
 }
 END_TEST
 

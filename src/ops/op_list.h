@@ -91,3 +91,7 @@ DG_OP(adaptive_avg_pool2d_grad)
 /* layer and group normalisation: norm.c */
 DG_OP(layer_norm)
 DG_OP(group_norm)
+/* padding and nearest upsampling: pad.c */
+DG_OP(pad2d)
+DG_OP(pad2d_grad)
+DG_OP(upsample_nearest2d)
