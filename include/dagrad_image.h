@@ -106,6 +106,18 @@ DG_API dg_node *dg_layer_norm(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *
 DG_API dg_node *dg_group_norm(dg_graph *g, dg_node *x, int64_t groups, dg_node *gamma,
                               dg_node *beta, float eps);
 
+/* Batch normalisation over the channels of x [N, C, ...] (torch.nn.functional.batch_norm).
+ * Training or evaluation is a property of the run, read from `key` (the graph's run key,
+ * dg_dropout_key: dg_fit feeds training, dg_evaluate evaluation): training normalises with the
+ * batch's statistics (biased variance) and updates running_mean / running_var in place
+ * ((1 - momentum) old + momentum new, with the unbiased batch variance, as PyTorch); evaluation
+ * normalises with the running statistics. running_mean and running_var must be dg_constant
+ * nodes [C] (state owned by the graph and shared by every plan); gamma, beta [C] or both NULL.
+ * The running statistics are not parameters and are not saved by parameter checkpoints. */
+DG_API dg_node *dg_batch_norm(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta,
+                              dg_node *running_mean, dg_node *running_var, dg_node *key,
+                              float momentum, float eps);
+
 /* ---- Layer helpers (src/nn/conv_layers.c) ------------------------------------------------ */
 
 /* A conv2d layer: weight [out_channels, C/groups, kh, kw] "<name>.weight", bias
@@ -116,6 +128,15 @@ DG_API dg_node *dg_group_norm(dg_graph *g, dg_node *x, int64_t groups, dg_node *
 DG_API dg_node *dg_conv2d_layer(dg_graph *g, dg_node *x, int64_t out_channels, int64_t kernel_h,
                                 int64_t kernel_w, const dg_conv2d_params *params, bool bias,
                                 dg_activation act, const char *name, dg_rng *rng);
+
+/* A batch-norm layer (torch.nn.BatchNorm2d's defaults: gamma 1, beta 0, running mean 0,
+ * running variance 1): parameters "<name>.weight", "<name>.bias" [C], running statistics as
+ * constants returned through running_mean / running_var when not NULL (read them with dg_data
+ * on a plan that contains them), the graph's run key (dg_dropout_key). momentum 0.1 and eps
+ * 1e-5 are PyTorch's defaults. */
+DG_API dg_node *dg_batch_norm_layer(dg_graph *g, dg_node *x, float momentum, float eps,
+                                    const char *name, dg_node **running_mean,
+                                    dg_node **running_var);
 
 /* Square max / average pooling with stride = kernel and no padding (the common layer). */
 DG_API dg_node *dg_max_pool2d_layer(dg_graph *g, dg_node *x, int64_t kernel);

@@ -31,7 +31,29 @@ static dg_node *build_group3(dg_graph *g, dg_node *const *in)
     return dg_group_norm(g, in[0], 3, affine(g, in, 1), affine(g, in, 2), 1e-5f);
 }
 
+/* batch_norm on fed inputs (the public constructor wants constants for the running
+ * statistics; the op itself reads whatever it is given): x, mean, var, key [, gamma, beta] */
+static dg_node *build_batch_norm(dg_graph *g, dg_node *const *in)
+{
+    struct {
+        float momentum, eps;
+    } attrs = {0.1f, 1e-5f};
+    int n = dg__find_name(g, "in4") != NULL ? 6 : 4;
+    return dg__make_node(g, DG_OP_batch_norm, n, in, &attrs);
+}
+static dg_node *build_mode(dg_graph *g, dg_node *const *in)
+{
+    return dg__make_node(g, DG_OP_batch_norm_mode, 1, in, NULL);
+}
+
 const struct dg_op_case dg_cases_norm[] = {
+    {.name = "batch_norm_train", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "batch_norm_train_plain", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "batch_norm_eval", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "batch_norm_mode_train", .op = "batch_norm_mode", .build = build_mode,
+     .forward_only = true},
+    {.name = "batch_norm_mode_eval", .op = "batch_norm_mode", .build = build_mode,
+     .forward_only = true},
     {.name = "layer_norm_last", .op = "layer_norm", .build = build_layer1},
     {.name = "layer_norm_two_axes", .op = "layer_norm", .build = build_layer2},
     {.name = "layer_norm_plain", .op = "layer_norm", .build = build_layer1},

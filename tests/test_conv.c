@@ -12,8 +12,10 @@
  *    nearest upsampling and reflect padding (dg_gradcheck of a loss
  *    built from first gradients);
  *  - gradients after dg_plan_set_batch, and across thread counts, bitwise;
- *  - the layer helpers (names, torch's default bounds, seeding) and a tiny CNN that learns a
- *    synthetic task (bars: horizontal or vertical) through dg_fit.
+ *  - batch norm: running statistics (momentum, unbiased variance) and evaluation with them,
+ *    from one plan whose mode is fed with the run key;
+ *  - the layer helpers (names, torch's default bounds, seeding) and a tiny CNN with batch norm
+ *    that learns a synthetic task (bars: horizontal or vertical) through dg_fit.
  */
 #include "conv.h"
 #include "dagrad.h"
@@ -500,6 +502,67 @@ START_TEST(conv_layer_parameters)
 }
 END_TEST
 
+/* ---- Batch norm: train/eval is a property of the run ---------------------------------- */
+
+START_TEST(batch_norm_running_statistics)
+{
+    enum { B = 4, C = 2, S = 3 * 3 };
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 4, (int64_t[]){B, C, 3, 3});
+    dg_node *rm = NULL, *rv = NULL;
+    dg_node *y = dg_batch_norm_layer(g, x, 0.1f, 1e-5f, "bn", &rm, &rv);
+    ck_assert_msg(y != NULL, "%s", dg_graph_error(g));
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_ptr_nonnull(p);
+    static float batches[2][B * C * S];
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 13);
+    dg_test_fill_uniform(&rng, batches[0], B * C * S, -1.0f, 3.0f);
+    dg_test_fill_uniform(&rng, batches[1], B * C * S, -2.0f, 1.0f);
+    double want_mean[C] = {0.0, 0.0}, want_var[C] = {1.0, 1.0};
+    for (int step = 0; step < 2; step++) {
+        ck_assert_int_eq(dg_dropout_feed_key(p, 1, step, true), DG_OK);
+        ck_assert_int_eq(dg_feed(p, x, batches[step]), DG_OK);
+        ck_assert_msg(dg_run(p) == DG_OK, "%s", dg_graph_error(g));
+        for (int c = 0; c < C; c++) {
+            double sum = 0, sq = 0;
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < S; i++)
+                    sum += batches[step][(b * C + c) * S + i];
+            double mean = sum / (B * S);
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < S; i++) {
+                    double d = batches[step][(b * C + c) * S + i] - mean;
+                    sq += d * d;
+                }
+            /* training output: normalised with the batch's biased variance */
+            double out0 = (batches[step][c * S] - mean) / sqrt(sq / (B * S) + 1e-5);
+            ck_assert_double_eq_tol(dg_data(p, y)[c * S], out0, 1e-5);
+            want_mean[c] = 0.9 * want_mean[c] + 0.1 * mean;
+            want_var[c] = 0.9 * want_var[c] + 0.1 * sq / (B * S - 1); /* unbiased */
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        ck_assert_double_eq_tol(dg_data(p, rm)[c], want_mean[c], 1e-6);
+        ck_assert_double_eq_tol(dg_data(p, rv)[c], want_var[c], 1e-6);
+    }
+    /* the same plan in evaluation: running statistics used, not changed */
+    ck_assert_int_eq(dg_dropout_feed_key(p, 1, 2, false), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    for (int c = 0; c < C; c++) {
+        double out0 = (batches[1][c * S] - want_mean[c]) / sqrt(want_var[c] + 1e-5);
+        ck_assert_double_eq_tol(dg_data(p, y)[c * S], out0, 1e-5);
+        ck_assert_double_eq_tol(dg_data(p, rm)[c], want_mean[c], 1e-6);
+    }
+    /* errors */
+    dg_node *bad = dg_batch_norm(g, x, NULL, NULL, x, x, dg_dropout_key(g), 0.1f, 1e-5f);
+    ck_assert_ptr_null(bad);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "constants"));
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* ---- A tiny CNN learns bars ----------------------------------------------------------------- */
 
 enum { SIDE = 8, N_TRAIN = 512 };
@@ -532,7 +595,8 @@ START_TEST(tiny_cnn_learns_bars)
     dg_node *y = dg_input_typed(g, "y", DG_I32, 1, (int64_t[]){32});
     dg_conv2d_params same = DG_CONV2D_DEFAULTS;
     same.same = true;
-    dg_node *h = dg_conv2d_layer(g, x, 4, 3, 3, &same, true, DG_ACT_RELU, "conv", &rng);
+    dg_node *h = dg_conv2d_layer(g, x, 4, 3, 3, &same, false, DG_ACT_NONE, "conv", &rng);
+    h = dg_relu(g, dg_batch_norm_layer(g, h, 0.1f, 1e-5f, "bn", NULL, NULL));
     h = dg_max_pool2d_layer(g, h, 2);
     dg_node *logits = dg_dense(g, dg_flatten(g, h), 2, DG_ACT_NONE, "fc", &rng);
     dg_node *loss = dg_softmax_cross_entropy(g, logits, y);
@@ -540,7 +604,7 @@ START_TEST(tiny_cnn_learns_bars)
     int n = 0;
     ck_assert_msg(dg_grad_params(g, loss, 8, params, grads, &n) == DG_OK, "%s",
                   dg_graph_error(g));
-    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(n, 5); /* conv weight, bn weight and bias, fc weight and bias */
     dg_adam_config adam_cfg = DG_ADAM_DEFAULTS;
     adam_cfg.lr = 1e-2;
     dg_optim *adam = dg_optim_new_adam(n, params, grads, &adam_cfg);
@@ -579,6 +643,7 @@ static Suite *suite(void)
     tcase_add_test(tc, second_order);
     tcase_add_test(tc, set_batch_and_threads);
     tcase_add_test(tc, conv_layer_parameters);
+    tcase_add_test(tc, batch_norm_running_statistics);
     tcase_add_test(tc, tiny_cnn_learns_bars);
     suite_add_tcase(s, tc);
     return s;

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "op.h"
 
@@ -49,6 +50,45 @@ dg_node *dg_conv2d_layer(dg_graph *g, dg_node *x, int64_t out_channels, int64_t 
             return NULL;
     }
     return dg_activate(g, dg_conv2d(g, x, weight, b, params), act);
+}
+
+dg_node *dg_batch_norm_layer(dg_graph *g, dg_node *x, float momentum, float eps,
+                             const char *name, dg_node **running_mean, dg_node **running_var)
+{
+    if (g == NULL || dg_graph_status(g) != DG_OK)
+        return NULL;
+    if (x == NULL)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "batch_norm_layer: input is NULL");
+    if (name == NULL || *name == '\0')
+        return dg__fail(g, DG_ERR_INVALID_ARG, "batch_norm_layer: name is NULL or empty");
+    if (dg_node_ndim(x) < 2)
+        return dg__fail(g, DG_ERR_SHAPE, "batch_norm_layer '%s': input has %d dimensions, "
+                        "[N, C, ...] needed", name, dg_node_ndim(x));
+    int64_t channels = dg_node_dim(x, 1);
+    char weight_name[256], bias_name[256];
+    snprintf(weight_name, sizeof weight_name, "%s.weight", name);
+    snprintf(bias_name, sizeof bias_name, "%s.bias", name);
+    dg_node *gamma = dg_param(g, weight_name, 1, (int64_t[]){channels});
+    dg_node *beta = dg_param(g, bias_name, 1, (int64_t[]){channels});
+    float *init = malloc((size_t)channels * sizeof *init);
+    if (init == NULL)
+        return dg__fail(g, DG_ERR_NOMEM, "batch_norm_layer '%s': out of memory", name);
+    for (int64_t c = 0; c < channels; c++)
+        init[c] = 0.0f;
+    dg_node *mean = dg_constant(g, 1, (int64_t[]){channels}, init);
+    for (int64_t c = 0; c < channels; c++)
+        init[c] = 1.0f;
+    dg_node *var = dg_constant(g, 1, (int64_t[]){channels}, init);
+    free(init);
+    if (gamma == NULL || beta == NULL || mean == NULL || var == NULL)
+        return NULL;
+    if (dg_init_constant(gamma, 1.0f) != DG_OK)
+        return NULL;
+    if (running_mean != NULL)
+        *running_mean = mean;
+    if (running_var != NULL)
+        *running_var = var;
+    return dg_batch_norm(g, x, gamma, beta, mean, var, dg_dropout_key(g), momentum, eps);
 }
 
 dg_node *dg_max_pool2d_layer(dg_graph *g, dg_node *x, int64_t kernel)

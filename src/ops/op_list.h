@@ -95,3 +95,6 @@ DG_OP(group_norm)
 DG_OP(pad2d)
 DG_OP(pad2d_grad)
 DG_OP(upsample_nearest2d)
+/* batch normalisation (mode from the run key): batchnorm.c */
+DG_OP(batch_norm)
+DG_OP(batch_norm_mode)
