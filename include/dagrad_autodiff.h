@@ -20,6 +20,8 @@ extern "C" {
  *  - Only nodes on a path from a wrt node to the loss get backward nodes. A node read several
  *    times accumulates its gradient contributions with add.
  *  - An op on such a path without a gradient rule gives DG_ERR_NOT_DIFFERENTIABLE naming it.
+ *    Ops whose gradient is zero by definition (comparison masks, sign, stop_gradient) have an
+ *    explicit zero rule: constants, not errors.
  *  - The new nodes are differentiable where their ops are, so dg_grad may be applied to a
  *    gradient again (second derivatives, Hessian-vector products).
  * Returns DG_OK, or the graph's sticky error status (grads untouched on error).
