@@ -74,13 +74,19 @@ static dg_status check_geometry(const struct dg_op_def *def, const struct dg__co
                                conv_name(def), (long long)a->stride[0], (long long)a->stride[1],
                                (long long)a->dilation[0], (long long)a->dilation[1],
                                (long long)a->groups, si);
-    if (in->dim[1] != group_in_c * a->groups || out_c % a->groups != 0)
-        return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: %lld input channels and %lld "
-                               "output channels with %lld groups need a weight with %lld/%lld "
-                               "input channels per group, got %lld (input %s)",
-                               conv_name(def), (long long)in->dim[1], (long long)out_c,
-                               (long long)a->groups, (long long)in->dim[1],
-                               (long long)a->groups, (long long)group_in_c, si);
+    if (in->dim[1] % a->groups != 0)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: %lld input channels (input %s) are "
+                               "not divisible into %lld groups", conv_name(def),
+                               (long long)in->dim[1], si, (long long)a->groups);
+    if (out_c % a->groups != 0)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: %lld output channels are not "
+                               "divisible into %lld groups (input %s)", conv_name(def),
+                               (long long)out_c, (long long)a->groups, si);
+    if (in->dim[1] != group_in_c * a->groups)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: the weight has %lld input channels "
+                               "per group; input %s with %lld groups needs %lld",
+                               conv_name(def), (long long)group_in_c, si, (long long)a->groups,
+                               (long long)(in->dim[1] / a->groups));
     if (kh < 1 || kw < 1 ||
         !conv_out_size(in->dim[2], kh, a->stride[0], a->pad_begin[0], a->pad_end[0],
                        a->dilation[0], out_h) ||
