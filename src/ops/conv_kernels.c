@@ -110,6 +110,15 @@ static int thread_id(void)
 #endif
 }
 
+static int team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* The output columns j whose input column j*stride_w + offset lies inside the image:
  * [*j0, *j1) (empty when *j1 <= *j0). */
 static void valid_columns(const struct dg__conv_geom *g, int64_t offset, int64_t *j0,
@@ -231,8 +240,9 @@ void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float
     } else {
 #pragma omp parallel num_threads(threads)
         {
-            int t = thread_id();
-            int64_t lo = g->batch * t / threads, hi = g->batch * (t + 1) / threads;
+            /* the team may be smaller than asked for (nested regions, thread limits) */
+            int t = thread_id(), team = team_size();
+            int64_t lo = g->batch * t / team, hi = g->batch * (t + 1) / team;
             for (int64_t n = lo; n < hi; n++)
                 forward_image(g, x + n * in_size, w, bias, y + n * out_size,
                               scratch + col_size * t, 1);
@@ -273,8 +283,9 @@ void dg__conv_backward_data(const struct dg__conv_geom *g, const float *dy, cons
     } else {
 #pragma omp parallel num_threads(threads)
         {
-            int t = thread_id();
-            int64_t lo = g->batch * t / threads, hi = g->batch * (t + 1) / threads;
+            /* the team may be smaller than asked for (nested regions, thread limits) */
+            int t = thread_id(), team = team_size();
+            int64_t lo = g->batch * t / team, hi = g->batch * (t + 1) / team;
             for (int64_t n = lo; n < hi; n++)
                 backward_data_image(g, dy + n * out_size, w, bias, x + n * in_size,
                                     scratch + col_size * t, 1);
