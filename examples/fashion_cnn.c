@@ -36,7 +36,7 @@ static int usage(const char *prog)
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.data_dir = DG_FASHION_MNIST_DIR, .epochs = 3, .seed = 42,
+    *o = (struct options){.data_dir = NULL, .epochs = 3, .seed = 42,
                           .val = 5000};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -78,10 +78,9 @@ int main(int argc, char **argv)
         return parsed == 1 ? 0 : 2;
 
     dg_dataset train, test;
-    char err[512];
-    if (dg_fashion_mnist_load(o.data_dir, 1.0f / 255.0f, &train, &test, err, sizeof err)) {
+    if (dg_fashion_mnist_load(o.data_dir, 1.0f / 255.0f, &train, &test) != DG_OK) {
         fprintf(stderr, "fashion_cnn: %s\n(install Debian's dataset-fashion-mnist, or pass "
-                "--data DIR)\n", err);
+                "--data DIR)\n", dg_dataset_error(&train));
         return 1;
     }
     const int64_t pixels = train.rows * train.cols;

@@ -3,6 +3,10 @@
  *
  *   build/examples/fashion_mnist [--recipe default|parity] [--epochs N] [--threads N]
  *                                [--seed N] [--data DIR] [--dot FILE] [--csv FILE]
+ *                                [--plot FILE]
+ *
+ * Trains on the first 55,000 training images, validates after each epoch on the last 5,000
+ * (held out from training), and evaluates the test set once, at the end.
  *
  * Recipes:
  *   default  784-512-256-10, ReLU, dropout 0.2, inputs standardised, AdamW with a cosine
@@ -12,7 +16,9 @@
  *            cross-entropy, Adam lr 1e-3, batch 128, inputs scaled to [0, 1], 5 epochs.
  *
  * Ends with the lines `test_accuracy 0.XXXX` and `train_samples_per_s N`; writes the training
- * graph as DOT (and SVG when Graphviz's dot is installed).
+ * graph as DOT, each layer a box and its backward pass collapsed into one (and as SVG when
+ * Graphviz's dot is installed), and the training curves as an SVG plot next to it
+ * (fashion_mnist_curves.svg beside fashion_mnist.dot; --plot FILE to choose).
  */
 #include <dagrad.h>
 #include <math.h>
@@ -21,7 +27,7 @@
 #include <string.h>
 
 struct options {
-    const char *recipe, *data_dir, *dot_path, *csv_path;
+    const char *recipe, *data_dir, *dot_path, *csv_path, *plot_path;
     int epochs, threads;
     uint64_t seed;
 };
@@ -29,13 +35,13 @@ struct options {
 static int usage(const char *prog)
 {
     fprintf(stderr, "usage: %s [--recipe default|parity] [--epochs N] [--threads N] "
-            "[--seed N] [--data DIR] [--dot FILE] [--csv FILE]\n", prog);
+            "[--seed N] [--data DIR] [--dot FILE] [--csv FILE] [--plot FILE]\n", prog);
     return 2;
 }
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.recipe = "default", .data_dir = DG_FASHION_MNIST_DIR,
+    *o = (struct options){.recipe = "default", .data_dir = NULL,
                           .dot_path = "fashion_mnist.dot", .epochs = 0, .seed = 42};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -59,6 +65,8 @@ static int parse(int argc, char **argv, struct options *o)
             o->dot_path = value;
         else if (strcmp(arg, "--csv") == 0)
             o->csv_path = value;
+        else if (strcmp(arg, "--plot") == 0)
+            o->plot_path = value;
         else
             return usage(argv[0]);
     }
@@ -67,10 +75,11 @@ static int parse(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* Standardises pixels (already in [0, 1]) with the training set's mean and deviation. */
-static void standardise(dg_dataset *train, dg_dataset *test)
+/* Standardises pixels (already in [0, 1]) with the mean and deviation of the first
+ * `n_fit` training images (those trained on). */
+static void standardise(dg_dataset *train, dg_dataset *test, int64_t n_fit)
 {
-    int64_t n = train->count * train->rows * train->cols;
+    int64_t n = n_fit * train->rows * train->cols;
     double sum = 0, sum_sq = 0;
     for (int64_t i = 0; i < n; i++) {
         sum += train->images[i];
@@ -101,14 +110,17 @@ int main(int argc, char **argv)
     int epochs = o.epochs > 0 ? o.epochs : (parity ? 5 : 16);
 
     dg_dataset train, test;
-    char err[512];
-    if (dg_fashion_mnist_load(o.data_dir, 1.0f / 255.0f, &train, &test, err, sizeof err)) {
+    if (dg_fashion_mnist_load(o.data_dir, 1.0f / 255.0f, &train, &test) != DG_OK) {
         fprintf(stderr, "fashion_mnist: %s\n(install Debian's dataset-fashion-mnist, or pass "
-                "--data DIR)\n", err);
+                "--data DIR)\n", dg_dataset_error(&train));
         return 1;
     }
+    /* The last 5,000 training images are held out for validation: the test set is looked
+     * at once, at the end. */
+    const int64_t n_val = train.count > 10000 ? 5000 : train.count / 10;
+    const int64_t n_fit = train.count - n_val;
     if (!parity)
-        standardise(&train, &test);
+        standardise(&train, &test, n_fit);
     int64_t pixels = train.rows * train.cols;
 
     /* The model. */
@@ -132,6 +144,7 @@ int main(int argc, char **argv)
         h = dg_dropout(g, dg_dense(g, h, 256, DG_ACT_RELU, "fc2", &rng), key, 0.2f);
         logits = dg_dense(g, h, 10, DG_ACT_NONE, "fc3", &rng);
     }
+    dg_name(logits, "logits");
     dg_node *loss = dg_softmax_cross_entropy(g, logits, y);
     dg_node *params[8], *grads[8];
     int n_params = 0;
@@ -139,7 +152,7 @@ int main(int argc, char **argv)
         return fail(g, "building the model");
 
     /* The optimizer. */
-    int64_t steps_per_epoch = (train.count + 127) / 128;
+    int64_t steps_per_epoch = (n_fit + 127) / 128;
     dg_optim *opt;
     if (parity) {
         opt = dg_optim_new_adam(n_params, params, grads, &DG_ADAM_DEFAULTS);
@@ -159,9 +172,9 @@ int main(int argc, char **argv)
     if (o.threads > 0)
         dg_optim_set_threads(opt, o.threads);
 
-    printf("fashion_mnist: recipe %s, %d epochs, %lld training / %lld test images, %d "
-           "threads\n", o.recipe, epochs, (long long)train.count, (long long)test.count,
-           dg_graph_threads(g));
+    printf("fashion_mnist: recipe %s, %d epochs, %lld training / %lld validation / %lld test "
+           "images, %d threads\n", o.recipe, epochs, (long long)n_fit, (long long)n_val,
+           (long long)test.count, dg_graph_threads(g));
     dg_model model = {.graph = g, .x = x, .y = y, .loss = loss, .output = logits};
     dg_fit_config cfg = DG_FIT_DEFAULTS;
     cfg.epochs = epochs;
@@ -169,15 +182,34 @@ int main(int argc, char **argv)
     cfg.eval_batch_size = 1000;
     cfg.seed = o.seed;
     cfg.csv_path = o.csv_path;
-    dg_fit_data train_data = {.x = train.images, .y = train.labels, .n = train.count};
+    /* The plot goes next to the DOT file: <dir>/fashion_mnist_curves.svg. */
+    char plot_path[1100];
+    if (o.plot_path == NULL) {
+        const char *slash = strrchr(o.dot_path, '/');
+        int dir_len = slash ? (int)(slash - o.dot_path + 1) : 0;
+        snprintf(plot_path, sizeof plot_path, "%.*sfashion_mnist_curves.svg", dir_len,
+                 o.dot_path);
+        o.plot_path = plot_path;
+    }
+    cfg.plot_path = o.plot_path;
+    dg_fit_data train_data = {.x = train.images, .y = train.labels, .n = n_fit};
+    dg_fit_data val_data = {.x = train.images + n_fit * pixels, .y = train.labels + n_fit,
+                            .n = n_val};
     dg_fit_data test_data = {.x = test.images, .y = test.labels, .n = test.count};
     dg_epoch_stats *history = calloc((size_t)epochs, sizeof *history);
     if (history == NULL)
         return fail(NULL, "training");
-    if (dg_fit(&model, opt, &train_data, &test_data, &cfg, history) != DG_OK)
+    if (dg_fit(&model, opt, &train_data, &val_data, &cfg, history) != DG_OK)
         return fail(g, "training");
+    printf("training curves: %s\n", o.plot_path);
+    dg_epoch_stats test_stats;
+    if (dg_evaluate(&model, &test_data, &cfg, &test_stats) != DG_OK)
+        return fail(g, "testing");
 
-    if (dg_graph_dump_dot_file(g, o.dot_path) == DG_OK) {
+    /* Each layer a box, its backward pass one box: readable at a glance. */
+    dg_dot_options dot = DG_DOT_DEFAULTS;
+    dot.collapse_backward = true;
+    if (dg_graph_dump_dot_file_ex(g, o.dot_path, &dot) == DG_OK) {
         printf("training graph: %s", o.dot_path);
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "command -v dot >/dev/null 2>&1 && dot -Tsvg '%s' -o '%s.svg'",
@@ -190,9 +222,11 @@ int main(int argc, char **argv)
     double seconds = 0, samples = 0;
     for (int e = 0; e < epochs; e++) {
         seconds += history[e].seconds;
-        samples += (double)train.count;
+        samples += (double)n_fit;
     }
-    printf("test_accuracy %.4f\n", history[epochs - 1].val_accuracy);
+    printf("validation_accuracy %.4f\n", history[epochs - 1].val_accuracy);
+    printf("test_loss %.4f\n", test_stats.loss);
+    printf("test_accuracy %.4f\n", test_stats.accuracy);
     printf("train_samples_per_s %.0f\n", samples / seconds);
     free(history);
     dg_optim_free(opt);

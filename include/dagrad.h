@@ -62,6 +62,25 @@ typedef enum dg_status {
 /* A fixed, human-readable name for a status ("shape error"); never NULL. */
 DG_API const char *dg_status_str(dg_status status);
 
+/* Where the library's memory comes from (like SQLite's SQLITE_CONFIG_MALLOC). The functions
+ * behave like the C library's malloc, realloc (ptr is never NULL) and free (ptr is never
+ * NULL), return memory aligned at least as malloc's, may return NULL (the library then
+ * reports DG_ERR_NOMEM), must be safe to call from several threads, and get `user` back. */
+typedef struct dg_allocator {
+    void *(*malloc)(size_t size, void *user);
+    void *(*realloc)(void *ptr, size_t size, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} dg_allocator;
+
+/* Makes every later allocation of the library go through `allocator` (copied); NULL restores
+ * the C library's. Process-wide: call it before making any dagrad object, or after freeing
+ * them all. DG_ERR_STATE while memory from the current allocator is still held (a graph,
+ * plan, optimizer or data set not yet freed); DG_ERR_INVALID_ARG for a NULL function. Not
+ * safe to call while another thread uses dagrad. Memory that dagrad's dependencies allocate
+ * themselves (OpenMP, zlib, stdio) does not go through it. */
+DG_API dg_status dg_set_allocator(const dg_allocator *allocator);
+
 typedef enum dg_dtype {
     DG_F32 = 0, /* float32: every differentiable value */
     DG_I32 = 1, /* int32: labels and indices; never differentiable */
@@ -86,7 +105,8 @@ DG_API dg_status dg_graph_status(const dg_graph *g);
 DG_API const char *dg_graph_error(const dg_graph *g);
 
 /* Sticks an error to the graph unless one is already there (first error wins), as the
- * library's own calls do: for helpers built on the public API. printf-style message. */
+ * library's own calls do: for helpers built on the public API. printf-style message; a NULL
+ * `fmt` stores dg_status_str(status). status DG_OK is not an error: the call does nothing. */
 DG_API void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -112,11 +132,25 @@ DG_API dg_status dg_graph_set_threads(dg_graph *g, int n_threads);
 DG_API int dg_graph_threads(const dg_graph *g);
 
 /* Writes the graph as Graphviz DOT. Node ids are node indices, so two dumps of the same graph
- * are byte-identical. Inputs, parameters and constants have their own shapes and colours;
- * backward nodes are drawn in a cluster of their own and labelled by what they are the
- * gradient of. */
+ * are byte-identical. Inputs, parameters and constants have their own shapes and colours; op
+ * nodes read "#index name = op attrs" and their shape; each name scope (dg_scope_push, one
+ * per layer) is a cluster; backward nodes are drawn in a "backward" cluster, split per scope,
+ * and labelled by what they are the gradient of. */
 DG_API dg_status dg_graph_dump_dot(dg_graph *g, FILE *out);
 DG_API dg_status dg_graph_dump_dot_file(dg_graph *g, const char *path);
+
+/* What a dump leaves out. Zero-initialised (DG_DOT_DEFAULTS): everything, as dg_graph_dump_dot. */
+typedef struct dg_dot_options {
+    bool forward_only;      /* leave the backward nodes out */
+    bool collapse_backward; /* draw each scope's backward nodes as one box ("backward of
+                               dense1, 9 nodes"), with the edges between boxes and forward
+                               nodes: a training graph stays readable */
+} dg_dot_options;
+#define DG_DOT_DEFAULTS ((dg_dot_options){.forward_only = false, .collapse_backward = false})
+/* options may be NULL (the defaults). */
+DG_API dg_status dg_graph_dump_dot_ex(dg_graph *g, FILE *out, const dg_dot_options *options);
+DG_API dg_status dg_graph_dump_dot_file_ex(dg_graph *g, const char *path,
+                                           const dg_dot_options *options);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Leaves                                                                                     */
@@ -154,9 +188,27 @@ typedef enum dg_node_kind {
     DG_NODE_OP,
 } dg_node_kind;
 
+/* Gives an op or constant node a display name (copied), shown in DOT dumps and error
+ * messages ("node 7 'q' (matmul)"), and returns the node, so that a builder call can be
+ * wrapped: dg_name(dg_matmul(g, x, wq), "q"). A NULL node passes through. Inputs and
+ * parameters keep the unique name they were made with (DG_ERR_INVALID_ARG); display names
+ * need not be unique and are not found by dg_graph_find. */
+DG_API dg_node *dg_name(dg_node *n, const char *name);
+
+/* Name scopes: nodes built between dg_scope_push(g, "dense1") and the matching
+ * dg_scope_pop(g) belong to scope "dense1" (nested: "encoder/dense1"); DOT dumps draw each
+ * scope as a cluster. The layers of dagrad_nn.h open one scope per layer, named after the
+ * layer. A name must be non-empty (DG_ERR_INVALID_ARG); popping with no scope open is
+ * DG_ERR_STATE. Backward nodes that dg_grad appends belong to the scope of the forward node
+ * whose gradient they compute. Both stick their error to the graph. */
+DG_API dg_status dg_scope_push(dg_graph *g, const char *name);
+DG_API dg_status dg_scope_pop(dg_graph *g);
+/* The scope path a node was built in ("encoder/dense1"), "" for none; never NULL. */
+DG_API const char *dg_node_scope(const dg_node *n);
+
 DG_API int dg_node_index(const dg_node *n);
 DG_API dg_node_kind dg_node_kind_of(const dg_node *n);
-DG_API const char *dg_node_name(const dg_node *n); /* NULL for unnamed op nodes */
+DG_API const char *dg_node_name(const dg_node *n); /* NULL for op nodes without dg_name */
 DG_API const char *dg_node_op_name(const dg_node *n); /* "matmul", "input", ... */
 DG_API dg_dtype dg_node_dtype(const dg_node *n);
 DG_API int dg_node_ndim(const dg_node *n);
@@ -269,7 +321,18 @@ DG_API dg_status dg_run(dg_plan *p);
 
 /* The value of an output, input, parameter or constant of the plan after the last run; NULL
  * for a node the plan does not keep (DG_ERR_INVALID_ARG on the graph), and for a value of the
- * other dtype (DG_ERR_DTYPE: dg_data reads float32, dg_data_i32 int32). */
+ * other dtype (DG_ERR_DTYPE: dg_data reads float32, dg_data_i32 int32).
+ * How long the pointer stays valid:
+ *  - parameters and constants: the graph's storage (dg_param_data), valid until
+ *    dg_graph_free; it shows the current values (an optimizer's writes included).
+ *  - inputs, outputs and the gradient block: plan memory. The address does not change from
+ *    one dg_run to the next (each run rewrites the contents in place, so copy what must
+ *    outlive the next run); it is invalidated by dg_plan_set_batch, dg_plan_set_input_shape,
+ *    dg_plan_set_grad_block (they may move the arena or an input buffer: call dg_data again)
+ *    and dg_plan_free. An output's contents before the first run are unspecified; an input
+ *    shows what was last fed.
+ *  - an output that is a view (reshape, stop_gradient) of an input, parameter or another
+ *    output shares that value's storage and pointer, and so its validity. */
 DG_API const float *dg_data(dg_plan *p, dg_node *node);
 DG_API const int32_t *dg_data_i32(dg_plan *p, dg_node *node);
 /* The shape of a node in this plan (it can differ from the build-time shape after
@@ -288,6 +351,25 @@ DG_API int dg_plan_node_count(const dg_plan *p);
 DG_API size_t dg_plan_arena_bytes(const dg_plan *p);
 DG_API size_t dg_plan_unshared_bytes(const dg_plan *p);
 
+/* The gradient block: lays the values of `grads` (outputs of the plan, float32, typically the
+ * gradients dg_grad_params returned) out in one contiguous float array, entry k at element
+ * offset dg_plan_grad_block_offset(p, k) = sum of the element counts of entries 0..k-1 (no
+ * padding), in the order given, so that clipping, an optimizer or an allreduce can touch one
+ * array. The block's length is the sum of the entries' element counts at the plan's current
+ * shapes. Each op value listed is computed straight into the block (dg_data of it then points
+ * into the block); an entry that cannot live there (a node listed twice, a leaf or an input)
+ * is copied into its place at the end of every dg_run. Re-plans memory (the arena may move);
+ * n == 0 removes the block. Errors: DG_ERR_INVALID_ARG (n < 0, NULL array, a node that is not
+ * an output or not in the plan), DG_ERR_DTYPE (int32), DG_ERR_STATE (the plan's last shape
+ * change failed), DG_ERR_NOMEM. */
+DG_API dg_status dg_plan_set_grad_block(dg_plan *p, int n, dg_node *const *grads);
+/* The block and its length in floats (*numel, when not NULL); NULL and 0 without a block.
+ * Writable (clipping, an allreduce): entries computed in the block are what dg_data shows for
+ * those nodes until the next run. Valid as long as dg_data's plan pointers (see dg_data). */
+DG_API float *dg_plan_grad_block(dg_plan *p, int64_t *numel);
+/* The element offset of entry `entry` in the block; -1 when out of range or no block. */
+DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
+
 #ifdef __cplusplus
 }
 #endif
@@ -298,6 +380,7 @@ DG_API size_t dg_plan_unshared_bytes(const dg_plan *p);
 #include "dagrad_optim.h"    /* optimizers, schedules, clipping */
 #include "dagrad_io.h"       /* IDX (MNIST) loader */
 #include "dagrad_train.h"    /* the training loop helper */
+#include "dagrad_checkpoint.h" /* safetensors checkpoints: save, load, inspect */
 #include "dagrad_image.h"    /* convolution, pooling, image layers */
 
 #endif /* DAGRAD_H */

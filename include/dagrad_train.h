@@ -22,9 +22,11 @@ typedef struct dg_model {
     dg_node *y;      /* target input, leading axis the batch: int32 class labels [B], or
                         float32 targets [B, ...] */
     dg_node *loss;   /* float32 scalar: the mean loss of the batch */
-    dg_node *output; /* predictions for accuracy, or NULL: with int32 labels, scores [B, C]
-                        (accuracy = argmax == label); with float32 targets, probabilities
-                        [B] or [B, 1] (accuracy = (p > 0.5) == (target > 0.5)) */
+    dg_node *output; /* predictions for accuracy and the metric, or NULL: with int32
+                        labels, scores [B, C] (accuracy = argmax == label); with float32
+                        targets, probabilities [B] or [B, 1] (accuracy = (p > 0.5) ==
+                        (target > 0.5)), computed only when every training target is 0 or 1
+                        (binary classification; a regression target gets no accuracy) */
 } dg_model;
 
 /* Examples: row i of x is x + i * (numel(x input) / batch); row i of y likewise. */
@@ -39,6 +41,21 @@ typedef struct dg_fit_data {
 typedef double (*dg_metric_fn)(const float *output, const void *targets, int64_t batch,
                                int64_t output_per_example, void *user);
 
+/* Where a training run stands: what dg_fit needs to continue exactly where it stopped, and
+ * what a checkpoint records of it. A zeroed struct is a fresh start.
+ * The shuffle of epoch e is a permutation drawn from dg_rng_split(seed, e), and the dropout
+ * masks of a batch are a function of (seed, step), so (epoch, step, seed) is the whole
+ * position of both random streams. */
+typedef struct dg_fit_state {
+    int epoch;                  /* epochs completed */
+    int64_t step;               /* batches trained so far (the dropout stream position) */
+    uint64_t seed;              /* the seed the run was started with */
+    double best_loss;           /* best monitored loss so far; meaningful when best_epoch > 0 */
+    int best_epoch;             /* epoch of best_loss, 0 before the first evaluation */
+    int epochs_without_improvement;
+    bool stopped_early;         /* the last dg_fit call ended by early stopping */
+} dg_fit_state;
+
 typedef struct dg_fit_config {
     int epochs;              /* 1 */
     int64_t batch_size;      /* 32; the last partial batch of an epoch is trained on, too */
@@ -49,10 +66,32 @@ typedef struct dg_fit_config {
     FILE *log;               /* where progress goes; stdout when NULL */
     const char *csv_path;    /* per-epoch metrics as CSV, or NULL; a file that cannot be
                                 written makes dg_fit fail with DG_ERR_IO */
+    const char *plot_path;   /* the training curves as an SVG picture (dg_plot_history),
+                                rewritten after every epoch, or NULL; DG_ERR_IO as csv_path */
+    bool no_accuracy;        /* never compute or show accuracy (a custom metric still runs);
+                                see dg_model.output for when it is computed otherwise */
     dg_metric_fn metric;     /* optional user metric, reported as metric_name */
     void *metric_user;
     const char *metric_name;
     int64_t eval_batch_size; /* 0: batch_size */
+
+    /* Resuming, checkpoints and early stopping (docs/checkpoints.md). The monitored loss is
+     * the validation loss, or the training loss when there is no validation data. */
+    dg_fit_state *state;     /* NULL: every call starts at epoch 1, step 0. Else in/out: the
+                                call trains epochs state->epoch + 1 .. state->epoch + epochs,
+                                continuing the shuffle and dropout streams, and leaves the
+                                new position here; a second call with the same state goes on
+                                where the first stopped */
+    const char *resume_path; /* a checkpoint written by dg_fit (or with params, optimizer and
+                                fit state): loaded into the model, the optimizer and the
+                                position before training; the seed must be cfg.seed */
+    const char *checkpoint_path; /* written (atomically) at the end, and every
+                                checkpoint_every epochs when that is > 0: parameters,
+                                optimizer state and position, enough to resume */
+    int checkpoint_every;
+    const char *best_path;   /* written when the monitored loss improves: the same content */
+    int patience;            /* > 0: stop after this many epochs without improvement */
+    double min_delta;        /* an improvement is a loss below best - min_delta (>= 0) */
 } dg_fit_config;
 #define DG_FIT_DEFAULTS ((dg_fit_config){.epochs = 1, .batch_size = 32, .shuffle = true, \
                                          .verbose = 1})
@@ -65,11 +104,25 @@ typedef struct dg_epoch_stats {
     double val_loss, val_accuracy, val_metric;
     double seconds;            /* training time of the epoch (evaluation excluded) */
     double samples_per_s;      /* training examples per second */
+    double lr;                 /* the optimizer's lr for the next step (dg_optim_lr) at the
+                                  end of the epoch; NaN from dg_evaluate */
 } dg_epoch_stats;
+
+/* Writes `n_epochs` epochs of `history` as an SVG picture at `path`: loss (train and
+ * validation) beside accuracy, or beside the metric called `metric_name` (may be NULL) when
+ * no accuracy was measured; NaN values are left out. DG_ERR_INVALID_ARG for NULL arguments or
+ * n_epochs <= 0, DG_ERR_IO when the file cannot be written. dg_fit calls it for
+ * cfg->plot_path; a hand-written loop can call it with its own history. */
+DG_API dg_status dg_plot_history(const dg_epoch_stats *history, int n_epochs,
+                                 const char *metric_name, const char *path);
 
 /* Trains `model` with `opt` (made over the model's parameters and the gradient nodes from
  * dg_grad) for cfg->epochs epochs over `train`, evaluating on `val` (may be NULL) after each
- * epoch in evaluation mode (dropout off). history, when not NULL, receives cfg->epochs entries.
+ * epoch in evaluation mode (dropout off). history, when not NULL, receives cfg->epochs entries
+ * (with early stopping, the entries of epochs not run have epoch == 0; with cfg->state or
+ * resume_path, `epoch` is the run's epoch number, not the index in history). Resuming from a
+ * state or a checkpoint gives bitwise the results of an uninterrupted run with the same seed
+ * and thread count.
  * The same seed and thread count give bitwise-identical results. Returns DG_OK or the first
  * error (message on the graph, or from the optimizer). */
 DG_API dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,

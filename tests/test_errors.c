@@ -121,7 +121,7 @@ START_TEST(nodes_of_another_graph)
     dg_node *x1 = dg_input(g1, "x", 1, (int64_t[]){3});
     dg_node *x2 = dg_input(g2, "x", 1, (int64_t[]){3});
     ck_assert_ptr_null(dg_add(g1, x1, x2));
-    ck_assert_error(g1, DG_ERR_FOREIGN_NODE, "add: input 2 (node 0) belongs to another graph");
+    ck_assert_error(g1, DG_ERR_FOREIGN_NODE, "add: input 2, node 0 'x' (input), belongs to another graph");
     dg_graph_clear_error(g1);
     ck_assert_ptr_null(dg_compile(g1, 1, &x2));
     ck_assert_error(g1, DG_ERR_FOREIGN_NODE, "compile: output 1 belongs to another graph");

@@ -649,7 +649,7 @@ START_TEST(test_errors_calls)
     ASSERT_CALL_FAILS(dg_optim_set_step_count(opt, -1), opt, DG_ERR_INVALID_ARG,
                       "step count -1 is negative");
     ASSERT_CALL_FAILS(dg_optim_set_threads(opt, -2), opt, DG_ERR_INVALID_ARG,
-                      "thread count -2 is negative");
+                      "thread count -2 is out of range 0..1024");
     ASSERT_CALL_FAILS(dg_optim_set_base_lr(opt, -1), opt, DG_ERR_INVALID_ARG,
                       "lr = -1 must be finite and >= 0");
     ASSERT_CALL_FAILS(dg_optim_set_clip_norm(opt, -1, 2), opt, DG_ERR_INVALID_ARG,

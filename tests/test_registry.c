@@ -32,7 +32,10 @@ START_TEST(every_op_has_its_parts)
         const struct dg_op_def *def = dg__op_def((dg_op_id)i);
         ck_assert_msg(def != NULL && def->name != NULL, "op %d has no definition", i);
         ck_assert_msg(def->infer != NULL, "op '%s' has no shape rule", def->name);
-        ck_assert_msg(def->forward != NULL, "op '%s' has no forward kernel", def->name);
+        ck_assert_msg(def->forward != NULL || def->view, "op '%s' has no forward kernel",
+                      def->name);
+        ck_assert_msg(!(def->view && def->forward != NULL), "op '%s' is a view with a kernel "
+                      "(views alias their input; the planner never runs one)", def->name);
         /* A real rule, or the explicit zero rule dg__zero_grad where the maths says zero;
          * "no rule" (NULL) is what dg_grad reports as DG_ERR_NOT_DIFFERENTIABLE, and no
          * registered op may rely on it. */

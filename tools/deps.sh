@@ -4,11 +4,12 @@
 #   tools/deps.sh            build + test dependencies
 #   tools/deps.sh demo       ... plus the Fashion-MNIST data set
 set -eu
-packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev graphviz"
+packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev libcjson-dev graphviz"
 if [ "${1:-}" = demo ]; then
     packages="$packages dataset-fashion-mnist"
 fi
 if [ "${1:-}" = ci ]; then
+    # libclang-rt-14-dev holds the sanitizer runtimes and libFuzzer (tests/fuzz).
     packages="$packages clang libomp-dev libclang-rt-14-dev"
 fi
 missing=""

@@ -13,6 +13,7 @@
  * API only, and keeps its state (which nodes are relevant, the gradient of each) to itself.
  */
 #include "op.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,11 @@
 static bool *relevant_nodes(dg_graph *g, const dg_node *loss, int n_wrt, dg_node *const *wrt)
 {
     int n = dg_node_index(loss) + 1;
-    bool *depends = calloc((size_t)n, sizeof *depends);   /* depends on a wrt node */
-    bool *ancestor = calloc((size_t)n, sizeof *ancestor); /* the loss depends on it */
+    bool *depends = dg__calloc((size_t)n, sizeof *depends);   /* depends on a wrt node */
+    bool *ancestor = dg__calloc((size_t)n, sizeof *ancestor); /* the loss depends on it */
     if (depends == NULL || ancestor == NULL) {
-        free(depends);
-        free(ancestor);
+        dg__free(depends);
+        dg__free(ancestor);
         return NULL;
     }
     for (int i = 0; i < n_wrt; i++)
@@ -53,7 +54,7 @@ static bool *relevant_nodes(dg_graph *g, const dg_node *loss, int n_wrt, dg_node
     }
     for (int i = 0; i < n; i++)
         depends[i] = depends[i] && ancestor[i];
-    free(ancestor);
+    dg__free(ancestor);
     return depends;
 }
 
@@ -165,13 +166,13 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
         if (dg__n_inputs(dg_graph_node(g, i)) > max_inputs)
             max_inputs = dg__n_inputs(dg_graph_node(g, i));
     bool *relevant = relevant_nodes(g, loss, n_wrt, wrt);
-    dg_node **grad = calloc((size_t)n, sizeof *grad);
+    dg_node **grad = dg__calloc((size_t)n, sizeof *grad);
     struct rule_scratch scratch = {
-        .grad_inputs = malloc((size_t)max_inputs * sizeof *scratch.grad_inputs),
-        .needed = malloc((size_t)max_inputs * sizeof *scratch.needed),
+        .grad_inputs = dg__malloc((size_t)max_inputs * sizeof *scratch.grad_inputs),
+        .needed = dg__malloc((size_t)max_inputs * sizeof *scratch.needed),
     };
     /* Results go to a scratch array first: on error the caller's grads stay untouched. */
-    dg_node **found = malloc((size_t)(n_wrt > 0 ? n_wrt : 1) * sizeof *found);
+    dg_node **found = dg__malloc((size_t)(n_wrt > 0 ? n_wrt : 1) * sizeof *found);
     if (relevant == NULL || grad == NULL || scratch.grad_inputs == NULL ||
         scratch.needed == NULL || found == NULL) {
         dg_graph_set_error(g, DG_ERR_NOMEM, "grad: out of memory");
@@ -202,11 +203,11 @@ dg_status dg_grad(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wrt, dg
     }
     if (st == DG_OK && n_wrt > 0)
         memcpy(grads, found, (size_t)n_wrt * sizeof *grads);
-    free(found);
-    free(scratch.grad_inputs);
-    free(scratch.needed);
-    free(relevant);
-    free(grad);
+    dg__free(found);
+    dg__free(scratch.grad_inputs);
+    dg__free(scratch.needed);
+    dg__free(relevant);
+    dg__free(grad);
     return st;
 }
 

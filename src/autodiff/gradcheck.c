@@ -7,6 +7,7 @@
  * internals are used for one thing, sticking an error message to the graph.
  */
 #include "dagrad.h"
+#include "alloc.h"
 #include "dagrad_autodiff.h"
 
 #include <math.h>
@@ -323,21 +324,21 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
                        ? o->max_elements_per_node : numel;
     bool in_plan = dg_plan_numel(s->loss_plan, w) > 0;
     float *values = NULL;
-    int64_t *chosen = malloc((size_t)want * sizeof *chosen);
-    double *numeric = calloc((size_t)want, sizeof *numeric);
+    int64_t *chosen = dg__malloc((size_t)want * sizeof *chosen);
+    double *numeric = dg__calloc((size_t)want, sizeof *numeric);
     if (dg_node_kind_of(w) == DG_NODE_PARAM) {
         values = dg_param_data(w);
     } else if (in_plan) {
         int k = find_feed(s->n_feeds, s->feed_nodes, w);
-        values = malloc((size_t)numel * sizeof *values);
+        values = dg__malloc((size_t)numel * sizeof *values);
         if (values != NULL)
             memcpy(values, s->feed_data[k], (size_t)numel * sizeof *values);
     }
     if (chosen == NULL || numeric == NULL || (in_plan && values == NULL)) {
-        free(chosen);
-        free(numeric);
+        dg__free(chosen);
+        dg__free(numeric);
         if (dg_node_kind_of(w) == DG_NODE_INPUT)
-            free(values);
+            dg__free(values);
         dg_graph_set_error(s->g, DG_ERR_NOMEM, "gradcheck: out of memory for %lld elements",
                            (long long)numel);
         return DG_ERR_NOMEM;
@@ -374,9 +375,9 @@ static dg_status check_node(struct check_state *s, const dg_gradcheck_options *o
             record(r, &judge, i, w, e, a, numeric[c], worst_score);
     }
     if (dg_node_kind_of(w) == DG_NODE_INPUT)
-        free(values);
-    free(numeric);
-    free(chosen);
+        dg__free(values);
+    dg__free(numeric);
+    dg__free(chosen);
     return st;
 }
 
@@ -402,13 +403,13 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
     if (st != DG_OK)
         return st;
 
-    dg_node **outputs = calloc((size_t)n_wrt + 1, sizeof *outputs);
-    const float **analytic = calloc((size_t)n_wrt, sizeof *analytic);
-    float **copies = calloc((size_t)n_wrt, sizeof *copies);
+    dg_node **outputs = dg__calloc((size_t)n_wrt + 1, sizeof *outputs);
+    const float **analytic = dg__calloc((size_t)n_wrt, sizeof *analytic);
+    float **copies = dg__calloc((size_t)n_wrt, sizeof *copies);
     if (outputs == NULL || analytic == NULL || copies == NULL) {
-        free(outputs);
-        free(analytic);
-        free(copies);
+        dg__free(outputs);
+        dg__free(analytic);
+        dg__free(copies);
         dg_graph_set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
         return DG_ERR_NOMEM;
     }
@@ -429,7 +430,7 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
     for (int i = 0; i < n_wrt && st == DG_OK; i++) {
         const float *data = dg_data(grad_plan, outputs[i + 1]);
         int64_t numel = dg_node_numel(wrt[i]);
-        copies[i] = data ? malloc((size_t)numel * sizeof(float)) : NULL;
+        copies[i] = data ? dg__malloc((size_t)numel * sizeof(float)) : NULL;
         if (data == NULL) {
             st = dg_graph_status(g);
         } else if (copies[i] == NULL) {
@@ -450,10 +451,10 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *loss, int n_wrt, dg_node *const *wr
         st = check_node(&s, &o, i, wrt[i], analytic[i], report, &worst_score);
     dg_plan_free(s.loss_plan);
     for (int i = 0; i < n_wrt; i++)
-        free(copies[i]);
-    free(copies);
-    free(analytic);
-    free(outputs);
+        dg__free(copies[i]);
+    dg__free(copies);
+    dg__free(analytic);
+    dg__free(outputs);
     if (st != DG_OK) {
         if (dg_graph_status(g) == DG_OK)
             dg_graph_set_error(g, st, "gradcheck: %s", dg_status_str(st));

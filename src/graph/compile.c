@@ -7,35 +7,53 @@
  * result is deterministic and needs no sort.
  */
 #include "plan_internal.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Marks every node the outputs depend on, walking inputs with an explicit stack (no recursion,
- * so deep graphs cannot overflow the C stack). */
-static bool mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
+/* Marks every node the outputs depend on. Inputs have smaller indices than their readers, so
+ * one sweep down from the last output sees every reader before its inputs: no stack, no
+ * recursion, and the nodes are read in memory order. */
+static void mark_reachable(dg_graph *g, int n_outputs, dg_node *const *outputs, bool *needed)
 {
-    int *stack = malloc((size_t)g->n_nodes * sizeof *stack);
-    if (stack == NULL)
-        return false;
     int top = 0;
     for (int i = 0; i < n_outputs; i++) {
-        if (!needed[outputs[i]->index]) {
-            needed[outputs[i]->index] = true;
-            stack[top++] = outputs[i]->index;
-        }
+        needed[outputs[i]->index] = true;
+        if (outputs[i]->index > top)
+            top = outputs[i]->index;
     }
-    while (top > 0) {
-        const dg_node *n = g->nodes[stack[--top]];
-        for (int i = 0; i < n->n_inputs; i++) {
-            int in = n->inputs[i]->index;
-            if (!needed[in]) {
-                needed[in] = true;
-                stack[top++] = in;
-            }
-        }
+    for (int i = top; i >= 0; i--) {
+        if (!needed[i])
+            continue;
+        const dg_node *n = g->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++)
+            needed[n->inputs[k]->index] = true;
     }
-    free(stack);
+}
+
+/* The flat step table (plan_internal.h). False when out of memory. */
+static bool build_step_table(dg_plan *p)
+{
+    dg_graph *g = p->graph;
+    int64_t total = 0;
+    for (int s = 0; s < p->n_steps; s++)
+        total += g->nodes[p->steps[s]]->n_inputs;
+    if (total > INT32_MAX)
+        return false;
+    p->step_info = dg__malloc((size_t)(p->n_steps > 0 ? p->n_steps : 1) * sizeof *p->step_info);
+    p->step_input_nodes = dg__malloc((size_t)(total > 0 ? total : 1) * sizeof(int));
+    if (p->step_info == NULL || p->step_input_nodes == NULL)
+        return false;
+    int at = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        const dg_node *n = g->nodes[p->steps[s]];
+        p->step_info[s] = (struct dg_plan_step){
+            .node = n->index, .n_inputs = n->n_inputs, .first_input = at,
+            .def = n->def};
+        for (int k = 0; k < n->n_inputs; k++)
+            p->step_input_nodes[at++] = n->inputs[k]->index;
+    }
     return true;
 }
 
@@ -73,29 +91,33 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         }
     }
 
-    dg_plan *p = calloc(1, sizeof *p);
+    dg_plan *p = dg__calloc(1, sizeof *p);
     if (p == NULL)
         return fail_plan(NULL, g, DG_ERR_NOMEM, "plan");
     p->graph = g;
     p->n_values = g->n_nodes;
     p->n_threads = dg_graph_threads(g);
     p->share_memory = share_memory;
-    p->values = calloc((size_t)p->n_values, sizeof *p->values);
-    bool *needed = calloc((size_t)p->n_values, sizeof *needed);
-    p->steps = malloc((size_t)p->n_values * sizeof *p->steps);
-    p->outputs = malloc((size_t)n_outputs * sizeof *p->outputs);
-    if (p->values == NULL || needed == NULL || p->steps == NULL || p->outputs == NULL ||
-        !mark_reachable(g, n_outputs, outputs, needed)) {
-        free(needed);
+    p->values = dg__calloc((size_t)p->n_values, sizeof *p->values);
+    bool *needed = dg__calloc((size_t)p->n_values, sizeof *needed);
+    p->steps = dg__malloc((size_t)p->n_values * sizeof *p->steps);
+    p->input_nodes = dg__malloc((size_t)p->n_values * sizeof *p->input_nodes);
+    p->outputs = dg__malloc((size_t)n_outputs * sizeof *p->outputs);
+    p->block_offset = dg__calloc(1, sizeof *p->block_offset);
+    if (p->values == NULL || p->block_offset == NULL || needed == NULL || p->steps == NULL ||
+        p->input_nodes == NULL || p->outputs == NULL) {
+        dg__free(needed);
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
     }
+    mark_reachable(g, n_outputs, outputs, needed);
     for (int i = 0; i < p->n_values; i++) {
         if (!needed[i])
             continue;
         const dg_node *n = g->nodes[i];
         struct dg_plan_value *v = &p->values[i];
         v->shape = n->shape;
-        v->slot = -1;
+        v->root = i;
+        v->block_entry = -1;
         v->last_use = -1;
         switch (n->kind) {
         case DG_NODE_PARAM:
@@ -104,6 +126,7 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
             break;
         case DG_NODE_INPUT:
             v->home = DG_HOME_INPUT;
+            p->input_nodes[p->n_input_nodes++] = i;
             break;
         case DG_NODE_OP:
             v->home = DG_HOME_ARENA;
@@ -111,16 +134,18 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
             break;
         }
     }
-    free(needed);
+    dg__free(needed);
     /* Scratch for one step's inputs, sized once here: the executor allocates nothing. */
     int max_inputs = 1;
     for (int s = 0; s < p->n_steps; s++)
         if (g->nodes[p->steps[s]]->n_inputs > max_inputs)
             max_inputs = g->nodes[p->steps[s]]->n_inputs;
-    p->step_inputs = malloc((size_t)max_inputs * sizeof *p->step_inputs);
-    p->step_shapes = malloc((size_t)max_inputs * sizeof *p->step_shapes);
+    p->step_inputs = dg__malloc((size_t)max_inputs * sizeof *p->step_inputs);
+    p->step_shapes = dg__malloc((size_t)max_inputs * sizeof *p->step_shapes);
     if (p->step_inputs == NULL || p->step_shapes == NULL)
         return fail_plan(p, g, DG_ERR_NOMEM, "order");
+    if (!build_step_table(p))
+        return fail_plan(p, g, DG_ERR_NOMEM, "steps");
     p->n_outputs = n_outputs;
     for (int i = 0; i < n_outputs; i++) {
         p->outputs[i] = outputs[i]->index;
@@ -144,17 +169,21 @@ void dg_plan_free(dg_plan *p)
     if (p == NULL)
         return;
     for (int i = 0; i < p->n_values && p->values != NULL; i++)
-        free(p->values[i].input_buffer);
-    free(p->values);
-    free(p->steps);
-    free(p->step_inputs);
-    free(p->step_shapes);
-    free(p->outputs);
-    free(p->slot_bytes);
-    free(p->slot_offset);
-    free(p->arena);
-    free(p->workspace);
-    free(p);
+        dg__free(p->values[i].input_buffer);
+    dg__free(p->values);
+    dg__free(p->steps);
+    dg__free(p->step_inputs);
+    dg__free(p->step_shapes);
+    dg__free(p->input_nodes);
+    dg__free(p->step_info);
+    dg__free(p->step_input_nodes);
+    dg__free(p->outputs);
+    dg__free(p->block_nodes);
+    dg__free(p->block_offset);
+    dg__free(p->block_copy);
+    dg__free(p->arena);
+    dg__free(p->workspace);
+    dg__free(p);
 }
 
 dg_status dg__plan_infer_shapes(dg_plan *p)
@@ -175,7 +204,8 @@ dg_status dg__plan_infer_shapes(dg_plan *p)
                                  "more than 2^40 elements", def->name);
         if (st != DG_OK) {
             p->runnable = false;
-            dg_graph_set_error(g, st, "%s (node %d, after an input shape change)", msg, n->index);
+            dg_graph_set_error(g, st, "%s (%s, after an input shape change)", msg,
+                               dg__node_str(n, (char[160]){0}, 160));
             return st;
         }
         p->values[n->index].shape = out;
@@ -193,13 +223,13 @@ dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what)
         return DG_ERR_INVALID_ARG;
     }
     if (node->graph != p->graph) {
-        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: node %d belongs to another graph",
-                           what, node->index);
+        dg_graph_set_error(p->graph, DG_ERR_FOREIGN_NODE, "%s: %s belongs to another graph",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return DG_ERR_FOREIGN_NODE;
     }
     if (node->index >= p->n_values || p->values[node->index].home == DG_HOME_NONE) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is not part of this "
-                           "plan", what, node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: %s is not part of this plan",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
     return DG_OK;
@@ -212,11 +242,16 @@ dg_status dg_plan_set_input_shape(dg_plan *p, dg_node *input, int ndim, const in
         return st;
     char buf[64];
     if (input->kind != DG_NODE_INPUT) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: node %d is a %s, not an "
-                           "input", input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: %s is not an input",
+                           dg__node_str(input, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
-    if (ndim != input->shape.ndim || (ndim > 0 && shape == NULL)) {
+    if (ndim > 0 && shape == NULL) {
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_input_shape: input '%s': shape is "
+                           "NULL", input->name);
+        return DG_ERR_INVALID_ARG;
+    }
+    if (ndim != input->shape.ndim) {
         dg_graph_set_error(p->graph, DG_ERR_SHAPE, "set_input_shape: input '%s' has %d dimensions "
                            "(%s), %d given", input->name, input->shape.ndim,
                            dg__shape_str(&input->shape, buf, sizeof buf), ndim);
@@ -254,9 +289,10 @@ dg_status dg_plan_set_batch(dg_plan *p, int64_t batch)
 {
     if (p == NULL)
         return DG_ERR_INVALID_ARG;
-    if (batch <= 0 || batch > DG_MAX_NUMEL) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is outside "
-                           "1 .. 2^40", (long long)batch);
+    /* A batch too large for an input is a shape error, reported below naming the input. */
+    if (batch <= 0) {
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "set_batch: batch %lld is not "
+                           "positive", (long long)batch);
         return DG_ERR_INVALID_ARG;
     }
     for (int i = 0; i < p->n_values; i++) {

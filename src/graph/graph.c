@@ -1,6 +1,7 @@
 /* The graph: node storage, the sticky error, leaves (inputs, parameters, constants). */
 #include "graph_internal.h"
 #include "op.h" /* the node builders and accessors implemented here */
+#include "alloc.h"
 
 #include <omp.h>
 #include <stdarg.h>
@@ -31,16 +32,16 @@ const char *dg_status_str(dg_status status)
 
 dg_graph *dg_graph_new(void)
 {
-    return calloc(1, sizeof(dg_graph));
+    return dg__calloc(1, sizeof(dg_graph));
 }
 
 static void node_free(dg_node *n)
 {
-    free(n->inputs);
-    free(n->attrs);
-    free(n->name);
-    free(n->storage);
-    free(n);
+    dg__free(n->inputs);
+    dg__free(n->attrs);
+    dg__free(n->name);
+    dg__free(n->storage);
+    dg__free(n);
 }
 
 void dg_graph_free(dg_graph *g)
@@ -49,9 +50,10 @@ void dg_graph_free(dg_graph *g)
         return;
     for (int i = 0; i < g->n_nodes; i++)
         node_free(g->nodes[i]);
-    free(g->nodes);
-    free(g->names);
-    free(g);
+    dg__free(g->nodes);
+    dg__free(g->names);
+    dg__scopes_free(g);
+    dg__free(g);
 }
 
 /* ---- names: inputs and parameters are found by name in O(1) -------------------------- */
@@ -93,13 +95,13 @@ static bool reserve_name(dg_graph *g)
     if (2 * (g->n_named + 1) <= g->name_cap)
         return true;
     int cap = g->name_cap ? g->name_cap * 2 : 64;
-    int *table = calloc((size_t)cap, sizeof *table);
+    int *table = dg__calloc((size_t)cap, sizeof *table);
     if (table == NULL)
         return false;
     for (int i = 0; i < g->name_cap; i++)
         if (g->names[i] != 0)
             insert_name(table, cap, g->nodes[g->names[i] - 1]);
-    free(g->names);
+    dg__free(g->names);
     g->names = table;
     g->name_cap = cap;
     return true;
@@ -107,10 +109,15 @@ static bool reserve_name(dg_graph *g)
 
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args)
 {
-    if (g == NULL || g->status != DG_OK)
+    /* DG_OK is not an error: nothing to stick (else the graph would hold a message with an
+     * OK status). A NULL format gives the status's own name as the message. */
+    if (g == NULL || g->status != DG_OK || status == DG_OK)
         return;
     g->status = status;
-    vsnprintf(g->error, sizeof g->error, fmt, args);
+    if (fmt == NULL)
+        snprintf(g->error, sizeof g->error, "%s", dg_status_str(status));
+    else
+        vsnprintf(g->error, sizeof g->error, fmt, args);
 }
 
 void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
@@ -119,6 +126,15 @@ void dg_graph_set_error(dg_graph *g, dg_status status, const char *fmt, ...)
     va_start(args, fmt);
     dg__set_error_v(g, status, fmt, args);
     va_end(args);
+}
+
+const char *dg__node_str(const dg_node *n, char *buf, size_t len)
+{
+    if (n->name != NULL)
+        snprintf(buf, len, "node %d '%s' (%s)", n->index, n->name, dg_node_op_name(n));
+    else
+        snprintf(buf, len, "node %d (%s)", n->index, dg_node_op_name(n));
+    return buf;
 }
 
 dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
@@ -212,7 +228,7 @@ static dg_node *append_node(dg_graph *g, dg_node *n)
 {
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        dg_node **grown = realloc(g->nodes, (size_t)cap * sizeof *grown);
+        dg_node **grown = dg__realloc(g->nodes, (size_t)cap * sizeof *grown);
         if (grown == NULL) {
             node_free(n);
             return dg__fail(g, DG_ERR_NOMEM, "out of memory growing the graph to %d nodes", cap);
@@ -222,6 +238,7 @@ static dg_node *append_node(dg_graph *g, dg_node *n)
     }
     n->graph = g;
     n->index = g->n_nodes;
+    n->scope = g->scope;
     g->nodes[g->n_nodes++] = n;
     return n;
 }
@@ -250,7 +267,7 @@ static bool leaf_shape(dg_graph *g, const char *what, const char *name, dg_dtype
     for (int i = 0; i < ndim; i++) {
         if (shape[i] <= 0 || shape[i] > DG_MAX_NUMEL / numel) {
             dg_graph_set_error(g, DG_ERR_SHAPE, "%s '%s': dimension %d is %lld (must be > 0 "
-                               "and the tensor under 2^40 elements)", what, name ? name : "",
+                               "and the tensor at most 2^40 elements)", what, name ? name : "",
                                i, (long long)shape[i]);
             return false;
         }
@@ -280,20 +297,20 @@ static dg_node *new_leaf(dg_graph *g, dg_node_kind kind, const char *what, const
     struct dg_shape s;
     if (!leaf_shape(g, what, name, dtype, ndim, shape, &s))
         return NULL;
-    dg_node *n = calloc(1, sizeof *n);
+    dg_node *n = dg__calloc(1, sizeof *n);
     if (n == NULL)
         return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name ? name : "");
     n->kind = kind;
     n->shape = s;
     /* dg_plan_set_input_shape may change any axis of an input; nothing else is a source. */
     n->dynamic_axes = kind == DG_NODE_INPUT ? (uint32_t)((1u << ndim) - 1) : 0;
-    if (name != NULL && (n->name = strdup(name)) == NULL) {
-        free(n);
+    if (name != NULL && (n->name = dg__strdup(name)) == NULL) {
+        dg__free(n);
         return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory", what, name);
     }
     if (kind == DG_NODE_PARAM || kind == DG_NODE_CONSTANT) {
         int64_t numel = dg__numel(&s);
-        n->storage = calloc((size_t)(numel > 0 ? numel : 1), sizeof(float));
+        n->storage = dg__calloc((size_t)(numel > 0 ? numel : 1), sizeof(float));
         if (n->storage == NULL) {
             node_free(n);
             return dg__fail(g, DG_ERR_NOMEM, "%s '%s': out of memory for %lld floats", what,
@@ -377,25 +394,26 @@ dg_node *dg__make_node_def(dg_graph *g, const struct dg_op_def *def, int n_input
             return dg__fail(g, DG_ERR_INVALID_ARG, "%s: input %d is NULL", def->name, i + 1);
         }
         if (inputs[i]->graph != g)
-            return dg__fail(g, DG_ERR_FOREIGN_NODE, "%s: input %d (node %d) belongs to another "
-                            "graph", def->name, i + 1, inputs[i]->index);
+            return dg__fail(g, DG_ERR_FOREIGN_NODE, "%s: input %d, %s, belongs to another "
+                            "graph", def->name, i + 1,
+                            dg__node_str(inputs[i], (char[160]){0}, 160));
     }
     if (pending)
         return NULL;
     /* n_inputs <= DG_MAX_NODE_INPUTS, so none of these byte counts overflows. */
     size_t n = (size_t)n_inputs;
-    dg_node *node = calloc(1, sizeof *node);
-    dg_node **ins = malloc(n * sizeof *ins);
-    struct dg_shape *in_shapes = malloc(n * sizeof *in_shapes);
-    uint32_t *in_axes = malloc(n * sizeof *in_axes);
-    void *blob = def->attrs_size > 0 ? calloc(1, def->attrs_size) : NULL;
+    dg_node *node = dg__calloc(1, sizeof *node);
+    dg_node **ins = dg__malloc(n * sizeof *ins);
+    struct dg_shape *in_shapes = dg__malloc(n * sizeof *in_shapes);
+    uint32_t *in_axes = dg__malloc(n * sizeof *in_axes);
+    void *blob = def->attrs_size > 0 ? dg__calloc(1, def->attrs_size) : NULL;
     if (node == NULL || ins == NULL || in_shapes == NULL || in_axes == NULL ||
         (def->attrs_size > 0 && blob == NULL)) {
-        free(node);
-        free(ins);
-        free(in_shapes);
-        free(in_axes);
-        free(blob);
+        dg__free(node);
+        dg__free(ins);
+        dg__free(in_shapes);
+        dg__free(in_axes);
+        dg__free(blob);
         return dg__fail(g, DG_ERR_NOMEM, "%s: out of memory for a node of %d inputs", def->name,
                         n_inputs);
     }
@@ -419,12 +437,12 @@ dg_node *dg__make_node_def(dg_graph *g, const struct dg_op_def *def, int n_input
         else
             node->dynamic_axes = any ? (uint32_t)((1u << out.ndim) - 1) : 0;
     }
-    free(in_shapes);
-    free(in_axes);
+    dg__free(in_shapes);
+    dg__free(in_axes);
     if (st != DG_OK) {
-        free(node);
-        free(ins);
-        free(blob);
+        dg__free(node);
+        dg__free(ins);
+        dg__free(blob);
         return dg__fail(g, st, "%s", msg[0] ? msg : def->name);
     }
     memcpy(ins, inputs, n * sizeof *ins);

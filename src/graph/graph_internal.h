@@ -21,7 +21,9 @@ struct dg_node {
                                  owned; NULL when the op has none */
     struct dg_shape shape;    /* as inferred at build time */
     uint32_t dynamic_axes;    /* axes that may change with a plan's input shapes */
-    char *name;               /* inputs and params: unique name; ops: NULL */
+    char *name;               /* inputs and params: unique name; others: dg_name's or NULL */
+    int scope;                /* name scope the node was built in: index into graph->scopes,
+                                 0 = the root (no scope) */
     float *storage;           /* params and constants: numel floats, owned */
     bool static_shape;        /* inputs: dg_plan_set_batch leaves the shape alone */
     /* Set by dg_grad after each backward rule: this node belongs to the backward pass of
@@ -36,6 +38,11 @@ struct dg_graph {
     int *names;               /* open-addressing table of named nodes: index + 1, 0 = empty */
     int name_cap, n_named;    /* name_cap is 0 or a power of two */
     int n_threads;            /* 0: default */
+    /* Name scopes (dg_scope_push): scope_paths[i] is "outer/inner" (entry 0 is "", the root),
+     * scope_parent[i] its enclosing scope; `scope` is the one new nodes get. */
+    char **scope_paths;
+    int *scope_parent;
+    int n_scopes, cap_scopes, scope;
     dg_status status;
     char error[DG_ERROR_LEN];
 };
@@ -47,6 +54,15 @@ dg_node *dg__fail(dg_graph *g, dg_status status, const char *fmt, ...)
 
 /* The sticky error (first wins) from a va_list; dg_graph_set_error is the variadic form. */
 void dg__set_error_v(dg_graph *g, dg_status status, const char *fmt, va_list args);
+
+/* Frees the graph's scope table (names.c). */
+void dg__scopes_free(dg_graph *g);
+/* The scope a node is drawn in: its own, or for a backward node that of its forward node. */
+int dg__node_scope_id(const dg_node *node);
+
+/* How messages name a node: "node 5 'x' (input)", "node 7 'q' (matmul)" for a node named with
+ * dg_name, "node 7 (matmul)" otherwise. Writes into buf (64 bytes or more) and returns it. */
+const char *dg__node_str(const dg_node *n, char *buf, size_t len);
 
 /* The thread count a plan should use when the graph says 0 (DG_NUM_THREADS or all cores). */
 int dg__default_threads(void);

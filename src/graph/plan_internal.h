@@ -20,11 +20,27 @@ struct dg_plan_value {
     enum dg_value_home home;
     struct dg_shape shape;   /* at the plan's current input shapes */
     bool pinned;             /* an output: its slot is never shared */
-    int slot;                /* DG_HOME_ARENA: index into plan->slot_* */
-    int last_use;            /* step index of the last reader of the data; -1 none */
+    bool is_view;            /* aliases the storage of `root` (a view op in a shared plan) */
+    bool held;               /* a root read through a pinned view: kept like a pinned value */
+    int root;                /* the node whose storage this value uses: itself unless a view */
+    bool owns_range;         /* while planning: holds its buffer */
+    int buffer;              /* while planning: the buffer (arena range) it lives in */
+    int block_entry;         /* placed at this entry of the gradient block; -1 none */
+    int64_t offset;          /* DG_HOME_ARENA, not a view: byte offset of the data in the arena */
+    int last_use;            /* step index of the last reader of the data, through any view
+                                of it when it is a root; -1 none */
     void *input_buffer;      /* DG_HOME_INPUT: owned */
     int64_t input_capacity;  /* elements allocated in input_buffer */
     bool fed;
+};
+
+/* One step as the planner walks it: flat copies of what it would otherwise chase through node
+ * pointers pass after pass (large plans do not fit in the caches). */
+struct dg_plan_step {
+    int node;                       /* node index */
+    int n_inputs;
+    int first_input;                /* inputs: plan->step_input_nodes[first_input ...] */
+    const struct dg_op_def *def;
 };
 
 struct dg_plan {
@@ -35,6 +51,10 @@ struct dg_plan {
     int *steps;                   /* node indices */
     struct dg_tensor *step_inputs; /* scratch for one step's inputs (the most any step has), */
     struct dg_shape *step_shapes;  /* so that neither run nor re-inference allocates */
+    struct dg_plan_step *step_info; /* n_steps entries */
+    int *step_input_nodes;        /* the steps' input node indices, one after the other */
+    int n_input_nodes;
+    int *input_nodes;             /* the plan's inputs (DG_HOME_INPUT), node indices */
     int n_outputs;
     int *outputs;                 /* node indices */
     int n_threads;
@@ -43,9 +63,6 @@ struct dg_plan {
                                      out of memory): feed and run refuse until a shape change
                                      succeeds */
     /* arena */
-    int n_slots;
-    int64_t *slot_bytes;
-    int64_t *slot_offset;
     char *arena;
     size_t arena_bytes;           /* what the current shapes need */
     size_t arena_capacity;        /* what is allocated (the arena only grows) */
@@ -54,6 +71,13 @@ struct dg_plan {
     char *workspace;
     size_t workspace_bytes;       /* the largest any step asks for at the current shapes */
     size_t workspace_capacity;    /* what is allocated (grows only) */
+    /* gradient block (dg_plan_set_grad_block): n_block entries laid out densely in the given
+     * order from the arena's start. An op value that appears first in the list lives there;
+     * other entries (repeats, leaves, inputs) are copied in at the end of each run. */
+    int n_block;
+    int *block_nodes;             /* node index per entry */
+    int64_t *block_offset;        /* element offset per entry; n_block + 1 entries */
+    bool *block_copy;             /* entry filled by a copy after the steps */
 };
 
 /* Builds a plan; share_memory false gives every value its own slot (tests compare both). */

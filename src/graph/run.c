@@ -9,8 +9,8 @@ dg_status dg_feed(dg_plan *p, dg_node *input, const void *data)
     if (st != DG_OK)
         return st;
     if (input->kind != DG_NODE_INPUT) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "feed: node %d is a %s, not an input",
-                           input->index, dg_node_op_name(input));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "feed: %s is not an input",
+                           dg__node_str(input, (char[160]){0}, 160));
         return DG_ERR_INVALID_ARG;
     }
     if (data == NULL) {
@@ -59,8 +59,9 @@ dg_status dg_run(dg_plan *p)
                            "failed (a shape error or out of memory); set a valid shape first");
         return DG_ERR_STATE;
     }
-    for (int i = 0; i < p->n_values; i++) {
-        if (p->values[i].home == DG_HOME_INPUT && !p->values[i].fed) {
+    for (int k = 0; k < p->n_input_nodes; k++) {
+        int i = p->input_nodes[k];
+        if (!p->values[i].fed) {
             dg_graph_set_error(g, DG_ERR_STATE, "run: input '%s' was not fed", g->nodes[i]->name);
             return DG_ERR_STATE;
         }
@@ -73,18 +74,31 @@ dg_status dg_run(dg_plan *p)
     struct dg_tensor *in = p->step_inputs;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
+        const struct dg_plan_value *v = &p->values[n->index];
+        if (v->is_view)
+            continue; /* aliases its root's storage: nothing to compute */
+        void *out_data = dg__plan_value_data(p, n->index);
+        const struct dg_op_def *def = n->def;
+        if (def->view) {
+            /* A view given memory of its own (the unshared reference plan, the gradient
+             * block): the same elements, copied. */
+            memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
+                   (size_t)dg__numel(&v->shape) * 4);
+            continue;
+        }
         for (int i = 0; i < n->n_inputs; i++) {
             int idx = n->inputs[i]->index;
             in[i].data = dg__plan_value_data(p, idx);
             in[i].shape = p->values[idx].shape;
         }
-        struct dg_tensor out = {
-            .data = dg__plan_value_data(p, n->index),
-            .shape = p->values[n->index].shape,
-        };
-        const struct dg_op_def *def = n->def;
+        struct dg_tensor out = {.data = out_data, .shape = v->shape};
         def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
     }
+    /* Gradient-block entries that could not be computed in place there. */
+    for (int k = 0; k < p->n_block; k++)
+        if (p->block_copy[k])
+            memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
+                   (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
     return DG_OK;
 }
 
@@ -95,16 +109,15 @@ static const void *kept_data(dg_plan *p, dg_node *node, dg_dtype dtype, const ch
         return NULL;
     const struct dg_plan_value *v = &p->values[node->index];
     if (v->home == DG_HOME_ARENA && !v->pinned) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: node %d (%s) is an intermediate "
-                           "whose memory the plan reuses; list it among the outputs of "
-                           "dg_compile", what,
-                           node->index, dg_node_op_name(node));
+        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "%s: %s is an intermediate whose "
+                           "memory the plan reuses; list it among the outputs of dg_compile",
+                           what, dg__node_str(node, (char[160]){0}, 160));
         return NULL;
     }
     if (v->shape.dtype != dtype) {
-        dg_graph_set_error(p->graph, DG_ERR_DTYPE, "%s: node %d (%s) holds %s values", what,
-                           node->index, dg_node_op_name(node), v->shape.dtype == DG_F32 ? "float32"
-                                                                                     : "int32");
+        dg_graph_set_error(p->graph, DG_ERR_DTYPE, "%s: %s holds %s values", what,
+                           dg__node_str(node, (char[160]){0}, 160),
+                           v->shape.dtype == DG_F32 ? "float32" : "int32");
         return NULL;
     }
     return dg__plan_value_data(p, node->index);

@@ -5,6 +5,7 @@
  * shrinks its batch keeps the larger block.
  */
 #include "plan_internal.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 
@@ -33,7 +34,7 @@ dg_status dg__plan_workspace(dg_plan *p)
     if (need <= p->workspace_capacity)
         return DG_OK;
     size_t rounded = (need + DG_WORKSPACE_ALIGN - 1) / DG_WORKSPACE_ALIGN * DG_WORKSPACE_ALIGN;
-    char *block = rounded >= need ? aligned_alloc(DG_WORKSPACE_ALIGN, rounded) : NULL;
+    char *block = rounded >= need ? dg__aligned_alloc(DG_WORKSPACE_ALIGN, rounded) : NULL;
     if (block == NULL) {
         p->runnable = false;
         p->workspace_bytes = p->workspace_capacity;
@@ -41,7 +42,7 @@ dg_status dg__plan_workspace(dg_plan *p)
                            "(node %d, %s)", need, largest, dg_node_op_name(g->nodes[largest]));
         return DG_ERR_NOMEM;
     }
-    free(p->workspace);
+    dg__free(p->workspace);
     p->workspace = block;
     p->workspace_capacity = rounded;
     return DG_OK;

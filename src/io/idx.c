@@ -9,6 +9,7 @@
  * nothing. Every error message starts "idx: <path>: ".
  */
 #include "dagrad.h"
+#include "alloc.h"
 
 #include "dg_config.h"
 
@@ -23,6 +24,10 @@
 #if DG_HAVE_ZLIB
 #include <zlib.h>
 #endif
+
+/* Files larger than this many values are refused as corrupt (DG_ERR_FORMAT) before anything
+ * is allocated: 2^31 bytes of pixels, 8 GiB as float. MNIST's training images are 4.7e7. */
+#define DG_IDX_MAX_VALUES ((int64_t)1 << 31)
 
 #define IDX_TYPE_U8 0x08
 #define IDX_RANK_LABELS 1
@@ -55,12 +60,6 @@ report(char *err, size_t err_len, dg_status status, const char *path, const char
     vsnprintf(err + used, err_len - (size_t)used, fmt, args);
     va_end(args);
     return status;
-}
-
-static void clear_err(char *err, size_t err_len)
-{
-    if (err != NULL && err_len > 0)
-        err[0] = '\0';
 }
 
 static void reader_close(struct idx_reader *r)
@@ -230,7 +229,7 @@ static dg_status read_payload(struct idx_reader *r, const char *what, struct idx
             /* Grow with the data actually read, never straight to the header's claim. */
             size_t next = capacity == 0 ? READ_CHUNK : capacity;
             next = next > total - capacity ? total : capacity + next; /* no size_t overflow */
-            unsigned char *grown = realloc(bytes, next);
+            unsigned char *grown = dg__realloc(bytes, next);
             if (grown == NULL) {
                 status = report(r->err, r->err_len, DG_ERR_NOMEM, r->path,
                                 "out of memory reading %zu bytes of %s", total, what);
@@ -266,7 +265,7 @@ static dg_status read_payload(struct idx_reader *r, const char *what, struct idx
     raw->bytes = bytes;
     return DG_OK;
 fail:
-    free(bytes);
+    dg__free(bytes);
     return status;
 }
 
@@ -285,14 +284,36 @@ static dg_status read_idx(const char *path, int rank, const char *what, struct i
     return status;
 }
 
-dg_status dg_idx_load_images(const char *path, float scale, dg_dataset *out, char *err,
-                             size_t err_len)
+/* Zeroes a dataset, keeping nothing (the error fields included). */
+static void dataset_zero(dg_dataset *out)
 {
-    clear_err(err, err_len);
-    if (out == NULL || path == NULL)
-        return report(err, err_len, DG_ERR_INVALID_ARG, path, "NULL %s",
-                      out == NULL ? "output" : "path");
     memset(out, 0, sizeof *out);
+}
+
+/* Ends a load into `out`: on error the data fields are freed and zeroed and status/error
+ * keep the failure; on success the error is "". Returns status. */
+static dg_status dataset_finish(dg_dataset *out, dg_status status)
+{
+    if (status != DG_OK) {
+        char message[sizeof out->error];
+        memcpy(message, out->error, sizeof message);
+        dg__free(out->images);
+        dg__free(out->labels);
+        dataset_zero(out);
+        memcpy(out->error, message, sizeof message);
+    } else {
+        out->error[0] = '\0';
+    }
+    out->status = status;
+    return status;
+}
+
+static dg_status load_images(const char *path, float scale, dg_dataset *out)
+{
+    char *err = out->error;
+    size_t err_len = sizeof out->error;
+    if (path == NULL)
+        return report(err, err_len, DG_ERR_INVALID_ARG, path, "NULL path");
     if (!isfinite(scale))
         return report(err, err_len, DG_ERR_INVALID_ARG, path, "scale %g is not finite",
                       (double)scale);
@@ -302,16 +323,16 @@ dg_status dg_idx_load_images(const char *path, float scale, dg_dataset *out, cha
         return status;
     /* The size check matters only where size_t is 32 bits. */
     float *images = (uint64_t)raw.n_values <= SIZE_MAX / sizeof *images
-                        ? malloc((size_t)raw.n_values * sizeof *images)
+                        ? dg__malloc((size_t)raw.n_values * sizeof *images)
                         : NULL;
     if (images == NULL) {
-        free(raw.bytes);
+        dg__free(raw.bytes);
         return report(err, err_len, DG_ERR_NOMEM, path, "out of memory for %lld floats",
                       (long long)raw.n_values);
     }
     for (int64_t i = 0; i < raw.n_values; i++)
         images[i] = (float)raw.bytes[i] * scale;
-    free(raw.bytes);
+    dg__free(raw.bytes);
     out->count = raw.dim[0];
     out->rows = raw.dim[1];
     out->cols = raw.dim[2];
@@ -319,22 +340,29 @@ dg_status dg_idx_load_images(const char *path, float scale, dg_dataset *out, cha
     return DG_OK;
 }
 
-dg_status dg_idx_load_labels(const char *path, dg_dataset *out, char *err, size_t err_len)
+dg_status dg_idx_load_images(const char *path, float scale, dg_dataset *out)
 {
-    clear_err(err, err_len);
-    if (out == NULL || path == NULL)
-        return report(err, err_len, DG_ERR_INVALID_ARG, path, "NULL %s",
-                      out == NULL ? "output" : "path");
-    memset(out, 0, sizeof *out);
+    if (out == NULL)
+        return DG_ERR_INVALID_ARG;
+    dataset_zero(out);
+    return dataset_finish(out, load_images(path, scale, out));
+}
+
+static dg_status load_labels(const char *path, dg_dataset *out)
+{
+    char *err = out->error;
+    size_t err_len = sizeof out->error;
+    if (path == NULL)
+        return report(err, err_len, DG_ERR_INVALID_ARG, path, "NULL path");
     struct idx_raw raw = {{0}, 0, NULL};
     dg_status status = read_idx(path, IDX_RANK_LABELS, "labels", &raw, err, err_len);
     if (status != DG_OK)
         return status;
     int32_t *labels = (uint64_t)raw.n_values <= SIZE_MAX / sizeof *labels
-                          ? malloc((size_t)raw.n_values * sizeof *labels)
+                          ? dg__malloc((size_t)raw.n_values * sizeof *labels)
                           : NULL;
     if (labels == NULL) {
-        free(raw.bytes);
+        dg__free(raw.bytes);
         return report(err, err_len, DG_ERR_NOMEM, path, "out of memory for %lld labels",
                       (long long)raw.n_values);
     }
@@ -344,44 +372,59 @@ dg_status dg_idx_load_labels(const char *path, dg_dataset *out, char *err, size_
         if (labels[i] > largest)
             largest = labels[i];
     }
-    free(raw.bytes);
+    dg__free(raw.bytes);
     out->count = raw.dim[0];
     out->labels = labels;
     out->n_classes = largest + 1;
     return DG_OK;
 }
 
+dg_status dg_idx_load_labels(const char *path, dg_dataset *out)
+{
+    if (out == NULL)
+        return DG_ERR_INVALID_ARG;
+    dataset_zero(out);
+    return dataset_finish(out, load_labels(path, out));
+}
+
+dg_status dg_dataset_status(const dg_dataset *data)
+{
+    return data == NULL ? DG_ERR_INVALID_ARG : data->status;
+}
+
+const char *dg_dataset_error(const dg_dataset *data)
+{
+    return data == NULL ? "dataset is NULL" : data->error;
+}
+
 void dg_dataset_free(dg_dataset *data)
 {
     if (data == NULL)
         return;
-    free(data->images);
-    free(data->labels);
-    memset(data, 0, sizeof *data);
+    dg__free(data->images);
+    dg__free(data->labels);
+    dataset_zero(data);
 }
 
-dg_status dg_idx_load(const char *images_path, const char *labels_path, float scale,
-                      dg_dataset *out, char *err, size_t err_len)
+static dg_status load_pair(const char *images_path, const char *labels_path, float scale,
+                           dg_dataset *out)
 {
-    if (out == NULL) {
-        clear_err(err, err_len);
-        return report(err, err_len, DG_ERR_INVALID_ARG, images_path, "NULL output");
-    }
-    dg_dataset labels;
-    dg_status status = dg_idx_load_images(images_path, scale, out, err, err_len);
+    dg_status status = load_images(images_path, scale, out);
     if (status != DG_OK)
         return status;
-    status = dg_idx_load_labels(labels_path, &labels, err, err_len);
+    dg_dataset labels;
+    dataset_zero(&labels);
+    status = load_labels(labels_path, &labels);
     if (status != DG_OK) {
-        dg_dataset_free(out);
+        memcpy(out->error, labels.error, sizeof out->error);
+        dg_dataset_free(&labels);
         return status;
     }
     if (labels.count != out->count) {
-        report(err, err_len, DG_ERR_FORMAT, labels_path,
+        report(out->error, sizeof out->error, DG_ERR_FORMAT, labels_path,
                "%lld labels, but %s holds %lld images", (long long)labels.count, images_path,
                (long long)out->count);
         dg_dataset_free(&labels);
-        dg_dataset_free(out);
         return DG_ERR_FORMAT;
     }
     out->labels = labels.labels;
@@ -389,11 +432,20 @@ dg_status dg_idx_load(const char *images_path, const char *labels_path, float sc
     return DG_OK;
 }
 
+dg_status dg_idx_load(const char *images_path, const char *labels_path, float scale,
+                      dg_dataset *out)
+{
+    if (out == NULL)
+        return DG_ERR_INVALID_ARG;
+    dataset_zero(out);
+    return dataset_finish(out, load_pair(images_path, labels_path, scale, out));
+}
+
 /* "<dir>/<name>.gz" when that file exists, else "<dir>/<name>"; NULL when out of memory. */
 static char *dataset_file(const char *dir, const char *name)
 {
     size_t len = strlen(dir) + strlen(name) + 8;
-    char *path = malloc(len);
+    char *path = dg__malloc(len);
     if (path == NULL)
         return NULL;
     struct stat info;
@@ -404,8 +456,7 @@ static char *dataset_file(const char *dir, const char *name)
 }
 
 /* Loads one split ("train" or "t10k") of an MNIST-layout directory. */
-static dg_status load_split(const char *dir, const char *split, float scale, dg_dataset *out,
-                            char *err, size_t err_len)
+static dg_status load_split(const char *dir, const char *split, float scale, dg_dataset *out)
 {
     char images_name[64], labels_name[64];
     snprintf(images_name, sizeof images_name, "%s-images-idx3-ubyte", split);
@@ -414,39 +465,52 @@ static dg_status load_split(const char *dir, const char *split, float scale, dg_
     char *labels_path = dataset_file(dir, labels_name);
     dg_status status;
     if (images_path == NULL || labels_path == NULL)
-        status = report(err, err_len, DG_ERR_NOMEM, dir, "out of memory");
+        status = report(out->error, sizeof out->error, DG_ERR_NOMEM, dir, "out of memory");
     else
-        status = dg_idx_load(images_path, labels_path, scale, out, err, err_len);
-    free(images_path);
-    free(labels_path);
+        status = load_pair(images_path, labels_path, scale, out);
+    dg__free(images_path);
+    dg__free(labels_path);
     return status;
 }
 
-dg_status dg_fashion_mnist_load(const char *dir, float scale, dg_dataset *train,
-                                dg_dataset *test, char *err, size_t err_len)
+const char *dg_fashion_mnist_default_dir(void)
 {
-    clear_err(err, err_len);
+    return DG_FASHION_MNIST_DIR;
+}
+
+dg_status dg_fashion_mnist_load(const char *dir, float scale, dg_dataset *train,
+                                dg_dataset *test)
+{
+    if (train == NULL && test == NULL)
+        return DG_ERR_INVALID_ARG;
     if (train != NULL)
-        memset(train, 0, sizeof *train);
+        dataset_zero(train);
     if (test != NULL)
-        memset(test, 0, sizeof *test);
+        dataset_zero(test);
     if (dir == NULL)
-        return report(err, err_len, DG_ERR_INVALID_ARG, dir, "NULL directory");
+        dir = DG_FASHION_MNIST_DIR;
+    /* The first failure's message goes to the split that failed and is copied to the other. */
+    dg_dataset *failed = NULL;
     dg_status status = DG_OK;
-    if (train != NULL)
-        status = load_split(dir, "train", scale, train, err, err_len);
-    if (status == DG_OK && test != NULL)
-        status = load_split(dir, "t10k", scale, test, err, err_len);
+    if (train != NULL && (status = load_split(dir, "train", scale, train)) != DG_OK)
+        failed = train;
+    if (status == DG_OK && test != NULL &&
+        (status = load_split(dir, "t10k", scale, test)) != DG_OK)
+        failed = test;
     if (status == DG_OK && train != NULL && test != NULL &&
         (train->rows != test->rows || train->cols != test->cols)) {
-        status = report(err, err_len, DG_ERR_FORMAT, dir,
+        failed = train;
+        status = report(train->error, sizeof train->error, DG_ERR_FORMAT, dir,
                         "train images are %lldx%lld but t10k images are %lldx%lld",
                         (long long)train->rows, (long long)train->cols, (long long)test->rows,
                         (long long)test->cols);
     }
-    if (status != DG_OK) {
-        dg_dataset_free(train);
-        dg_dataset_free(test);
-    }
+    dg_dataset *other = failed == train ? test : train;
+    if (failed != NULL && other != NULL)
+        memcpy(other->error, failed->error, sizeof other->error);
+    if (train != NULL)
+        dataset_finish(train, status);
+    if (test != NULL)
+        dataset_finish(test, status);
     return status;
 }

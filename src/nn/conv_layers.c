@@ -4,8 +4,8 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 
+#include "alloc.h"
 #include "op.h"
 
 dg_node *dg_conv2d_layer(dg_graph *g, dg_node *x, int64_t out_channels, int64_t kernel_h,
@@ -70,7 +70,7 @@ dg_node *dg_batch_norm_layer(dg_graph *g, dg_node *x, float momentum, float eps,
     snprintf(bias_name, sizeof bias_name, "%s.bias", name);
     dg_node *gamma = dg_param(g, weight_name, 1, (int64_t[]){channels});
     dg_node *beta = dg_param(g, bias_name, 1, (int64_t[]){channels});
-    float *init = malloc((size_t)channels * sizeof *init);
+    float *init = dg__malloc((size_t)channels * sizeof *init);
     if (init == NULL)
         return dg__fail(g, DG_ERR_NOMEM, "batch_norm_layer '%s': out of memory", name);
     for (int64_t c = 0; c < channels; c++)
@@ -79,7 +79,7 @@ dg_node *dg_batch_norm_layer(dg_graph *g, dg_node *x, float momentum, float eps,
     for (int64_t c = 0; c < channels; c++)
         init[c] = 1.0f;
     dg_node *var = dg_constant(g, 1, (int64_t[]){channels}, init);
-    free(init);
+    dg__free(init);
     if (gamma == NULL || beta == NULL || mean == NULL || var == NULL)
         return NULL;
     if (dg_init_constant(gamma, 1.0f) != DG_OK)

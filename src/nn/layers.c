@@ -54,11 +54,27 @@ dg_node *dg_activate(dg_graph *g, dg_node *x, dg_activation act)
     return NULL;
 }
 
+static dg_node *dense_in_scope(dg_graph *g, dg_node *x, int64_t units, dg_activation act,
+                               const char *name, dg_rng *rng);
+
+/* The layer's nodes go into a name scope called after the layer (DOT draws it as a box). */
 dg_node *dg_dense(dg_graph *g, dg_node *x, int64_t units, dg_activation act, const char *name,
                   dg_rng *rng)
 {
     if (g == NULL || dg_graph_status(g) != DG_OK)
         return NULL;
+    if (name == NULL || *name == '\0')
+        return dg__fail(g, DG_ERR_INVALID_ARG, "dense: name is NULL or empty");
+    if (dg_scope_push(g, name) != DG_OK)
+        return NULL;
+    dg_node *out = dense_in_scope(g, x, units, act, name, rng);
+    dg_scope_pop(g);
+    return out;
+}
+
+static dg_node *dense_in_scope(dg_graph *g, dg_node *x, int64_t units, dg_activation act,
+                               const char *name, dg_rng *rng)
+{
     if (x == NULL)
         return dg__fail(g, DG_ERR_INVALID_ARG, "dense: input is NULL");
     if (name == NULL || *name == '\0')
@@ -116,6 +132,16 @@ dg_status dg_dropout_feed_key(dg_plan *plan, uint64_t seed, int64_t step, bool t
     dg_node *n = dg__find_name(dg_plan_graph(plan), DG_DROPOUT_KEY_NAME);
     if (n == NULL || dg_plan_numel(plan, n) == 0)
         return DG_OK; /* the graph or the plan does not use dropout */
+    /* Another node may carry the name (a user's input of another shape): never feed it 3
+     * values it does not hold. */
+    if (dg_node_kind_of(n) != DG_NODE_INPUT || dg_node_dtype(n) != DG_I32 ||
+        dg_plan_ndim(plan, n) != 1 || dg_plan_numel(plan, n) != 3) {
+        dg_status st = dg_node_dtype(n) != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE;
+        dg_graph_set_error(dg_plan_graph(plan), st, "dropout_feed_key: the node named '%s' "
+                           "(node %d) is not an int32 [3] input", DG_DROPOUT_KEY_NAME,
+                           dg_node_index(n));
+        return st;
+    }
     /* The seed folds into 32 bits; the step wraps, which only repeats masks after 2^32. */
     int32_t key[3] = {(int32_t)(uint32_t)(seed ^ (seed >> 32)), (int32_t)(uint32_t)step,
                       training ? 1 : 0};

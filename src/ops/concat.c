@@ -9,6 +9,7 @@
  * (500,000 for n = 1,000: a few megabytes, shape-only, nothing kept alive by them).
  */
 #include "layout_attrs.h"
+#include "alloc.h"
 #include "op.h"
 
 #include <stdlib.h>
@@ -96,7 +97,7 @@ static dg_status concat_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_
     int n = dg__n_inputs(node);
     if (dg_node_dtype(dg__input(node, 0)) != DG_F32)
         return DG_OK;
-    dg_node **inputs = malloc(((size_t)n + 1) * sizeof *inputs);
+    dg_node **inputs = dg__malloc(((size_t)n + 1) * sizeof *inputs);
     if (inputs == NULL) {
         dg__fail(g, DG_ERR_NOMEM, "concat: out of memory building the gradient of %d inputs", n);
         return DG_ERR_NOMEM;
@@ -107,7 +108,7 @@ static dg_status concat_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_
         if (dg__grad_needed(ctx, i))
             gin[i] = dg__make_node(g, DG_OP_concat_slice, i + 2, inputs, dg__attrs(node));
     }
-    free(inputs);
+    dg__free(inputs);
     return dg_graph_status(g);
 }
 

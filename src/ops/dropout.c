@@ -118,7 +118,16 @@ dg_node *dg_dropout(dg_graph *g, dg_node *x, dg_node *key, float p)
 dg_node *dg_dropout_key(dg_graph *g)
 {
     dg_node *key = dg__find_name(g, DG_DROPOUT_KEY_NAME);
-    if (key != NULL)
+    if (key != NULL) {
+        /* A user's own node may carry the name: only an int32 [3] input is a key. */
+        if (dg_node_kind_of(key) != DG_NODE_INPUT || dg_node_dtype(key) != DG_I32 ||
+            dg_node_ndim(key) != 1 || dg_node_dim(key, 0) != 3)
+            return dg__fail(g, dg_node_dtype(key) != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                            "dropout_key: the graph's node named '%s' (node %d, a %s %s) is "
+                            "not an int32 [3] input", DG_DROPOUT_KEY_NAME, dg_node_index(key),
+                            dg_node_dtype(key) == DG_I32 ? "int32" : "float32",
+                            dg_node_op_name(key));
         return key;
+    }
     return dg_input_static(g, DG_DROPOUT_KEY_NAME, DG_I32, 1, (int64_t[]){3});
 }

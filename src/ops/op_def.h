@@ -12,7 +12,7 @@
 #define DG_OP_DEF_H
 
 #include "dagrad.h"
-#include "graph/shape.h"
+#include "shape.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -116,6 +116,9 @@ struct dg_op_def {
                                    file, or an offset into the SIMD table) */
     size_t attrs_size;          /* bytes of the family's attribute struct; 0: none */
     bool can_inplace;           /* output may overwrite input 0 when its last use is this op */
+    bool view;                  /* output is input 0's elements in the same order under another
+                                   shape: the planner aliases input 0's storage and runs no
+                                   kernel (forward is NULL); see docs/architecture.md */
     uint32_t shape_only_inputs; /* bit i: input i is read for its shape only, never its data;
                                    bit 31 also stands for every input past 31 (variadic ops);
                                    ask dg__input_shape_only */

@@ -15,6 +15,7 @@
  * added in block order. So results are bitwise reproducible for any number of threads.
  */
 #include "elementwise.h"
+#include "alloc.h"
 #include "reduce.h"
 
 #include <math.h>
@@ -227,7 +228,7 @@ static inline __attribute__((always_inline)) void reduce_cols(enum rmode mode, c
     if (outer == 1 && n_tiles < threads && nb > 1) {
         /* Few columns, many rows: the row blocks in parallel into a partial array, added in
          * block order afterwards: the same order as col_tile, so the same bits. */
-        double *partial = malloc((size_t)(nb * k) * sizeof *partial);
+        double *partial = dg__malloc((size_t)(nb * k) * sizeof *partial);
         if (partial != NULL) {
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
             for (int64_t b = 0; b < nb; b++) {
@@ -243,7 +244,7 @@ static inline __attribute__((always_inline)) void reduce_cols(enum rmode mode, c
                     acc = r_step(mode, acc, partial[b * k + j]);
                 out[j] = (float)(acc * scale);
             }
-            free(partial);
+            dg__free(partial);
             return;
         }
         /* Out of memory: fall through to the tile loop, which gives the same result. */

@@ -7,9 +7,9 @@
  *   reshape_as: out has like's shape (like is read for its shape only).
  *   backward of both: dx = reshape_as(grad, x) (x's plan-time shape, so it follows the batch).
  *
- * The planner has no views yet, so the forward is a copy (skipped when the planner runs the
- * op in place: out and x share storage, and element i of out is element i of x). Layout ops
- * move 4-byte elements whatever their type, so int32 values reshape too (without gradient).
+ * Both are views: the planner aliases x's storage (element i of out is element i of x), so
+ * they have no kernel. Layout ops move 4-byte elements whatever their type, so int32 values
+ * reshape too (without gradient).
  */
 #include "op.h"
 
@@ -36,7 +36,7 @@ static void copy_chunk(void *arg, int64_t lo, int64_t hi)
 }
 
 /* Copies n 4-byte elements, in contiguous chunks across threads for large tensors; nothing
- * when dst == src (the op ran in place). Shared by the layout ops and stop_gradient. */
+ * when dst == src (the op ran in place). Shared by the layout ops. */
 void dg__layout_copy(void *dst, const void *src, int64_t n, const struct dg_exec_ctx *ctx)
 {
     if (dst == src || n <= 0)
@@ -53,13 +53,19 @@ static dg_status reshape_infer(const struct dg_op_def *def, const void *attrs, i
     struct dg_shape target = {.dtype = in[0].dtype, .ndim = reshape_attrs(attrs)->ndim};
     int64_t known = 1, numel = dg__numel(&in[0]);
     int infer_axis = -1;
+    bool too_large = false; /* the product of the given entries overflows or passes the limit */
     for (int i = 0; i < target.ndim; i++) {
         target.dim[i] = reshape_attrs(attrs)->dim[i];
         if (target.dim[i] == -1)
             infer_axis = i;
-        else
-            known *= target.dim[i];
+        else if (__builtin_mul_overflow(known, target.dim[i], &known) || known > DG_MAX_NUMEL)
+            too_large = true;
     }
+    if (too_large)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "reshape: cannot reshape %s (%lld "
+                               "elements) to %s: more than 2^40 elements",
+                               dg__shape_str(&in[0], sx, sizeof sx), (long long)numel,
+                               dg__shape_str(&target, st, sizeof st));
     if (infer_axis >= 0 && known > 0 && numel % known == 0)
         target.dim[infer_axis] = numel / known;
     if (infer_axis >= 0 ? (known <= 0 || numel % known != 0) : known != numel)
@@ -68,13 +74,6 @@ static dg_status reshape_infer(const struct dg_op_def *def, const void *attrs, i
                                (long long)numel, dg__shape_str(&target, st, sizeof st));
     *out = target;
     return DG_OK;
-}
-
-static void reshape_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
-                            const struct dg_tensor *in, struct dg_tensor *out,
-                            const struct dg_exec_ctx *ctx)
-{
-    dg__layout_copy(out->data, in[0].data, dg__numel(&out->shape), ctx);
 }
 
 /* dx = reshape_as(grad, x) */
@@ -98,8 +97,8 @@ static void reshape_label(const struct dg_op_def *def, const void *attrs, char *
 
 const struct dg_op_def dg_op_reshape = {
     .name = "reshape", .attrs_size = sizeof(struct reshape_attrs), .n_inputs = 1,
-    .can_inplace = true,
-    .infer = reshape_infer, .forward = reshape_forward, .backward = reshape_backward,
+    .view = true,
+    .infer = reshape_infer, .backward = reshape_backward,
     .label = reshape_label,
 };
 
@@ -158,6 +157,6 @@ static dg_status reshape_as_backward(const struct dg_grad_ctx *ctx, dg_graph *g,
 }
 
 const struct dg_op_def dg_op_reshape_as = {
-    .name = "reshape_as", .n_inputs = 2, .can_inplace = true, .shape_only_inputs = 1u << 1,
-    .infer = reshape_as_infer, .forward = reshape_forward, .backward = reshape_as_backward,
+    .name = "reshape_as", .n_inputs = 2, .view = true, .shape_only_inputs = 1u << 1,
+    .infer = reshape_as_infer, .backward = reshape_as_backward,
 };

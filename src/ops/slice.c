@@ -14,6 +14,7 @@
  * slice(x, 0, -2, -1) means "the second-to-last row" whatever the batch.
  */
 #include "layout_attrs.h"
+#include "alloc.h"
 #include "op.h"
 
 #include <stdlib.h>
@@ -247,7 +248,7 @@ const struct dg_op_def dg_op_pad_slice = {
 /* The input array of a rebuilt piece, n entries (checked). */
 static dg_node **piece_inputs(dg_graph *g, const char *op, int n)
 {
-    dg_node **inputs = malloc((size_t)n * sizeof *inputs);
+    dg_node **inputs = dg__malloc((size_t)n * sizeof *inputs);
     if (inputs == NULL)
         dg__fail(g, DG_ERR_NOMEM, "%s: out of memory building a gradient of %d inputs", op, n);
     return inputs;
@@ -322,7 +323,7 @@ static dg_status concat_slice_backward(const struct dg_grad_ctx *ctx, dg_graph *
     for (int i = 0; i < n - 1; i++)
         inputs[i + 1] = dg__input(node, i); /* grad's like, then x_0 .. x_{k-1} */
     gin[0] = dg__make_node(g, DG_OP_concat_pad, n, inputs, dg__attrs(node));
-    free(inputs);
+    dg__free(inputs);
     return dg_graph_status(g);
 }
 
@@ -380,7 +381,7 @@ static dg_status concat_pad_backward(const struct dg_grad_ctx *ctx, dg_graph *g,
         inputs[i - 1] = dg__input(node, i);
     inputs[n - 1] = dg__input(node, 0);
     gin[0] = dg__make_node(g, DG_OP_concat_slice, n, inputs, dg__attrs(node));
-    free(inputs);
+    dg__free(inputs);
     return dg_graph_status(g);
 }
 

@@ -5,6 +5,7 @@
  * gradients onto these raw arrays.
  */
 #include "optim_internal.h"
+#include "alloc.h"
 
 #if defined(__x86_64__) || defined(__SSE2__)
 #include <xmmintrin.h>
@@ -122,12 +123,12 @@ static float *alloc_floats(int64_t count)
 {
     size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(float);
     bytes = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, bytes);
+    return dg__aligned_alloc(64, bytes);
 }
 
 dg_optim *dg__optim_alloc(dg_optim_kind kind, const void *cfg)
 {
-    dg_optim *opt = calloc(1, sizeof *opt);
+    dg_optim *opt = dg__calloc(1, sizeof *opt);
     if (opt == NULL)
         return NULL;
     opt->kind = (unsigned)kind < DG_OPTIM_KIND_COUNT ? kind : DG_OPTIM_SGD;
@@ -218,7 +219,7 @@ dg_status dg__optim_bind(dg_optim *opt, int n_params, float *const *param_data,
                        dg__optim_fail(opt, DG_ERR_INVALID_ARG, "params[%d] is NULL", i);
         total += numel[i];
     }
-    float **sorted = malloc((size_t)n_params * sizeof *sorted);
+    float **sorted = dg__malloc((size_t)n_params * sizeof *sorted);
     if (sorted == NULL)
         return opt->status = dg__optim_fail(opt, DG_ERR_NOMEM, "out of memory");
     int n_sorted = 0;
@@ -228,19 +229,19 @@ dg_status dg__optim_bind(dg_optim *opt, int n_params, float *const *param_data,
     qsort(sorted, (size_t)n_sorted, sizeof *sorted, compare_pointers);
     for (int i = 1; i < n_sorted; i++) {
         if (sorted[i] == sorted[i - 1]) {
-            free(sorted);
+            dg__free(sorted);
             return opt->status = dg__optim_fail(opt, DG_ERR_INVALID_ARG,
                                                 "a parameter appears more than once");
         }
     }
-    free(sorted);
+    dg__free(sorted);
 
     opt->n_params = n_params;
-    opt->param_data = malloc((size_t)n_params * sizeof *opt->param_data);
-    opt->grad_ptrs = malloc((size_t)n_params * sizeof *opt->grad_ptrs);
-    opt->offset = malloc((size_t)(n_params + 1) * sizeof *opt->offset);
+    opt->param_data = dg__malloc((size_t)n_params * sizeof *opt->param_data);
+    opt->grad_ptrs = dg__malloc((size_t)n_params * sizeof *opt->grad_ptrs);
+    opt->offset = dg__malloc((size_t)(n_params + 1) * sizeof *opt->offset);
     opt->n_blocks = (total + DG__OPTIM_NORM_BLOCK - 1) / DG__OPTIM_NORM_BLOCK;
-    opt->block_sums = malloc((size_t)(opt->n_blocks > 0 ? opt->n_blocks : 1) * sizeof(double));
+    opt->block_sums = dg__malloc((size_t)(opt->n_blocks > 0 ? opt->n_blocks : 1) * sizeof(double));
     bool ok = opt->param_data && opt->grad_ptrs && opt->offset && opt->block_sums;
     for (int s = 0; ok && s < DG__OPTIM_MAX_SLOTS; s++) {
         if (opt->slot_names[s] != NULL) {
@@ -308,14 +309,14 @@ void dg_optim_free(dg_optim *opt)
     if (opt == NULL)
         return;
     for (int s = 0; s < DG__OPTIM_MAX_SLOTS; s++)
-        free(opt->slot[s]);
-    free(opt->param_data);
-    free(opt->param_nodes);
-    free(opt->grad_nodes);
-    free(opt->grad_ptrs);
-    free(opt->offset);
-    free(opt->block_sums);
-    free(opt);
+        dg__free(opt->slot[s]);
+    dg__free(opt->param_data);
+    dg__free(opt->param_nodes);
+    dg__free(opt->grad_nodes);
+    dg__free(opt->grad_ptrs);
+    dg__free(opt->offset);
+    dg__free(opt->block_sums);
+    dg__free(opt);
 }
 
 dg_status dg_optim_status(const dg_optim *opt) { return opt ? opt->status : DG_ERR_NOMEM; }
@@ -392,9 +393,9 @@ dg_status dg_optim_set_threads(dg_optim *opt, int n_threads)
     dg_status status = check_usable(opt);
     if (status != DG_OK)
         return status;
-    if (n_threads < 0)
-        return dg__optim_fail(opt, DG_ERR_INVALID_ARG, "thread count %d is negative",
-                              n_threads);
+    if (n_threads < 0 || n_threads > 1024)
+        return dg__optim_fail(opt, DG_ERR_INVALID_ARG, "thread count %d is out of range "
+                              "0..1024 (as dg_graph_set_threads)", n_threads);
     opt->n_threads_setting = n_threads;
     opt->n_threads = resolve_threads(n_threads);
     return DG_OK;

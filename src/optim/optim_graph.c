@@ -4,6 +4,7 @@
  * The maths is in the raw-array core (optim.c, update_*.c).
  */
 #include "optim_internal.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 
@@ -61,10 +62,10 @@ static void bind_nodes(dg_optim *opt, int n_params, dg_node *const *params,
             return;
         }
     }
-    float **data = malloc((size_t)n_params * sizeof *data);
-    int64_t *numel = malloc((size_t)n_params * sizeof *numel);
-    opt->param_nodes = malloc((size_t)n_params * sizeof *opt->param_nodes);
-    opt->grad_nodes = malloc((size_t)n_params * sizeof *opt->grad_nodes);
+    float **data = dg__malloc((size_t)n_params * sizeof *data);
+    int64_t *numel = dg__malloc((size_t)n_params * sizeof *numel);
+    opt->param_nodes = dg__malloc((size_t)n_params * sizeof *opt->param_nodes);
+    opt->grad_nodes = dg__malloc((size_t)n_params * sizeof *opt->grad_nodes);
     if (data == NULL || numel == NULL || opt->param_nodes == NULL || opt->grad_nodes == NULL) {
         opt->status = dg__optim_fail(opt, DG_ERR_NOMEM, "out of memory");
     } else {
@@ -76,8 +77,8 @@ static void bind_nodes(dg_optim *opt, int n_params, dg_node *const *params,
         }
         dg__optim_bind(opt, n_params, data, numel);
     }
-    free(data);
-    free(numel);
+    dg__free(data);
+    dg__free(numel);
 }
 
 static dg_optim *new_from_nodes(dg_optim_kind kind, const void *cfg, int n_params,

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+/* Below this many parameter elements in all, a step runs on one thread. */
+#define DG_OPTIM_SERIAL_ELEMENTS 32768
 #define DG__OPTIM_MAX_SLOTS 3
 /* Elements per block of the gradient-norm reduction: fixed, so the sum's order is fixed. */
 #define DG__OPTIM_NORM_BLOCK 4096

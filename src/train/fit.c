@@ -4,6 +4,7 @@
  * batch set to its size, evaluation in evaluation mode, progress and CSV output.
  */
 #include "dagrad.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "train/progress.h"
+#include "progress.h"
 
 /* A batch buffer above this many values (4 TiB of floats) is refused before malloc. */
 #define DG_MAX_BATCH_VALUES ((int64_t)1 << 40)
@@ -22,6 +23,8 @@ struct loop {
     int64_t x_row, y_row;     /* values per example */
     size_t y_size;            /* bytes per target value */
     bool int_labels;
+    bool accuracy;            /* accuracy is computed (see dg_model.output) */
+
     int64_t out_row;          /* output values per example (0 without output) */
     float *x_batch;
     void *y_batch;
@@ -86,6 +89,13 @@ static dg_status run_batch(const struct loop *lp, dg_plan *plan, int64_t batch)
         st = dg_feed(plan, lp->model->y, lp->y_batch);
     if (st == DG_OK)
         st = dg_run(plan);
+    /* A loss that follows the batch (shape [B]) passes the build-time check at batch 1. */
+    if (st == DG_OK && dg_plan_numel(plan, lp->model->loss) != 1) {
+        dg_graph_set_error(lp->model->graph, DG_ERR_SHAPE, "fit: model.loss must be a float32 "
+                           "scalar (the batch's mean loss), it has %lld values at batch %lld",
+                           (long long)dg_plan_numel(plan, lp->model->loss), (long long)batch);
+        st = DG_ERR_SHAPE;
+    }
     return st;
 }
 
@@ -101,7 +111,8 @@ static void add_batch(const struct loop *lp, dg_plan *plan, int64_t batch, struc
     if (lp->model->output == NULL)
         return;
     const float *out = dg_data(plan, lp->model->output);
-    s->correct += count_correct(lp, out, lp->y_batch, batch);
+    if (lp->accuracy)
+        s->correct += count_correct(lp, out, lp->y_batch, batch);
     if (lp->cfg->metric)
         s->metric += lp->cfg->metric(out, lp->y_batch, batch, lp->out_row, lp->cfg->metric_user);
 }
@@ -111,7 +122,7 @@ static void finish(const struct loop *lp, const struct sums *s, double *loss, do
 {
     double n = s->seen > 0 ? (double)s->seen : NAN;
     *loss = s->loss / n;
-    *accuracy = lp->model->output ? (double)s->correct / n : NAN;
+    *accuracy = lp->accuracy ? (double)s->correct / n : NAN;
     *metric = (lp->model->output && lp->cfg->metric) ? s->metric / n : NAN;
 }
 
@@ -132,6 +143,18 @@ static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fi
     return st;
 }
 
+/* "[3,4]": a node's build-time shape. */
+static const char *shape_text(const dg_node *n, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < dg_node_ndim(n) && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "",
+                                 (long long)dg_node_dim(n, i));
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+    return buf;
+}
+
 /* Checks the model and the data it will run on; `what` names the caller in messages. */
 static dg_status check_model(const dg_model *m, const dg_fit_data *data, const char *what)
 {
@@ -149,6 +172,13 @@ static dg_status check_model(const dg_model *m, const dg_fit_data *data, const c
         dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: model.x and model.y must be inputs "
                            "with a leading batch axis", what);
         return DG_ERR_INVALID_ARG;
+    }
+    if (dg_node_dtype(m->loss) != DG_F32 || dg_node_numel(m->loss) != 1) {
+        dg_graph_set_error(g, DG_ERR_SHAPE, "%s: model.loss must be a float32 scalar (the "
+                           "batch's mean loss), got %s %s", what,
+                           dg_node_dtype(m->loss) == DG_F32 ? "float32" : "int32",
+                           shape_text(m->loss, (char[96]){0}, 96));
+        return DG_ERR_SHAPE;
     }
     if (data == NULL || data->x == NULL || data->y == NULL || data->n <= 0) {
         dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: data is NULL or empty (n = %lld)", what,
@@ -174,8 +204,8 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
                 !__builtin_mul_overflow(max_batch, lp->y_row, &y_values) &&
                 x_values <= DG_MAX_BATCH_VALUES && y_values <= DG_MAX_BATCH_VALUES;
     if (fits) {
-        lp->x_batch = malloc((size_t)x_values * sizeof(float));
-        lp->y_batch = malloc((size_t)y_values * lp->y_size);
+        lp->x_batch = dg__malloc((size_t)x_values * sizeof(float));
+        lp->y_batch = dg__malloc((size_t)y_values * lp->y_size);
     }
     if (!fits || lp->x_batch == NULL || lp->y_batch == NULL) {
         dg_graph_set_error(m->graph, DG_ERR_NOMEM, "fit: out of memory for a batch of %lld",
@@ -185,10 +215,26 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
     return DG_OK;
 }
 
+/* Accuracy means something for class labels, and for float targets only when every one is 0
+ * or 1 (binary classification); never with cfg->no_accuracy or without an output. */
+static bool wants_accuracy(const dg_model *m, const dg_fit_data *data, const dg_fit_config *cfg)
+{
+    if (m->output == NULL || cfg->no_accuracy)
+        return false;
+    if (dg_node_dtype(m->y) == DG_I32)
+        return true;
+    int64_t values = data->n * per_example(m->y);
+    const float *t = data->y;
+    for (int64_t i = 0; i < values; i++)
+        if (t[i] != 0.0f && t[i] != 1.0f)
+            return false;
+    return true;
+}
+
 static void loop_free(struct loop *lp)
 {
-    free(lp->x_batch);
-    free(lp->y_batch);
+    dg__free(lp->x_batch);
+    dg__free(lp->y_batch);
 }
 
 dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_fit_config *cfg,
@@ -216,7 +262,8 @@ dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_f
     struct loop lp;
     st = loop_init(&lp, model, cfg, batch);
     dg_epoch_stats stats = {.epoch = 0, .val_loss = NAN, .val_accuracy = NAN,
-                            .val_metric = NAN};
+                            .val_metric = NAN, .lr = NAN};
+    lp.accuracy = st == DG_OK && wants_accuracy(model, data, cfg);
     if (st == DG_OK)
         st = evaluate_with(&lp, plan, data, batch, &stats.loss, &stats.accuracy, &stats.metric);
     if (st == DG_OK && out != NULL)
@@ -234,14 +281,86 @@ static dg_status check_config(dg_graph *g, const dg_fit_config *cfg)
                            (long long)cfg->batch_size, (long long)cfg->eval_batch_size);
         return DG_ERR_INVALID_ARG;
     }
+    if (cfg->checkpoint_every < 0 || cfg->patience < 0 || !(cfg->min_delta >= 0) ||
+        !isfinite(cfg->min_delta)) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "fit: checkpoint_every %d and patience %d "
+                           "must be >= 0, min_delta %g finite and >= 0", cfg->checkpoint_every,
+                           cfg->patience, cfg->min_delta);
+        return DG_ERR_INVALID_ARG;
+    }
     return DG_OK;
+}
+
+/* The position to start from: cfg->state, else a fresh start; then resume_path when set.
+ * A run continued with another seed would not be the same run: refused. */
+static dg_status start_state(const dg_model *model, dg_optim *opt, const dg_fit_config *cfg,
+                             dg_fit_state *run)
+{
+    if (cfg->state != NULL)
+        *run = *cfg->state;
+    else
+        memset(run, 0, sizeof *run);
+    if (cfg->resume_path != NULL) {
+        dg_load_options lo = DG_LOAD_DEFAULTS;
+        lo.optimizer = opt;
+        lo.fit = run;
+        dg_status st = dg_load_checkpoint(model->graph, cfg->resume_path, &lo);
+        if (st != DG_OK)
+            return st;
+    }
+    bool fresh = run->epoch == 0 && run->step == 0;
+    if (fresh) {
+        run->seed = cfg->seed;
+    } else if (run->seed != cfg->seed) {
+        dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG, "fit: resuming a run made with "
+                           "seed %llu, but cfg.seed is %llu (the shuffle and dropout streams "
+                           "would differ)", (unsigned long long)run->seed,
+                           (unsigned long long)cfg->seed);
+        return DG_ERR_INVALID_ARG;
+    }
+    run->stopped_early = false;
+    return DG_OK;
+}
+
+static dg_status save_checkpoint(const dg_model *model, dg_optim *opt, const dg_fit_state *run,
+                                 const char *path)
+{
+    dg_save_options so = DG_SAVE_DEFAULTS;
+    so.optimizer = opt;
+    so.fit = run;
+    return dg_save_checkpoint(model->graph, path, &so);
+}
+
+/* After an epoch: improvement bookkeeping, checkpoints; *stop when patience runs out. */
+static dg_status after_epoch(const dg_model *model, dg_optim *opt, const dg_fit_config *cfg,
+                             dg_fit_state *run, double monitored, bool last, bool *stop)
+{
+    dg_status st = DG_OK;
+    bool improved = !isnan(monitored) &&
+                    (run->best_epoch == 0 || monitored < run->best_loss - cfg->min_delta);
+    if (improved) {
+        run->best_loss = monitored;
+        run->best_epoch = run->epoch;
+        run->epochs_without_improvement = 0;
+    } else {
+        run->epochs_without_improvement++;
+    }
+    *stop = cfg->patience > 0 && run->epochs_without_improvement >= cfg->patience;
+    run->stopped_early = *stop;
+    if (improved && cfg->best_path != NULL)
+        st = save_checkpoint(model, opt, run, cfg->best_path);
+    bool due = last || *stop || (cfg->checkpoint_every > 0 &&
+                                 run->epoch % cfg->checkpoint_every == 0);
+    if (st == DG_OK && due && cfg->checkpoint_path != NULL)
+        st = save_checkpoint(model, opt, run, cfg->checkpoint_path);
+    return st;
 }
 
 /* The training plan computes the loss, the output and every gradient the optimizer reads. */
 static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
 {
     int n_params = dg_optim_param_count(opt);
-    dg_node **outs = malloc((size_t)(n_params + 2) * sizeof *outs);
+    dg_node **outs = dg__malloc((size_t)(n_params + 2) * sizeof *outs);
     if (outs == NULL) {
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory");
         return NULL;
@@ -253,7 +372,7 @@ static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
     for (int i = 0; i < n_params; i++)
         outs[n++] = dg_optim_grad_node(opt, i);
     dg_plan *plan = dg_compile(model->graph, n, outs);
-    free(outs);
+    dg__free(outs);
     return plan;
 }
 
@@ -283,9 +402,9 @@ static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt
             break;
         (*step)++;
         add_batch(lp, plan, batch, &s);
-        dg__progress_batch(progress, s.seen, s.loss / (double)s.seen,
-                           lp->model->output ? (double)s.correct / (double)s.seen : NAN,
-                           dg__now_seconds() - start);
+        double acc, metric, loss;
+        finish(lp, &s, &loss, &acc, &metric);
+        dg__progress_batch(progress, s.seen, loss, acc, metric, dg__now_seconds() - start);
     }
     st->seconds = dg__now_seconds() - start;
     st->samples_per_s = st->seconds > 0 ? (double)s.seen / st->seconds : 0;
@@ -311,6 +430,10 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
                            "fit: the optimizer is NULL or unusable");
         return DG_ERR_INVALID_ARG;
     }
+    /* Loaded before the plans are made, so that nothing sees the old parameters. */
+    dg_fit_state start;
+    if ((st = start_state(model, opt, cfg, &start)) != DG_OK)
+        return st;
     int64_t eval_batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
     /* Batch buffers hold at most what the data can fill. */
     int64_t max_batch = cfg->batch_size < train->n ? cfg->batch_size : train->n;
@@ -319,7 +442,7 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         max_batch = max_batch > val_batch ? max_batch : val_batch;
     }
     struct loop lp;
-    int64_t *order = malloc((size_t)train->n * sizeof *order);
+    int64_t *order = dg__malloc((size_t)train->n * sizeof *order);
     dg_plan *plan = compile_training(model, opt);
     dg_node *eval_outs[2] = {model->loss, model->output};
     dg_plan *eval_plan = (plan && val) ? dg_compile(model->graph, model->output ? 2 : 1,
@@ -331,20 +454,31 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     if (st == DG_ERR_NOMEM && order == NULL)
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory for %lld indices",
                            (long long)train->n);
+    lp.accuracy = st == DG_OK && wants_accuracy(model, train, cfg);
     struct dg__progress progress;
-    if (dg__progress_open(&progress, cfg, train->n) != DG_OK && st == DG_OK) {
-        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: cannot write the CSV file '%s': %s",
-                           cfg->csv_path, strerror(errno));
-        st = DG_ERR_IO;
+    /* Progress shows "epoch 3/3" for the one epoch of a run resumed after two. */
+    dg_fit_config shown = *cfg;
+    shown.epochs = start.epoch + cfg->epochs;
+    dg_status progress_st = dg__progress_open(&progress, &shown, train->n, dg_optim_base_lr(opt));
+    if (progress_st != DG_OK && st == DG_OK) {
+        dg_graph_set_error(model->graph, progress_st, "fit: %s", progress.error);
+        st = progress_st;
     }
-    int64_t step = 0;
     for (int64_t i = 0; st == DG_OK && i < train->n; i++)
         order[i] = i;
-    for (int epoch = 1; st == DG_OK && epoch <= cfg->epochs; epoch++) {
+    for (int k = 0; history != NULL && k < cfg->epochs; k++)
+        history[k] = (dg_epoch_stats){.epoch = 0, .loss = NAN, .accuracy = NAN, .metric = NAN,
+                                      .val_loss = NAN, .val_accuracy = NAN, .val_metric = NAN};
+    dg_fit_state run = start;
+    bool started = st == DG_OK;
+    bool stop = false;
+    for (int k = 0; st == DG_OK && !stop && k < cfg->epochs; k++) {
+        int epoch = run.epoch + 1;
         dg_epoch_stats es = {.epoch = epoch, .val_loss = NAN, .val_accuracy = NAN,
                              .val_metric = NAN};
         dg__progress_epoch_start(&progress, epoch);
-        st = train_epoch(&lp, plan, opt, train, order, epoch, &step, &progress, &es);
+        st = train_epoch(&lp, plan, opt, train, order, epoch, &run.step, &progress, &es);
+        es.lr = dg_optim_lr(opt);
         if (st == DG_OK && val != NULL)
             st = evaluate_with(&lp, eval_plan, val, eval_batch, &es.val_loss,
                                &es.val_accuracy, &es.val_metric);
@@ -352,19 +486,23 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
             st = dg_optim_status(opt);
         if (st != DG_OK)
             break;
+        run.epoch = epoch;
         dg__progress_epoch_end(&progress, &es);
         if (history)
-            history[epoch - 1] = es;
+            history[k] = es;
+        st = after_epoch(model, opt, cfg, &run, val != NULL ? es.val_loss : es.loss,
+                         k + 1 == cfg->epochs, &stop);
     }
+    if (cfg->state != NULL && started)
+        *cfg->state = run;
     if (st != DG_OK && dg_graph_status(model->graph) == DG_OK && dg_optim_error(opt)[0])
         dg_graph_set_error(model->graph, st, "fit: %s", dg_optim_error(opt));
     if (dg__progress_close(&progress) != DG_OK && st == DG_OK) {
-        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: writing the CSV file '%s' failed",
-                           cfg->csv_path);
+        dg_graph_set_error(model->graph, DG_ERR_IO, "fit: %s", progress.error);
         st = DG_ERR_IO;
     }
     loop_free(&lp);
-    free(order);
+    dg__free(order);
     dg_plan_free(plan);
     dg_plan_free(eval_plan);
     return st;

@@ -18,6 +18,7 @@
  * are split along n only (gemm_small_m).
  */
 #include "gemm.h"
+#include "alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -94,7 +95,7 @@ static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static int scratch_key_ok;
 
-static void scratch_free(void *block) { free(block); }
+static void scratch_free(void *block) { dg__free(block); }
 
 static void scratch_init(void)
 {
@@ -112,15 +113,15 @@ static float *scratch_get(size_t floats)
     if (block == NULL || block->capacity < floats) {
         size_t bytes = SCRATCH_HEADER + floats * sizeof(float);
         bytes = (bytes + 63) & ~(size_t)63;
-        struct scratch *grown = aligned_alloc(64, bytes);
+        struct scratch *grown = dg__aligned_alloc(64, bytes);
         if (grown == NULL)
             return NULL;
         grown->capacity = floats;
         if (pthread_setspecific(scratch_key, grown) != 0) {
-            free(grown);
+            dg__free(grown);
             return NULL;
         }
-        free(block);
+        dg__free(block);
         block = grown;
     }
     return (float *)((char *)block + SCRATCH_HEADER);
