@@ -405,5 +405,6 @@ DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
 #include "dagrad_io.h"       /* IDX (MNIST) loader */
 #include "dagrad_train.h"    /* the training loop helper */
 #include "dagrad_checkpoint.h" /* safetensors checkpoints: save, load, inspect */
+#include "dagrad_image.h"    /* convolution, pooling, image layers */
 
 #endif /* DAGRAD_H */

@@ -22,6 +22,10 @@
 #pragma weak dg_cases_loss
 #pragma weak dg_cases_nn
 #pragma weak dg_cases_composite
+#pragma weak dg_cases_conv
+#pragma weak dg_cases_pool
+#pragma weak dg_cases_norm
+#pragma weak dg_cases_pad
 
 const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_binary.dgfx", dg_cases_binary},
@@ -34,6 +38,10 @@ const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_loss.dgfx", dg_cases_loss},
     {"ops_nn.dgfx", dg_cases_nn},
     {"ops_composite.dgfx", dg_cases_composite},
+    {"ops_conv.dgfx", dg_cases_conv},
+    {"ops_pool.dgfx", dg_cases_pool},
+    {"ops_norm.dgfx", dg_cases_norm},
+    {"ops_pad.dgfx", dg_cases_pad},
 };
 
 const int dg_op_case_family_count =

@@ -42,6 +42,10 @@ extern const struct dg_op_case dg_cases_softmax[];
 extern const struct dg_op_case dg_cases_loss[];
 extern const struct dg_op_case dg_cases_nn[];
 extern const struct dg_op_case dg_cases_composite[];
+extern const struct dg_op_case dg_cases_conv[];
+extern const struct dg_op_case dg_cases_pool[];
+extern const struct dg_op_case dg_cases_norm[];
+extern const struct dg_op_case dg_cases_pad[];
 
 /* All families, with the fixture file each one's cases live in. */
 struct dg_op_case_family {

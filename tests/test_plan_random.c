@@ -144,6 +144,63 @@ static dg_node *positive(struct gen *s, dg_node *x)
     return dg_add_scalar(s->g, dg_square(s->g, x), 0.5f);
 }
 
+/* A conv2d or conv_transpose2d, one more image op, and a pooling, on x [B, 2, 4, 4]; returns
+ * the result flattened to [B, -1]. */
+static dg_node *image_chain(struct gen *s, dg_node *x)
+{
+    dg_graph *g = s->g;
+    dg_conv2d_params p = DG_CONV2D_DEFAULTS;
+    dg_node *h;
+    if (below(s, 3) > 0) {
+        p.padding[0] = p.padding[1] = below(s, 2);
+        p.stride[1] = 1 + below(s, 2);
+        p.groups = below(s, 2) ? 2 : 1;
+        dg_node *w = new_param(s, 4, (int64_t[]){4, 2 / p.groups, 3, 3});
+        dg_node *b = below(s, 2) ? new_param(s, 1, (int64_t[]){4}) : NULL;
+        h = dg_conv2d(g, x, w, b, &p);
+    } else {
+        p.stride[0] = p.stride[1] = 2;
+        p.output_padding[0] = 1;
+        h = dg_conv_transpose2d(g, x, new_param(s, 4, (int64_t[]){2, 2, 2, 2}), NULL, &p);
+    }
+    switch (below(s, 6)) {
+    case 0:
+        h = dg_layer_norm(g, h, NULL, NULL, 2, 1e-5f);
+        break;
+    case 1: {
+        int64_t c = h != NULL ? dg_node_dim(h, 1) : 1;
+        h = dg_group_norm(g, h, 2, new_param(s, 1, (int64_t[]){c}),
+                          new_param(s, 1, (int64_t[]){c}), 1e-5f);
+        break;
+    }
+    case 2: {
+        if (s->key == NULL)
+            s->key = dg_dropout_key(g);
+        int64_t c = h != NULL ? dg_node_dim(h, 1) : 1;
+        float zeros[8] = {0}, ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        h = dg_batch_norm(g, h, NULL, NULL, dg_constant(g, 1, (int64_t[]){c}, zeros),
+                          dg_constant(g, 1, (int64_t[]){c}, ones), s->key, 0.1f, 1e-5f);
+        break;
+    }
+    case 3:
+        h = dg_pad2d(g, h, 1, 0, 1, 1, below(s, 2) ? DG_PAD_REFLECT : DG_PAD_CONSTANT, 0.5f);
+        break;
+    case 4:
+        h = dg_upsample_nearest2d(g, h, 2, 1);
+        break;
+    default:
+        h = dg_relu(g, h);
+        break;
+    }
+    dg_pool2d_params pool = {.kernel = {2, 2}, .stride = {1, 1}, .count_include_pad = true};
+    switch (below(s, 3)) {
+    case 0: h = dg_max_pool2d(g, h, &pool); break;
+    case 1: h = dg_avg_pool2d(g, h, &pool); break;
+    default: h = dg_adaptive_avg_pool2d(g, h, 2, 1); break;
+    }
+    return dg_flatten(g, h);
+}
+
 /* One random op on values of the pool. */
 static void grow(struct gen *s)
 {
@@ -151,7 +208,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 17)) {
+    switch (below(s, 18)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -259,6 +316,15 @@ static void grow(struct gen *s)
         }
         break;
     }
+    case 16: /* images: [B, F] -> [B, 2, 4, 4] -> a conv, an image op, a pooling -> [B, -1] */
+        if (ndim == 2 && dg_node_dim(x, 0) == s->batch) {
+            dg_node *w = new_param(s, 2, (int64_t[]){dg_node_dim(x, 1), 32});
+            if (w == NULL)
+                break;
+            push(s, image_chain(s, dg_reshape(g, dg_matmul(g, x, w), 4,
+                                              (int64_t[]){-1, 2, 4, 4})));
+        }
+        break;
     case 15: /* cross-entropy of [B, C] logits against the labels input */
         if (ndim == 2 && dg_node_dim(x, 0) == s->batch) {
             if (s->labels == NULL)

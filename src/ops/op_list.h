@@ -76,3 +76,25 @@ DG_OP(l1_loss)
 DG_OP(huber_loss)
 /* regularisation: dropout.c */
 DG_OP(dropout)
+/* images: conv.c (convolution, its transpose and the two gradient ops), pool.c */
+DG_OP(conv2d)
+DG_OP(conv_transpose2d)
+DG_OP(conv2d_input_grad)
+DG_OP(conv2d_weight_grad)
+DG_OP(max_pool2d)
+DG_OP(max_pool2d_grad)
+DG_OP(max_pool2d_gather)
+DG_OP(avg_pool2d)
+DG_OP(avg_pool2d_grad)
+DG_OP(adaptive_avg_pool2d)
+DG_OP(adaptive_avg_pool2d_grad)
+/* layer and group normalisation: norm.c */
+DG_OP(layer_norm)
+DG_OP(group_norm)
+/* padding and nearest upsampling: pad.c */
+DG_OP(pad2d)
+DG_OP(pad2d_grad)
+DG_OP(upsample_nearest2d)
+/* batch normalisation (mode from the run key): batchnorm.c */
+DG_OP(batch_norm)
+DG_OP(batch_norm_mode)

@@ -1,0 +1,441 @@
+/*
+ * Convolution kernels: im2col + GEMM (src/ops/gemm), OpenMP across the batch.
+ *
+ * Per image n and group g (Kg = C/G * kh * kw rows of the column matrix, P = Ho * Wo):
+ *   forward          y[n, g]  (Co/G x P)  = w[g] (Co/G x Kg) · col(x[n])[g] (Kg x P)
+ *   backward-data    dcol[g]  (Kg x P)    = w[g]^T · dy[n, g],   x[n] = col2im(dcol)
+ *   backward-weight  dw[g]    (Co/G x Kg) = sum_n dy[n, g] · col(x[n])[g]^T
+ * A 1x1 kernel with stride 1 and no padding needs no column matrix: col(x[n]) is x[n].
+ *
+ * Threads: images are split into contiguous ranges, one per thread, each thread with its own
+ * column buffer; each image's GEMMs then run on one thread. With fewer images than threads
+ * (inference on one image) the images run in turn and each GEMM uses every thread. The GEMM's
+ * result does not depend on its thread count, so forward and backward-data are bitwise
+ * identical for any thread count. The weight gradient sums over images: the batch is cut into
+ * at most WEIGHT_BLOCKS blocks by its size alone, each block sums its images in order into its
+ * own partial (GEMMs with beta = 1), and the partials are added in block order. Which thread
+ * computes a block changes nothing, so the sum too is the same for any thread count.
+ *
+ * Scratch memory (column buffers, partial sums) is the plan's workspace, sized by
+ * dg__conv_workspace_floats for the plan's thread count. A workspace planned for fewer threads
+ * than the kernel is now given runs on fewer threads (same bits); one too small even for one
+ * thread (a caller without a plan) makes the kernel fall back to the direct loops at the end of
+ * this file, which need none.
+ */
+#include "conv.h"
+
+#include <string.h>
+
+#include "gemm/gemm.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The weight gradient's batch is summed in at most this many blocks (see above). */
+enum { WEIGHT_BLOCKS = 4 };
+/* Below this many multiply-adds a convolution stays on one thread. */
+#define CONV_MIN_PARALLEL_MACS ((int64_t)1 << 18)
+
+static int64_t col_rows(const struct dg__conv_geom *g) { return g->in_c * g->k_h * g->k_w; }
+static int64_t out_pixels(const struct dg__conv_geom *g) { return g->out_h * g->out_w; }
+
+/* Whether the column matrix of an image is the image itself. */
+static bool is_pointwise(const struct dg__conv_geom *g)
+{
+    return g->k_h == 1 && g->k_w == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->pad_h == 0 && g->pad_w == 0 && g->out_h == g->in_h && g->out_w == g->in_w;
+}
+
+static int64_t macs(const struct dg__conv_geom *g)
+{
+    return g->batch * g->out_c * out_pixels(g) * (col_rows(g) / g->groups);
+}
+
+/* Threads across images: at most one per image, 1 for small problems. */
+static int image_threads(const struct dg__conv_geom *g, int64_t units, int n_threads)
+{
+    if (n_threads <= 1 || macs(g) < CONV_MIN_PARALLEL_MACS || units <= 1)
+        return 1;
+    return units < n_threads ? (int)units : n_threads;
+}
+
+static int64_t col_floats(const struct dg__conv_geom *g)
+{
+    return is_pointwise(g) ? 0 : col_rows(g) * out_pixels(g);
+}
+
+static int64_t weight_blocks(const struct dg__conv_geom *g)
+{
+    return g->batch < WEIGHT_BLOCKS ? g->batch : WEIGHT_BLOCKS;
+}
+
+size_t dg__conv_workspace_floats(const struct dg__conv_geom *g, enum dg__conv_kernel kernel,
+                                 int n_threads)
+{
+    if (kernel == DG__CONV_WEIGHT) {
+        int64_t blocks = weight_blocks(g);
+        if (blocks == 0)
+            return 0;
+        int threads = image_threads(g, blocks, n_threads);
+        return (size_t)(col_floats(g) * threads + g->out_c * (col_rows(g) / g->groups) *
+                        (blocks - 1));
+    }
+    return (size_t)(col_floats(g) * image_threads(g, g->batch, n_threads));
+}
+
+/* How many threads the workspace allows (it was planned for the plan's thread count, which
+ * may have changed since): at most `threads`, each with `per_thread` floats after `fixed`;
+ * 0 when not even one fits. */
+static int fit_threads(const struct dg_exec_ctx *ctx, int threads, int64_t per_thread,
+                       int64_t fixed)
+{
+    if (per_thread == 0 && fixed == 0)
+        return threads;
+    size_t floats = ctx->workspace != NULL ? ctx->workspace_bytes / sizeof(float) : 0;
+    if ((int64_t)floats < fixed + per_thread)
+        return 0;
+    if (per_thread == 0)
+        return threads;
+    int64_t fit = ((int64_t)floats - fixed) / per_thread;
+    return fit < threads ? (int)fit : threads;
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* The output columns j whose input column j*stride_w + offset lies inside the image:
+ * [*j0, *j1) (empty when *j1 <= *j0). */
+static void valid_columns(const struct dg__conv_geom *g, int64_t offset, int64_t *j0,
+                          int64_t *j1)
+{
+    int64_t s = g->stride_w;
+    /* smallest j with j*s + offset >= 0; smallest j with j*s + offset >= in_w */
+    int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+    int64_t hi = g->in_w - offset <= 0 ? 0 : (g->in_w - offset + s - 1) / s;
+    *j0 = lo < g->out_w ? lo : g->out_w;
+    *j1 = hi < g->out_w ? hi : g->out_w;
+}
+
+/* col[(c*kh + a)*kw + b][i*Wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + b*dw], 0 outside. */
+static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
+{
+    const int64_t oh = g->out_h, ow = g->out_w, P = oh * ow;
+    for (int64_t c = 0; c < g->in_c; c++) {
+        const float *plane = x + c * g->in_h * g->in_w;
+        for (int64_t a = 0; a < g->k_h; a++) {
+            for (int64_t b = 0; b < g->k_w; b++) {
+                float *dst = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                for (int64_t i = 0; i < oh; i++) {
+                    int64_t ih = i * g->stride_h - g->pad_h + a * g->dil_h;
+                    float *row = dst + i * ow;
+                    if (ih < 0 || ih >= g->in_h) {
+                        memset(row, 0, (size_t)ow * sizeof *row);
+                        continue;
+                    }
+                    const float *src = plane + ih * g->in_w;
+                    int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
+                    valid_columns(g, offset, &j0, &j1);
+                    for (int64_t j = 0; j < j0; j++)
+                        row[j] = 0.0f;
+                    if (g->stride_w == 1) {
+                        if (j1 > j0)
+                            memcpy(row + j0, src + j0 + offset, (size_t)(j1 - j0) * sizeof *row);
+                    } else {
+                        for (int64_t j = j0; j < j1; j++)
+                            row[j] = src[j * g->stride_w + offset];
+                    }
+                    for (int64_t j = j1 > j0 ? j1 : j0; j < ow; j++)
+                        row[j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* x = the sum of col's entries into the positions im2col read them from (x overwritten),
+ * in a fixed order. */
+static void col2im(const struct dg__conv_geom *g, const float *col, float *x)
+{
+    const int64_t oh = g->out_h, ow = g->out_w, P = oh * ow;
+    memset(x, 0, (size_t)(g->in_c * g->in_h * g->in_w) * sizeof *x);
+    for (int64_t c = 0; c < g->in_c; c++) {
+        float *plane = x + c * g->in_h * g->in_w;
+        for (int64_t a = 0; a < g->k_h; a++) {
+            for (int64_t b = 0; b < g->k_w; b++) {
+                const float *src = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                for (int64_t i = 0; i < oh; i++) {
+                    int64_t ih = i * g->stride_h - g->pad_h + a * g->dil_h;
+                    if (ih < 0 || ih >= g->in_h)
+                        continue;
+                    float *dst = plane + ih * g->in_w;
+                    const float *row = src + i * ow;
+                    int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
+                    valid_columns(g, offset, &j0, &j1);
+                    for (int64_t j = j0; j < j1; j++)
+                        dst[j * g->stride_w + offset] += row[j];
+                }
+            }
+        }
+    }
+}
+
+static void add_channel_bias(float *data, const float *bias, int64_t channels, int64_t plane)
+{
+    for (int64_t c = 0; c < channels; c++) {
+        float v = bias[c];
+        float *p = data + c * plane;
+        for (int64_t i = 0; i < plane; i++)
+            p[i] += v;
+    }
+}
+
+/* One image of the forward pass; col is scratch of col_rows x P floats (unused when
+ * pointwise). */
+static void forward_image(const struct dg__conv_geom *g, const float *x, const float *w,
+                          const float *bias, float *y, float *col, int gemm_threads)
+{
+    const int64_t P = out_pixels(g), kg = col_rows(g) / g->groups, cog = g->out_c / g->groups;
+    if (is_pointwise(g))
+        col = (float *)x; /* read only */
+    else
+        im2col(g, x, col);
+    for (int64_t grp = 0; grp < g->groups; grp++)
+        dg__sgemm(false, false, cog, P, kg, 1.0f, w + grp * cog * kg, kg, col + grp * kg * P, P,
+                  0.0f, y + grp * cog * P, P, gemm_threads);
+    if (bias != NULL)
+        add_channel_bias(y, bias, g->out_c, P);
+}
+
+void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float *w,
+                      const float *bias, float *y, const struct dg_exec_ctx *ctx)
+{
+    const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
+    const int64_t col_size = col_floats(g);
+    const int threads = fit_threads(ctx, image_threads(g, g->batch, ctx->n_threads), col_size, 0);
+    float *scratch = ctx->workspace;
+    if (threads == 0) {
+        dg__conv_forward_direct(g, x, w, bias, y);
+        return;
+    }
+    if (threads == 1) {
+        for (int64_t n = 0; n < g->batch; n++)
+            forward_image(g, x + n * in_size, w, bias, y + n * out_size, scratch,
+                          ctx->n_threads);
+    } else {
+#pragma omp parallel num_threads(threads)
+        {
+            /* the team may be smaller than asked for (nested regions, thread limits) */
+            int t = thread_id(), team = team_size();
+            int64_t lo = g->batch * t / team, hi = g->batch * (t + 1) / team;
+            for (int64_t n = lo; n < hi; n++)
+                forward_image(g, x + n * in_size, w, bias, y + n * out_size,
+                              scratch + col_size * t, 1);
+        }
+    }
+}
+
+static void backward_data_image(const struct dg__conv_geom *g, const float *dy, const float *w,
+                                const float *bias, float *x, float *col, int gemm_threads)
+{
+    const int64_t P = out_pixels(g), kg = col_rows(g) / g->groups, cog = g->out_c / g->groups;
+    bool pointwise = is_pointwise(g);
+    float *dcol = pointwise ? x : col;
+    for (int64_t grp = 0; grp < g->groups; grp++)
+        dg__sgemm(true, false, kg, P, cog, 1.0f, w + grp * cog * kg, kg, dy + grp * cog * P, P,
+                  0.0f, dcol + grp * kg * P, P, gemm_threads);
+    if (!pointwise)
+        col2im(g, dcol, x);
+    if (bias != NULL)
+        add_channel_bias(x, bias, g->in_c, g->in_h * g->in_w);
+}
+
+void dg__conv_backward_data(const struct dg__conv_geom *g, const float *dy, const float *w,
+                            const float *bias, float *x, const struct dg_exec_ctx *ctx)
+{
+    const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
+    const int64_t col_size = col_floats(g);
+    const int threads = fit_threads(ctx, image_threads(g, g->batch, ctx->n_threads), col_size, 0);
+    float *scratch = ctx->workspace;
+    if (threads == 0) {
+        dg__conv_backward_data_direct(g, dy, w, bias, x);
+        return;
+    }
+    if (threads == 1) {
+        for (int64_t n = 0; n < g->batch; n++)
+            backward_data_image(g, dy + n * out_size, w, bias, x + n * in_size, scratch,
+                                ctx->n_threads);
+    } else {
+#pragma omp parallel num_threads(threads)
+        {
+            /* the team may be smaller than asked for (nested regions, thread limits) */
+            int t = thread_id(), team = team_size();
+            int64_t lo = g->batch * t / team, hi = g->batch * (t + 1) / team;
+            for (int64_t n = lo; n < hi; n++)
+                backward_data_image(g, dy + n * out_size, w, bias, x + n * in_size,
+                                    scratch + col_size * t, 1);
+        }
+    }
+}
+
+/* Sums the weight gradient of images [lo, hi) into dw (overwritten). */
+static void backward_weight_block(const struct dg__conv_geom *g, const float *x,
+                                  const float *dy, float *dw, float *col, int64_t lo, int64_t hi,
+                                  int gemm_threads)
+{
+    const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
+    const int64_t P = out_pixels(g), kg = col_rows(g) / g->groups, cog = g->out_c / g->groups;
+    bool pointwise = is_pointwise(g);
+    for (int64_t n = lo; n < hi; n++) {
+        const float *c = pointwise ? x + n * in_size : col;
+        if (!pointwise)
+            im2col(g, x + n * in_size, col);
+        for (int64_t grp = 0; grp < g->groups; grp++)
+            dg__sgemm(false, true, cog, kg, P, 1.0f, dy + n * out_size + grp * cog * P, P,
+                      c + grp * kg * P, P, n == lo ? 0.0f : 1.0f, dw + grp * cog * kg, kg,
+                      gemm_threads);
+    }
+}
+
+void dg__conv_backward_weight(const struct dg__conv_geom *g, const float *x, const float *dy,
+                              float *dw, const struct dg_exec_ctx *ctx)
+{
+    const int64_t dw_size = g->out_c * (col_rows(g) / g->groups);
+    if (g->batch == 0) {
+        memset(dw, 0, (size_t)dw_size * sizeof *dw);
+        return;
+    }
+    const int64_t blocks = weight_blocks(g), col_size = col_floats(g);
+    const int threads = fit_threads(ctx, image_threads(g, blocks, ctx->n_threads), col_size,
+                                    dw_size * (blocks - 1));
+    float *scratch = ctx->workspace;
+    if (threads == 0) {
+        dg__conv_backward_weight_direct(g, x, dy, dw);
+        return;
+    }
+    /* partial sums of blocks 1 .. blocks-1 first, then one column buffer per thread */
+    float *partials = scratch, *cols = scratch + dw_size * (blocks - 1);
+    if (threads == 1) {
+        for (int64_t b = 0; b < blocks; b++)
+            backward_weight_block(g, x, dy, b == 0 ? dw : partials + (b - 1) * dw_size, cols,
+                                  g->batch * b / blocks, g->batch * (b + 1) / blocks,
+                                  ctx->n_threads);
+    } else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t b = 0; b < blocks; b++)
+            backward_weight_block(g, x, dy, b == 0 ? dw : partials + (b - 1) * dw_size,
+                                  cols + col_size * thread_id(), g->batch * b / blocks,
+                                  g->batch * (b + 1) / blocks, 1);
+    }
+    for (int64_t b = 1; b < blocks; b++) {
+        const float *p = partials + (b - 1) * dw_size;
+        for (int64_t i = 0; i < dw_size; i++)
+            dw[i] += p[i];
+    }
+}
+
+/* ---- Direct loops ----------------------------------------------------------------------- */
+
+void dg__conv_forward_direct(const struct dg__conv_geom *g, const float *x, const float *w,
+                             const float *bias, float *y)
+{
+    const int64_t cg = g->in_c / g->groups, cog = g->out_c / g->groups;
+    for (int64_t n = 0; n < g->batch; n++)
+        for (int64_t o = 0; o < g->out_c; o++) {
+            int64_t grp = o / cog;
+            for (int64_t i = 0; i < g->out_h; i++)
+                for (int64_t j = 0; j < g->out_w; j++) {
+                    double acc = bias != NULL ? bias[o] : 0.0;
+                    for (int64_t c = 0; c < cg; c++)
+                        for (int64_t a = 0; a < g->k_h; a++) {
+                            int64_t ih = i * g->stride_h - g->pad_h + a * g->dil_h;
+                            if (ih < 0 || ih >= g->in_h)
+                                continue;
+                            for (int64_t b = 0; b < g->k_w; b++) {
+                                int64_t iw = j * g->stride_w - g->pad_w + b * g->dil_w;
+                                if (iw < 0 || iw >= g->in_w)
+                                    continue;
+                                acc += (double)w[((o * cg + c) * g->k_h + a) * g->k_w + b] *
+                                       x[((n * g->in_c + grp * cg + c) * g->in_h + ih) *
+                                             g->in_w + iw];
+                            }
+                        }
+                    y[((n * g->out_c + o) * g->out_h + i) * g->out_w + j] = (float)acc;
+                }
+        }
+}
+
+void dg__conv_backward_data_direct(const struct dg__conv_geom *g, const float *dy,
+                                   const float *w, const float *bias, float *x)
+{
+    const int64_t cg = g->in_c / g->groups, cog = g->out_c / g->groups;
+    for (int64_t n = 0; n < g->batch; n++)
+        for (int64_t ch = 0; ch < g->in_c; ch++) {
+            int64_t grp = ch / cg, c = ch % cg;
+            for (int64_t ih = 0; ih < g->in_h; ih++)
+                for (int64_t iw = 0; iw < g->in_w; iw++) {
+                    double acc = bias != NULL ? bias[ch] : 0.0;
+                    for (int64_t o = grp * cog; o < (grp + 1) * cog; o++)
+                        for (int64_t a = 0; a < g->k_h; a++) {
+                            int64_t th = ih + g->pad_h - a * g->dil_h;
+                            if (th < 0 || th % g->stride_h != 0 || th / g->stride_h >= g->out_h)
+                                continue;
+                            for (int64_t b = 0; b < g->k_w; b++) {
+                                int64_t tw = iw + g->pad_w - b * g->dil_w;
+                                if (tw < 0 || tw % g->stride_w != 0 ||
+                                    tw / g->stride_w >= g->out_w)
+                                    continue;
+                                acc += (double)w[((o * cg + c) * g->k_h + a) * g->k_w + b] *
+                                       dy[((n * g->out_c + o) * g->out_h + th / g->stride_h) *
+                                              g->out_w + tw / g->stride_w];
+                            }
+                        }
+                    x[((n * g->in_c + ch) * g->in_h + ih) * g->in_w + iw] = (float)acc;
+                }
+        }
+}
+
+void dg__conv_backward_weight_direct(const struct dg__conv_geom *g, const float *x,
+                                     const float *dy, float *dw)
+{
+    const int64_t cg = g->in_c / g->groups, cog = g->out_c / g->groups;
+    for (int64_t o = 0; o < g->out_c; o++) {
+        int64_t grp = o / cog;
+        for (int64_t c = 0; c < cg; c++)
+            for (int64_t a = 0; a < g->k_h; a++)
+                for (int64_t b = 0; b < g->k_w; b++) {
+                    double acc = 0.0;
+                    for (int64_t n = 0; n < g->batch; n++)
+                        for (int64_t i = 0; i < g->out_h; i++) {
+                            int64_t ih = i * g->stride_h - g->pad_h + a * g->dil_h;
+                            if (ih < 0 || ih >= g->in_h)
+                                continue;
+                            for (int64_t j = 0; j < g->out_w; j++) {
+                                int64_t iw = j * g->stride_w - g->pad_w + b * g->dil_w;
+                                if (iw < 0 || iw >= g->in_w)
+                                    continue;
+                                acc += (double)dy[((n * g->out_c + o) * g->out_h + i) *
+                                                      g->out_w + j] *
+                                       x[((n * g->in_c + grp * cg + c) * g->in_h + ih) *
+                                             g->in_w + iw];
+                            }
+                        }
+                    dw[((o * cg + c) * g->k_h + a) * g->k_w + b] = (float)acc;
+                }
+    }
+}

@@ -1,0 +1,67 @@
+/*
+ * Op cases for layer and group normalisation (src/ops/norm.c). The PyTorch side of each row,
+ * with the same name, is in tests/gen/cases_norm.py; see op_cases.h for how rows are checked.
+ */
+#include "op.h"
+#include "op_cases.h"
+
+static dg_node *affine(dg_graph *g, dg_node *const *in, int i)
+{
+    return dg__find_name(g, "in1") != NULL ? in[i] : NULL;
+}
+
+static dg_node *build_layer1(dg_graph *g, dg_node *const *in)
+{
+    return dg_layer_norm(g, in[0], affine(g, in, 1), affine(g, in, 2), 1, 1e-5f);
+}
+static dg_node *build_layer2(dg_graph *g, dg_node *const *in)
+{
+    return dg_layer_norm(g, in[0], affine(g, in, 1), affine(g, in, 2), 2, 1e-5f);
+}
+static dg_node *build_group2(dg_graph *g, dg_node *const *in)
+{
+    return dg_group_norm(g, in[0], 2, affine(g, in, 1), affine(g, in, 2), 1e-5f);
+}
+static dg_node *build_group1(dg_graph *g, dg_node *const *in)
+{
+    return dg_group_norm(g, in[0], 1, affine(g, in, 1), affine(g, in, 2), 1e-5f);
+}
+static dg_node *build_group3(dg_graph *g, dg_node *const *in)
+{
+    return dg_group_norm(g, in[0], 3, affine(g, in, 1), affine(g, in, 2), 1e-5f);
+}
+
+/* batch_norm on fed inputs (the public constructor wants constants for the running
+ * statistics; the op itself reads whatever it is given): x, mean, var, key [, gamma, beta] */
+static dg_node *build_batch_norm(dg_graph *g, dg_node *const *in)
+{
+    struct {
+        float momentum, eps;
+    } attrs = {0.1f, 1e-5f};
+    int n = dg__find_name(g, "in4") != NULL ? 6 : 4;
+    return dg__make_node(g, DG_OP_batch_norm, n, in, &attrs);
+}
+static dg_node *build_mode(dg_graph *g, dg_node *const *in)
+{
+    return dg__make_node(g, DG_OP_batch_norm_mode, 1, in, NULL);
+}
+
+const struct dg_op_case dg_cases_norm[] = {
+    {.name = "batch_norm_train", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "batch_norm_train_plain", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "batch_norm_eval", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "batch_norm_mode_train", .op = "batch_norm_mode", .build = build_mode,
+     .forward_only = true},
+    {.name = "batch_norm_mode_eval", .op = "batch_norm_mode", .build = build_mode,
+     .forward_only = true},
+    {.name = "layer_norm_last", .op = "layer_norm", .build = build_layer1},
+    {.name = "layer_norm_two_axes", .op = "layer_norm", .build = build_layer2},
+    {.name = "layer_norm_plain", .op = "layer_norm", .build = build_layer1},
+    /* values near 92 with a spread of 4: the default tolerance holds (mean subtracted first) */
+    {.name = "layer_norm_offset", .op = "layer_norm", .build = build_layer1},
+    {.name = "group_norm_basic", .op = "group_norm", .build = build_group2},
+    {.name = "group_norm_one_group", .op = "group_norm", .build = build_group1},
+    {.name = "group_norm_instance", .op = "group_norm", .build = build_group3},
+    {.name = "group_norm_plain", .op = "group_norm", .build = build_group2},
+    {0},
+};
