@@ -17,8 +17,9 @@ typedef struct dg_dist dg_dist;
 
 typedef struct dg_dist_options {
     size_t bucket_bytes; /* gradients are averaged in buckets of consecutive gradient-block
-                            entries of at least this many bytes (an entry is never split
-                            across buckets); 0: 1 MiB */
+                            entries of at least this many bytes, grouped from the last entry
+                            (the first the backward pass finishes); an entry is never split
+                            across buckets; 0: 256 KiB */
     bool no_overlap;     /* start every bucket after the backward pass instead of as soon as
                             its gradients are final (to measure what the overlap gains) */
 } dg_dist_options;

@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_BUCKET_BYTES ((size_t)1 << 20)
+#define DEFAULT_BUCKET_BYTES ((size_t)256 << 10)
 
 enum bucket_state { IDLE, EXCHANGING, GATHERING, DONE };
 
@@ -136,18 +136,26 @@ static void free_buckets(dg_dist *d)
     d->n_buckets = d->n_entries = 0;
 }
 
-/* Cuts the block's entries into buckets of at least opts.bucket_bytes. */
+/* The first entry of the bucket that ends before entry `end`: entries are taken from the
+ * end backwards until the bucket holds at least min_values values. */
+static int bucket_first(const int64_t *offsets, int end, int64_t min_values)
+{
+    int first = end - 1;
+    while (first > 0 && offsets[end] - offsets[first] < min_values)
+        first--;
+    return first;
+}
+
+/* Cuts the block's entries into buckets of at least opts.bucket_bytes, from the last entry
+ * backwards: the backward pass finishes the last layers' gradients first, so bucket 0 (the
+ * last entries) is ready first. */
 static dg_status make_buckets(dg_dist *d, const int64_t *offsets, int n_entries)
 {
     size_t target = d->opts.bucket_bytes ? d->opts.bucket_bytes : DEFAULT_BUCKET_BYTES;
     int64_t min_values = (int64_t)(target / sizeof(float));
     int n_buckets = 0;
-    for (int e = 0; e < n_entries;) {
-        int first = e;
-        while (e < n_entries && (e == first || offsets[e] - offsets[first] < min_values))
-            e++;
+    for (int end = n_entries; end > 0; end = bucket_first(offsets, end, min_values))
         n_buckets++;
-    }
     d->n_entries = n_entries;
     d->buckets = dg__calloc((size_t)(n_buckets ? n_buckets : 1), sizeof *d->buckets);
     d->entry_bucket = dg__malloc((size_t)(n_entries ? n_entries : 1) * sizeof(int));
@@ -158,14 +166,15 @@ static dg_status make_buckets(dg_dist *d, const int64_t *offsets, int n_entries)
         return DG_ERR_NOMEM;
     d->n_buckets = n_buckets;
     int b = 0;
-    for (int e = 0; e < n_entries; b++) {
+    for (int end = n_entries; end > 0; b++) {
         struct bucket *k = &d->buckets[b];
-        int first = e;
-        while (e < n_entries && (e == first || offsets[e] - offsets[first] < min_values))
-            d->entry_bucket[e++] = b;
+        int first = bucket_first(offsets, end, min_values);
+        for (int e = first; e < end; e++)
+            d->entry_bucket[e] = b;
         k->begin = offsets[first];
-        k->end = offsets[e];
-        k->n_entries = e - first;
+        k->end = offsets[end];
+        k->n_entries = end - first;
+        end = first;
         if (k->end - k->begin > INT32_MAX)
             return fail(d, DG_ERR_INVALID_ARG, "dist: gradient entry %d has %lld values, more "
                         "than one MPI message holds", first, (long long)(k->end - k->begin));
