@@ -22,10 +22,14 @@ typedef struct dg_dist_options {
                             across buckets; 0: 256 KiB */
     bool no_overlap;     /* start every bucket after the backward pass instead of as soon as
                             its gradients are final (to measure what the overlap gains) */
+    bool no_progress_thread; /* MPI moves a non-blocking collective on only inside MPI
+                            calls: by default a thread tests the requests in flight every
+                            50 us while the backward pass runs (needs MPI_THREAD_SERIALIZED);
+                            true: progress only when a bucket becomes ready */
 } dg_dist_options;
 #define DG_DIST_DEFAULTS ((dg_dist_options){.bucket_bytes = 0})
 
-/* Joins the job of MPI_COMM_WORLD: calls MPI_Init_thread (FUNNELED) with argc/argv (both may
+/* Joins the job of MPI_COMM_WORLD: calls MPI_Init_thread (SERIALIZED) with argc/argv (both may
  * be NULL) unless MPI is already initialised, in which case the caller's MPI is used and
  * left running by dg_dist_free. Every rank must call it. Errors on the communicator return
  * (MPI_ERRORS_RETURN); an MPI error during training ends every rank with a message on stderr

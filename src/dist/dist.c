@@ -20,12 +20,18 @@
  * in the order buckets become ready (the plan's step order, the same on every rank), and
  * gathers in the order exchanges started (only the oldest exchange is tested), each kind on its
  * own communicator.
+ * Open MPI and MPICH move a non-blocking collective on only inside MPI calls. Between two
+ * ready entries the backward pass makes none, so a progress thread tests the requests in
+ * flight while dg_run runs (every MPI call of this file is made under d->lock: MPI at
+ * MPI_THREAD_SERIALIZED suffices; without it there is no thread and progress is made from
+ * the hook alone).
  */
 #include "dagrad.h"
 #include "dagrad_dist.h"
 #include "alloc.h"
 
 #include <mpi.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +77,13 @@ struct dg_dist {
     float *block;              /* this step's block (re-read every step: re-plans move it) */
     int64_t batch;             /* this step's global batch */
     double run_started;
+
+    /* the progress thread (see the top of the file) */
+    bool threaded;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool in_run, stop;
 };
 
 static double now(void)
@@ -277,6 +290,45 @@ static void progress(dg_dist *d, bool wait)
         start_gather(d, k);
         d->next_gather++;
     }
+    for (int i = 0; !wait && i < d->next_gather; i++) {
+        struct bucket *k = &d->buckets[d->start_order[i]];
+        int done = 0;
+        if (k->state == GATHERING)
+            CHECK_MPI(d, MPI_Test(&k->request, &done, MPI_STATUS_IGNORE), "MPI_Test (gather)");
+        if (done)
+            k->state = DONE;
+    }
+}
+
+/* Tests the requests in flight every 50 us while dg_run runs; sleeps otherwise. */
+static void *progress_main(void *arg)
+{
+    dg_dist *d = arg;
+    pthread_mutex_lock(&d->lock);
+    while (!d->stop) {
+        if (!d->in_run || d->n_started == 0) {
+            pthread_cond_wait(&d->wake, &d->lock);
+            continue;
+        }
+        progress(d, false);
+        pthread_mutex_unlock(&d->lock);
+        nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
+        pthread_mutex_lock(&d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+static void lock(dg_dist *d)
+{
+    if (d->threaded)
+        pthread_mutex_lock(&d->lock);
+}
+
+static void unlock(dg_dist *d)
+{
+    if (d->threaded)
+        pthread_mutex_unlock(&d->lock);
 }
 
 /* dg_run's block-ready hook: counts the bucket down and starts it when complete. */
@@ -289,8 +341,12 @@ static void on_ready(void *user, int entry)
     d->ready_order[d->n_ready++] = d->entry_bucket[entry];
     d->order_known |= d->n_ready == d->n_buckets;
     if (!d->opts.no_overlap) {
+        lock(d);
         start_exchange(d, d->entry_bucket[entry], true);
         progress(d, false);
+        if (d->threaded)
+            pthread_cond_signal(&d->wake);
+        unlock(d);
     }
 }
 
@@ -368,6 +424,9 @@ static dg_status hook_step_begin(void *user, dg_plan *plan, int64_t batch)
         d->buckets[b].state = IDLE;
     }
     d->run_started = now();
+    lock(d);
+    d->in_run = true;
+    unlock(d);
     return DG_OK;
 }
 
@@ -381,6 +440,9 @@ static dg_status hook_step_end(void *user, dg_plan *plan, dg_status local,
                  dg_graph_error(dg_plan_graph(plan)));
         fatal(d, what, MPI_SUCCESS);
     }
+    lock(d);
+    d->in_run = false; /* the progress thread keeps out of MPI until the next run */
+    unlock(d);
     double ran = now();
     /* Whatever did not start from the hook (no overlap, or no run on this rank: its share
      * of the batch was empty) starts now, in the order the buckets became ready. */
@@ -392,7 +454,8 @@ static dg_status hook_step_end(void *user, dg_plan *plan, dg_status local,
     progress(d, true);
     for (int b = 0; b < d->n_buckets; b++) {
         struct bucket *k = &d->buckets[b];
-        CHECK_MPI(d, MPI_Wait(&k->request, MPI_STATUS_IGNORE), "MPI_Wait (gather)");
+        if (k->state != DONE)
+            CHECK_MPI(d, MPI_Wait(&k->request, MPI_STATUS_IGNORE), "MPI_Wait (gather)");
         k->state = DONE;
         d->stats.buckets++;
         d->stats.buckets_early += k->early;
@@ -470,7 +533,7 @@ dg_dist *dg_dist_init(int *argc, char ***argv, const dg_dist_options *opts)
     MPI_Initialized(&initialized);
     if (!initialized) {
         int provided;
-        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
             fail(d, DG_ERR_STATE, "dist: MPI_Init_thread failed");
             return d;
         }
@@ -485,6 +548,19 @@ dg_dist *dg_dist_init(int *argc, char ***argv, const dg_dist_options *opts)
     MPI_Comm_set_errhandler(d->comm_gather, MPI_ERRORS_RETURN);
     MPI_Comm_rank(d->comm_exchange, &d->rank);
     MPI_Comm_size(d->comm_exchange, &d->size);
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    if (d->size > 1 && !d->opts.no_overlap && !d->opts.no_progress_thread &&
+        level >= MPI_THREAD_SERIALIZED && pthread_mutex_init(&d->lock, NULL) == 0) {
+        if (pthread_cond_init(&d->wake, NULL) != 0) {
+            pthread_mutex_destroy(&d->lock);
+        } else if (pthread_create(&d->thread, NULL, progress_main, d) != 0) {
+            pthread_cond_destroy(&d->wake);
+            pthread_mutex_destroy(&d->lock);
+        } else {
+            d->threaded = true;
+        }
+    }
     d->hooks = (dg_fit_parallel){
         .rank = d->rank, .size = d->size, .user = d,
         .attach = hook_attach, .step_begin = hook_step_begin, .step_end = hook_step_end,
@@ -542,6 +618,15 @@ void dg_dist_free(dg_dist *d)
         return;
     if (d->plan != NULL)
         dg_plan_set_block_ready(d->plan, NULL, NULL);
+    if (d->threaded) {
+        pthread_mutex_lock(&d->lock);
+        d->stop = true;
+        pthread_cond_signal(&d->wake);
+        pthread_mutex_unlock(&d->lock);
+        pthread_join(d->thread, NULL);
+        pthread_cond_destroy(&d->wake);
+        pthread_mutex_destroy(&d->lock);
+    }
     free_buckets(d);
     if (d->comm_exchange != MPI_COMM_NULL)
         MPI_Comm_free(&d->comm_exchange);
