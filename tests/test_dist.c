@@ -287,6 +287,20 @@ START_TEST(different_models_are_refused_on_every_rank)
 }
 END_TEST
 
+/* A first batch with fewer examples than ranks is refused alike on every rank. */
+START_TEST(first_batch_smaller_than_the_rank_count)
+{
+    struct model md;
+    build(&md, FEATURES, false);
+    dg_fit_data train = train_data();
+    train.n = dg_dist_size(dist) - 1;
+    dg_fit_config cfg = config(true);
+    ck_assert_int_eq(dg_fit(&md.m, md.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(md.g), "at least one each"));
+    release(&md);
+}
+END_TEST
+
 START_TEST(sum_is_in_rank_order_and_the_same_everywhere)
 {
     int rank = dg_dist_rank(dist), size = dg_dist_size(dist);
@@ -322,6 +336,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, sum_is_in_rank_order_and_the_same_everywhere);
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, different_models_are_refused_on_every_rank);
+    if (dg_dist_size(dist) > 1)
+        tcase_add_test(tc, first_batch_smaller_than_the_rank_count);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

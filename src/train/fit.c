@@ -131,7 +131,7 @@ static void finish(const struct loop *lp, const struct sums *s, double *loss, do
 /* Rank r's share of `n` items: [n*r/size, n*(r+1)/size). */
 static int64_t share_begin(const dg_fit_parallel *par, int64_t n, int rank)
 {
-    return par ? n * rank / par->size : (rank ? n : 0);
+    return n * rank / par->size;
 }
 
 /* Sums the figures of every rank (in rank order: the same on every rank). */
@@ -444,10 +444,14 @@ static dg_status parallel_step(const struct loop *lp, dg_plan *plan, dg_optim *o
         if (st == DG_OK)
             st = dg_dropout_feed_key(plan, seed, step, true);
     }
-    if (st == DG_OK)
+    if (st == DG_OK) {
         st = par->step_begin(par->user, plan, batch);
+        if (st != DG_OK)
+            return st; /* decided alike on every rank (from the batch sizes) */
+    }
     if (st == DG_OK && local > 0)
         st = run_batch(lp, plan, local);
+    /* A local failure here would leave the other ranks waiting: step_end ends the job. */
     const float *const *grads = NULL;
     st = par->step_end(par->user, plan, st, &grads);
     if (st == DG_OK)
