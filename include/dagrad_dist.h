@@ -24,8 +24,9 @@ typedef struct dg_dist_options {
                             its gradients are final (to measure what the overlap gains) */
     bool no_progress_thread; /* MPI moves a non-blocking collective on only inside MPI
                             calls: by default a thread tests the requests in flight every
-                            50 us while the backward pass runs (needs MPI_THREAD_SERIALIZED);
-                            true: progress only when a bucket becomes ready */
+                            50 us while the backward pass runs (needs MPI_THREAD_SERIALIZED;
+                            other threads of the program must not call MPI while dg_fit
+                            runs); true: progress only when a bucket becomes ready */
 } dg_dist_options;
 #define DG_DIST_DEFAULTS ((dg_dist_options){.bucket_bytes = 0})
 
