@@ -90,6 +90,7 @@ dg_status dg_run(dg_plan *p)
              * block): the same elements, copied. */
             memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
                    (size_t)dg__numel(&v->shape) * 4);
+            dg__plan_block_ready(p, n->index);
             continue;
         }
         for (int i = 0; i < n->n_inputs; i++) {
@@ -99,6 +100,7 @@ dg_status dg_run(dg_plan *p)
         }
         struct dg_tensor out = {.data = out_data, .shape = v->shape};
         def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
+        dg__plan_block_ready(p, n->index);
         if (probing)
             ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
     }
@@ -107,6 +109,7 @@ dg_status dg_run(dg_plan *p)
         if (p->block_copy[k])
             memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
                    (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
+    dg__plan_block_copied(p);
     if (timed)
         dg__thread_policy_end(policy, dg__seconds() - start);
     return DG_OK;
