@@ -15,10 +15,128 @@ static dg_node *build_embedding_grad(dg_graph *g, dg_node *const *in)
     return dg__make_node(g, DG_OP_embedding_grad, 3, in, NULL);
 }
 
+static dg_node *build_equal(dg_graph *g, dg_node *const *in) { return dg_equal(g, in[0], in[1]); }
+static dg_node *build_not_equal(dg_graph *g, dg_node *const *in)
+{
+    return dg_not_equal(g, in[0], in[1]);
+}
+static dg_node *build_greater_equal(dg_graph *g, dg_node *const *in)
+{
+    return dg_greater_equal(g, in[0], in[1]);
+}
+static dg_node *build_less(dg_graph *g, dg_node *const *in) { return dg_less(g, in[0], in[1]); }
+static dg_node *build_less_equal(dg_graph *g, dg_node *const *in)
+{
+    return dg_less_equal(g, in[0], in[1]);
+}
+static dg_node *build_greater(dg_graph *g, dg_node *const *in)
+{
+    return dg_greater(g, in[0], in[1]);
+}
+
+static dg_node *build_where(dg_graph *g, dg_node *const *in)
+{
+    return dg_where(g, in[0], in[1], in[2]);
+}
+
+/* where with the condition a comparison of the operands: a ReLU-like select */
+static dg_node *build_where_compare(dg_graph *g, dg_node *const *in)
+{
+    return dg_where(g, dg_greater(g, in[0], in[1]), in[0], dg_scale(g, in[1], 0.5f));
+}
+
+/* int32 outputs are checked through a cast back to float32 (covering cast too) */
+static dg_node *build_argmax1(dg_graph *g, dg_node *const *in)
+{
+    return dg_cast(g, dg_argmax(g, in[0], 1), DG_F32);
+}
+static dg_node *build_argmax_last(dg_graph *g, dg_node *const *in)
+{
+    return dg_cast(g, dg_argmax(g, in[0], -1), DG_F32);
+}
+static dg_node *build_argmin0(dg_graph *g, dg_node *const *in)
+{
+    return dg_cast(g, dg_argmin(g, in[0], 0), DG_F32);
+}
+static dg_node *build_cast_round_trip(dg_graph *g, dg_node *const *in)
+{
+    return dg_cast(g, dg_cast(g, in[0], DG_I32), DG_F32);
+}
+static dg_node *build_cast_i32(dg_graph *g, dg_node *const *in)
+{
+    return dg_cast(g, in[0], DG_F32);
+}
+
+static dg_node *build_clamp(dg_graph *g, dg_node *const *in)
+{
+    return dg_clamp(g, in[0], -0.5f, 0.75f);
+}
+static dg_node *build_min1(dg_graph *g, dg_node *const *in)
+{
+    return dg_min(g, in[0], 1, (int[]){1}, false);
+}
+static dg_node *build_min_all(dg_graph *g, dg_node *const *in)
+{
+    return dg_min(g, in[0], 0, NULL, true);
+}
+static dg_node *build_logsumexp(dg_graph *g, dg_node *const *in)
+{
+    return dg_logsumexp(g, in[0], -1, false);
+}
+static dg_node *build_logsumexp_keep(dg_graph *g, dg_node *const *in)
+{
+    return dg_logsumexp(g, in[0], 0, true);
+}
+static dg_node *build_variance_unbiased(dg_graph *g, dg_node *const *in)
+{
+    return dg_variance(g, in[0], 1, (int[]){-1}, true, false);
+}
+static dg_node *build_variance_biased(dg_graph *g, dg_node *const *in)
+{
+    return dg_variance(g, in[0], 2, (int[]){0, 2}, false, true);
+}
+/* scores [2,4,4] under a causal mask */
+static dg_node *build_masked_softmax_causal(dg_graph *g, dg_node *const *in)
+{
+    return dg_masked_softmax(g, in[0], dg_causal_mask(g, 4), -1);
+}
+/* scores [3,5] under a mask input [3,5] of 0/1 (every row keeps one position at least) */
+static dg_node *build_masked_softmax(dg_graph *g, dg_node *const *in)
+{
+    return dg_masked_softmax(g, in[0], in[1], 1);
+}
+
 const struct dg_op_case dg_cases_seq[] = {
     {.name = "embedding_basic", .op = "embedding", .build = build_embedding},
     {.name = "embedding_repeat", .op = "embedding", .build = build_embedding},
     {.name = "embedding_flat", .op = "embedding", .build = build_embedding},
     {.name = "embedding_grad_basic", .op = "embedding_grad", .build = build_embedding_grad},
+    {.name = "equal_public", .op = "equal", .build = build_equal, .forward_only = true},
+    {.name = "not_equal_ties", .op = "not_equal", .build = build_not_equal, .forward_only = true},
+    {.name = "greater_public", .op = "greater", .build = build_greater, .forward_only = true},
+    {.name = "greater_equal_ties", .op = "greater_equal", .build = build_greater_equal,
+     .forward_only = true},
+    {.name = "less_bcast", .op = "less", .build = build_less, .forward_only = true},
+    {.name = "less_equal_ties", .op = "less_equal", .build = build_less_equal,
+     .forward_only = true},
+    {.name = "where_basic", .op = "where", .build = build_where},
+    {.name = "where_bcast", .op = "where", .build = build_where},
+    {.name = "where_compare", .op = "where", .build = build_where_compare},
+    {.name = "argmax_axis1", .op = "argmax", .build = build_argmax1, .forward_only = true},
+    {.name = "argmax_ties", .op = "argmax", .build = build_argmax_last, .forward_only = true},
+    {.name = "argmin_axis0", .op = "argmin", .build = build_argmin0, .forward_only = true},
+    {.name = "cast_round_trip", .op = "cast", .build = build_cast_round_trip,
+     .forward_only = true},
+    {.name = "cast_from_i32", .op = "cast", .build = build_cast_i32, .forward_only = true},
+    {.name = "clamp_basic", .op = "where", .build = build_clamp},
+    {.name = "min_axis1", .op = "max", .build = build_min1},
+    {.name = "min_all", .op = "max", .build = build_min_all},
+    {.name = "logsumexp_last", .op = "max", .build = build_logsumexp},
+    {.name = "logsumexp_large", .op = "max", .build = build_logsumexp},
+    {.name = "logsumexp_keep", .op = "max", .build = build_logsumexp_keep},
+    {.name = "variance_unbiased", .op = "size_ratio", .build = build_variance_unbiased},
+    {.name = "variance_biased", .op = "size_ratio", .build = build_variance_biased},
+    {.name = "masked_softmax_causal", .op = "softmax", .build = build_masked_softmax_causal},
+    {.name = "masked_softmax_mask", .op = "where", .build = build_masked_softmax},
     {0},
 };

@@ -134,6 +134,71 @@ START_TEST(embedding_grad_same_bits_any_threads)
 }
 END_TEST
 
+/* Runs a one-input graph x [n] -> out and returns dg_data (float) or dg_data_i32 of out. */
+static dg_plan *run_unary(dg_graph *g, dg_node *x, dg_node *out, const float *data)
+{
+    ck_assert_msg(out != NULL, "%s", dg_graph_error(g));
+    dg_plan *p = dg_compile(g, 1, &out);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(dg_feed(p, x, data), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    return p;
+}
+
+/* The documented special values: argmax/argmin with NaN and ties, cast saturation and NaN,
+ * logsumexp of a -inf slice, clamp's argument check, where's shape error. */
+START_TEST(selection_special_values)
+{
+    const float nan = __builtin_nanf(""), inf = __builtin_inff();
+    float data[8] = {1.0f, 3.0f, nan, 3.0f, -2.0f, -2.0f, 5.0f, 0.0f};
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){2, 4});
+    dg_plan *p = run_unary(g, x, dg_argmax(g, x, 1), data);
+    const int32_t *am = dg_data_i32(p, dg_graph_node(g, dg_graph_node_count(g) - 1));
+    ck_assert_int_eq(am[0], 2); /* the NaN */
+    ck_assert_int_eq(am[1], 2); /* 5 */
+    dg_plan_free(p);
+    p = run_unary(g, x, dg_argmin(g, x, -1), data);
+    am = dg_data_i32(p, dg_graph_node(g, dg_graph_node_count(g) - 1));
+    ck_assert_int_eq(am[0], 2); /* the NaN wins for argmin too */
+    ck_assert_int_eq(am[1], 0); /* the first of the tied -2 */
+    dg_plan_free(p);
+
+    float big[8] = {3e9f, -3e9f, nan, -2.7f, 2.7f, inf, -inf, 16777217.0f};
+    p = run_unary(g, x, dg_cast(g, x, DG_I32), big);
+    const int32_t *c = dg_data_i32(p, dg_graph_node(g, dg_graph_node_count(g) - 1));
+    ck_assert_int_eq(c[0], INT32_MAX);
+    ck_assert_int_eq(c[1], INT32_MIN);
+    ck_assert_int_eq(c[2], 0);
+    ck_assert_int_eq(c[3], -2);
+    ck_assert_int_eq(c[4], 2);
+    ck_assert_int_eq(c[5], INT32_MAX);
+    ck_assert_int_eq(c[6], INT32_MIN);
+    dg_plan_free(p);
+    ck_assert_ptr_eq(dg_cast(g, x, DG_F32), x);
+
+    float rows[8] = {-inf, -inf, -inf, -inf, 1.0f, inf, 0.0f, 2.0f};
+    dg_node *lse = dg_logsumexp(g, x, 1, false);
+    p = run_unary(g, x, lse, rows);
+    const float *l = dg_data(p, lse);
+    ck_assert(l[0] == -inf);
+    ck_assert(l[1] == inf);
+    dg_plan_free(p);
+
+    ck_assert_ptr_null(dg_clamp(g, x, 1.0f, -1.0f));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
+    dg_graph_clear_error(g);
+    dg_node *y = dg_input(g, "y", 1, (int64_t[]){3});
+    ck_assert_ptr_null(dg_where(g, x, x, y));
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "where: shapes [2,4] (cond), [2,4] (a) and "
+                                 "[3] (b) do not broadcast"));
+    dg_graph_clear_error(g);
+    ck_assert_ptr_null(dg_argmax(g, x, 2));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
+    dg_graph_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("seq");
@@ -143,5 +208,8 @@ int main(void)
     tcase_add_test(tc, embedding_shape_errors);
     tcase_add_test(tc, embedding_grad_same_bits_any_threads);
     suite_add_tcase(suite, tc);
+    TCase *sel = tcase_create("selection");
+    tcase_add_test(sel, selection_special_values);
+    suite_add_tcase(suite, sel);
     return dg_test_run(suite);
 }

@@ -16,6 +16,32 @@ def embedding_grad(grad, indices, table):
     return out.index_add(0, indices.reshape(-1), grad.reshape(-1, d))
 
 
+def cmp(fn):
+    return lambda a, b: fn(a, b).to(torch.float64)
+
+
+def where(c, a, b):
+    return torch.where(c != 0, a, b)
+
+
+def where_compare(a, b):
+    return torch.where(a > b, a, b * 0.5)
+
+
+TIES_A = [0.5, -1.0, 2.0, 0.0, 1.5, -0.25]
+TIES_B = [0.5, 1.0, 2.0, -3.0, 1.5, 0.75]
+
+
+def causal_softmax(x):
+    t = x.shape[-1]
+    mask = torch.tril(torch.ones(t, t, dtype=torch.bool))
+    return torch.softmax(x.masked_fill(~mask, float("-inf")), -1)
+
+
+def masked_softmax(x, mask):
+    return torch.softmax(x.masked_fill(mask == 0, float("-inf")), 1)
+
+
 CASES = [
     Case("embedding_basic", "embedding",
          [Spec([7, 4]), Spec([2, 3], lo=0, hi=7, dtype="i32")], embedding),
@@ -28,4 +54,51 @@ CASES = [
     Case("embedding_grad_basic", "embedding_grad",
          [Spec([2, 3, 4]), Spec([2, 3], dtype="i32", values=[1, 0, 5, 1, 1, 6]), Spec([7, 4])],
          embedding_grad),
+    # comparisons: ties exercised with explicit equal elements; zero gradient
+    Case("equal_public", "equal", [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)],
+         cmp(torch.eq), grad=False),
+    Case("not_equal_ties", "not_equal",
+         [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)], cmp(torch.ne), grad=False),
+    Case("greater_public", "greater", [Spec([3, 4]), Spec([4])], cmp(torch.gt), grad=False),
+    Case("greater_equal_ties", "greater_equal",
+         [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)], cmp(torch.ge), grad=False),
+    Case("less_bcast", "less", [Spec([3, 1]), Spec([4])], cmp(torch.lt), grad=False),
+    Case("less_equal_ties", "less_equal",
+         [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)], cmp(torch.le), grad=False),
+    Case("where_basic", "where",
+         [Spec([2, 3], values=[1, 0, 0, 1, 1, 0]), Spec([2, 3]), Spec([2, 3])], where),
+    # cond [2,1], a [3], b []: every operand broadcast, gradients summed back
+    Case("where_bcast", "where",
+         [Spec([2, 1], values=[0, 1]), Spec([3]), Spec([])], where),
+    Case("where_compare", "where", [Spec([3, 4]), Spec([3, 4])], where_compare),
+    Case("argmax_axis1", "argmax", [Spec([3, 5, 2])],
+         lambda x: torch.argmax(x, 1).to(torch.float64), grad=False),
+    # ties: the first index wins
+    Case("argmax_ties", "argmax", [Spec([2, 4], values=[1, 3, 3, 0, 2, 2, 2, 2])],
+         lambda x: torch.argmax(x, -1).to(torch.float64), grad=False),
+    Case("argmin_axis0", "argmin", [Spec([4, 3])],
+         lambda x: torch.argmin(x, 0).to(torch.float64), grad=False),
+    Case("cast_round_trip", "cast", [Spec([2, 5], lo=-9.0, hi=9.0)],
+         lambda x: x.trunc(), grad=False),
+    Case("cast_from_i32", "cast", [Spec([7], lo=-100, hi=100, dtype="i32")],
+         lambda x: x.to(torch.float64), grad=False),
+    # composites: clamp kept away from its kinks at -0.5 and 0.75
+    Case("clamp_basic", "where",
+         [Spec([3, 4], values=[-1.5, -0.7, -0.3, 0.0, 0.2, 0.5, 0.7, 0.9, 1.2, -0.9, 0.3, 0.6])],
+         lambda x: torch.clamp(x, -0.5, 0.75)),
+    Case("min_axis1", "max", [Spec([3, 4])], lambda x: torch.amin(x, 1)),
+    Case("min_all", "max", [Spec([2, 3])], lambda x: torch.amin(x, (0, 1), keepdim=True)),
+    Case("logsumexp_last", "max", [Spec([3, 5])], lambda x: torch.logsumexp(x, -1)),
+    Case("logsumexp_large", "max", [Spec([2, 4], lo=-500.0, hi=500.0)],
+         lambda x: torch.logsumexp(x, -1)),
+    Case("logsumexp_keep", "max", [Spec([4, 3])],
+         lambda x: torch.logsumexp(x, 0, keepdim=True)),
+    Case("variance_unbiased", "size_ratio", [Spec([3, 6])],
+         lambda x: torch.var(x, -1, unbiased=True)),
+    Case("variance_biased", "size_ratio", [Spec([2, 3, 4])],
+         lambda x: torch.var(x, (0, 2), unbiased=False, keepdim=True)),
+    Case("masked_softmax_causal", "softmax", [Spec([2, 4, 4])], causal_softmax),
+    Case("masked_softmax_mask", "where",
+         [Spec([3, 5]), Spec([3, 5], values=[1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1])],
+         masked_softmax),
 ]
