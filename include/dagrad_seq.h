@@ -70,6 +70,22 @@ DG_API dg_node *dg_causal_mask(dg_graph *g, int64_t t);
  * others get probability 0 and no gradient. A slice with no position left gives NaN. */
 DG_API dg_node *dg_masked_softmax(dg_graph *g, dg_node *x, dg_node *mask, int axis);
 
+/* ---- Attention ------------------------------------------------------------------------------ */
+
+/* Scaled dot-product attention as one fused op with fused gradients:
+ *   out = softmax(q k^T / sqrt(Dh) [causal]) v,   q [..,T,Dh], k [..,S,Dh], v [..,S,Dv] -> [..,T,Dv]
+ * The leading axes (e.g. [B,H] for multi-head attention with heads split out) must be equal
+ * for q, k and v; each entry is an independent problem. causal: key j is visible to query i
+ * when j <= i + S - T (bottom-right aligned: j <= i for T == S; a single query against S
+ * cached keys sees them all); a query with no visible key gives zeros. Dropout with
+ * probability dropout_p in [0, 1) on the attention weights when `key` (dg_dropout_key: int32
+ * [3] {seed, step, training}) says training; key may be NULL when dropout_p is 0. The kernel
+ * streams keys through an online softmax: memory O((T + S) * D) per head, no T x S scores.
+ * Gradients for q, k and v (first order only: a second dg_grad through it fails with
+ * DG_ERR_NOT_DIFFERENTIABLE naming attention_grad). */
+DG_API dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg_node *key,
+                             bool causal, float dropout_p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,8 @@
 #include "op.h"
 #include "op_cases.h"
 
+#include <string.h>
+
 static dg_node *build_embedding(dg_graph *g, dg_node *const *in)
 {
     return dg_embedding(g, in[0], in[1]);
@@ -106,6 +108,53 @@ static dg_node *build_masked_softmax(dg_graph *g, dg_node *const *in)
     return dg_masked_softmax(g, in[0], in[1], 1);
 }
 
+static dg_node *build_attention(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention(g, in[0], in[1], in[2], NULL, false, 0.0f);
+}
+static dg_node *build_attention_causal(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention(g, in[0], in[1], in[2], NULL, true, 0.0f);
+}
+/* dropout 0.2 with the key in evaluation mode ({seed, step, 0}): no dropout */
+static dg_node *build_attention_eval(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention(g, in[0], in[1], in[2], in[3], true, 0.2f);
+}
+/* the fused gradients on their own: in0..in4 = q, k, v, out, grad_out (out is arbitrary: the
+ * op is defined by its formula, D_i = grad_out_i . out_i) */
+static dg_node *build_attention_grad(dg_graph *g, dg_node *const *in, int which, bool causal)
+{
+    dg_node *att = dg_attention(g, in[0], in[1], in[2], NULL, causal, 0.0f);
+    dg_node *grads[3] = {NULL, NULL, NULL};
+    /* the rule builds attention_grad nodes for all three; pick the one asked for */
+    dg_node *loss = dg_sum(g, dg_mul(g, att, in[4]), 0, NULL, false);
+    if (loss == NULL || dg_grad(g, loss, 3, in, grads) != DG_OK)
+        return NULL;
+    (void)grads;
+    /* rebuild with `out` = in[3]: the same op node the rule made, fed other values */
+    for (int i = dg_graph_node_count(g) - 1; i >= 0; i--) {
+        dg_node *n = dg_graph_node(g, i);
+        if (strcmp(dg_node_op_name(n), "attention_grad") == 0 && which-- == 0)
+            return dg__make_node(g, DG_OP_attention_grad, 5,
+                                 (dg_node *[]){in[0], in[1], in[2], in[3], in[4]},
+                                 dg__attrs(n));
+    }
+    return NULL;
+}
+static dg_node *build_attention_grad_q(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 2, false);
+}
+static dg_node *build_attention_grad_k(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 1, true);
+}
+static dg_node *build_attention_grad_v(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 0, true);
+}
+
 const struct dg_op_case dg_cases_seq[] = {
     {.name = "embedding_basic", .op = "embedding", .build = build_embedding},
     {.name = "embedding_repeat", .op = "embedding", .build = build_embedding},
@@ -138,5 +187,18 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "variance_biased", .op = "size_ratio", .build = build_variance_biased},
     {.name = "masked_softmax_causal", .op = "softmax", .build = build_masked_softmax_causal},
     {.name = "masked_softmax_mask", .op = "where", .build = build_masked_softmax},
+    {.name = "attention_basic", .op = "attention", .build = build_attention},
+    {.name = "attention_2d", .op = "attention", .build = build_attention},
+    {.name = "attention_causal", .op = "attention", .build = build_attention_causal},
+    {.name = "attention_causal_cache", .op = "attention", .build = build_attention_causal},
+    {.name = "attention_causal_empty_rows", .op = "attention", .build = build_attention_causal},
+    {.name = "attention_long", .op = "attention", .build = build_attention_causal},
+    {.name = "attention_eval_key", .op = "attention", .build = build_attention_eval},
+    {.name = "attention_grad_q", .op = "attention_grad", .build = build_attention_grad_q,
+     .forward_only = true},
+    {.name = "attention_grad_k", .op = "attention_grad", .build = build_attention_grad_k,
+     .forward_only = true},
+    {.name = "attention_grad_v", .op = "attention_grad", .build = build_attention_grad_v,
+     .forward_only = true},
     {0},
 };

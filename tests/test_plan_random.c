@@ -152,7 +152,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 19)) {
+    switch (below(s, 20)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -288,6 +288,16 @@ static void grow(struct gen *s)
         }
         break;
     }
+    case 18: /* self-attention of x over its leading axis (T = batch), sometimes causal, with
+              * dropout on the weights */
+        if (ndim == 2) {
+            bool drop = below(s, 2);
+            if (drop && s->key == NULL)
+                s->key = dg_dropout_key(g);
+            push(s, dg_attention(g, x, dg_tanh(g, x), partner(s, x), drop ? s->key : NULL,
+                                 below(s, 2), drop ? 0.25f : 0.0f));
+        }
+        break;
     default:
         if (s->key == NULL)
             s->key = dg_dropout_key(g);

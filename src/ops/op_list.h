@@ -88,3 +88,6 @@ DG_OP(where)
 DG_OP(argmax)
 DG_OP(argmin)
 DG_OP(cast)
+/* fused scaled dot-product attention: attention.c */
+DG_OP(attention)
+DG_OP(attention_grad)

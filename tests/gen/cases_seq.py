@@ -42,6 +42,42 @@ def masked_softmax(x, mask):
     return torch.softmax(x.masked_fill(mask == 0, float("-inf")), 1)
 
 
+def attention_ref(q, k, v, causal=False):
+    """softmax(q k^T / sqrt(Dh)) v; causal: key j visible to query i when j <= i + S - T
+    (bottom-right); a query with no visible key gives zeros."""
+    t, s = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-1, -2) / (q.shape[-1] ** 0.5)
+    if not causal:
+        return torch.softmax(scores, -1) @ v
+    i = torch.arange(t)[:, None]
+    j = torch.arange(s)[None, :]
+    visible = j <= i + (s - t)
+    p = torch.softmax(scores.masked_fill(~visible, -1e30), -1)
+    p = p * visible.any(-1, keepdim=True).to(p.dtype)
+    return p @ v
+
+
+def attention_grad_ref(which, causal):
+    def fn(q, k, v, out, go):
+        t, s = q.shape[-2], k.shape[-2]
+        scale = 1.0 / (q.shape[-1] ** 0.5)
+        scores = q @ k.transpose(-1, -2) * scale
+        i = torch.arange(t)[:, None]
+        j = torch.arange(s)[None, :]
+        visible = (j <= i + (s - t)) if causal else torch.ones(t, s, dtype=torch.bool)
+        p = torch.softmax(scores.masked_fill(~visible, -1e30), -1)
+        p = p * visible.any(-1, keepdim=True).to(p.dtype)
+        dp = go @ v.transpose(-1, -2)
+        d = (go * out).sum(-1, keepdim=True)
+        ds = p * (dp - d)
+        if which == "q":
+            return scale * ds @ k
+        if which == "k":
+            return scale * ds.transpose(-1, -2) @ q
+        return p.transpose(-1, -2) @ go
+    return fn
+
+
 CASES = [
     Case("embedding_basic", "embedding",
          [Spec([7, 4]), Spec([2, 3], lo=0, hi=7, dtype="i32")], embedding),
@@ -101,4 +137,37 @@ CASES = [
     Case("masked_softmax_mask", "where",
          [Spec([3, 5]), Spec([3, 5], values=[1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1])],
          masked_softmax),
+    Case("attention_basic", "attention",
+         [Spec([2, 2, 3, 4]), Spec([2, 2, 5, 4]), Spec([2, 2, 5, 3])], attention_ref),
+    Case("attention_2d", "attention", [Spec([3, 4]), Spec([5, 4]), Spec([5, 2])], attention_ref),
+    Case("attention_causal", "attention",
+         [Spec([1, 2, 6, 4]), Spec([1, 2, 6, 4]), Spec([1, 2, 6, 4])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # two new queries against five cached keys: query i sees keys j <= i + 3
+    Case("attention_causal_cache", "attention",
+         [Spec([1, 1, 2, 4]), Spec([1, 1, 5, 4]), Spec([1, 1, 5, 3])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # T > S: the first two queries see no key (zero output, zero gradient)
+    Case("attention_causal_empty_rows", "attention",
+         [Spec([1, 5, 3]), Spec([1, 3, 3]), Spec([1, 3, 2])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # several tiles of 64 keys, with scores large enough to move the running max
+    Case("attention_long", "attention",
+         [Spec([1, 150, 8], lo=-2.5, hi=2.5), Spec([1, 150, 8], lo=-2.5, hi=2.5),
+          Spec([1, 150, 4])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # dropout 0.2 with the key in evaluation mode: no dropout
+    Case("attention_eval_key", "attention",
+         [Spec([2, 4, 3]), Spec([2, 4, 3]), Spec([2, 4, 3]),
+          Spec([3], dtype="i32", values=[5, 7, 0])],
+         lambda q, k, v, key: attention_ref(q, k, v, True)),
+    Case("attention_grad_q", "attention_grad",
+         [Spec([2, 3, 4]), Spec([2, 5, 4]), Spec([2, 5, 3]), Spec([2, 3, 3]), Spec([2, 3, 3])],
+         attention_grad_ref("q", False), grad=False),
+    Case("attention_grad_k", "attention_grad",
+         [Spec([2, 4, 4]), Spec([2, 6, 4]), Spec([2, 6, 3]), Spec([2, 4, 3]), Spec([2, 4, 3])],
+         attention_grad_ref("k", True), grad=False),
+    Case("attention_grad_v", "attention_grad",
+         [Spec([2, 4, 4]), Spec([2, 6, 4]), Spec([2, 6, 3]), Spec([2, 4, 3]), Spec([2, 4, 3])],
+         attention_grad_ref("v", True), grad=False),
 ]
