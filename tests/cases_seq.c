@@ -122,20 +122,22 @@ static dg_node *build_attention_eval(dg_graph *g, dg_node *const *in)
     return dg_attention(g, in[0], in[1], in[2], in[3], true, 0.2f);
 }
 /* the fused gradients on their own: in0..in4 = q, k, v, out, grad_out (out is arbitrary: the
- * op is defined by its formula, D_i = grad_out_i . out_i) */
-static dg_node *build_attention_grad(dg_graph *g, dg_node *const *in, int which, bool causal)
+ * op is defined by its formula, D_i = grad_out_i . out_i). dg_grad of a fused attention with
+ * respect to the inputs in `wrt` builds the attention_grad node wanted (q; k alone; v alone;
+ * k and v together); the case rebuilds it on the fixture's out and grad_out. */
+static dg_node *build_attention_grad(dg_graph *g, dg_node *const *in, int n_wrt,
+                                     const int *wrt_index, bool causal)
 {
     dg_node *att = dg_attention(g, in[0], in[1], in[2], NULL, causal, 0.0f);
-    dg_node *grads[3] = {NULL, NULL, NULL};
-    /* the rule builds attention_grad nodes for all three; pick the one asked for */
     dg_node *loss = dg_sum(g, dg_mul(g, att, in[4]), 0, NULL, false);
-    if (loss == NULL || dg_grad(g, loss, 3, in, grads) != DG_OK)
+    dg_node *wrt[3], *grads[3];
+    for (int i = 0; i < n_wrt; i++)
+        wrt[i] = in[wrt_index[i]];
+    if (loss == NULL || dg_grad(g, loss, n_wrt, wrt, grads) != DG_OK)
         return NULL;
-    (void)grads;
-    /* rebuild with `out` = in[3]: the same op node the rule made, fed other values */
     for (int i = dg_graph_node_count(g) - 1; i >= 0; i--) {
         dg_node *n = dg_graph_node(g, i);
-        if (strcmp(dg_node_op_name(n), "attention_grad") == 0 && which-- == 0)
+        if (strcmp(dg_node_op_name(n), "attention_grad") == 0)
             return dg__make_node(g, DG_OP_attention_grad, 5,
                                  (dg_node *[]){in[0], in[1], in[2], in[3], in[4]},
                                  dg__attrs(n));
@@ -144,15 +146,19 @@ static dg_node *build_attention_grad(dg_graph *g, dg_node *const *in, int which,
 }
 static dg_node *build_attention_grad_q(dg_graph *g, dg_node *const *in)
 {
-    return build_attention_grad(g, in, 2, false);
+    return build_attention_grad(g, in, 1, (int[]){0}, false);
 }
 static dg_node *build_attention_grad_k(dg_graph *g, dg_node *const *in)
 {
-    return build_attention_grad(g, in, 1, true);
+    return build_attention_grad(g, in, 1, (int[]){1}, true);
 }
 static dg_node *build_attention_grad_v(dg_graph *g, dg_node *const *in)
 {
-    return build_attention_grad(g, in, 0, true);
+    return build_attention_grad(g, in, 1, (int[]){2}, true);
+}
+static dg_node *build_attention_grad_kv(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 2, (int[]){1, 2}, true);
 }
 
 const struct dg_op_case dg_cases_seq[] = {
@@ -199,6 +205,8 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "attention_grad_k", .op = "attention_grad", .build = build_attention_grad_k,
      .forward_only = true},
     {.name = "attention_grad_v", .op = "attention_grad", .build = build_attention_grad_v,
+     .forward_only = true},
+    {.name = "attention_grad_kv", .op = "attention_grad", .build = build_attention_grad_kv,
      .forward_only = true},
     {0},
 };

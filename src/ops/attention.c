@@ -17,15 +17,16 @@
  * hash of (seed, step, the node's salt, the flat index of (row, i, j)) >= p * 2^24, exactly as
  * dropout.c hashes its elements; the gradients regenerate the same mask from the same key.
  *
- * Kernels: flash-attention style. One thread owns one query row (forward, d q) or one key row
- * (d k, d v) and streams over the other side in tiles of ATT_TILE scores kept in the planned
- * workspace, with an online softmax (running max and sum, rescaling the partial output when
- * the max grows): no T x S score matrix exists, memory per head is O((T + S) * D). Each row is
- * computed by one thread with the same code whatever the thread count: results are bitwise
- * identical for any thread count.
+ * Kernels: flash-attention style. A task owns a block of ATT_BLOCK query rows (forward, d q)
+ * or key rows (d k, d v) and streams over the other side in tiles of ATT_BLOCK with small
+ * single-threaded GEMMs (dg__sgemm) into per-thread scratch from the planned workspace, with
+ * an online softmax (running max and sum per row, rescaling the partial output when the max
+ * grows): no T x S score matrix exists, memory per head is O((T + S) * D). Each block is
+ * computed by one thread with the same code and the same block boundaries whatever the thread
+ * count: results are bitwise identical for any thread count.
  *
- * Backward (attention_grad, one op with attribute `which` = q, k or v; inputs q, k, v, out,
- * grad_out [, key]). With L_i = logsumexp_j(scale q_i . k_j) and D_i = grad_out_i . out_i:
+ * Backward (attention_grad, one op with attribute `which` = q, k, v, or kv: d k and d v side
+ * by side, sliced apart by the rule; inputs q, k, v, out, grad_out [, key]). With L_i = logsumexp_j(scale q_i . k_j) and D_i = grad_out_i . out_i:
  *   dP_ij = grad_out_i . v_j * keep_ij / (1 - p)      dS_ij = P_ij (dP_ij - D_i)
  *   dq_i = scale sum_j dS_ij k_j     dk_j = scale sum_i dS_ij q_i     dv_j = sum_i P~_ij grad_out_i
  * (D_i = sum_j P_ij dP_ij because out_i = sum_j P~_ij v_j.) L and D are recomputed from q, k,
@@ -35,15 +36,18 @@
  */
 #include "op.h"
 #include "simd/vmath.h"
+#include "gemm/gemm.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
-#define ATT_TILE 64 /* scores per tile of the online softmax */
+#define ATT_BLOCK 64 /* query rows per task, keys per tile of the online softmax */
 
-enum att_which { ATT_Q = 0, ATT_K = 1, ATT_V = 2 };
+/* Which gradient an attention_grad node computes; ATT_KV: d k and d v side by side,
+ * [..,S,Dh+Dv], which the rule slices apart (one pass over the scores for both). */
+enum att_which { ATT_Q = 0, ATT_K = 1, ATT_V = 2, ATT_KV = 3 };
 
 struct attention_attrs {
     float scale;
@@ -147,7 +151,9 @@ static dg_status attention_grad_infer(const struct dg_op_def *def, const void *a
                                    dg__shape_str(&expect, sg, sizeof sg));
     }
     int which = att_attrs(attrs)->which;
-    *out = in[which >= 0 && which <= 2 ? which : 0];
+    *out = in[which >= 0 && which <= 2 ? which : 1];
+    if (which == ATT_KV)
+        out->dim[out->ndim - 1] = in[1].dim[in[1].ndim - 1] + in[2].dim[in[2].ndim - 1];
     return DG_OK;
 }
 
@@ -190,7 +196,10 @@ static inline float att_keep(const struct att_mask *m, int64_t idx)
     return u >= m->threshold ? m->inv_keep : 0.0f;
 }
 
-/* ---- row kernels ------------------------------------------------------------------------- */
+/* ---- block kernels ----------------------------------------------------------------------
+ * Work is split into blocks of ATT_BLOCK query rows (forward, d q) or key rows (d k, d v), one
+ * block per task; a block streams over the other side in tiles of ATT_BLOCK with small GEMMs
+ * (dg__sgemm on one thread) into per-thread scratch of ATT_BLOCK x ATT_BLOCK scores. */
 
 /* Keys [0, limit) are visible to query i. */
 static inline int64_t att_limit(bool causal, int64_t i, const struct att_dims *d)
@@ -208,61 +217,6 @@ static inline float dot(const float *a, const float *b, int64_t n)
     for (int64_t i = 0; i < n; i++)
         acc += a[i] * b[i];
     return acc;
-}
-
-static inline void axpy(float *y, float a, const float *x, int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
-
-/* One query row: writes out_i (when o != NULL) and returns L_i = logsumexp over the visible
- * scaled scores (-inf when none is visible). tile: ATT_TILE floats of scratch. */
-static float att_row(const float *qi, const float *k, const float *v, float *o,
-                     const struct att_dims *d, float scale, int64_t limit,
-                     const struct att_mask *mask, int64_t mask_row, float *tile,
-                     const struct dg_vmath *vm)
-{
-    float m = -INFINITY, l = 0.0f;
-    if (o != NULL)
-        memset(o, 0, (size_t)d->dv * sizeof *o);
-    for (int64_t j0 = 0; j0 < limit; j0 += ATT_TILE) {
-        int64_t w = limit - j0 < ATT_TILE ? limit - j0 : ATT_TILE;
-        float tmax = -INFINITY;
-        for (int64_t jj = 0; jj < w; jj++) {
-            float s = scale * dot(qi, k + (j0 + jj) * d->dh, d->dh);
-            tile[jj] = s;
-            tmax = s > tmax ? s : tmax;
-        }
-        if (tmax > m) { /* the running max grows: rescale what was summed so far */
-            float correction = expf(m - tmax); /* 0 on the first tile (m = -inf) */
-            l *= correction;
-            if (o != NULL)
-                for (int64_t c = 0; c < d->dv; c++)
-                    o[c] *= correction;
-            m = tmax;
-        }
-        for (int64_t jj = 0; jj < w; jj++)
-            tile[jj] -= m;
-        vm->exp(tile, tile, w);
-        for (int64_t jj = 0; jj < w; jj++) {
-            l += tile[jj];
-            if (o != NULL) {
-                float weight = tile[jj] * att_keep(mask, mask_row + j0 + jj);
-                if (weight != 0.0f)
-                    axpy(o, weight, v + (j0 + jj) * d->dv, d->dv);
-            }
-        }
-    }
-    if (limit == 0 || !(l > 0.0f))
-        return -INFINITY; /* no visible key: out_i stays 0 */
-    if (o != NULL) {
-        float inv = 1.0f / l;
-        for (int64_t c = 0; c < d->dv; c++)
-            o[c] *= inv;
-    }
-    return m + logf(l);
 }
 
 /* The tensors of one problem (one entry of the leading axes). */
@@ -285,9 +239,93 @@ static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
     return hd;
 }
 
-static int att_thread(void)
+/* Per-thread scratch: two ATT_BLOCK x ATT_BLOCK tiles and four ATT_BLOCK vectors. */
+#define ATT_SCRATCH (2 * ATT_BLOCK * ATT_BLOCK + 4 * ATT_BLOCK)
+
+static float *att_scratch(const struct dg_exec_ctx *ctx, size_t offset_floats)
 {
-    return omp_get_thread_num();
+    return (float *)ctx->workspace + offset_floats +
+           (size_t)omp_get_thread_num() * ATT_SCRATCH;
+}
+
+/* Scores of query rows [i0, i0 + br) against keys [j0, j0 + bc): tile[r][c] = scale q.k, and
+ * -inf where the key is not visible. Returns the number of columns any row sees. */
+static void att_scores(const struct att_head *hd, const struct att_dims *d,
+                       const struct attention_attrs *a, int64_t i0, int64_t br, int64_t j0,
+                       int64_t bc, float *tile)
+{
+    dg__sgemm(false, true, br, bc, d->dh, a->scale, hd->q + i0 * d->dh, d->dh,
+              hd->k + j0 * d->dh, d->dh, 0.0f, tile, ATT_BLOCK, 1);
+    if (!a->causal)
+        return;
+    for (int64_t r = 0; r < br; r++) {
+        int64_t lim = att_limit(true, i0 + r, d) - j0;
+        for (int64_t c = lim < 0 ? 0 : lim; c < bc; c++)
+            tile[r * ATT_BLOCK + c] = -INFINITY;
+    }
+}
+
+/* Online softmax statistics of query rows [i0, i0 + br): lse[r] = logsumexp of the visible
+ * scores (-inf when none). With o != NULL also the output rows (o: br x dv, row stride dv),
+ * dropout applied to the weights. tile: ATT_BLOCK^2 floats; m, l: ATT_BLOCK floats. */
+static void att_forward_block(const struct att_head *hd, const struct att_dims *d,
+                              const struct attention_attrs *a, const struct att_mask *mask,
+                              int64_t h, int64_t i0, int64_t br, float *o, float *lse,
+                              float *tile, float *m, float *l, const struct dg_vmath *vm)
+{
+    int64_t lim_max = att_limit(a->causal, i0 + br - 1, d);
+    for (int64_t r = 0; r < br; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    if (o != NULL)
+        memset(o, 0, (size_t)(br * d->dv) * sizeof *o);
+    for (int64_t j0 = 0; j0 < lim_max; j0 += ATT_BLOCK) {
+        int64_t bc = lim_max - j0 < ATT_BLOCK ? lim_max - j0 : ATT_BLOCK;
+        att_scores(hd, d, a, i0, br, j0, bc, tile);
+        for (int64_t r = 0; r < br; r++) {
+            float *row = tile + r * ATT_BLOCK;
+            int64_t lim = att_limit(a->causal, i0 + r, d) - j0;
+            if (lim <= 0) { /* no visible key in this tile */
+                memset(row, 0, (size_t)bc * sizeof *row);
+                continue;
+            }
+            float tmax = -INFINITY;
+            for (int64_t c = 0; c < lim && c < bc; c++)
+                tmax = row[c] > tmax ? row[c] : tmax;
+            if (tmax > m[r]) { /* the running max grows: rescale what was summed so far */
+                float correction = expf(m[r] - tmax); /* 0 on the first tile */
+                l[r] *= correction;
+                if (o != NULL)
+                    for (int64_t c = 0; c < d->dv; c++)
+                        o[r * d->dv + c] *= correction;
+                m[r] = tmax;
+            }
+            for (int64_t c = 0; c < bc; c++)
+                row[c] -= m[r];
+            vm->exp(row, row, bc);
+            float sum = 0.0f;
+            for (int64_t c = 0; c < bc; c++)
+                sum += row[c];
+            l[r] += sum;
+            if (o != NULL && mask->on)
+                for (int64_t c = 0; c < bc; c++)
+                    row[c] *= att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
+        }
+        if (o != NULL)
+            dg__sgemm(false, false, br, d->dv, bc, 1.0f, tile, ATT_BLOCK, hd->v + j0 * d->dv,
+                      d->dv, 1.0f, o, d->dv, 1);
+    }
+    for (int64_t r = 0; r < br; r++) {
+        bool any = l[r] > 0.0f;
+        if (lse != NULL)
+            lse[r] = any ? m[r] + logf(l[r]) : -INFINITY;
+        if (o != NULL) {
+            float inv = any ? 1.0f / l[r] : 0.0f;
+            for (int64_t c = 0; c < d->dv; c++)
+                o[r * d->dv + c] *= inv;
+        }
+    }
 }
 
 static void attention_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
@@ -300,87 +338,112 @@ static void attention_forward(const struct dg_op_def *def, const void *attrs, in
     struct att_mask mask;
     att_mask_init(&mask, a, n_inputs == 4 ? &in[3] : NULL);
     const struct dg_vmath *vm = dg__vmath();
-    float *tiles = ctx->workspace;
-    int64_t rows = d.heads * d.t;
-    int threads = dg__threads_for(ctx, rows * d.s * (d.dh + d.dv));
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 4)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t h = r / d.t, i = r % d.t;
+    int64_t blocks_per_head = (d.t + ATT_BLOCK - 1) / ATT_BLOCK, blocks = d.heads * blocks_per_head;
+    int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t h = b / blocks_per_head, i0 = (b % blocks_per_head) * ATT_BLOCK;
+        int64_t br = d.t - i0 < ATT_BLOCK ? d.t - i0 : ATT_BLOCK;
         struct att_head hd = att_head(in, 3, &d, h);
-        att_row(hd.q + i * d.dh, hd.k, hd.v, (float *)out->data + r * d.dv, &d, a->scale,
-                att_limit(a->causal, i, &d), &mask, r * d.s, tiles + att_thread() * 2 * ATT_TILE,
-                vm);
+        float *scratch = att_scratch(ctx, 0);
+        float *m = scratch + 2 * ATT_BLOCK * ATT_BLOCK, *l = m + ATT_BLOCK;
+        att_forward_block(&hd, &d, a, &mask, h, i0, br,
+                          (float *)out->data + (h * d.t + i0) * d.dv, NULL, scratch, m, l, vm);
     }
 }
 
-/* d q for query row r (head h, position i); tile: 2 * ATT_TILE floats. */
-static void grad_q_row(const struct att_head *hd, const struct att_dims *d,
-                       const struct attention_attrs *a, const struct att_mask *mask, int64_t r,
-                       int64_t i, float *dq, float *tile, const struct dg_vmath *vm)
+/* Probabilities of a score tile given each row's logsumexp: exp(s - lse), 0 where not
+ * visible (the score is -inf) or the row sees nothing (lse -inf). tile rows: query rows
+ * (rows_are_queries) or key rows (the transposed tile). */
+static void att_probs(float *tile, int64_t rows, int64_t cols, const float *lse,
+                      bool rows_are_queries, const struct dg_vmath *vm)
 {
-    const float *qi = hd->q + i * d->dh, *go = hd->grad_out + i * d->dv;
-    int64_t limit = att_limit(a->causal, i, d);
-    memset(dq, 0, (size_t)d->dh * sizeof *dq);
-    float lse = att_row(qi, hd->k, hd->v, NULL, d, a->scale, limit, mask, 0, tile, vm);
-    if (limit == 0 || !isfinite(lse))
-        return;
-    float di = dot(go, hd->out + i * d->dv, d->dv);
-    for (int64_t j0 = 0; j0 < limit; j0 += ATT_TILE) {
-        int64_t w = limit - j0 < ATT_TILE ? limit - j0 : ATT_TILE;
-        for (int64_t jj = 0; jj < w; jj++)
-            tile[jj] = a->scale * dot(qi, hd->k + (j0 + jj) * d->dh, d->dh) - lse;
-        vm->exp(tile, tile, w);
-        for (int64_t jj = 0; jj < w; jj++) {
-            int64_t j = j0 + jj;
-            float dp = dot(go, hd->v + j * d->dv, d->dv) * att_keep(mask, r * d->s + j);
-            float ds = tile[jj] * (dp - di);
-            if (ds != 0.0f)
-                axpy(dq, a->scale * ds, hd->k + j * d->dh, d->dh);
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = tile + r * ATT_BLOCK;
+        for (int64_t c = 0; c < cols; c++) {
+            float l = lse[rows_are_queries ? r : c];
+            row[c] = isfinite(l) ? row[c] - l : -INFINITY;
         }
+        vm->exp(row, row, cols);
     }
 }
 
-/* d k or d v for key row j of head h (global row index of its head's queries: h * T). stats:
- * L_i and D_i of the head's queries. tile: 2 * ATT_TILE floats. */
-static void grad_kv_row(const struct att_head *hd, const struct att_dims *d,
-                        const struct attention_attrs *a, const struct att_mask *mask,
-                        int64_t h, int64_t j, const float *lse, const float *delta, float *dst,
-                        float *tile, const struct dg_vmath *vm)
+/* d q of query rows [i0, i0 + br) of head h into dq (br x dh). */
+static void grad_q_block(const struct att_head *hd, const struct att_dims *d,
+                         const struct attention_attrs *a, const struct att_mask *mask,
+                         int64_t h, int64_t i0, int64_t br, float *dq, float *scratch,
+                         const struct dg_vmath *vm)
 {
-    bool is_k = a->which == ATT_K;
-    int64_t width = is_k ? d->dh : d->dv;
-    memset(dst, 0, (size_t)width * sizeof *dst);
-    const float *kj = hd->k + j * d->dh, *vj = hd->v + j * d->dv;
-    /* queries that see key j: j < limit(i), i.e. i >= j - (S - T) when causal */
-    int64_t first = 0;
-    if (a->causal) {
-        first = j - (d->s - d->t);
-        first = first < 0 ? 0 : first;
-    }
-    for (int64_t i0 = first; i0 < d->t; i0 += ATT_TILE) {
-        int64_t w = d->t - i0 < ATT_TILE ? d->t - i0 : ATT_TILE;
-        for (int64_t ii = 0; ii < w; ii++) {
-            int64_t i = i0 + ii;
-            /* a query with no visible key has lse -inf: give it weight 0 */
-            tile[ii] = isfinite(lse[i]) ? a->scale * dot(hd->q + i * d->dh, kj, d->dh) - lse[i]
-                                        : -INFINITY;
-        }
-        vm->exp(tile, tile, w);
-        for (int64_t ii = 0; ii < w; ii++) {
-            int64_t i = i0 + ii;
-            float p = tile[ii];
-            if (p == 0.0f)
-                continue;
-            float keep = att_keep(mask, ((h * d->t) + i) * d->s + j);
-            const float *go = hd->grad_out + i * d->dv;
-            if (is_k) {
-                float ds = p * (dot(go, vj, d->dv) * keep - delta[i]);
-                if (ds != 0.0f)
-                    axpy(dst, a->scale * ds, hd->q + i * d->dh, d->dh);
-            } else if (keep != 0.0f) {
-                axpy(dst, p * keep, go, d->dv);
+    float *tile = scratch, *dp = tile + ATT_BLOCK * ATT_BLOCK;
+    float *m = dp + ATT_BLOCK * ATT_BLOCK, *l = m + ATT_BLOCK, *lse = l + ATT_BLOCK;
+    float *delta = lse + ATT_BLOCK;
+    att_forward_block(hd, d, a, mask, h, i0, br, NULL, lse, tile, m, l, vm);
+    for (int64_t r = 0; r < br; r++)
+        delta[r] = dot(hd->grad_out + (i0 + r) * d->dv, hd->out + (i0 + r) * d->dv, d->dv);
+    memset(dq, 0, (size_t)(br * d->dh) * sizeof *dq);
+    int64_t lim_max = att_limit(a->causal, i0 + br - 1, d);
+    for (int64_t j0 = 0; j0 < lim_max; j0 += ATT_BLOCK) {
+        int64_t bc = lim_max - j0 < ATT_BLOCK ? lim_max - j0 : ATT_BLOCK;
+        att_scores(hd, d, a, i0, br, j0, bc, tile);
+        att_probs(tile, br, bc, lse, true, vm);
+        dg__sgemm(false, true, br, bc, d->dv, 1.0f, hd->grad_out + i0 * d->dv, d->dv,
+                  hd->v + j0 * d->dv, d->dv, 0.0f, dp, ATT_BLOCK, 1);
+        for (int64_t r = 0; r < br; r++)
+            for (int64_t c = 0; c < bc; c++) {
+                float keep = att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
+                float p = tile[r * ATT_BLOCK + c];
+                tile[r * ATT_BLOCK + c] = p * (dp[r * ATT_BLOCK + c] * keep - delta[r]);
             }
-        }
+        dg__sgemm(false, false, br, d->dh, bc, a->scale, tile, ATT_BLOCK, hd->k + j0 * d->dh,
+                  d->dh, 1.0f, dq, d->dh, 1);
+    }
+}
+
+/* d k or d v of key rows [j0, j0 + bc) of head h into dst (bc x width); lse and delta: the
+ * head's query statistics. */
+static void grad_kv_block(const struct att_head *hd, const struct att_dims *d,
+                          const struct attention_attrs *a, const struct att_mask *mask,
+                          int64_t h, int64_t j0, int64_t bc, const float *lse,
+                          const float *delta, float *dst, float *scratch,
+                          const struct dg_vmath *vm)
+{
+    bool want_k = a->which != ATT_V, want_v = a->which != ATT_K;
+    int64_t width = (want_k ? d->dh : 0) + (want_v ? d->dv : 0);
+    float *dst_k = dst, *dst_v = want_k ? dst + d->dh : dst;
+    float *tile = scratch, *dp = tile + ATT_BLOCK * ATT_BLOCK;
+    memset(dst, 0, (size_t)(bc * width) * sizeof *dst);
+    /* the first query that sees key j0: j0 < limit(i), i.e. i >= j0 - (S - T) when causal */
+    int64_t first = a->causal ? j0 - (d->s - d->t) : 0;
+    first = first < 0 ? 0 : first;
+    for (int64_t i0 = first; i0 < d->t; i0 += ATT_BLOCK) {
+        int64_t br = d->t - i0 < ATT_BLOCK ? d->t - i0 : ATT_BLOCK;
+        /* the transposed tile: key rows c, query columns r */
+        dg__sgemm(false, true, bc, br, d->dh, a->scale, hd->k + j0 * d->dh, d->dh,
+                  hd->q + i0 * d->dh, d->dh, 0.0f, tile, ATT_BLOCK, 1);
+        if (a->causal)
+            for (int64_t c = 0; c < bc; c++)
+                for (int64_t r = 0; r < br; r++)
+                    if (j0 + c >= att_limit(true, i0 + r, d))
+                        tile[c * ATT_BLOCK + r] = -INFINITY;
+        att_probs(tile, bc, br, lse + i0, false, vm);
+        if (want_k) /* dP^T = V_blk grad_out_tile^T */
+            dg__sgemm(false, true, bc, br, d->dv, 1.0f, hd->v + j0 * d->dv, d->dv,
+                      hd->grad_out + i0 * d->dv, d->dv, 0.0f, dp, ATT_BLOCK, 1);
+        /* the tile becomes P~^T (kept for d v) and dp becomes dS^T (for d k) */
+        for (int64_t c = 0; c < bc; c++)
+            for (int64_t r = 0; r < br; r++) {
+                float keep = att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
+                float p = tile[c * ATT_BLOCK + r];
+                if (want_k)
+                    dp[c * ATT_BLOCK + r] = p * (dp[c * ATT_BLOCK + r] * keep - delta[i0 + r]);
+                tile[c * ATT_BLOCK + r] = p * keep;
+            }
+        if (want_v)
+            dg__sgemm(false, false, bc, d->dv, br, 1.0f, tile, ATT_BLOCK,
+                      hd->grad_out + i0 * d->dv, d->dv, 1.0f, dst_v, width, 1);
+        if (want_k)
+            dg__sgemm(false, false, bc, d->dh, br, a->scale, dp, ATT_BLOCK,
+                      hd->q + i0 * d->dh, d->dh, 1.0f, dst_k, width, 1);
     }
 }
 
@@ -395,56 +458,61 @@ static void attention_grad_forward(const struct dg_op_def *def, const void *attr
     att_mask_init(&mask, a, n_inputs == 6 ? &in[5] : NULL);
     const struct dg_vmath *vm = dg__vmath();
     float *o = out->data;
-    int64_t work = d.heads * d.t * d.s * (d.dh + d.dv);
-    int threads = dg__threads_for(ctx, work);
+    int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+    int64_t q_blocks = (d.t + ATT_BLOCK - 1) / ATT_BLOCK;
     if (a->which == ATT_Q) {
-        float *tiles = ctx->workspace;
-        int64_t rows = d.heads * d.t;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 4)
-        for (int64_t r = 0; r < rows; r++) {
-            struct att_head hd = att_head(in, 5, &d, r / d.t);
-            grad_q_row(&hd, &d, a, &mask, r, r % d.t, o + r * d.dh,
-                       tiles + att_thread() * 2 * ATT_TILE, vm);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t b = 0; b < d.heads * q_blocks; b++) {
+            int64_t h = b / q_blocks, i0 = (b % q_blocks) * ATT_BLOCK;
+            int64_t br = d.t - i0 < ATT_BLOCK ? d.t - i0 : ATT_BLOCK;
+            struct att_head hd = att_head(in, 5, &d, h);
+            grad_q_block(&hd, &d, a, &mask, h, i0, br, o + (h * d.t + i0) * d.dh,
+                         att_scratch(ctx, 0), vm);
         }
         return;
     }
-    /* K, V: the statistics of every query row first (L_i, D_i), then one key row per task. */
-    float *lse = ctx->workspace, *delta = lse + d.heads * d.t;
-    float *tiles = delta + d.heads * d.t;
-    int64_t rows = d.heads * d.t;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 4)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t i = r % d.t;
-        struct att_head hd = att_head(in, 5, &d, r / d.t);
-        lse[r] = att_row(hd.q + i * d.dh, hd.k, hd.v, NULL, &d, a->scale,
-                         att_limit(a->causal, i, &d), &mask, 0,
-                         tiles + att_thread() * 2 * ATT_TILE, vm);
-        delta[r] = dot(hd.grad_out + i * d.dv, hd.out + i * d.dv, d.dv);
-    }
-    int64_t width = a->which == ATT_K ? d.dh : d.dv;
-    int64_t key_rows = d.heads * d.s;
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 4)
-    for (int64_t r = 0; r < key_rows; r++) {
-        int64_t h = r / d.s;
+    /* K, V: the statistics of every query row first (L_i, D_i), then one key block per task. */
+    float *lse_all = ctx->workspace, *delta_all = lse_all + d.heads * d.t;
+    size_t stats = (size_t)(2 * d.heads * d.t);
+    stats = (stats + 15) / 16 * 16; /* keep the scratch 64-byte aligned */
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+    for (int64_t b = 0; b < d.heads * q_blocks; b++) {
+        int64_t h = b / q_blocks, i0 = (b % q_blocks) * ATT_BLOCK;
+        int64_t br = d.t - i0 < ATT_BLOCK ? d.t - i0 : ATT_BLOCK;
         struct att_head hd = att_head(in, 5, &d, h);
-        grad_kv_row(&hd, &d, a, &mask, h, r % d.s, lse + h * d.t, delta + h * d.t,
-                    o + r * width, tiles + att_thread() * 2 * ATT_TILE, vm);
+        float *scratch = att_scratch(ctx, stats);
+        float *m = scratch + 2 * ATT_BLOCK * ATT_BLOCK, *l = m + ATT_BLOCK;
+        att_forward_block(&hd, &d, a, &mask, h, i0, br, NULL, lse_all + h * d.t + i0, scratch,
+                          m, l, vm);
+        for (int64_t r = 0; r < br; r++)
+            delta_all[h * d.t + i0 + r] = dot(hd.grad_out + (i0 + r) * d.dv,
+                                              hd.out + (i0 + r) * d.dv, d.dv);
+    }
+    int64_t width = (a->which != ATT_V ? d.dh : 0) + (a->which != ATT_K ? d.dv : 0);
+    int64_t k_blocks = (d.s + ATT_BLOCK - 1) / ATT_BLOCK;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+    for (int64_t b = 0; b < d.heads * k_blocks; b++) {
+        int64_t h = b / k_blocks, j0 = (b % k_blocks) * ATT_BLOCK;
+        int64_t bc = d.s - j0 < ATT_BLOCK ? d.s - j0 : ATT_BLOCK;
+        struct att_head hd = att_head(in, 5, &d, h);
+        grad_kv_block(&hd, &d, a, &mask, h, j0, bc, lse_all + h * d.t, delta_all + h * d.t,
+                      o + (h * d.s + j0) * width, att_scratch(ctx, stats), vm);
     }
 }
 
-/* Per-thread tiles (2 * ATT_TILE floats each), plus L and D of every query row for d k and
- * d v: O(heads * T) floats, never T x S. */
+/* Per-thread scratch (two ATT_BLOCK^2 tiles and four vectors), plus L and D of every query
+ * row for d k and d v: O(threads + heads * T) floats, never T x S. */
 static size_t attention_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                   const struct dg_shape *in, const struct dg_shape *out,
                                   int n_threads)
 {
-    size_t tiles = (size_t)(n_threads > 0 ? n_threads : 1) * 2 * ATT_TILE * sizeof(float);
+    size_t floats = (size_t)(n_threads > 0 ? n_threads : 1) * ATT_SCRATCH;
     if (def->variant == 1 && att_attrs(attrs)->which != ATT_Q) {
         struct att_dims d;
         att_dims(&in[0], &in[1], &in[2], &d);
-        tiles += (size_t)(2 * d.heads * d.t) * sizeof(float);
+        floats += ((size_t)(2 * d.heads * d.t) + 15) / 16 * 16;
     }
-    return tiles;
+    return floats * sizeof(float);
 }
 
 /* ---- gradient rules ----------------------------------------------------------------------- */
@@ -458,12 +526,25 @@ static dg_node *make_grad(dg_graph *g, dg_node *node, dg_node *grad, int which)
     return dg__make_node(g, DG_OP_attention_grad, in[5] ? 6 : 5, in, &attrs);
 }
 
+/* dq = attention_grad(q); dk and dv from one attention_grad(kv) [..,S,Dh+Dv] sliced apart
+ * when both are needed (one pass over the scores), else the one needed alone. */
 static dg_status attention_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                     dg_node *grad, dg_node **gin)
 {
-    for (int which = ATT_Q; which <= ATT_V; which++)
-        if (dg__grad_needed(ctx, which))
-            gin[which] = make_grad(g, node, grad, which);
+    if (dg__grad_needed(ctx, 0))
+        gin[0] = make_grad(g, node, grad, ATT_Q);
+    bool need_k = dg__grad_needed(ctx, 1), need_v = dg__grad_needed(ctx, 2);
+    if (need_k && need_v) {
+        dg_node *kv = make_grad(g, node, grad, ATT_KV);
+        int64_t dh = dg__node_shape(dg__input(node, 1))->dim[dg__node_shape(node)->ndim - 1];
+        int64_t dv = dg__node_shape(node)->dim[dg__node_shape(node)->ndim - 1];
+        gin[1] = dg_slice(g, kv, -1, 0, dh);
+        gin[2] = dg_slice(g, kv, -1, dh, dh + dv);
+    } else if (need_k) {
+        gin[1] = make_grad(g, node, grad, ATT_K);
+    } else if (need_v) {
+        gin[2] = make_grad(g, node, grad, ATT_V);
+    }
     return dg_graph_status(g); /* the key gets none (int32) */
 }
 
@@ -482,9 +563,9 @@ static void attention_label(const struct dg_op_def *def, const void *attrs, char
                             size_t len)
 {
     const struct attention_attrs *a = att_attrs(attrs);
-    static const char *const which[] = {"q", "k", "v"};
+    static const char *const which[] = {"q", "k", "v", "kv"};
     if (def->variant == 1)
-        snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which % 3], (double)a->scale,
+        snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which & 3], (double)a->scale,
                  a->causal ? " causal" : "", (double)a->p);
     else
         snprintf(buf, len, "scale=%g%s p=%g", (double)a->scale, a->causal ? " causal" : "",

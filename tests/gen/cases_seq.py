@@ -72,9 +72,13 @@ def attention_grad_ref(which, causal):
         ds = p * (dp - d)
         if which == "q":
             return scale * ds @ k
+        dk = scale * ds.transpose(-1, -2) @ q
+        dv = p.transpose(-1, -2) @ go
         if which == "k":
-            return scale * ds.transpose(-1, -2) @ q
-        return p.transpose(-1, -2) @ go
+            return dk
+        if which == "kv":
+            return torch.cat([dk, dv], -1)
+        return dv
     return fn
 
 
@@ -170,4 +174,9 @@ CASES = [
     Case("attention_grad_v", "attention_grad",
          [Spec([2, 4, 4]), Spec([2, 6, 4]), Spec([2, 6, 3]), Spec([2, 4, 3]), Spec([2, 4, 3])],
          attention_grad_ref("v", True), grad=False),
+    # d k and d v side by side (what the rule builds when both are needed), several blocks
+    Case("attention_grad_kv", "attention_grad",
+         [Spec([1, 70, 4]), Spec([1, 130, 4]), Spec([1, 130, 3]), Spec([1, 70, 3]),
+          Spec([1, 70, 3])],
+         attention_grad_ref("kv", True), grad=False),
 ]
