@@ -291,7 +291,9 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
                 continue;
             }
             float tmax = -INFINITY;
-            for (int64_t c = 0; c < lim && c < bc; c++)
+            int64_t seen = lim < bc ? lim : bc;
+#pragma omp simd reduction(max : tmax)
+            for (int64_t c = 0; c < seen; c++)
                 tmax = row[c] > tmax ? row[c] : tmax;
             if (tmax > m[r]) { /* the running max grows: rescale what was summed so far */
                 float correction = expf(m[r] - tmax); /* 0 on the first tile */
@@ -301,10 +303,13 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
                         o[r * d->dv + c] *= correction;
                 m[r] = tmax;
             }
+            const float shift = m[r];
+#pragma omp simd
             for (int64_t c = 0; c < bc; c++)
-                row[c] -= m[r];
+                row[c] -= shift;
             vm->exp(row, row, bc);
             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (int64_t c = 0; c < bc; c++)
                 sum += row[c];
             l[r] += sum;
@@ -360,9 +365,15 @@ static void att_probs(float *tile, int64_t rows, int64_t cols, const float *lse,
 {
     for (int64_t r = 0; r < rows; r++) {
         float *row = tile + r * ATT_BLOCK;
-        for (int64_t c = 0; c < cols; c++) {
-            float l = lse[rows_are_queries ? r : c];
-            row[c] = isfinite(l) ? row[c] - l : -INFINITY;
+        if (rows_are_queries) {
+            const float l = isfinite(lse[r]) ? lse[r] : INFINITY; /* inf: every weight 0 */
+#pragma omp simd
+            for (int64_t c = 0; c < cols; c++)
+                row[c] -= l;
+        } else {
+#pragma omp simd
+            for (int64_t c = 0; c < cols; c++)
+                row[c] -= isfinite(lse[c]) ? lse[c] : INFINITY;
         }
         vm->exp(row, row, cols);
     }
@@ -388,12 +399,20 @@ static void grad_q_block(const struct att_head *hd, const struct att_dims *d,
         att_probs(tile, br, bc, lse, true, vm);
         dg__sgemm(false, true, br, bc, d->dv, 1.0f, hd->grad_out + i0 * d->dv, d->dv,
                   hd->v + j0 * d->dv, d->dv, 0.0f, dp, ATT_BLOCK, 1);
-        for (int64_t r = 0; r < br; r++)
-            for (int64_t c = 0; c < bc; c++) {
-                float keep = att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
-                float p = tile[r * ATT_BLOCK + c];
-                tile[r * ATT_BLOCK + c] = p * (dp[r * ATT_BLOCK + c] * keep - delta[r]);
+        for (int64_t r = 0; r < br; r++) {
+            float *prow = tile + r * ATT_BLOCK;
+            const float *dprow = dp + r * ATT_BLOCK;
+            const float dr = delta[r];
+            if (mask->on) {
+                for (int64_t c = 0; c < bc; c++)
+                    prow[c] *= dprow[c] * att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c) -
+                               dr;
+            } else {
+#pragma omp simd
+                for (int64_t c = 0; c < bc; c++)
+                    prow[c] *= dprow[c] - dr;
             }
+        }
         dg__sgemm(false, false, br, d->dh, bc, a->scale, tile, ATT_BLOCK, hd->k + j0 * d->dh,
                   d->dh, 1.0f, dq, d->dh, 1);
     }
@@ -430,14 +449,22 @@ static void grad_kv_block(const struct att_head *hd, const struct att_dims *d,
             dg__sgemm(false, true, bc, br, d->dv, 1.0f, hd->v + j0 * d->dv, d->dv,
                       hd->grad_out + i0 * d->dv, d->dv, 0.0f, dp, ATT_BLOCK, 1);
         /* the tile becomes P~^T (kept for d v) and dp becomes dS^T (for d k) */
-        for (int64_t c = 0; c < bc; c++)
-            for (int64_t r = 0; r < br; r++) {
-                float keep = att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
-                float p = tile[c * ATT_BLOCK + r];
-                if (want_k)
-                    dp[c * ATT_BLOCK + r] = p * (dp[c * ATT_BLOCK + r] * keep - delta[i0 + r]);
-                tile[c * ATT_BLOCK + r] = p * keep;
+        for (int64_t c = 0; c < bc; c++) {
+            float *prow = tile + c * ATT_BLOCK, *dsrow = dp + c * ATT_BLOCK;
+            const float *dl = delta + i0;
+            if (mask->on) {
+                for (int64_t r = 0; r < br; r++) {
+                    float keep = att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
+                    if (want_k)
+                        dsrow[r] = prow[r] * (dsrow[r] * keep - dl[r]);
+                    prow[r] *= keep;
+                }
+            } else if (want_k) {
+#pragma omp simd
+                for (int64_t r = 0; r < br; r++)
+                    dsrow[r] = prow[r] * (dsrow[r] - dl[r]);
             }
+        }
         if (want_v)
             dg__sgemm(false, false, bc, d->dv, br, 1.0f, tile, ATT_BLOCK,
                       hd->grad_out + i0 * d->dv, d->dv, 1.0f, dst_v, width, 1);
