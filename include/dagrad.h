@@ -416,5 +416,6 @@ DG_API dg_status dg_plan_set_block_ready(dg_plan *p, dg_block_ready_fn fn, void 
 #include "dagrad_train.h"    /* the training loop helper */
 #include "dagrad_checkpoint.h" /* safetensors checkpoints: save, load, inspect */
 #include "dagrad_image.h"    /* convolution, pooling, image layers */
+#include "dagrad_seq.h"      /* sequence ops: embedding, selection, masks, attention */
 
 #endif /* DAGRAD_H */
