@@ -195,6 +195,48 @@ DG_API dg_status dg_dropout_feed_key(dg_plan *plan, uint64_t seed, int64_t step,
  * the graph has (which may exceed max). */
 DG_API int dg_graph_params(dg_graph *g, int max, dg_node **out);
 
+/* ---- Recurrent layers (src/nn/recurrent.c). See docs/sequence-models.md. -----------------
+ * PyTorch's equations, gate order and parameter layout (torch.nn.RNN/LSTM/GRU with
+ * batch_first=True), so weights interchange unchanged. Per layer l the parameters are
+ *     "<name>.weight_ih_l<l>" [G*H, F_l]   "<name>.weight_hh_l<l>" [G*H, H]
+ *     "<name>.bias_ih_l<l>"   [G*H]        "<name>.bias_hh_l<l>"   [G*H]
+ * with G = 1 (tanh RNN), 4 (LSTM gates i, f, g, o), 3 (GRU gates r, z, n), F_0 = the input's
+ * features and F_l = H above; the names are PyTorch's state_dict keys after "<name>.". With a
+ * non-NULL rng each is drawn from U(-1/sqrt(H), 1/sqrt(H)) in that order (PyTorch's init).
+ *   RNN:  h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)
+ *   LSTM: i, f, o = sigmoid(.), g = tanh(.) of the four blocks of x W_ih^T + b_ih + h W_hh^T + b_hh;
+ *         c' = f * c + i * g,  h' = o * tanh(c')
+ *   GRU:  r, z = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z}),
+ *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),  h' = (1 - z) * n + z * h
+ * The layer is unrolled over time in the graph: every step is ordinary op nodes.
+ * If parameters of those names already exist (an earlier call with the same name), they are
+ * reused: build a training graph over [B, T, F] and a one-step decode graph over [B, 1, F]
+ * sharing one set of weights. A node of such a name with another shape is an error. */
+typedef enum dg_cell_kind {
+    DG_CELL_RNN_TANH = 0,
+    DG_CELL_LSTM = 1,
+    DG_CELL_GRU = 2,
+} dg_cell_kind;
+
+/* n_layers stacked recurrent layers over x float32 [B, T, F]; returns the last layer's
+ * outputs [B, T, H] (every step's h). h0 (and c0, LSTM only: c0 must be NULL otherwise) are
+ * arrays of n_layers initial states [B, H], or NULL; a NULL array or entry is a zero state.
+ * h_n / c_n, when not NULL, receive each layer's final states [B, H] (c_n only for the LSTM):
+ * feed them back as h0 / c0 of the next batch for truncated back-propagation through time.
+ * The layer's nodes go into a name scope called `name`. NULL with the error on the graph for
+ * a bad argument (hidden <= 0, n_layers outside 1..64, x not 3-D, a state of the wrong shape). */
+DG_API dg_node *dg_recurrent(dg_graph *g, dg_cell_kind cell, dg_node *x, int64_t hidden,
+                             int n_layers, dg_node *const *h0, dg_node *const *c0,
+                             const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n);
+/* One layer of each kind (dg_recurrent with n_layers = 1); h0, c0 may be NULL (zeros);
+ * h_n, c_n may be NULL. */
+DG_API dg_node *dg_lstm(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, dg_node *c0,
+                        const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n);
+DG_API dg_node *dg_gru(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, const char *name,
+                       dg_rng *rng, dg_node **h_n);
+DG_API dg_node *dg_rnn(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, const char *name,
+                       dg_rng *rng, dg_node **h_n);
+
 #ifdef __cplusplus
 }
 #endif
