@@ -381,5 +381,6 @@ DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
 #include "dagrad_io.h"       /* IDX (MNIST) loader */
 #include "dagrad_train.h"    /* the training loop helper */
 #include "dagrad_checkpoint.h" /* safetensors checkpoints: save, load, inspect */
+#include "dagrad_seq.h"      /* sequence ops: embedding, selection, masks, attention */
 
 #endif /* DAGRAD_H */

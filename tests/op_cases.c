@@ -22,6 +22,7 @@
 #pragma weak dg_cases_loss
 #pragma weak dg_cases_nn
 #pragma weak dg_cases_composite
+#pragma weak dg_cases_seq
 
 const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_binary.dgfx", dg_cases_binary},
@@ -34,6 +35,7 @@ const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_loss.dgfx", dg_cases_loss},
     {"ops_nn.dgfx", dg_cases_nn},
     {"ops_composite.dgfx", dg_cases_composite},
+    {"ops_seq.dgfx", dg_cases_seq},
 };
 
 const int dg_op_case_family_count =

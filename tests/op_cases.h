@@ -42,6 +42,7 @@ extern const struct dg_op_case dg_cases_softmax[];
 extern const struct dg_op_case dg_cases_loss[];
 extern const struct dg_op_case dg_cases_nn[];
 extern const struct dg_op_case dg_cases_composite[];
+extern const struct dg_op_case dg_cases_seq[];
 
 /* All families, with the fixture file each one's cases live in. */
 struct dg_op_case_family {

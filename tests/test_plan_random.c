@@ -31,6 +31,7 @@ struct gen {
     int n_extras;
     dg_node *labels;          /* int32 [B] input, created on first use */
     dg_node *key;             /* dropout key, created on first use */
+    dg_node *tokens;          /* int32 [B] input with values in [0, 3), created on first use */
     int64_t batch;
 };
 
@@ -151,7 +152,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 17)) {
+    switch (below(s, 18)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -266,6 +267,11 @@ static void grow(struct gen *s)
             push(s, dg_softmax_cross_entropy(g, x, s->labels));
         }
         break;
+    case 16: /* an embedding lookup of the tokens input in a [3, F] table */
+        if (s->tokens == NULL)
+            s->tokens = dg_input_typed(g, "tokens", DG_I32, 1, (int64_t[]){s->batch});
+        push(s, dg_embedding(g, new_param(s, 2, (int64_t[]){3, 1 + below(s, 4)}), s->tokens));
+        break;
     default:
         if (s->key == NULL)
             s->key = dg_dropout_key(g);
@@ -291,6 +297,14 @@ static void feed_all(dg_plan *p, struct gen *s, dg_node *x, uint64_t seed)
             labels[i] = (int32_t)(dg_test_rng_next(&rng) % 4) - 1; /* -1 ignores the row */
         ck_assert_int_eq(dg_feed(p, s->labels, labels), DG_OK);
         free(labels);
+    }
+    if (s->tokens != NULL && dg_plan_numel(p, s->tokens) > 0) {
+        int64_t m = dg_plan_numel(p, s->tokens);
+        int32_t *tokens = malloc((size_t)m * sizeof *tokens);
+        for (int64_t i = 0; i < m; i++)
+            tokens[i] = (int32_t)(dg_test_rng_next(&rng) % 3);
+        ck_assert_int_eq(dg_feed(p, s->tokens, tokens), DG_OK);
+        free(tokens);
     }
     if (s->key != NULL && dg_plan_numel(p, s->key) > 0)
         ck_assert_int_eq(dg_dropout_feed_key(p, seed, 3, true), DG_OK);

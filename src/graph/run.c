@@ -66,10 +66,12 @@ dg_status dg_run(dg_plan *p)
             return DG_ERR_STATE;
         }
     }
+    struct dg_exec_fault fault = {0};
     struct dg_exec_ctx ctx = {
         .n_threads = p->n_threads > 0 ? p->n_threads : 1,
         .workspace = p->workspace_bytes > 0 ? p->workspace : NULL,
         .workspace_bytes = p->workspace_bytes,
+        .fault = &fault,
     };
     struct dg_tensor *in = p->step_inputs;
     for (int s = 0; s < p->n_steps; s++) {
@@ -93,6 +95,13 @@ dg_status dg_run(dg_plan *p)
         }
         struct dg_tensor out = {.data = out_data, .shape = v->shape};
         def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
+        if (fault.raised) {
+            /* Invalid input data (an index out of range): the kernel wrote defined values
+             * and reported; the rest of the plan does not run. */
+            dg_graph_set_error(g, DG_ERR_INVALID_ARG, "run: %s: %s",
+                               dg__node_str(n, (char[160]){0}, 160), fault.msg);
+            return DG_ERR_INVALID_ARG;
+        }
     }
     /* Gradient-block entries that could not be computed in place there. */
     for (int k = 0; k < p->n_block; k++)

@@ -76,3 +76,6 @@ DG_OP(l1_loss)
 DG_OP(huber_loss)
 /* regularisation: dropout.c */
 DG_OP(dropout)
+/* sequence ops: embedding.c */
+DG_OP(embedding)
+DG_OP(embedding_grad)

@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 from fixture_io import write_fixture  # noqa: E402
 
 # The families of tests/op_cases.h, in its order.
-FAMILIES = ["binary", "unary", "activation", "matmul", "reduce", "layout", "softmax", "loss", "nn", "composite"]
+FAMILIES = ["binary", "unary", "activation", "matmul", "reduce", "layout", "softmax", "loss", "nn", "composite", "seq"]
 FIXTURE_DIR = os.path.normpath(os.path.join(HERE, "..", "fixtures"))
 AWAY_MARGIN = 0.05
 
