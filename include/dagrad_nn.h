@@ -237,6 +237,52 @@ DG_API dg_node *dg_gru(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, con
 DG_API dg_node *dg_rnn(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, const char *name,
                        dg_rng *rng, dg_node **h_n);
 
+/* ---- Transformer pieces (src/nn/transformer.c). See docs/sequence-models.md. ---------------
+ * A pre-norm (GPT-2) block over x [B, T, C]:
+ *     h   = x + dropout(attn_proj(attention(ln1(x))))
+ *     out = h + dropout(mlp_proj(gelu(mlp_fc(ln2(h)))))
+ * attention: q, k, v from ln1(x) W_qkv + b_qkv ([C, 3C], split in that order), n_heads heads
+ * of C / n_heads, softmax(q k^T / sqrt(C / n_heads) + causal mask) with dropout, heads
+ * concatenated. Parameters "<name>.ln1.weight/bias", "<name>.attn.qkv.weight/bias",
+ * "<name>.attn.proj.weight/bias", "<name>.ln2.weight/bias", "<name>.mlp.fc.weight/bias",
+ * "<name>.mlp.proj.weight/bias"; dense weights are [in, out] (PyTorch's Linear.weight
+ * transposed). New parameters: weights N(0, 0.02) from rng (left 0 when rng is NULL),
+ * biases 0, layer-norm scales 1. Existing parameters of those names are reused (shape
+ * checked), so a decode graph shares the training graph's weights. */
+typedef struct dg_transformer_config {
+    int n_heads;        /* divides the width */
+    int64_t mlp_hidden; /* 0: 4 * width */
+    float dropout;      /* on attention weights, attention output and MLP output; in [0, 1) */
+    bool causal;        /* position i attends to positions <= i */
+    float ln_eps;       /* layer-norm epsilon (PyTorch's 1e-5) */
+} dg_transformer_config;
+#define DG_TRANSFORMER_DEFAULTS                                                               \
+    ((dg_transformer_config){.n_heads = 4, .causal = true, .ln_eps = 1e-5f})
+
+/* The block over x [B, T, C]; dropout_key from dg_dropout_key (NULL: no dropout). */
+DG_API dg_node *dg_transformer_block(dg_graph *g, dg_node *x, const dg_transformer_config *cfg,
+                                     dg_node *dropout_key, const char *name, dg_rng *rng);
+
+/* The same block for ONE new position x [B, 1, C] during generation, with a key/value cache:
+ * k_cache, v_cache [B, n_heads, S, C / n_heads] hold the keys and values of S earlier slots
+ * and cache_mask [1, 1, 1, S + 1] is added to the attention scores (0 for a filled slot,
+ * -1e9 for an empty one; the last entry, the new position itself, 0). *k_new, *v_new receive
+ * the new position's key and value [B, n_heads, 1, C / n_heads] for the caller to store in
+ * its cache. No dropout. The block's parameters must exist (build the training block first). */
+DG_API dg_node *dg_transformer_block_step(dg_graph *g, dg_node *x, dg_node *k_cache,
+                                          dg_node *v_cache, dg_node *cache_mask,
+                                          const dg_transformer_config *cfg, const char *name,
+                                          dg_node **k_new, dg_node **v_new);
+
+/* x [B, T, C] + rows 0 .. T-1 of a learned table "<name>.weight" [max_len, C] (N(0, 0.02)). */
+DG_API dg_node *dg_positional_embedding(dg_graph *g, dg_node *x, int64_t max_len,
+                                        const char *name, dg_rng *rng);
+
+/* Layer normalisation over the last axis with a learned scale "<name>.weight" (ones) and shift
+ * "<name>.bias" (zeros): (x - mean) / sqrt(var + eps) * weight + bias, var biased (as PyTorch).
+ * Composed from mean/sub/square/sqrt/div until a fused layer_norm op is on this branch. */
+DG_API dg_node *dg_layer_norm_layer(dg_graph *g, dg_node *x, float eps, const char *name);
+
 #ifdef __cplusplus
 }
 #endif
