@@ -79,7 +79,7 @@ static void parse(int argc, char **argv, struct options *o)
     bool gpt = !strcmp(o->model, "gpt");
     if ((!gpt && strcmp(o->model, "lstm")) || o->steps < 1 || o->batch < 1 || o->seq < 2 ||
         o->layers < 1 || o->layers > 4 || o->threads < 1 || o->eval_every < 1 ||
-        o->val_batches < 1 || o->temperature <= 0)
+        o->val_batches < 1 || o->temperature <= 0 || o->sample_len < 0)
         usage();
     if (o->lr < 0)
         o->lr = gpt ? 1e-3 : 2e-3;
@@ -454,7 +454,8 @@ int main(int argc, char **argv)
         fclose(csv);
     printf("val_loss %.4f\n", val);
     printf("train_tokens_per_s %.0f\n", (double)(o.batch * o.seq) * o.steps / train_seconds);
-    generate(&m, &o, &text);
+    if (o.sample_len > 0)
+        generate(&m, &o, &text);
     free(x);
     free(y);
     dg_plan_free(train);
