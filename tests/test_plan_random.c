@@ -152,7 +152,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 18)) {
+    switch (below(s, 20)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -271,6 +271,32 @@ static void grow(struct gen *s)
         if (s->tokens == NULL)
             s->tokens = dg_input_typed(g, "tokens", DG_I32, 1, (int64_t[]){s->batch});
         push(s, dg_embedding(g, new_param(s, 2, (int64_t[]){3, 1 + below(s, 4)}), s->tokens));
+        break;
+    case 17: { /* a comparison mask, a selection by it, an index along an axis */
+        dg_node *y = partner(s, x);
+        dg_node *(*compare[])(dg_graph *, dg_node *, dg_node *) = {
+            dg_equal, dg_not_equal, dg_greater, dg_greater_equal, dg_less, dg_less_equal};
+        dg_node *mask = compare[below(s, 6)](g, x, y);
+        if (below(s, 3) == 0)
+            push(s, mask);
+        push(s, dg_where(g, mask, x, below(s, 2) ? y : dg_scale(g, y, 0.5f)));
+        if (ndim >= 1 && below(s, 2)) {
+            dg_node *index = below(s, 2) ? dg_argmax(g, x, axis) : dg_argmin(g, x, axis);
+            push(s, dg_cast(g, index, DG_F32));
+        } else if (below(s, 2)) {
+            push(s, dg_cast(g, dg_cast(g, dg_scale(g, x, 3.0f), DG_I32), DG_F32));
+        }
+        break;
+    }
+    case 18: /* self-attention of x over its leading axis (T = batch), sometimes causal, with
+              * dropout on the weights */
+        if (ndim == 2) {
+            bool drop = below(s, 2);
+            if (drop && s->key == NULL)
+                s->key = dg_dropout_key(g);
+            push(s, dg_attention(g, x, dg_tanh(g, x), partner(s, x), drop ? s->key : NULL,
+                                 below(s, 2), drop ? 0.25f : 0.0f));
+        }
         break;
     default:
         if (s->key == NULL)
