@@ -11,7 +11,8 @@
  * with a one-step decode graph (carried LSTM state, or a key/value cache for the GPT) and
  * reports the sampling speed. Options: --data PATH (kjv.txt) --steps N --batch B --seq T
  * --lr LR --threads N --seed S --eval-every N --val-batches N --prompt STR --temperature X
- * --top-k K --sample-len N --csv PATH (step,seconds,train_loss,val_loss).
+ * --top-k K --sample-len N --csv PATH (step,seconds,train_loss,val_loss)
+ * --attention composed|fused (GPT: matmul/softmax attention, or the fused dg_attention op).
  */
 #include <dagrad.h>
 
@@ -22,7 +23,7 @@
 #include <time.h>
 
 struct options {
-    const char *model, *data, *prompt, *csv;
+    const char *model, *data, *prompt, *csv, *attention;
     int steps, layers, threads, eval_every, val_batches, top_k, sample_len;
     int64_t batch, seq, hidden, embed, width, heads, blocks;
     double lr, temperature, dropout;
@@ -41,7 +42,7 @@ static void usage(void)
     fprintf(stderr, "usage: charlm [--model lstm|gpt] [--data kjv.txt] [--steps N] [--batch B] "
                     "[--seq T] [--layers L] [--lr LR] [--threads N] [--seed S] [--eval-every N] "
                     "[--val-batches N] [--prompt STR] [--temperature X] [--top-k K] "
-                    "[--sample-len N] [--csv PATH]\n");
+                    "[--sample-len N] [--csv PATH] [--attention composed|fused]\n");
     exit(2);
 }
 
@@ -52,7 +53,7 @@ static void parse(int argc, char **argv, struct options *o)
                           .val_batches = 20, .top_k = 10, .sample_len = 300, .batch = 32,
                           .seq = 128, .hidden = 256, .embed = 64, .width = 128, .heads = 4,
                           .blocks = 4, .lr = -1, .temperature = 0.8, .dropout = 0.1,
-                          .seed = 1};
+                          .seed = 1, .attention = "composed"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -62,6 +63,7 @@ static void parse(int argc, char **argv, struct options *o)
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--csv")) o->csv = v;
+        else if (!strcmp(a, "--attention")) o->attention = v;
         else if (!strcmp(a, "--steps")) o->steps = atoi(v);
         else if (!strcmp(a, "--layers")) o->layers = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
@@ -79,7 +81,8 @@ static void parse(int argc, char **argv, struct options *o)
     bool gpt = !strcmp(o->model, "gpt");
     if ((!gpt && strcmp(o->model, "lstm")) || o->steps < 1 || o->batch < 1 || o->seq < 2 ||
         o->layers < 1 || o->layers > 4 || o->threads < 1 || o->eval_every < 1 ||
-        o->val_batches < 1 || o->temperature <= 0 || o->sample_len < 0)
+        o->val_batches < 1 || o->temperature <= 0 || o->sample_len < 0 ||
+        (strcmp(o->attention, "fused") && strcmp(o->attention, "composed")))
         usage();
     if (o->lr < 0)
         o->lr = gpt ? 1e-3 : 2e-3;
@@ -150,6 +153,7 @@ static void build_gpt(struct model *m, const struct options *o, int64_t vocab, d
     dg_transformer_config cfg = DG_TRANSFORMER_DEFAULTS;
     cfg.n_heads = (int)o->heads;
     cfg.dropout = (float)o->dropout;
+    cfg.fused_attention = !strcmp(o->attention, "fused");
     dg_node *key = dg_dropout_key(g);
     dg_node *tok = dg_param(g, "tok.weight", 2, (int64_t[]){vocab, C});
     dg_init_normal(tok, rng, 0.0f, 0.02f);

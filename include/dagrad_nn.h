@@ -255,6 +255,9 @@ typedef struct dg_transformer_config {
     float dropout;      /* on attention weights, attention output and MLP output; in [0, 1) */
     bool causal;        /* position i attends to positions <= i */
     float ln_eps;       /* layer-norm epsilon (PyTorch's 1e-5) */
+    bool fused_attention; /* dg_attention (online softmax, O(T) memory per head) instead of
+                             the composed matmul/mask/softmax/matmul (faster at short
+                             contexts); same maths, dropout on the attention weights in both */
 } dg_transformer_config;
 #define DG_TRANSFORMER_DEFAULTS                                                               \
     ((dg_transformer_config){.n_heads = 4, .causal = true, .ln_eps = 1e-5f})

@@ -32,7 +32,7 @@ static void load_params(dg_graph *g, const dg_fixture *fx)
     }
 }
 
-static void block_vs_torch(bool causal)
+static void block_vs_torch(bool causal, bool fused)
 {
     const char *tag = causal ? "causal" : "full";
     char key[160];
@@ -41,6 +41,7 @@ static void block_vs_torch(bool causal)
     dg_graph *g = dg_graph_new();
     dg_node *x = dg_input(g, "x", 3, (int64_t[]){B, T, C});
     dg_transformer_config cfg = config(causal);
+    cfg.fused_attention = fused;
     dg_node *xp = dg_positional_embedding(g, x, MAXLEN, "pos", NULL);
     dg_node *y = dg_transformer_block(g, xp, &cfg, NULL, "blk", NULL);
     ck_assert_msg(y != NULL, "%s", dg_graph_error(g));
@@ -75,9 +76,15 @@ static void block_vs_torch(bool causal)
     dg_fixture_free(fx);
 }
 
-START_TEST(test_block_torch_causal) { block_vs_torch(true); }
+START_TEST(test_block_torch_causal) { block_vs_torch(true, false); }
 END_TEST
-START_TEST(test_block_torch_full) { block_vs_torch(false); }
+START_TEST(test_block_torch_full) { block_vs_torch(false, false); }
+END_TEST
+START_TEST(test_block_torch_fused_attention)
+{
+    block_vs_torch(true, true);
+    block_vs_torch(false, true);
+}
 END_TEST
 
 /* Decoding one position at a time with the cache gives the full causal forward's rows. */
@@ -204,6 +211,7 @@ static Suite *transformer_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_block_torch_causal);
     tcase_add_test(tc, test_block_torch_full);
+    tcase_add_test(tc, test_block_torch_fused_attention);
     tcase_add_test(tc, test_block_step_matches_full);
     tcase_add_test(tc, test_block_gradcheck_and_dropout);
     tcase_add_test(tc, test_transformer_errors);

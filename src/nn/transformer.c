@@ -8,6 +8,9 @@
  *   attention: q, k, v = split(ln1(x) W_qkv + b_qkv), per head
  *              softmax(q k^T / sqrt(d) + mask) (dropout) v, heads concatenated
  *
+ * The attention is composed (matmul, scale, additive causal mask, softmax, matmul), or with
+ * cfg.fused_attention the fused dg_attention op (src/ops/attention.c); see
+ * docs/sequence-models.md for which is faster at which context length.
  * Layer norm is composed (mean, subtract, square, sqrt, divide) because this branch has no
  * layer_norm op; the images work (issue 11) adds one, and ln() below is the one place to switch.
  * Parameters are found by name when they exist (the decode graph shares the training graph's
@@ -201,6 +204,18 @@ dg_node *dg_transformer_block(dg_graph *g, dg_node *x, const dg_transformer_conf
     dg_node *q, *k, *v, *mask = NULL;
     qkv_heads(g, x, cfg, name, rng, &q, &k, &v);
     int64_t t = dg_node_dim(x, 1);
+    if (cfg->fused_attention) {
+        /* The fused op (online softmax, no T x T scores); dropout on the weights inside it. */
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "%s.attn.proj", name);
+        dg_node *att = dg_attention(g, q, k, v, dropout_key, cfg->causal,
+                                    dropout_key ? cfg->dropout : 0.0f);
+        dg_node *y = linear(g, merge_heads(g, att), dg_node_dim(x, 2), prefix, rng);
+        dg_node *h = dg_add(g, x, maybe_dropout(g, y, dropout_key, cfg->dropout));
+        dg_node *out = h ? mlp_half(g, h, cfg, dropout_key, name, rng) : NULL;
+        dg_scope_pop(g);
+        return dg_graph_status(g) == DG_OK ? out : NULL;
+    }
     if (cfg->causal && t > 1) {
         /* -1e9 above the diagonal: exp underflows to exactly 0, and no inf - inf NaN. */
         float *m = dg_graph_status(g) == DG_OK ? dg__calloc((size_t)(t * t), sizeof *m) : NULL;
