@@ -5,9 +5,10 @@
  * bytes (the composed version holds B·H·T² scores and their gradients; the fused one holds
  * none).
  *
- *   bench_attention [threads] [max_T]      (defaults: 1 thread, T up to 512)
+ *   bench_attention [threads] [max_T] [heads] [min_T]
+ *       (defaults: 1 thread, T from 16 up to 512, 8 heads)
  *
- * Shape per step: B·H = 8 heads (batch 2 × 4 heads), Dh = 32, T = S.
+ * Shape per step: [heads/4, 4, T, 32] (B·H = heads, Dh = 32), T = S.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include "bench_util.h"
 #include "dagrad.h"
 
-#define HEADS 8
+static int64_t heads = 8;
 #define DH 32
 
 struct setup {
@@ -27,13 +28,13 @@ struct setup {
 
 static struct setup build(int64_t t, bool fused, int threads)
 {
-    const int64_t shape[4] = {2, HEADS / 2, t, DH};
+    const int64_t shape[4] = {heads / 4, 4, t, DH};
     dg_graph *g = dg_graph_new();
     dg_graph_set_threads(g, threads);
     dg_node *q = dg_param(g, "q", 4, shape), *k = dg_param(g, "k", 4, shape);
     dg_node *v = dg_param(g, "v", 4, shape);
     dg_node *params[3] = {q, k, v};
-    int64_t n = 2 * (HEADS / 2) * t * DH;
+    int64_t n = heads * t * DH;
     unsigned seed = 1;
     for (int i = 0; i < 3; i++) {
         float *d = dg_param_data(params[i]);
@@ -80,8 +81,13 @@ int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int64_t max_t = argc > 2 ? atoll(argv[2]) : 512;
-    printf("# attention fwd+bwd, causal, B*H=%d, Dh=%d, %d thread(s)\n", HEADS, DH, threads);
-    for (int64_t t = 16; t <= max_t; t *= 2) {
+    heads = argc > 3 ? atoll(argv[3]) / 4 * 4 : 8;
+    int64_t min_t = argc > 4 ? atoll(argv[4]) : 16;
+    if (heads < 4)
+        heads = 4;
+    printf("# attention fwd+bwd, causal, B*H=%lld, Dh=%d, %d thread(s)\n", (long long)heads, DH,
+           threads);
+    for (int64_t t = min_t; t <= max_t; t *= 2) {
         int reps = t <= 128 ? 9 : t <= 512 ? 5 : 3;
         struct setup fused = build(t, true, threads), composed = build(t, false, threads);
         double tf = time_step(fused.plan, reps), tc = time_step(composed.plan, reps);

@@ -345,6 +345,36 @@ START_TEST(attention_dropout_gradcheck)
 }
 END_TEST
 
+/* The op follows a batch change: the same per-head values for the first batch entries, and
+ * the gradients' shapes follow. */
+START_TEST(attention_follows_set_batch)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 4, (int64_t[]){2, 2, 5, 4});
+    dg_node *out = dg_attention(g, x, dg_tanh(g, x), x, NULL, true, 0.0f), *grad;
+    dg_node *loss = dg_sum(g, dg_square(g, out), 0, NULL, false);
+    ck_assert_int_eq(dg_grad(g, loss, 1, &x, &grad), DG_OK);
+    dg_plan *p = dg_compile(g, 2, (dg_node *[]){out, grad});
+    float data[3 * 2 * 5 * 4];
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 1);
+    dg_test_fill_uniform(&rng, data, 120, -1, 1);
+    ck_assert_int_eq(dg_feed(p, x, data), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    float first[80], first_grad[80];
+    memcpy(first, dg_data(p, out), sizeof first);
+    memcpy(first_grad, dg_data(p, grad), sizeof first_grad);
+    ck_assert_int_eq(dg_plan_set_batch(p, 3), DG_OK);
+    ck_assert_int_eq(dg_plan_numel(p, grad), 120);
+    ck_assert_int_eq(dg_feed(p, x, data), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert(memcmp(first, dg_data(p, out), sizeof first) == 0);
+    ck_assert(memcmp(first_grad, dg_data(p, grad), sizeof first_grad) == 0);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 START_TEST(attention_errors)
 {
     dg_graph *g = dg_graph_new();
@@ -389,6 +419,7 @@ int main(void)
     tcase_add_test(att, attention_equals_composed);
     tcase_add_test(att, attention_dropout_threads_and_modes);
     tcase_add_test(att, attention_dropout_gradcheck);
+    tcase_add_test(att, attention_follows_set_batch);
     tcase_add_test(att, attention_errors);
     suite_add_tcase(suite, att);
     return dg_test_run(suite);

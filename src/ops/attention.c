@@ -292,7 +292,6 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
             }
             float tmax = -INFINITY;
             int64_t seen = lim < bc ? lim : bc;
-#pragma omp simd reduction(max : tmax)
             for (int64_t c = 0; c < seen; c++)
                 tmax = row[c] > tmax ? row[c] : tmax;
             if (tmax > m[r]) { /* the running max grows: rescale what was summed so far */
