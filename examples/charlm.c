@@ -12,7 +12,8 @@
  * reports the sampling speed. Options: --data PATH (kjv.txt) --steps N --batch B --seq T
  * --lr LR --threads N --seed S --eval-every N --val-batches N --prompt STR --temperature X
  * --top-k K --sample-len N --csv PATH (step,seconds,train_loss,val_loss)
- * --attention composed|fused (GPT: matmul/softmax attention, or the fused dg_attention op).
+ * --attention composed|fused (GPT: matmul/softmax attention, or the fused dg_attention op)
+ * --plot PATH (the curves as SVG through dg_plot_history, one point per evaluation).
  */
 #include <dagrad.h>
 
@@ -23,7 +24,7 @@
 #include <time.h>
 
 struct options {
-    const char *model, *data, *prompt, *csv, *attention;
+    const char *model, *data, *prompt, *csv, *attention, *plot;
     int steps, layers, threads, eval_every, val_batches, top_k, sample_len;
     int64_t batch, seq, hidden, embed, width, heads, blocks;
     double lr, temperature, dropout;
@@ -42,7 +43,7 @@ static void usage(void)
     fprintf(stderr, "usage: charlm [--model lstm|gpt] [--data kjv.txt] [--steps N] [--batch B] "
                     "[--seq T] [--layers L] [--lr LR] [--threads N] [--seed S] [--eval-every N] "
                     "[--val-batches N] [--prompt STR] [--temperature X] [--top-k K] "
-                    "[--sample-len N] [--csv PATH] [--attention composed|fused]\n");
+                    "[--sample-len N] [--csv PATH] [--plot PATH] [--attention composed|fused]\n");
     exit(2);
 }
 
@@ -64,6 +65,7 @@ static void parse(int argc, char **argv, struct options *o)
         else if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--csv")) o->csv = v;
         else if (!strcmp(a, "--attention")) o->attention = v;
+        else if (!strcmp(a, "--plot")) o->plot = v;
         else if (!strcmp(a, "--steps")) o->steps = atoi(v);
         else if (!strcmp(a, "--layers")) o->layers = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
@@ -427,6 +429,8 @@ int main(int argc, char **argv)
     double train_seconds = 0, recent = 0, val = NAN;
     int recent_n = 0;
     double wall_start = now();
+    int n_evals = 0;
+    dg_epoch_stats *history = calloc((size_t)(o.steps / o.eval_every + 2), sizeof *history);
     for (int step = 1; step <= o.steps; step++) {
         double t0 = now();
         dg_text_windows(&text, 0, split, o.batch, o.seq, &data_rng, x, y);
@@ -450,12 +454,19 @@ int main(int argc, char **argv)
             if (csv)
                 fprintf(csv, "%d,%.3f,%.5f,%.5f\n", step, now() - wall_start,
                         recent / recent_n, val);
+            history[n_evals++] = (dg_epoch_stats){.epoch = step, .loss = recent / recent_n,
+                                                  .val_loss = val, .accuracy = NAN,
+                                                  .metric = NAN, .val_accuracy = NAN,
+                                                  .val_metric = NAN, .lr = dg_optim_lr(opt)};
             recent = 0;
             recent_n = 0;
         }
     }
     if (csv)
         fclose(csv);
+    if (o.plot && dg_plot_history(history, n_evals, NULL, o.plot) != DG_OK)
+        fprintf(stderr, "charlm: cannot write %s\n", o.plot);
+    free(history);
     printf("val_loss %.4f\n", val);
     printf("train_tokens_per_s %.0f\n", (double)(o.batch * o.seq) * o.steps / train_seconds);
     if (o.sample_len > 0)
