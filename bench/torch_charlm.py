@@ -39,9 +39,18 @@ import torch.nn.functional as F  # noqa: E402
 
 
 def set_threads(n):
+    """Sets torch's and OpenBLAS's threads; says which BLAS torch really uses (on a machine
+    without Debian's OpenBLAS, python3-torch runs on the netlib reference BLAS, ~10x slower:
+    such a run is no baseline)."""
     torch.set_num_threads(n)
+    torch.ones(2, 2) @ torch.ones(2, 2)  # the BLAS library is mapped on first use
     with open("/proc/self/maps") as maps:
-        paths = {l.split()[-1] for l in maps if "openblas" in l}
+        blas = {l.split()[-1] for l in maps if "blas" in l.lower() and "/" in l}
+    print("# blas: %s" % (" ".join(sorted(blas)) or "none found"))
+    if not any("openblas" in b for b in blas):
+        print("torch_charlm: WARNING: torch is not using OpenBLAS (apt-get install "
+              "libopenblas0-pthread); its tokens/s are not a fair baseline", file=sys.stderr)
+    paths = {b for b in blas if "openblas" in b}
     for path in sorted(paths):
         try:
             ctypes.CDLL(path).openblas_set_num_threads(n)
