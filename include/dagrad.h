@@ -127,7 +127,9 @@ DG_API dg_node *dg_graph_node(const dg_graph *g, int index);
 DG_API dg_node *dg_graph_find(dg_graph *g, const char *name);
 
 /* Thread count used by plans compiled from this graph afterwards. 0 means the default: the
- * DG_NUM_THREADS environment variable when set, else every core. */
+ * DG_NUM_THREADS environment variable when set, else an adaptive count of at most every core
+ * (see dg_plan_set_threads). dg_graph_threads gives the setting resolved to a number (the
+ * number of cores for the adaptive default). */
 DG_API dg_status dg_graph_set_threads(dg_graph *g, int n_threads);
 DG_API int dg_graph_threads(const dg_graph *g);
 
@@ -272,6 +274,11 @@ DG_API dg_node *dg_max(dg_graph *g, dg_node *x, int n_axes, const int *axes, boo
 /* Same data, new shape. One entry may be -1 (inferred), so a reshape can follow a changing
  * batch size. */
 DG_API dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape);
+/* Views through reshape (no copy, see dg_reshape): squeeze removes axis `axis` of size 1,
+ * unsqueeze inserts an axis of size 1 before position `axis` (0..ndim; negative counts from
+ * the end, -1 appends). Axis 0 keeps following the batch where x's axis 0 did. */
+DG_API dg_node *dg_squeeze(dg_graph *g, dg_node *x, int axis);
+DG_API dg_node *dg_unsqueeze(dg_graph *g, dg_node *x, int axis);
 /* Output axis i is input axis perm[i]. */
 DG_API dg_node *dg_permute(dg_graph *g, dg_node *x, int ndim, const int *perm);
 /* Swaps the last two axes. */
@@ -341,8 +348,25 @@ DG_API int dg_plan_ndim(const dg_plan *p, const dg_node *node);
 DG_API int64_t dg_plan_dim(const dg_plan *p, const dg_node *node, int axis);
 DG_API int64_t dg_plan_numel(const dg_plan *p, const dg_node *node);
 
+/* Threads of the plan's runs. n_threads > 0 (like dg_graph_set_threads with n > 0, and the
+ * DG_NUM_THREADS environment variable) fixes the count: every run uses exactly that many
+ * (kernels too small to split use fewer). 0 restores the default, which is adaptive unless
+ * DG_NUM_THREADS is set: runs start with every core, and every so often (after 8 runs at
+ * first, then at most every 1024, and as soon as a run's time changes by 1.5x for several
+ * runs) a few runs are timed at half or twice the count in use; the faster count stays. So a
+ * plan keeps both cores on an idle machine and drops to one when another busy process shares
+ * the cores, where a team of two waits at every barrier for its descheduled thread and runs
+ * several times slower than one thread. Results are bitwise identical at every count, so the
+ * switch never changes values. Costs: a clock read per run (per step while probing) and, on
+ * average, well under 1 % of run time spent probing a worse count.
+ * dg_plan_threads: the fixed count, or the largest count the adaptive policy tries.
+ * dg_plan_threads_used: the count runs use now (equal to dg_plan_threads when fixed; what the
+ * adaptive policy has settled on, otherwise; dg_optim_step follows it by default).
+ * dg_plan_threads_adaptive: whether the plan's count is adaptive. */
 DG_API dg_status dg_plan_set_threads(dg_plan *p, int n_threads);
 DG_API int dg_plan_threads(const dg_plan *p);
+DG_API int dg_plan_threads_used(const dg_plan *p);
+DG_API bool dg_plan_threads_adaptive(const dg_plan *p);
 DG_API dg_graph *dg_plan_graph(const dg_plan *p);
 
 /* Planning statistics: how many nodes run, and bytes of the arena versus the bytes the same

@@ -163,9 +163,11 @@ DG_API int64_t dg_optim_step_count(const dg_optim *opt);
 DG_API dg_status dg_optim_set_step_count(dg_optim *opt, int64_t steps);
 
 /* Threads of the update pass; 0 (the default) means the DG_NUM_THREADS environment variable
- * when set, else OpenMP's default. Below 32768 parameter elements in all, a step runs on one
- * thread whatever this says; more than 1024 threads is DG_ERR_INVALID_ARG (the graph's cap).
- * Results are bitwise identical for a given count;
+ * when set, else, in dg_optim_step, the count the plan's runs use now (dg_plan_threads_used:
+ * it follows the plan's adaptive count) and, in dg_optim_step_raw, OpenMP's default. Below
+ * 32768 parameter elements in all, a step runs on one thread whatever this says; more than
+ * 1024 threads is DG_ERR_INVALID_ARG (the graph's cap). Results are bitwise identical for a
+ * given count;
  * the gradient norm does not depend on the count at all. */
 DG_API dg_status dg_optim_set_threads(dg_optim *opt, int n_threads);
 DG_API int dg_optim_threads(const dg_optim *opt);

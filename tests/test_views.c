@@ -142,6 +142,63 @@ START_TEST(views_take_no_arena_memory)
 }
 END_TEST
 
+/* squeeze and unsqueeze are views (no kernel, no arena bytes), give the right shapes and
+ * values, pass gradients back, follow a batch change, and refuse bad axes. */
+START_TEST(squeeze_and_unsqueeze_are_views)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 3, (int64_t[]){4, 1, 3});
+    dg_node *w = dg_param(g, "w", 1, (int64_t[]){3});
+    dg_node *a = dg_mul(g, x, w);
+    dg_node *s = dg_squeeze(g, a, 1);             /* [4,3] */
+    dg_node *u = dg_unsqueeze(g, s, -1);          /* [4,3,1] */
+    dg_node *u0 = dg_unsqueeze(g, s, 0);          /* [1,4,3] */
+    ck_assert_int_eq(dg_node_ndim(s), 2);
+    ck_assert_int_eq(dg_node_dim(u, 2), 1);
+    ck_assert_int_eq(dg_node_dim(u0, 0), 1);
+    ck_assert_int_eq(dg_node_dim(u0, 1), 4);
+    dg_node *loss = dg_add(g, dg_sum(g, dg_square(g, u), 0, NULL, false),
+                           dg_sum(g, u0, 0, NULL, false));
+    dg_node *grad;
+    ck_assert_int_eq(dg_grad(g, loss, 1, &w, &grad), DG_OK);
+    dg_plan *p = dg_compile(g, 3, (dg_node *[]){loss, grad, u});
+    ck_assert_ptr_nonnull(p);
+    ck_assert(aliased(p, s) && aliased(p, u));
+    float in[12], *wd = dg_param_data(w);
+    for (int i = 0; i < 12; i++)
+        in[i] = 0.25f * (float)(i - 5);
+    for (int j = 0; j < 3; j++)
+        wd[j] = 1.0f + 0.1f * (float)j;
+    ck_assert_int_eq(dg_feed(p, x, in), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    double expect = 0, dw[3] = {0, 0, 0};
+    for (int i = 0; i < 12; i++) {
+        float v = in[i] * wd[i % 3];
+        expect += (double)v * v + v;
+        dw[i % 3] += (2.0 * v + 1.0) * in[i]; /* d/dw of v^2 + v = (2 v + 1) x */
+        ck_assert_float_eq_tol(dg_data(p, u)[i], v, 1e-6f);
+    }
+    for (int j = 0; j < 3; j++)
+        ck_assert_float_eq_tol(dg_data(p, grad)[j], (float)dw[j], 1e-5f);
+    ck_assert_float_eq_tol(dg_data(p, loss)[0], (float)expect, 1e-4f);
+    /* The batch axis follows dg_plan_set_batch through the views. */
+    ck_assert_int_eq(dg_plan_set_batch(p, 2), DG_OK);
+    ck_assert_int_eq(dg_feed(p, x, in), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq_tol(dg_data(p, u)[i], in[i] * wd[i % 3], 1e-6f);
+    dg_plan_free(p);
+    /* Errors: a size-3 axis, an axis out of range. */
+    ck_assert_ptr_null(dg_squeeze(g, a, 2));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "squeeze: axis 2 of [4,1,3] has size 3"));
+    dg_graph_clear_error(g);
+    ck_assert_ptr_null(dg_unsqueeze(g, a, 5));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* Views follow a batch change: a reshape with -1 over the batch. */
 START_TEST(views_after_set_batch)
 {
@@ -406,6 +463,7 @@ int main(void)
     tcase_add_test(tc, view_of_output_is_not_overwritten);
     tcase_add_test(tc, views_take_no_arena_memory);
     tcase_add_test(tc, views_after_set_batch);
+    tcase_add_test(tc, squeeze_and_unsqueeze_are_views);
     tcase_add_test(tc, grad_block_holds_the_gradients);
     tcase_add_test(tc, grad_block_copies_and_errors);
     tcase_add_test(tc, grad_block_materialises_a_view);

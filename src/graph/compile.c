@@ -96,7 +96,7 @@ dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, boo
         return fail_plan(NULL, g, DG_ERR_NOMEM, "plan");
     p->graph = g;
     p->n_values = g->n_nodes;
-    p->n_threads = dg_graph_threads(g);
+    dg__plan_threads_init(p, g->n_threads);
     p->share_memory = share_memory;
     p->values = dg__calloc((size_t)p->n_values, sizeof *p->values);
     bool *needed = dg__calloc((size_t)p->n_values, sizeof *needed);
@@ -354,20 +354,6 @@ int64_t dg_plan_numel(const dg_plan *p, const dg_node *node)
     return dg__numel(&p->values[node->index].shape);
 }
 
-dg_status dg_plan_set_threads(dg_plan *p, int n_threads)
-{
-    if (p == NULL)
-        return DG_ERR_INVALID_ARG;
-    if (n_threads < 0 || n_threads > 1024) {
-        dg_graph_set_error(p->graph, DG_ERR_INVALID_ARG, "plan_set_threads: %d threads is out of "
-                           "range 0..1024", n_threads);
-        return DG_ERR_INVALID_ARG;
-    }
-    p->n_threads = n_threads > 0 ? n_threads : dg__default_threads();
-    return DG_OK;
-}
-
-int dg_plan_threads(const dg_plan *p) { return p ? p->n_threads : 0; }
 dg_graph *dg_plan_graph(const dg_plan *p) { return p ? p->graph : NULL; }
 int dg_plan_node_count(const dg_plan *p) { return p ? p->n_steps : 0; }
 size_t dg_plan_arena_bytes(const dg_plan *p) { return p ? p->arena_bytes : 0; }

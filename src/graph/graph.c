@@ -2,6 +2,7 @@
 #include "graph_internal.h"
 #include "op.h" /* the node builders and accessors implemented here */
 #include "alloc.h"
+#include "threads.h"
 
 #include <omp.h>
 #include <stdarg.h>
@@ -192,13 +193,9 @@ dg_node *dg_graph_find(dg_graph *g, const char *name)
 
 int dg__default_threads(void)
 {
-    const char *env = getenv("DG_NUM_THREADS");
-    if (env != NULL) {
-        char *end;
-        long n = strtol(env, &end, 10);
-        if (end != env && *end == '\0' && n >= 1 && n <= 1024)
-            return (int)n;
-    }
+    int env = dg__env_threads();
+    if (env > 0)
+        return env;
     int procs = omp_get_num_procs();
     return procs >= 1 ? procs : 1;
 }

@@ -7,6 +7,7 @@
 #define DG_PLAN_INTERNAL_H
 
 #include "graph_internal.h"
+#include "threads.h"
 
 /* Where one value of the plan lives. */
 enum dg_value_home {
@@ -57,7 +58,7 @@ struct dg_plan {
     int *input_nodes;             /* the plan's inputs (DG_HOME_INPUT), node indices */
     int n_outputs;
     int *outputs;                 /* node indices */
-    int n_threads;
+    struct dg__thread_policy threads; /* threads.c: fixed or adaptive count per run */
     bool share_memory;            /* false: every value its own slot (the unplanned reference) */
     bool runnable;                /* false after a failed re-inference or re-plan (bad shape,
                                      out of memory): feed and run refuse until a shape change
@@ -100,6 +101,9 @@ dg_status dg__plan_infer_shapes(dg_plan *p);
 
 /* The storage of a value in the plan, or NULL when it has none. */
 void *dg__plan_value_data(const dg_plan *p, int node_index);
+
+/* Sets the plan's thread policy from a thread setting (0: the default, see threads.h). */
+void dg__plan_threads_init(dg_plan *p, int setting);
 
 /* Checks that node belongs to the plan; sets the graph's error (naming `what`) if not. */
 dg_status dg__plan_check(dg_plan *p, const dg_node *node, const char *what);

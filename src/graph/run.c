@@ -67,12 +67,18 @@ dg_status dg_run(dg_plan *p)
         }
     }
     struct dg_exec_fault fault = {0};
+    /* The thread policy (threads.c) picks the count of this run; an adaptive one is told how
+     * long the run took, and during a probe how long it has taken so far after each step. */
+    struct dg__thread_policy *policy = &p->threads;
+    const bool timed = dg__thread_policy_timed(policy);
+    const double start = timed ? dg__seconds() : 0.0;
     struct dg_exec_ctx ctx = {
-        .n_threads = p->n_threads > 0 ? p->n_threads : 1,
+        .n_threads = dg__thread_policy_begin(policy),
         .workspace = p->workspace_bytes > 0 ? p->workspace : NULL,
         .workspace_bytes = p->workspace_bytes,
         .fault = &fault,
     };
+    const bool probing = dg__thread_policy_probing(policy);
     struct dg_tensor *in = p->step_inputs;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
@@ -97,17 +103,22 @@ dg_status dg_run(dg_plan *p)
         def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
         if (fault.raised) {
             /* Invalid input data (an index out of range): the kernel wrote defined values
-             * and reported; the rest of the plan does not run. */
+             * and reported; the rest of the plan does not run (and the partial run is not
+             * timed for the thread policy). */
             dg_graph_set_error(g, DG_ERR_INVALID_ARG, "run: %s: %s",
                                dg__node_str(n, (char[160]){0}, 160), fault.msg);
             return DG_ERR_INVALID_ARG;
         }
+        if (probing)
+            ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
     }
     /* Gradient-block entries that could not be computed in place there. */
     for (int k = 0; k < p->n_block; k++)
         if (p->block_copy[k])
             memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
                    (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
+    if (timed)
+        dg__thread_policy_end(policy, dg__seconds() - start);
     return DG_OK;
 }
 

@@ -1,7 +1,8 @@
 /*
  * The plan's workspace: one block of scratch memory for every kernel that asks for some (an
  * op's workspace_bytes rule), sized to the largest request over the plan's steps at the
- * current shapes, so that dg_run never allocates. Like the arena it only grows: a plan that
+ * current shapes and the most threads the plan's policy may use (threads.c), so that dg_run
+ * never allocates. Like the arena it only grows: a plan that
  * shrinks its batch keeps the larger block.
  */
 #include "plan_internal.h"
@@ -24,7 +25,7 @@ dg_status dg__plan_workspace(dg_plan *p)
             p->step_shapes[i] = p->values[n->inputs[i]->index].shape;
         size_t bytes = n->def->workspace_bytes(n->def, n->attrs, n->n_inputs, p->step_shapes,
                                                &p->values[n->index].shape,
-                                               p->n_threads > 0 ? p->n_threads : 1);
+                                               p->threads.max > 0 ? p->threads.max : 1);
         if (bytes > need) {
             need = bytes;
             largest = n->index;

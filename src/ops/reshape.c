@@ -130,6 +130,48 @@ dg_node *dg_reshape(dg_graph *g, dg_node *x, int ndim, const int64_t *shape)
     return dg__make_node(g, DG_OP_reshape, 1, &x, &attrs);
 }
 
+/* squeeze / unsqueeze: reshapes (so views) whose new shape keeps -1 where x's first axis
+ * lands, so that they follow a batch change like the rest of the graph. */
+dg_node *dg_squeeze(dg_graph *g, dg_node *x, int axis)
+{
+    if (g == NULL || x == NULL || dg_graph_status(g) != DG_OK)
+        return dg_reshape(g, x, 0, NULL);
+    int ndim = dg_node_ndim(x), a;
+    if (!dg__normalize_axis(axis, ndim, &a))
+        return dg__fail(g, DG_ERR_INVALID_ARG, "squeeze: axis %d is out of range for %d "
+                        "dimensions", axis, ndim);
+    if (dg_node_dim(x, a) != 1)
+        return dg__fail(g, DG_ERR_SHAPE, "squeeze: axis %d of %s has size %lld, not 1", axis,
+                        dg__shape_str(dg__node_shape(x), (char[96]){0}, 96),
+                        (long long)dg_node_dim(x, a));
+    int64_t shape[DG_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < ndim; i++)
+        if (i != a)
+            shape[k++] = i == 0 ? -1 : dg_node_dim(x, i);
+    return dg_reshape(g, x, k, shape);
+}
+
+dg_node *dg_unsqueeze(dg_graph *g, dg_node *x, int axis)
+{
+    if (g == NULL || x == NULL || dg_graph_status(g) != DG_OK)
+        return dg_reshape(g, x, 0, NULL);
+    int ndim = dg_node_ndim(x);
+    int a = axis < 0 ? axis + ndim + 1 : axis;
+    if (a < 0 || a > ndim || ndim >= DG_MAX_DIMS)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "unsqueeze: axis %d is out of range for %d "
+                        "dimensions (at most %d after it)", axis, ndim, DG_MAX_DIMS);
+    int64_t shape[DG_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i <= ndim; i++) {
+        if (i == a)
+            shape[k++] = 1;
+        if (i < ndim)
+            shape[k++] = i == 0 ? -1 : dg_node_dim(x, i);
+    }
+    return dg_reshape(g, x, k, shape);
+}
+
 /* ---- reshape_as(x, like): internal, the backward of reshape ------------------------------ */
 
 static dg_status reshape_as_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,

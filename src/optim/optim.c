@@ -105,18 +105,31 @@ static bool config_invalid(dg_optim_kind kind, const void *cfg, char *why, size_
 #undef BAD
 }
 
-static int resolve_threads(int setting)
+/* DG_NUM_THREADS when it holds a usable count, else 0. */
+static int env_threads(void)
 {
-    if (setting > 0)
-        return setting;
     const char *env = getenv("DG_NUM_THREADS");
     if (env != NULL) {
         long n = strtol(env, NULL, 10);
         if (n > 0 && n < 4096)
             return (int)n;
     }
+    return 0;
+}
+
+static int resolve_threads(int setting)
+{
+    if (setting > 0)
+        return setting;
+    if (env_threads() > 0)
+        return env_threads();
     int n = omp_get_max_threads();
     return n > 0 ? n : 1;
+}
+
+bool dg__optim_threads_default(const dg_optim *opt)
+{
+    return opt->n_threads_setting == 0 && env_threads() == 0;
 }
 
 static float *alloc_floats(int64_t count)
@@ -649,10 +662,10 @@ static void fill_scalars(const dg_optim *opt, double lr, struct dg__step_scalars
     }
 }
 
-dg_status dg__optim_apply(dg_optim *opt, const float *const *grads)
+dg_status dg__optim_apply(dg_optim *opt, const float *const *grads, int n_threads)
 {
     const int64_t total = opt->offset[opt->n_params];
-    const int threads = total < DG_OPTIM_SERIAL_ELEMENTS ? 1 : opt->n_threads;
+    const int threads = total < DG_OPTIM_SERIAL_ELEMENTS || n_threads < 1 ? 1 : n_threads;
     struct dg__step_scalars s;
     memset(&s, 0, sizeof s);
     s.clip_value = isinf(opt->clip_value) ? INFINITY : (float)opt->clip_value;
@@ -690,5 +703,5 @@ dg_status dg_optim_step_raw(dg_optim *opt, const float *const *grads)
     for (int i = 0; i < opt->n_params; i++)
         if (grads[i] == NULL && opt->offset[i + 1] > opt->offset[i])
             return dg__optim_fail(opt, DG_ERR_INVALID_ARG, "step: grads[%d] is NULL", i);
-    return dg__optim_apply(opt, grads);
+    return dg__optim_apply(opt, grads, opt->n_threads);
 }

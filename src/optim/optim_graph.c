@@ -170,5 +170,10 @@ dg_status dg_optim_step(dg_optim *opt, dg_plan *plan)
     }
     for (int i = 0; i < opt->n_params; i++)
         opt->param_data[i] = dg_param_data(opt->param_nodes[i]);
-    return dg__optim_apply(opt, opt->grad_ptrs);
+    /* By default the update runs on the threads the plan's runs use now, so that it follows
+     * the plan's adaptive count (dg_plan_set_threads) instead of keeping a team of every core
+     * on a machine where that team is slow. */
+    const int threads = dg__optim_threads_default(opt) ? dg_plan_threads_used(plan)
+                                                       : opt->n_threads;
+    return dg__optim_apply(opt, opt->grad_ptrs, threads);
 }

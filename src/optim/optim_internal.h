@@ -151,8 +151,12 @@ dg_status dg__optim_bind(dg_optim *opt, int n_params, float *const *param_data,
 dg_optim *dg__optim_create(dg_optim_kind kind, const void *cfg, int n_params,
                            float *const *param_data, const int64_t *numel);
 
-/* The update of every parameter with the gradients grads[i] (already checked); the core of
- * dg_optim_step and dg_optim_step_raw. */
-dg_status dg__optim_apply(dg_optim *opt, const float *const *grads);
+/* The update of every parameter with the gradients grads[i] (already checked) on `threads`
+ * threads (fewer for small models); the core of dg_optim_step and dg_optim_step_raw. */
+dg_status dg__optim_apply(dg_optim *opt, const float *const *grads, int threads);
+
+/* Whether the optimizer's thread count is the default (no dg_optim_set_threads count and no
+ * DG_NUM_THREADS), which dg_optim_step replaces by the plan's count in use. */
+bool dg__optim_threads_default(const dg_optim *opt);
 
 #endif
