@@ -128,6 +128,47 @@ END_TEST
 START_TEST(test_rnn_torch) { run_case("rnn2", DG_CELL_RNN_TANH, 2, true); run_case("rnn1z", DG_CELL_RNN_TANH, 1, false); }
 END_TEST
 
+
+/* PyTorch's own nn.LSTM state_dict (keys "weight_ih_l0", ...) loads by name into the layer
+ * called "rnn" (add_prefix "rnn."), untransposed, and gives PyTorch's outputs. */
+START_TEST(test_lstm_loads_torch_state_dict)
+{
+    dg_fixture *fx = dg_fixture_load("recurrent.dgfx");
+    ck_assert_ptr_nonnull(fx);
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 3, (int64_t[]){B, T, F});
+    dg_node *h0[2], *c0[2];
+    for (int l = 0; l < 2; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "h0_%d", l);
+        h0[l] = dg_input(g, name, 2, (int64_t[]){B, H});
+        snprintf(name, sizeof name, "c0_%d", l);
+        c0[l] = dg_input(g, name, 2, (int64_t[]){B, H});
+    }
+    dg_node *y = dg_recurrent(g, DG_CELL_LSTM, x, H, 2, h0, c0, "rnn", NULL, NULL, NULL);
+    char path[512];
+    dg_load_options lo = DG_LOAD_DEFAULTS;
+    lo.add_prefix = "rnn.";
+    ck_assert_msg(dg_load_checkpoint(g, dg_test_fixture_path("torch_lstm2_state_dict.safetensors",
+                                                             path, sizeof path), &lo) == DG_OK,
+                  "%s", dg_graph_error(g));
+    dg_plan *plan = dg_compile(g, 1, &y);
+    dg_feed(plan, x, dg_fixture_need(fx, "lstm2.x")->data);
+    for (int l = 0; l < 2; l++) {
+        char key[32];
+        snprintf(key, sizeof key, "lstm2.h0_%d", l);
+        dg_feed(plan, h0[l], dg_fixture_need(fx, key)->data);
+        snprintf(key, sizeof key, "lstm2.c0_%d", l);
+        dg_feed(plan, c0[l], dg_fixture_need(fx, key)->data);
+    }
+    ck_assert_int_eq(dg_run(plan), DG_OK);
+    check_close("y", dg_data(plan, y), dg_fixture_need(fx, "lstm2.y"), 0, B * T * H);
+    dg_plan_free(plan);
+    dg_graph_free(g);
+    dg_fixture_free(fx);
+}
+END_TEST
+
 /* Finite differences through two stacked layers of each kind, initial states included. */
 START_TEST(test_recurrent_gradcheck)
 {
@@ -325,6 +366,7 @@ static Suite *recurrent_suite(void)
     tcase_add_test(tc, test_lstm_torch);
     tcase_add_test(tc, test_gru_torch);
     tcase_add_test(tc, test_rnn_torch);
+    tcase_add_test(tc, test_lstm_loads_torch_state_dict);
     tcase_add_test(tc, test_recurrent_gradcheck);
     tcase_add_test(tc, test_recurrent_errors);
     tcase_add_test(tc, test_lstm_carried_state);

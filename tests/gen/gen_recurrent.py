@@ -1,6 +1,7 @@
 """PyTorch fixtures for the recurrent layers (tests/test_recurrent.c): torch.nn.RNN, LSTM and
 GRU (batch_first) over several steps, with given or zero initial states, their outputs, final
-states and the gradients of a weighted sum of them. Run with Debian's /usr/bin/python3 from the
+states and the gradients of a weighted sum of them; and the two-layer LSTM's state_dict as a
+safetensors file (torch_lstm2_state_dict.safetensors, PyTorch's own key names). Run with Debian's /usr/bin/python3 from the
 repository root: /usr/bin/python3 tests/gen/gen_recurrent.py"""
 import os
 import sys
@@ -9,11 +10,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture_io import write_fixture  # noqa: E402
+from gen_checkpoint_interop import write_safetensors  # noqa: E402
 
 B, T, F, H = 2, 5, 3, 4
 
 
-def case(prefix, module_cls, layers, with_state, out):
+def case(prefix, module_cls, layers, with_state, out, state_dict_path=None):
     torch.manual_seed(len(out) + 17)
     m = module_cls(F, H, num_layers=layers, batch_first=True)
     x = torch.randn(B, T, F, requires_grad=True)
@@ -32,6 +34,9 @@ def case(prefix, module_cls, layers, with_state, out):
         wc = torch.randn(cn.shape)
         loss = loss + (cn * wc).sum()
     loss.backward()
+    if state_dict_path:  # the module's own state_dict, keys as PyTorch names them
+        write_safetensors(state_dict_path, [(k, "F32", v.detach().numpy().astype("<f4"))
+                                            for k, v in m.state_dict().items()])
     out.append((prefix + ".x", x.detach()))
     out.append((prefix + ".y", y.detach()))
     out.append((prefix + ".wy", wy))
@@ -55,7 +60,9 @@ def case(prefix, module_cls, layers, with_state, out):
 
 def main():
     out = []
-    case("lstm2", torch.nn.LSTM, 2, True, out)
+    fixtures = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+    case("lstm2", torch.nn.LSTM, 2, True, out,
+         os.path.join(fixtures, "torch_lstm2_state_dict.safetensors"))
     case("lstm1z", torch.nn.LSTM, 1, False, out)
     case("gru2", torch.nn.GRU, 2, True, out)
     case("gru1z", torch.nn.GRU, 1, False, out)
