@@ -82,6 +82,63 @@ DG_API const char *dg_fashion_mnist_default_dir(void);
 DG_API void dg_dataset_free(dg_dataset *data);
 
 /* ========================================================================================= */
+/* Text corpora with a character vocabulary, src/io/text.c. See docs/sequence-models.md.     */
+/* ========================================================================================= */
+
+/* A text as character ids: the bytes are decoded as UTF-8, the vocabulary is the set of
+ * distinct code points sorted ascending (id k is vocab[k]), and tokens[i] is the id of the
+ * i-th character. Plain data owned by the caller, released with dg_text_free(). Errors are
+ * reported as the IDX loader's: the status is returned and kept, with a message starting
+ * "text: " (DG_ERR_IO: unreadable file; DG_ERR_FORMAT: invalid UTF-8, with the byte offset;
+ * DG_ERR_NOMEM; DG_ERR_INVALID_ARG: NULL arguments, more than 2^31 - 1 bytes). On error
+ * the data fields are zero and nothing leaks. */
+typedef struct dg_text {
+    int32_t *tokens;    /* n_tokens ids in 0 .. vocab_size - 1 */
+    int64_t n_tokens;
+    uint32_t *vocab;    /* vocab_size code points, ascending */
+    int32_t vocab_size;
+    dg_status status;
+    char error[256];
+} dg_text;
+
+DG_API dg_status dg_text_status(const dg_text *t);
+DG_API const char *dg_text_error(const dg_text *t);
+
+/* Reads a whole file (any size up to 2^31 - 1 bytes) into *out. */
+DG_API dg_status dg_text_load(const char *path, dg_text *out);
+/* The same from n_bytes of memory (not NUL-terminated). */
+DG_API dg_status dg_text_from_utf8(const char *data, int64_t n_bytes, dg_text *out);
+/* Frees the arrays and zeroes the struct; safe on a zeroed struct and on NULL. */
+DG_API void dg_text_free(dg_text *t);
+
+/* The id of a code point, -1 when it is not in the vocabulary. */
+DG_API int32_t dg_text_id(const dg_text *t, uint32_t code_point);
+/* Ids of a NUL-terminated UTF-8 string: writes up to max ids and returns how many characters
+ * the string has; -1 when a character is not in the vocabulary or the UTF-8 is invalid. */
+DG_API int64_t dg_text_encode(const dg_text *t, const char *utf8, int32_t *ids, int64_t max);
+/* UTF-8 of n ids into out (NUL-terminated, stopping before a character that does not fit in
+ * cap bytes); returns the bytes written, -1 for an id out of range or bad arguments. */
+DG_API int64_t dg_text_decode(const dg_text *t, const int32_t *ids, int64_t n, char *out,
+                              size_t cap);
+/* The UTF-8 bytes of one code point into out (NUL-terminated); returns their count (0 for a
+ * value above U+10FFFF). */
+DG_API int dg_text_encode_char(uint32_t code_point, char out[5]);
+
+/* The position where the held-out tail starts: n_tokens - floor(n_tokens * val_fraction).
+ * Training uses tokens [0, split), validation [split, n_tokens) (by position, not shuffled).
+ * -1 for a fraction outside [0, 1]. */
+DG_API int64_t dg_text_split(const dg_text *t, double val_fraction);
+
+/* `batch` windows of `len` characters taken from tokens [lo, hi): x [batch, len] holds
+ * tokens[s .. s+len) and y the next characters tokens[s+1 .. s+len] (the language-model
+ * targets). With rng, each start s is uniform over lo .. hi - len - 1 (one dg_rng_below per
+ * window); with rng NULL the windows are consecutive, s = lo + b * len, and must all fit
+ * (batch <= (hi - lo - 1) / len): the way to sweep a validation range. DG_ERR_INVALID_ARG for
+ * NULL arguments, non-positive sizes or a range too short. */
+DG_API dg_status dg_text_windows(const dg_text *t, int64_t lo, int64_t hi, int64_t batch,
+                                 int64_t len, dg_rng *rng, int32_t *x, int32_t *y);
+
+/* ========================================================================================= */
 /* End of the IDX loader API.                                                                 */
 /* ========================================================================================= */
 

@@ -195,6 +195,97 @@ DG_API dg_status dg_dropout_feed_key(dg_plan *plan, uint64_t seed, int64_t step,
  * the graph has (which may exceed max). */
 DG_API int dg_graph_params(dg_graph *g, int max, dg_node **out);
 
+/* ---- Recurrent layers (src/nn/recurrent.c). See docs/sequence-models.md. -----------------
+ * PyTorch's equations, gate order and parameter layout (torch.nn.RNN/LSTM/GRU with
+ * batch_first=True), so weights interchange unchanged. Per layer l the parameters are
+ *     "<name>.weight_ih_l<l>" [G*H, F_l]   "<name>.weight_hh_l<l>" [G*H, H]
+ *     "<name>.bias_ih_l<l>"   [G*H]        "<name>.bias_hh_l<l>"   [G*H]
+ * with G = 1 (tanh RNN), 4 (LSTM gates i, f, g, o), 3 (GRU gates r, z, n), F_0 = the input's
+ * features and F_l = H above; the names are PyTorch's state_dict keys after "<name>.". With a
+ * non-NULL rng each is drawn from U(-1/sqrt(H), 1/sqrt(H)) in that order (PyTorch's init).
+ *   RNN:  h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)
+ *   LSTM: i, f, o = sigmoid(.), g = tanh(.) of the four blocks of x W_ih^T + b_ih + h W_hh^T + b_hh;
+ *         c' = f * c + i * g,  h' = o * tanh(c')
+ *   GRU:  r, z = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z}),
+ *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),  h' = (1 - z) * n + z * h
+ * The layer is unrolled over time in the graph: every step is ordinary op nodes.
+ * If parameters of those names already exist (an earlier call with the same name), they are
+ * reused: build a training graph over [B, T, F] and a one-step decode graph over [B, 1, F]
+ * sharing one set of weights. A node of such a name with another shape is an error. */
+typedef enum dg_cell_kind {
+    DG_CELL_RNN_TANH = 0,
+    DG_CELL_LSTM = 1,
+    DG_CELL_GRU = 2,
+} dg_cell_kind;
+
+/* n_layers stacked recurrent layers over x float32 [B, T, F]; returns the last layer's
+ * outputs [B, T, H] (every step's h). h0 (and c0, LSTM only: c0 must be NULL otherwise) are
+ * arrays of n_layers initial states [B, H], or NULL; a NULL array or entry is a zero state.
+ * h_n / c_n, when not NULL, receive each layer's final states [B, H] (c_n only for the LSTM):
+ * feed them back as h0 / c0 of the next batch for truncated back-propagation through time.
+ * The layer's nodes go into a name scope called `name`. NULL with the error on the graph for
+ * a bad argument (hidden <= 0, n_layers outside 1..64, x not 3-D, a state of the wrong shape). */
+DG_API dg_node *dg_recurrent(dg_graph *g, dg_cell_kind cell, dg_node *x, int64_t hidden,
+                             int n_layers, dg_node *const *h0, dg_node *const *c0,
+                             const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n);
+/* One layer of each kind (dg_recurrent with n_layers = 1); h0, c0 may be NULL (zeros);
+ * h_n, c_n may be NULL. */
+DG_API dg_node *dg_lstm(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, dg_node *c0,
+                        const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n);
+DG_API dg_node *dg_gru(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, const char *name,
+                       dg_rng *rng, dg_node **h_n);
+DG_API dg_node *dg_rnn(dg_graph *g, dg_node *x, int64_t hidden, dg_node *h0, const char *name,
+                       dg_rng *rng, dg_node **h_n);
+
+/* ---- Transformer pieces (src/nn/transformer.c). See docs/sequence-models.md. ---------------
+ * A pre-norm (GPT-2) block over x [B, T, C]:
+ *     h   = x + dropout(attn_proj(attention(ln1(x))))
+ *     out = h + dropout(mlp_proj(gelu(mlp_fc(ln2(h)))))
+ * attention: q, k, v from ln1(x) W_qkv + b_qkv ([C, 3C], split in that order), n_heads heads
+ * of C / n_heads, softmax(q k^T / sqrt(C / n_heads) + causal mask) with dropout, heads
+ * concatenated. Parameters "<name>.ln1.weight/bias", "<name>.attn.qkv.weight/bias",
+ * "<name>.attn.proj.weight/bias", "<name>.ln2.weight/bias", "<name>.mlp.fc.weight/bias",
+ * "<name>.mlp.proj.weight/bias"; dense weights are [in, out] (PyTorch's Linear.weight
+ * transposed). New parameters: weights N(0, 0.02) from rng (left 0 when rng is NULL),
+ * biases 0, layer-norm scales 1. Existing parameters of those names are reused (shape
+ * checked), so a decode graph shares the training graph's weights. */
+typedef struct dg_transformer_config {
+    int n_heads;        /* divides the width */
+    int64_t mlp_hidden; /* 0: 4 * width */
+    float dropout;      /* on attention weights, attention output and MLP output; in [0, 1) */
+    bool causal;        /* position i attends to positions <= i */
+    float ln_eps;       /* layer-norm epsilon (PyTorch's 1e-5) */
+    bool fused_attention; /* dg_attention (online softmax, O(T) memory per head) instead of
+                             the composed matmul/mask/softmax/matmul (faster at short
+                             contexts); same maths, dropout on the attention weights in both */
+} dg_transformer_config;
+#define DG_TRANSFORMER_DEFAULTS                                                               \
+    ((dg_transformer_config){.n_heads = 4, .causal = true, .ln_eps = 1e-5f})
+
+/* The block over x [B, T, C]; dropout_key from dg_dropout_key (NULL: no dropout). */
+DG_API dg_node *dg_transformer_block(dg_graph *g, dg_node *x, const dg_transformer_config *cfg,
+                                     dg_node *dropout_key, const char *name, dg_rng *rng);
+
+/* The same block for ONE new position x [B, 1, C] during generation, with a key/value cache:
+ * k_cache, v_cache [B, n_heads, S, C / n_heads] hold the keys and values of S earlier slots
+ * and cache_mask [1, 1, 1, S + 1] is added to the attention scores (0 for a filled slot,
+ * -1e9 for an empty one; the last entry, the new position itself, 0). *k_new, *v_new receive
+ * the new position's key and value [B, n_heads, 1, C / n_heads] for the caller to store in
+ * its cache. No dropout. The block's parameters must exist (build the training block first). */
+DG_API dg_node *dg_transformer_block_step(dg_graph *g, dg_node *x, dg_node *k_cache,
+                                          dg_node *v_cache, dg_node *cache_mask,
+                                          const dg_transformer_config *cfg, const char *name,
+                                          dg_node **k_new, dg_node **v_new);
+
+/* x [B, T, C] + rows 0 .. T-1 of a learned table "<name>.weight" [max_len, C] (N(0, 0.02)). */
+DG_API dg_node *dg_positional_embedding(dg_graph *g, dg_node *x, int64_t max_len,
+                                        const char *name, dg_rng *rng);
+
+/* Layer normalisation over the last axis with a learned scale "<name>.weight" (ones) and shift
+ * "<name>.bias" (zeros): (x - mean) / sqrt(var + eps) * weight + bias, var biased (as PyTorch).
+ * Composed from mean/sub/square/sqrt/div until a fused layer_norm op is on this branch. */
+DG_API dg_node *dg_layer_norm_layer(dg_graph *g, dg_node *x, float eps, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,7 +23,14 @@ typedef struct dg_model {
                         float32 targets [B, ...] */
     dg_node *loss;   /* float32 scalar: the mean loss of the batch */
     dg_node *output; /* predictions for accuracy and the metric, or NULL: with int32
-                        labels, scores [B, C] (accuracy = argmax == label); with float32
+                        labels [B], scores [B, C] (accuracy = argmax == label); with int32
+                        sequence labels [B, T..], scores [B, T.., V] (token accuracy =
+                        the fraction of tokens whose argmax is the label, labels outside
+                        0..V-1 left out as the cross-entropy ignores them; and, unless
+                        cfg.metric is set, the metric is the perplexity exp(mean loss),
+                        shown as "ppl": meaningful when the loss is the mean token
+                        cross-entropy in nats); int32 labels of other shapes get no
+                        accuracy (it would mean nothing); with float32
                         targets, probabilities [B] or [B, 1] (accuracy = (p > 0.5) ==
                         (target > 0.5)), computed only when every training target is 0 or 1
                         (binary classification; a regression target gets no accuracy) */
@@ -31,7 +38,7 @@ typedef struct dg_model {
 
 /* Examples: row i of x is x + i * (numel(x input) / batch); row i of y likewise. */
 typedef struct dg_fit_data {
-    const float *x;
+    const void *x; /* float or int32_t per the model's x input (token ids for a text model) */
     const void *y; /* int32_t or float per the model's y input */
     int64_t n;     /* number of examples */
 } dg_fit_data;

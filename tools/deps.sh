@@ -2,14 +2,14 @@
 # Installs dagrad's build and test dependencies from Debian 12's packages (as root), or says
 # what is missing. Used by tools/test, tools/demo and .ci/run.
 #   tools/deps.sh            build + test dependencies
-#   tools/deps.sh demo       ... plus the Fashion-MNIST data set
+#   tools/deps.sh demo       ... plus the Fashion-MNIST data set and the KJV Bible (charlm)
 set -eu
 # openmpi-bin, libopenmpi-dev: data-parallel training (src/dist); meson test then runs the
 # distributed suites under mpiexec (the library builds and tests without them too).
 packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev libcjson-dev graphviz"
 packages="$packages openmpi-bin libopenmpi-dev"
 if [ "${1:-}" = demo ]; then
-    packages="$packages dataset-fashion-mnist"
+    packages="$packages dataset-fashion-mnist bible-kjv"
 fi
 if [ "${1:-}" = ci ]; then
     # libclang-rt-14-dev holds the sanitizer runtimes and libFuzzer (tests/fuzz).

@@ -24,9 +24,13 @@ struct loop {
     size_t y_size;            /* bytes per target value */
     bool int_labels;
     bool accuracy;            /* accuracy is computed (see dg_model.output) */
+    bool tokens;              /* sequence labels [B, T..] against scores [B, T.., V]: token
+                                 accuracy, and perplexity as the metric */
+    bool perplexity;          /* metric = exp(mean loss) (tokens without a user metric) */
+    int64_t n_classes;        /* V, the scores per token (tokens only) */
 
     int64_t out_row;          /* output values per example (0 without output) */
-    float *x_batch;
+    char *x_batch;            /* float32 or int32 values (4 bytes each) */
     void *y_batch;
 };
 
@@ -43,11 +47,35 @@ static int64_t per_example(const dg_node *n)
     return batch > 0 ? dg_node_numel(n) / batch : 0;
 }
 
-/* Correct predictions in a batch (see dg_model.output). */
+/* Index of the largest of n scores (the first on ties). */
+static int64_t argmax(const float *row, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t k = 1; k < n; k++)
+        if (row[k] > row[best])
+            best = k;
+    return best;
+}
+
+/* Correct predictions in a batch (see dg_model.output); *counted receives how many
+ * predictions were judged (examples, or tokens whose label is in 0 .. V-1). */
 static int64_t count_correct(const struct loop *lp, const float *out, const void *targets,
-                             int64_t batch)
+                             int64_t batch, int64_t *counted)
 {
     int64_t correct = 0;
+    if (lp->tokens) {
+        const int32_t *labels = targets;
+        int64_t judged = 0;
+        for (int64_t i = 0; i < batch * lp->y_row; i++) {
+            if (labels[i] < 0 || labels[i] >= lp->n_classes)
+                continue; /* ignored, as the cross-entropy ignores it */
+            correct += argmax(out + i * lp->n_classes, lp->n_classes) == labels[i];
+            judged++;
+        }
+        *counted = judged;
+        return correct;
+    }
+    *counted = batch;
     for (int64_t i = 0; i < batch; i++) {
         const float *row = out + i * lp->out_row;
         if (lp->int_labels) {
@@ -69,8 +97,8 @@ static void gather(const struct loop *lp, const dg_fit_data *data, const int64_t
 {
     for (int64_t i = 0; i < batch; i++) {
         int64_t src = order ? order[start + i] : start + i;
-        memcpy(lp->x_batch + i * lp->x_row, data->x + src * lp->x_row,
-               (size_t)lp->x_row * sizeof(float));
+        memcpy(lp->x_batch + (size_t)(i * lp->x_row) * 4,
+               (const char *)data->x + (size_t)(src * lp->x_row) * 4, (size_t)lp->x_row * 4);
         memcpy((char *)lp->y_batch + (size_t)(i * lp->y_row) * lp->y_size,
                (const char *)data->y + (size_t)(src * lp->y_row) * lp->y_size,
                (size_t)lp->y_row * lp->y_size);
@@ -101,7 +129,7 @@ static dg_status run_batch(const struct loop *lp, dg_plan *plan, int64_t batch)
 
 struct sums {
     double loss, metric;
-    int64_t correct, seen;
+    int64_t correct, judged, seen;
 };
 
 static void add_batch(const struct loop *lp, dg_plan *plan, int64_t batch, struct sums *s)
@@ -111,8 +139,11 @@ static void add_batch(const struct loop *lp, dg_plan *plan, int64_t batch, struc
     if (lp->model->output == NULL)
         return;
     const float *out = dg_data(plan, lp->model->output);
-    if (lp->accuracy)
-        s->correct += count_correct(lp, out, lp->y_batch, batch);
+    if (lp->accuracy) {
+        int64_t judged;
+        s->correct += count_correct(lp, out, lp->y_batch, batch, &judged);
+        s->judged += judged;
+    }
     if (lp->cfg->metric)
         s->metric += lp->cfg->metric(out, lp->y_batch, batch, lp->out_row, lp->cfg->metric_user);
 }
@@ -122,8 +153,10 @@ static void finish(const struct loop *lp, const struct sums *s, double *loss, do
 {
     double n = s->seen > 0 ? (double)s->seen : NAN;
     *loss = s->loss / n;
-    *accuracy = lp->accuracy ? (double)s->correct / n : NAN;
-    *metric = (lp->model->output && lp->cfg->metric) ? s->metric / n : NAN;
+    *accuracy = lp->accuracy && s->judged > 0 ? (double)s->correct / (double)s->judged : NAN;
+    *metric = (lp->model->output && lp->cfg->metric) ? s->metric / n
+              : lp->perplexity                       ? exp(*loss)
+                                                     : NAN;
 }
 
 /* ---- Data-parallel hooks (cfg->parallel, filled by src/dist; docs/distributed.md) ---- */
@@ -251,7 +284,7 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
                 !__builtin_mul_overflow(max_batch, lp->y_row, &y_values) &&
                 x_values <= DG_MAX_BATCH_VALUES && y_values <= DG_MAX_BATCH_VALUES;
     if (fits) {
-        lp->x_batch = dg__malloc((size_t)x_values * sizeof(float));
+        lp->x_batch = dg__malloc((size_t)x_values * 4);
         lp->y_batch = dg__malloc((size_t)y_values * lp->y_size);
     }
     if (!fits || lp->x_batch == NULL || lp->y_batch == NULL) {
@@ -262,20 +295,48 @@ static dg_status loop_init(struct loop *lp, const dg_model *m, const dg_fit_conf
     return DG_OK;
 }
 
-/* Accuracy means something for class labels, and for float targets only when every one is 0
- * or 1 (binary classification); never with cfg->no_accuracy or without an output. */
-static bool wants_accuracy(const dg_model *m, const dg_fit_data *data, const dg_fit_config *cfg)
+/* Sequence labels: int32 y [B, T..] (2 or more axes) and an output [B, T.., V] whose leading
+ * axes are y's. Sets the token fields of the loop. */
+static bool sequence_labels(struct loop *lp, const dg_model *m)
+{
+    int ny = dg_node_ndim(m->y);
+    if (m->output == NULL || dg_node_dtype(m->y) != DG_I32 || ny < 2 ||
+        dg_node_ndim(m->output) != ny + 1 || dg_node_dtype(m->output) != DG_F32)
+        return false;
+    for (int a = 1; a < ny; a++)
+        if (dg_node_dim(m->output, a) != dg_node_dim(m->y, a))
+            return false;
+    lp->n_classes = dg_node_dim(m->output, ny);
+    return lp->n_classes > 0;
+}
+
+static bool wants_accuracy(const struct loop *lp, const dg_model *m, const dg_fit_data *data,
+                           const dg_fit_config *cfg)
 {
     if (m->output == NULL || cfg->no_accuracy)
         return false;
     if (dg_node_dtype(m->y) == DG_I32)
-        return true;
+        return lp->tokens || (dg_node_ndim(m->y) == 1 && dg_node_ndim(m->output) == 2);
     int64_t values = data->n * per_example(m->y);
     const float *t = data->y;
     for (int64_t i = 0; i < values; i++)
         if (t[i] != 0.0f && t[i] != 1.0f)
             return false;
     return true;
+}
+
+/* Which metrics mean something for this model (and are therefore shown): accuracy for class
+ * labels [B] against scores [B, C]; token accuracy and perplexity for labels [B, T..] against
+ * scores [B, T.., V]; for float targets, accuracy only when every one is 0 or 1 (binary
+ * classification). Int32 labels of any other shape get no accuracy (it would be a wrong
+ * number). Never accuracy with cfg->no_accuracy or without an output; perplexity only when no
+ * user metric takes the metric's place. */
+static void choose_metrics(struct loop *lp, const dg_model *m, const dg_fit_data *data,
+                           const dg_fit_config *cfg)
+{
+    lp->tokens = sequence_labels(lp, m);
+    lp->perplexity = lp->tokens && cfg->metric == NULL;
+    lp->accuracy = wants_accuracy(lp, m, data, cfg);
 }
 
 static void loop_free(struct loop *lp)
@@ -310,7 +371,8 @@ dg_status dg_evaluate(const dg_model *model, const dg_fit_data *data, const dg_f
     st = loop_init(&lp, model, cfg, batch);
     dg_epoch_stats stats = {.epoch = 0, .val_loss = NAN, .val_accuracy = NAN,
                             .val_metric = NAN, .lr = NAN};
-    lp.accuracy = st == DG_OK && wants_accuracy(model, data, cfg);
+    if (st == DG_OK)
+        choose_metrics(&lp, model, data, cfg);
     if (st == DG_OK)
         st = evaluate_with(&lp, plan, data, batch, &stats.loss, &stats.accuracy, &stats.metric);
     if (st == DG_OK && out != NULL)
@@ -548,7 +610,8 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     if (st == DG_ERR_NOMEM && order == NULL)
         dg_graph_set_error(model->graph, DG_ERR_NOMEM, "fit: out of memory for %lld indices",
                            (long long)train->n);
-    lp.accuracy = st == DG_OK && wants_accuracy(model, train, cfg);
+    if (st == DG_OK)
+        choose_metrics(&lp, model, train, cfg);
     struct dg__progress progress;
     /* Progress shows "epoch 3/3" for the one epoch of a run resumed after two. */
     dg_fit_config shown = *cfg;
@@ -558,6 +621,8 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         shown.csv_path = NULL;
         shown.plot_path = NULL;
     }
+    if (lp.perplexity)
+        shown.metric_name = "ppl";
     dg_status progress_st = dg__progress_open(&progress, &shown, train->n, dg_optim_base_lr(opt));
     if (progress_st != DG_OK && st == DG_OK) {
         dg_graph_set_error(model->graph, progress_st, "fit: %s", progress.error);
