@@ -3,6 +3,8 @@
 # what is missing. Used by tools/test, tools/demo and .ci/run.
 #   tools/deps.sh            build + test dependencies
 #   tools/deps.sh demo       ... plus the Fashion-MNIST data set and the KJV Bible (charlm)
+#   tools/deps.sh bench      ... plus the PyTorch peer of the bench/ comparisons, and OpenBLAS
+#                            (without it Debian's torch falls back to the reference BLAS)
 set -eu
 # openmpi-bin, libopenmpi-dev: data-parallel training (src/dist); meson test then runs the
 # distributed suites under mpiexec (the library builds and tests without them too).
@@ -10,6 +12,9 @@ packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev libcjso
 packages="$packages openmpi-bin libopenmpi-dev"
 if [ "${1:-}" = demo ]; then
     packages="$packages dataset-fashion-mnist bible-kjv"
+fi
+if [ "${1:-}" = bench ]; then
+    packages="$packages python3-torch python3-numpy libopenblas0-pthread dataset-fashion-mnist bible-kjv"
 fi
 if [ "${1:-}" = ci ]; then
     # libclang-rt-14-dev holds the sanitizer runtimes and libFuzzer (tests/fuzz).
