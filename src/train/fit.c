@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "augment.h"
 #include "progress.h"
 
 /* A batch buffer above this many values (4 TiB of floats) is refused before malloc. */
@@ -393,6 +394,8 @@ static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt
     for (int64_t first = 0; first < train->n && status == DG_OK; first += cfg->batch_size) {
         int64_t batch = train->n - first < cfg->batch_size ? train->n - first : cfg->batch_size;
         gather(lp, train, cfg->shuffle ? order : NULL, first, batch);
+        dg__augment_batch(&cfg->augment, cfg->seed, epoch, lp->x_batch, lp->x_row,
+                          cfg->shuffle ? order : NULL, first, batch);
         status = dg_dropout_feed_key(plan, cfg->seed, *step, true);
         if (status == DG_OK)
             status = run_batch(lp, plan, batch);
@@ -423,7 +426,8 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     dg_fit_config defaults = DG_FIT_DEFAULTS;
     if (cfg == NULL)
         cfg = &defaults;
-    if ((st = check_config(model->graph, cfg)) != DG_OK)
+    if ((st = check_config(model->graph, cfg)) != DG_OK ||
+        (st = dg__augment_check(model->graph, &cfg->augment, per_example(model->x))) != DG_OK)
         return st;
     if (opt == NULL || dg_optim_status(opt) != DG_OK) {
         dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG,
