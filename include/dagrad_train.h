@@ -43,9 +43,9 @@ typedef double (*dg_metric_fn)(const float *output, const void *targets, int64_t
 
 /* Where a training run stands: what dg_fit needs to continue exactly where it stopped, and
  * what a checkpoint records of it. A zeroed struct is a fresh start.
- * The shuffle of epoch e is a permutation drawn from dg_rng_split(seed, e), and the dropout
- * masks of a batch are a function of (seed, step), so (epoch, step, seed) is the whole
- * position of both random streams. */
+ * The shuffle of epoch e is a permutation drawn from dg_rng_split(seed, e), the dropout
+ * masks of a batch are a function of (seed, step) and the augmentation of example i in epoch e
+ * of (seed, e, i), so (epoch, step, seed) is the whole position of every random stream. */
 typedef struct dg_fit_state {
     int epoch;                  /* epochs completed */
     int64_t step;               /* batches trained so far (the dropout stream position) */
