@@ -4,6 +4,7 @@
  *
  *   build/examples/fashion_cnn [--recipe parity|strong] [--epochs N] [--threads N] [--seed N]
  *                              [--data DIR] [--limit N | --train-limit N] [--val N]
+ *                              [--augment 0|1]
  *
  * Parity recipe (the default):
  *   conv(1->16, 3x3, pad 1) + ReLU + maxpool 2   [N, 16, 14, 14]
@@ -19,7 +20,7 @@
  *   (every conv 3x3, pad 1); AdamW lr 2e-3, weight decay 0.05, batch 128, 10 epochs
  *   (STRONG_EPOCHS; --epochs changes it): one epoch of linear warm-up, then cosine annealing to
  *   0 at the end of the last epoch; training batches augmented (random crop with 2 pixels of
- *   zero padding, horizontal flip with probability 0.5; dg_augment).
+ *   zero padding, horizontal flip with probability 0.5; dg_augment; --augment 0 turns it off).
  *
  * The last --val (5000) training images are held out for validation (reported each epoch);
  * the model trains on the rest (--limit N: only the first N of those, for a quick run). The
@@ -37,7 +38,7 @@ enum { STRONG_EPOCHS = 10 };
 
 struct options {
     const char *data_dir;
-    bool strong;
+    bool strong, augment;
     int epochs, threads;
     int64_t limit, val;
     uint64_t seed;
@@ -46,14 +47,14 @@ struct options {
 static int usage(const char *prog)
 {
     fprintf(stderr, "usage: %s [--recipe parity|strong] [--epochs N] [--threads N] [--seed N] "
-            "[--data DIR] [--limit N | --train-limit N] [--val N]\n", prog);
+            "[--data DIR] [--limit N | --train-limit N] [--val N] [--augment 0|1]\n", prog);
     return 2;
 }
 
 static int parse(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.data_dir = NULL, .epochs = 0, .seed = 42,
-                          .val = 5000};
+                          .val = 5000, .augment = true};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "--help") == 0) {
@@ -73,6 +74,8 @@ static int parse(int argc, char **argv, struct options *o)
         else if (strcmp(arg, "--recipe") == 0 && (strcmp(value, "parity") == 0 ||
                                                    strcmp(value, "strong") == 0))
             o->strong = strcmp(value, "strong") == 0;
+        else if (strcmp(arg, "--augment") == 0)
+            o->augment = atoi(value) != 0;
         else if (strcmp(arg, "--limit") == 0 || strcmp(arg, "--train-limit") == 0)
             o->limit = atoll(value);
         else if (strcmp(arg, "--val") == 0)
@@ -193,7 +196,7 @@ int main(int argc, char **argv)
     cfg.epochs = o.epochs;
     cfg.batch_size = batch;
     if (o.strong)
-        cfg.augment = (dg_augment){.enable = true, .channels = 1, .height = train.rows,
+        cfg.augment = (dg_augment){.enable = o.augment, .channels = 1, .height = train.rows,
                                    .width = train.cols, .crop_padding = 2,
                                    .flip_probability = 0.5};
     cfg.eval_batch_size = 500;
