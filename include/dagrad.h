@@ -393,6 +393,16 @@ DG_API dg_status dg_plan_set_grad_block(dg_plan *p, int n, dg_node *const *grads
 DG_API float *dg_plan_grad_block(dg_plan *p, int64_t *numel);
 /* The element offset of entry `entry` in the block; -1 when out of range or no block. */
 DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
+/* A function dg_run calls, on the calling thread between two steps, as soon as gradient-block
+ * entry `entry` holds its final value for this run: an entry computed in the block right after
+ * the step that computes it, a copied entry after the last step. Each entry is reported exactly
+ * once per successful run, in the order the values become final (the backward pass reaches the
+ * last layers first). It lets a caller start work on a finished part of the block while the
+ * rest of the backward pass runs (src/dist starts an allreduce per bucket); it must not call
+ * back into the plan. fn == NULL removes it; it survives re-planning. DG_ERR_INVALID_ARG for a
+ * NULL plan. */
+typedef void (*dg_block_ready_fn)(void *user, int entry);
+DG_API dg_status dg_plan_set_block_ready(dg_plan *p, dg_block_ready_fn fn, void *user);
 
 #ifdef __cplusplus
 }
@@ -406,5 +416,6 @@ DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
 #include "dagrad_train.h"    /* the training loop helper */
 #include "dagrad_checkpoint.h" /* safetensors checkpoints: save, load, inspect */
 #include "dagrad_image.h"    /* convolution, pooling, image layers */
+#include "dagrad_seq.h"      /* sequence ops: embedding, selection, masks, attention */
 
 #endif /* DAGRAD_H */

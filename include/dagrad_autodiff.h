@@ -50,7 +50,8 @@ DG_API dg_status dg_grad_params(dg_graph *g, dg_node *loss, int max, dg_node **p
 /* mean over rows i of logsumexp(logits[i,:]) - logits[i, labels[i]], computed stably (the
  * row max is subtracted; logits of +-1000 give finite values).
  * logits: float32 [N,C]; labels: int32 [N] (DG_ERR_DTYPE / DG_ERR_SHAPE otherwise, naming
- * both shapes). A label outside [0, C) — negative, e.g. -100 as PyTorch's ignore_index, or
+ * both shapes). Any leading axes work the same way, with no reshape: logits [B,T,V] and
+ * labels [B,T] take every position as a row and the mean is over all valid positions. A label outside [0, C) — negative, e.g. -100 as PyTorch's ignore_index, or
  * >= C — ignores its row: no loss, no gradient, and the row is left out of the mean's
  * divisor. With every row ignored the loss and gradients are 0 (PyTorch: NaN, and it raises
  * for labels >= C). Gradient w.r.t. logits: (softmax(logits) - onehot(labels)) / N_valid;

@@ -82,6 +82,34 @@ typedef struct dg_augment {
 DG_API dg_status dg_augment_image(const dg_augment *aug, uint64_t seed, int64_t epoch,
                                   int64_t example, float *image);
 
+/* Hooks that make dg_fit data-parallel: filled by dg_dist_fit() (dagrad_dist.h,
+ * docs/distributed.md), rarely written by hand. Every rank runs dg_fit with the same model,
+ * data and config; batch_size stays the GLOBAL batch: of each batch of examples [first,
+ * first + b) of the epoch's shuffled order, rank r trains on [first + b*r/size, first +
+ * b*(r+1)/size). Only rank 0 writes progress, CSV, plot and checkpoints; every rank resumes
+ * from resume_path. Dropout keys are seeded per rank (rank 0 keeps cfg.seed). Each function
+ * returns DG_OK or an error that ends the call on every rank. */
+typedef struct dg_fit_parallel {
+    int rank, size;
+    void *user;
+    /* once, after the training plan is compiled (before any run) */
+    dg_status (*attach)(void *user, dg_plan *plan, dg_optim *opt);
+    /* every step, after the plan's batch is set to this rank's share, before the run;
+     * batch: the global number of examples in the step */
+    dg_status (*step_begin)(void *user, dg_plan *plan, int64_t batch);
+    /* after the run (no run when this rank's share is empty); local: the run's status. On
+     * DG_OK, *grads receives the averaged gradients, one per optimizer parameter, for
+     * dg_optim_step_raw */
+    dg_status (*step_end)(void *user, dg_plan *plan, dg_status local,
+                          const float *const **grads);
+    /* sums values[0..n) over the ranks in rank order: the same result on every rank */
+    dg_status (*sum)(void *user, double *values, int n);
+    /* the status of the lowest rank whose `local` is not DG_OK, else DG_OK, on every rank */
+    dg_status (*agree)(void *user, dg_status local);
+    /* once, before the plan is freed */
+    void (*detach)(void *user, dg_plan *plan);
+} dg_fit_parallel;
+
 typedef struct dg_fit_config {
     int epochs;              /* 1 */
     int64_t batch_size;      /* 32; the last partial batch of an epoch is trained on, too */
@@ -120,6 +148,8 @@ typedef struct dg_fit_config {
     double min_delta;        /* an improvement is a loss below best - min_delta (>= 0) */
 
     dg_augment augment;      /* image augmentation of training batches; off when zeroed */
+
+    const dg_fit_parallel *parallel; /* NULL: one process; dg_dist_fit(): data-parallel */
 } dg_fit_config;
 #define DG_FIT_DEFAULTS ((dg_fit_config){.epochs = 1, .batch_size = 32, .shuffle = true, \
                                          .verbose = 1})

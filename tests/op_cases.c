@@ -26,6 +26,7 @@
 #pragma weak dg_cases_pool
 #pragma weak dg_cases_norm
 #pragma weak dg_cases_pad
+#pragma weak dg_cases_seq
 
 const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_binary.dgfx", dg_cases_binary},
@@ -42,6 +43,7 @@ const struct dg_op_case_family dg_op_case_families[] = {
     {"ops_pool.dgfx", dg_cases_pool},
     {"ops_norm.dgfx", dg_cases_norm},
     {"ops_pad.dgfx", dg_cases_pad},
+    {"ops_seq.dgfx", dg_cases_seq},
 };
 
 const int dg_op_case_family_count =

@@ -46,6 +46,7 @@ extern const struct dg_op_case dg_cases_conv[];
 extern const struct dg_op_case dg_cases_pool[];
 extern const struct dg_op_case dg_cases_norm[];
 extern const struct dg_op_case dg_cases_pad[];
+extern const struct dg_op_case dg_cases_seq[];
 
 /* All families, with the fixture file each one's cases live in. */
 struct dg_op_case_family {

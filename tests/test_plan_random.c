@@ -31,6 +31,7 @@ struct gen {
     int n_extras;
     dg_node *labels;          /* int32 [B] input, created on first use */
     dg_node *key;             /* dropout key, created on first use */
+    dg_node *tokens;          /* int32 [B] input with values in [0, 3), created on first use */
     int64_t batch;
 };
 
@@ -208,7 +209,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 18)) {
+    switch (below(s, 21)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -316,7 +317,7 @@ static void grow(struct gen *s)
         }
         break;
     }
-    case 16: /* images: [B, F] -> [B, 2, 4, 4] -> a conv, an image op, a pooling -> [B, -1] */
+    case 20: /* images: [B, F] -> [B, 2, 4, 4] -> a conv, an image op, a pooling -> [B, -1] */
         if (ndim == 2 && dg_node_dim(x, 0) == s->batch) {
             dg_node *w = new_param(s, 2, (int64_t[]){dg_node_dim(x, 1), 32});
             if (w == NULL)
@@ -330,6 +331,37 @@ static void grow(struct gen *s)
             if (s->labels == NULL)
                 s->labels = dg_input_typed(g, "labels", DG_I32, 1, (int64_t[]){s->batch});
             push(s, dg_softmax_cross_entropy(g, x, s->labels));
+        }
+        break;
+    case 16: /* an embedding lookup of the tokens input in a [3, F] table */
+        if (s->tokens == NULL)
+            s->tokens = dg_input_typed(g, "tokens", DG_I32, 1, (int64_t[]){s->batch});
+        push(s, dg_embedding(g, new_param(s, 2, (int64_t[]){3, 1 + below(s, 4)}), s->tokens));
+        break;
+    case 17: { /* a comparison mask, a selection by it, an index along an axis */
+        dg_node *y = partner(s, x);
+        dg_node *(*compare[])(dg_graph *, dg_node *, dg_node *) = {
+            dg_equal, dg_not_equal, dg_greater, dg_greater_equal, dg_less, dg_less_equal};
+        dg_node *mask = compare[below(s, 6)](g, x, y);
+        if (below(s, 3) == 0)
+            push(s, mask);
+        push(s, dg_where(g, mask, x, below(s, 2) ? y : dg_scale(g, y, 0.5f)));
+        if (ndim >= 1 && below(s, 2)) {
+            dg_node *index = below(s, 2) ? dg_argmax(g, x, axis) : dg_argmin(g, x, axis);
+            push(s, dg_cast(g, index, DG_F32));
+        } else if (below(s, 2)) {
+            push(s, dg_cast(g, dg_cast(g, dg_scale(g, x, 3.0f), DG_I32), DG_F32));
+        }
+        break;
+    }
+    case 18: /* self-attention of x over its leading axis (T = batch), sometimes causal, with
+              * dropout on the weights */
+        if (ndim == 2) {
+            bool drop = below(s, 2);
+            if (drop && s->key == NULL)
+                s->key = dg_dropout_key(g);
+            push(s, dg_attention(g, x, dg_tanh(g, x), partner(s, x), drop ? s->key : NULL,
+                                 below(s, 2), drop ? 0.25f : 0.0f));
         }
         break;
     default:
@@ -357,6 +389,14 @@ static void feed_all(dg_plan *p, struct gen *s, dg_node *x, uint64_t seed)
             labels[i] = (int32_t)(dg_test_rng_next(&rng) % 4) - 1; /* -1 ignores the row */
         ck_assert_int_eq(dg_feed(p, s->labels, labels), DG_OK);
         free(labels);
+    }
+    if (s->tokens != NULL && dg_plan_numel(p, s->tokens) > 0) {
+        int64_t m = dg_plan_numel(p, s->tokens);
+        int32_t *tokens = malloc((size_t)m * sizeof *tokens);
+        for (int64_t i = 0; i < m; i++)
+            tokens[i] = (int32_t)(dg_test_rng_next(&rng) % 3);
+        ck_assert_int_eq(dg_feed(p, s->tokens, tokens), DG_OK);
+        free(tokens);
     }
     if (s->key != NULL && dg_plan_numel(p, s->key) > 0)
         ck_assert_int_eq(dg_dropout_feed_key(p, seed, 3, true), DG_OK);

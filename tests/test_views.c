@@ -453,6 +453,60 @@ START_TEST(data_pointers_are_stable_across_runs)
 }
 END_TEST
 
+/* What dg_plan_set_block_ready reports: every entry once per run, the moment its value is
+ * final (a snapshot taken then equals the block after the run), entries computed in the
+ * block in backward order (the last layer first), copied entries after the steps. */
+struct ready_log {
+    int n, order[8];
+    const float *block;
+    float snapshot[64];
+    int64_t offset[5];
+};
+
+static void record_ready(void *user, int entry)
+{
+    struct ready_log *log = user;
+    ck_assert_int_lt(log->n, 8);
+    log->order[log->n++] = entry;
+    memcpy(log->snapshot + log->offset[entry], log->block + log->offset[entry],
+           (size_t)(log->offset[entry + 1] - log->offset[entry]) * sizeof(float));
+}
+
+START_TEST(grad_block_ready_hook)
+{
+    struct mlp m;
+    build_mlp(&m);
+    dg_node *outs[3] = {m.loss, m.grads[1], m.grads[3]};
+    dg_plan *p = dg_compile(m.g, 3, outs);
+    dg_node *entries[4] = {m.grads[3], m.params[1], m.grads[3], m.grads[1]};
+    ck_assert_int_eq(dg_plan_set_grad_block(p, 4, entries), DG_OK);
+    struct ready_log log = {0};
+    int64_t len;
+    log.block = dg_plan_grad_block(p, &len);
+    for (int k = 0; k < 4; k++)
+        log.offset[k] = dg_plan_grad_block_offset(p, k);
+    log.offset[4] = len;
+    ck_assert_int_eq(dg_plan_set_block_ready(p, record_ready, &log), DG_OK);
+    for (int run = 0; run < 2; run++) {
+        log.n = 0;
+        feed_x(p, m.x, 3 + run);
+        ck_assert_int_eq(dg_run(p), DG_OK);
+        ck_assert_int_eq(log.n, 4);
+        int expect[4] = {0, 3, 1, 2}; /* grads[3] (last layer) before grads[1]; then copies */
+        for (int k = 0; k < 4; k++)
+            ck_assert_int_eq(log.order[k], expect[k]);
+        ck_assert_mem_eq(log.snapshot, log.block, (size_t)len * sizeof(float));
+    }
+    ck_assert_int_eq(dg_plan_set_block_ready(p, NULL, NULL), DG_OK);
+    log.n = 0;
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_int_eq(dg_plan_set_block_ready(NULL, record_ready, &log), DG_ERR_INVALID_ARG);
+    dg_plan_free(p);
+    dg_graph_free(m.g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("views");
@@ -466,6 +520,7 @@ int main(void)
     tcase_add_test(tc, squeeze_and_unsqueeze_are_views);
     tcase_add_test(tc, grad_block_holds_the_gradients);
     tcase_add_test(tc, grad_block_copies_and_errors);
+    tcase_add_test(tc, grad_block_ready_hook);
     tcase_add_test(tc, grad_block_materialises_a_view);
     tcase_add_test(tc, optimizer_steps_from_the_block);
     tcase_add_test(tc, data_pointers_are_stable_across_runs);

@@ -4,7 +4,10 @@
 #   tools/deps.sh            build + test dependencies
 #   tools/deps.sh demo       ... plus the Fashion-MNIST data set
 set -eu
+# openmpi-bin, libopenmpi-dev: data-parallel training (src/dist); meson test then runs the
+# distributed suites under mpiexec (the library builds and tests without them too).
 packages="meson ninja-build gcc pkg-config libsleef-dev check zlib1g-dev libcjson-dev graphviz"
+packages="$packages openmpi-bin libopenmpi-dev"
 if [ "${1:-}" = demo ]; then
     packages="$packages dataset-fashion-mnist"
 fi

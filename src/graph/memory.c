@@ -538,3 +538,26 @@ int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry)
         return -1;
     return p->block_offset[entry];
 }
+
+dg_status dg_plan_set_block_ready(dg_plan *p, dg_block_ready_fn fn, void *user)
+{
+    if (p == NULL)
+        return DG_ERR_INVALID_ARG;
+    p->block_ready = fn;
+    p->block_ready_user = fn ? user : NULL;
+    return DG_OK;
+}
+
+void dg__plan_block_ready(const dg_plan *p, int node_index)
+{
+    int entry = p->values[node_index].block_entry;
+    if (p->block_ready != NULL && entry >= 0)
+        p->block_ready(p->block_ready_user, entry);
+}
+
+void dg__plan_block_copied(const dg_plan *p)
+{
+    for (int k = 0; p->block_ready != NULL && k < p->n_block; k++)
+        if (p->block_copy[k])
+            p->block_ready(p->block_ready_user, k);
+}

@@ -79,7 +79,15 @@ struct dg_plan {
     int *block_nodes;             /* node index per entry */
     int64_t *block_offset;        /* element offset per entry; n_block + 1 entries */
     bool *block_copy;             /* entry filled by a copy after the steps */
+    /* dg_plan_set_block_ready: told as each block entry becomes final during dg_run */
+    dg_block_ready_fn block_ready;
+    void *block_ready_user;
 };
+
+/* Tells the block_ready hook (when set) that the value of node_index is final, if it lives in
+ * the gradient block; after the steps, tells it every copied entry. Called by dg_run. */
+void dg__plan_block_ready(const dg_plan *p, int node_index);
+void dg__plan_block_copied(const dg_plan *p);
 
 /* Builds a plan; share_memory false gives every value its own slot (tests compare both). */
 dg_plan *dg__compile_ex(dg_graph *g, int n_outputs, dg_node *const *outputs, bool share_memory);

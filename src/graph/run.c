@@ -66,6 +66,7 @@ dg_status dg_run(dg_plan *p)
             return DG_ERR_STATE;
         }
     }
+    struct dg_exec_fault fault = {0};
     /* The thread policy (threads.c) picks the count of this run; an adaptive one is told how
      * long the run took, and during a probe how long it has taken so far after each step. */
     struct dg__thread_policy *policy = &p->threads;
@@ -75,6 +76,7 @@ dg_status dg_run(dg_plan *p)
         .n_threads = dg__thread_policy_begin(policy),
         .workspace = p->workspace_bytes > 0 ? p->workspace : NULL,
         .workspace_bytes = p->workspace_bytes,
+        .fault = &fault,
     };
     const bool probing = dg__thread_policy_probing(policy);
     struct dg_tensor *in = p->step_inputs;
@@ -90,6 +92,7 @@ dg_status dg_run(dg_plan *p)
              * block): the same elements, copied. */
             memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
                    (size_t)dg__numel(&v->shape) * 4);
+            dg__plan_block_ready(p, n->index);
             continue;
         }
         for (int i = 0; i < n->n_inputs; i++) {
@@ -99,6 +102,15 @@ dg_status dg_run(dg_plan *p)
         }
         struct dg_tensor out = {.data = out_data, .shape = v->shape};
         def->forward(def, n->attrs, n->n_inputs, in, &out, &ctx);
+        if (fault.raised) {
+            /* Invalid input data (an index out of range): the kernel wrote defined values
+             * and reported; the rest of the plan does not run (and the partial run is not
+             * timed for the thread policy). */
+            dg_graph_set_error(g, DG_ERR_INVALID_ARG, "run: %s: %s",
+                               dg__node_str(n, (char[160]){0}, 160), fault.msg);
+            return DG_ERR_INVALID_ARG;
+        }
+        dg__plan_block_ready(p, n->index);
         if (probing)
             ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
     }
@@ -107,6 +119,7 @@ dg_status dg_run(dg_plan *p)
         if (p->block_copy[k])
             memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
                    (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
+    dg__plan_block_copied(p);
     if (timed)
         dg__thread_policy_end(policy, dg__seconds() - start);
     return DG_OK;

@@ -1,7 +1,8 @@
 /*
  * Losses: scalar (shape []) means over a batch, with fused forward kernels.
  *
- *   softmax_cross_entropy(logits [N,C], labels [N] int32)
+ *   softmax_cross_entropy(logits [..,C], labels [..] int32)   ([N,C] and [N], [B,T,V] and
+ *       [B,T], ...: every position of the leading axes is a row)
  *       = (1/N_valid) sum over valid rows i of (logsumexp(logits_i) - logits[i, label_i])
  *   bce(p, y)             = mean(-(y * max(log p, -100) + (1-y) * max(log(1-p), -100)))
  *   bce_with_logits(z, y) = mean(max(z,0) - z*y + log1p(exp(-|z|)))
@@ -72,23 +73,35 @@ static dg_status pair_infer(const char *name, const struct dg_shape *in, struct 
     return DG_OK;
 }
 
-/* logits [N,C] float32 and labels [N] int32. */
+/* logits [..,C] float32 (at least 2 axes: [N,C], [B,T,C], ...) and labels [..] int32, the
+ * logits' shape without the class axis. Every position of the leading axes is one row. */
 static dg_status logits_labels_check(const char *name, const struct dg_shape *logits,
                                      const struct dg_shape *labels, char *msg, size_t len)
 {
     char sa[128], sb[128];
-    if (logits->dtype != DG_F32 || logits->ndim != 2)
+    if (logits->dtype != DG_F32 || logits->ndim < 2)
         return dg__shape_error(msg, len, logits->dtype != DG_F32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
-                               "%s: logits must be float32 [N,C], got %s%s", name,
+                               "%s: logits must be float32 [..,C] with at least 2 axes ([N,C], "
+                               "[B,T,C]), got %s%s", name,
                                logits->dtype != DG_F32 ? "int32 " : "",
                                dg__shape_str(logits, sa, sizeof sa));
-    if (labels->dtype != DG_I32 || labels->ndim != 1 || labels->dim[0] != logits->dim[0])
+    bool fits = labels->ndim == logits->ndim - 1;
+    for (int i = 0; fits && i < labels->ndim; i++)
+        fits = labels->dim[i] == logits->dim[i];
+    if (labels->dtype != DG_I32 || !fits)
         return dg__shape_error(msg, len, labels->dtype != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
-                               "%s: labels must be int32 [N] for logits %s, got %s%s", name,
+                               "%s: labels must be int32 shaped like the logits %s without "
+                               "their last (class) axis, got %s%s", name,
                                dg__shape_str(logits, sa, sizeof sa),
                                labels->dtype != DG_I32 ? "float32 " : "",
                                dg__shape_str(labels, sb, sizeof sb));
     return DG_OK;
+}
+
+/* Rows (positions) of logits [..,C]: the product of the leading axes. */
+static int64_t logit_rows(const struct dg_shape *logits)
+{
+    return dg__numel(logits) / (logits->dim[logits->ndim - 1] > 0 ? logits->dim[logits->ndim - 1] : 1);
 }
 
 static int64_t count_valid(const int32_t *labels, int64_t n, int64_t c)
@@ -135,7 +148,7 @@ static void sce_forward(const struct dg_op_def *def, const void *attrs, int n_in
 {
     const float *x = in[0].data;
     const int32_t *labels = in[1].data;
-    int64_t n = in[0].shape.dim[0], c = in[0].shape.dim[1];
+    int64_t n = logit_rows(&in[0].shape), c = in[0].shape.dim[in[0].shape.ndim - 1];
     int64_t nb = loss_blocks(n, LOSS_BLOCK / c > 0 ? LOSS_BLOCK / c : 1);
     int64_t rows_per_block = (n + nb - 1) / nb;
     double *partial = ctx->workspace; /* nb doubles: sce_workspace */
@@ -163,7 +176,7 @@ static void sce_forward(const struct dg_op_def *def, const void *attrs, int n_in
 static size_t sce_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
                             const struct dg_shape *in, const struct dg_shape *out, int n_threads)
 {
-    int64_t n = in[0].dim[0], c = in[0].dim[1];
+    int64_t n = logit_rows(&in[0]), c = in[0].dim[in[0].ndim - 1];
     return partials_bytes(n, LOSS_BLOCK / c > 0 ? LOSS_BLOCK / c : 1);
 }
 
@@ -221,7 +234,7 @@ static void sce_grad_forward(const struct dg_op_def *def, const void *attrs, int
     const int32_t *labels = in[1].data;
     float s = *(const float *)in[2].data;
     float *o = out->data;
-    int64_t n = in[0].shape.dim[0], c = in[0].shape.dim[1];
+    int64_t n = logit_rows(&in[0].shape), c = in[0].shape.dim[in[0].shape.ndim - 1];
     int64_t valid = count_valid(labels, n, c);
     double weight = valid > 0 ? (double)s / (double)valid : 0.0;
     const struct dg_vmath *vm = dg__vmath();
@@ -259,10 +272,10 @@ static dg_status sce_grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     dg_node *unit = dg__make_node(g, DG_OP_softmax_cross_entropy_grad, 3,
                                   (dg_node *[]){logits, labels, dg_scalar(g, 1.0f)}, NULL);
     gin[2] = dg_sum(g, dg_mul(g, grad, unit), 0, NULL, false);
-    dg_node *p = dg_softmax(g, logits, 1);
+    dg_node *p = dg_softmax(g, logits, -1);
     dg_node *weights = dg__make_node(g, DG_OP_ce_row_weights, 2, (dg_node *[]){labels, logits},
                                      NULL);
-    int axis = 1;
+    int axis = -1;
     dg_node *centred = dg_sub(g, grad, dg_sum(g, dg_mul(g, grad, p), 1, &axis, true));
     gin[0] = dg_mul(g, dg_mul(g, p, dg_mul(g, weights, s)), centred);
     return dg_graph_status(g);
@@ -283,11 +296,12 @@ static dg_status ce_row_weights_infer(const struct dg_op_def *def, const void *a
                                       char *msg, size_t len)
 {
     dg_status st = logits_labels_check("ce_row_weights", &in[1], &in[0], msg, len);
+    if (st != DG_OK)
+        return st;
+    *out = in[0]; /* the labels' shape plus a unit class axis: broadcasts against logits */
     out->dtype = DG_F32;
-    out->ndim = 2;
-    out->dim[0] = in[0].dim[0];
-    out->dim[1] = 1;
-    return st;
+    out->dim[out->ndim++] = 1;
+    return DG_OK;
 }
 
 static void ce_row_weights_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
@@ -295,7 +309,7 @@ static void ce_row_weights_forward(const struct dg_op_def *def, const void *attr
                                    const struct dg_exec_ctx *ctx)
 {
     const int32_t *labels = in[0].data;
-    int64_t n = in[1].shape.dim[0], c = in[1].shape.dim[1];
+    int64_t n = logit_rows(&in[1].shape), c = in[1].shape.dim[in[1].shape.ndim - 1];
     int64_t valid = count_valid(labels, n, c);
     float w = valid > 0 ? (float)(1.0 / (double)valid) : 0.0f;
     float *o = out->data;

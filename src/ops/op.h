@@ -110,4 +110,13 @@ typedef void (*dg_chunk_fn)(void *arg, int64_t lo, int64_t hi);
  * called. */
 void dg__parallel_chunks(const struct dg_exec_ctx *ctx, int64_t n, dg_chunk_fn fn, void *arg);
 
+/* ---- Run-time faults (src/ops/parallel.c) --------------------------------------------- */
+
+/* Reports that the kernel's input data is invalid (see struct dg_exec_fault): the first report
+ * of a run wins (safe from any thread), later ones are dropped. The message starts with the
+ * op's name and says which value is wrong ("embedding: index 12 at position 3 is outside
+ * [0, 10)"). The kernel then finishes with defined values; the run stops after its step. */
+void dg__exec_fault(const struct dg_exec_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif /* DG_OP_H */

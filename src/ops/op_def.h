@@ -37,6 +37,17 @@ struct dg_tensor {
     struct dg_shape shape;
 };
 
+/* A run-time fault: a kernel found its input DATA invalid (an index out of range), which no
+ * shape rule can see. The kernel never reads or writes out of bounds: it writes a defined
+ * value in place of the invalid element (zeros for a gathered row), reports the fault with
+ * dg__exec_fault (op.h), and the executor stops the run after that step with
+ * DG_ERR_INVALID_ARG and the message, prefixed with the node, on the graph. The executor owns
+ * it (one per dg_run); kernels only report through the helper. */
+struct dg_exec_fault {
+    int raised;     /* 0 until the first report; set atomically (first report wins) */
+    char msg[256];  /* the first report's message */
+};
+
 /* What a kernel may know about the run. */
 struct dg_exec_ctx {
     int n_threads;          /* >= 1; pass to OpenMP's num_threads clause */
@@ -45,6 +56,9 @@ struct dg_exec_ctx {
      * this call only). NULL with 0 bytes when no op of the plan asked for any. */
     void *workspace;
     size_t workspace_bytes;
+    /* Where a kernel reports invalid input data (dg__exec_fault); NULL: nobody listens (the
+     * report is dropped, the kernel's defined fallback values stand). */
+    struct dg_exec_fault *fault;
 };
 
 struct dg_op_def;

@@ -16,6 +16,10 @@ DG_OP(add_n)
 /* comparison masks (1.0 / 0.0), no gradient flows: compare.c */
 DG_OP(equal)
 DG_OP(greater)
+DG_OP(not_equal)
+DG_OP(greater_equal)
+DG_OP(less)
+DG_OP(less_equal)
 /* unary math: unary_math.c */
 DG_OP(neg)
 DG_OP(abs)
@@ -98,3 +102,14 @@ DG_OP(upsample_nearest2d)
 /* batch normalisation (mode from the run key): batchnorm.c */
 DG_OP(batch_norm)
 DG_OP(batch_norm_mode)
+/* sequence ops: embedding.c */
+DG_OP(embedding)
+DG_OP(embedding_grad)
+/* selection: select.c */
+DG_OP(where)
+DG_OP(argmax)
+DG_OP(argmin)
+DG_OP(cast)
+/* fused scaled dot-product attention: attention.c */
+DG_OP(attention)
+DG_OP(attention_grad)

@@ -1,6 +1,8 @@
 /* The parallel-chunks helper (op.h): one split rule for every flat elementwise kernel. */
 #include "op.h"
 
+#include <stdio.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -36,4 +38,16 @@ void dg__parallel_chunks(const struct dg_exec_ctx *ctx, int64_t n, dg_chunk_fn f
         if (hi > lo)
             fn(arg, lo, hi);
     }
+}
+
+void dg__exec_fault(const struct dg_exec_ctx *ctx, const char *fmt, ...)
+{
+    if (ctx == NULL || ctx->fault == NULL)
+        return;
+    if (__atomic_exchange_n(&ctx->fault->raised, 1, __ATOMIC_ACQ_REL) != 0)
+        return; /* first report wins */
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(ctx->fault->msg, sizeof ctx->fault->msg, fmt, args);
+    va_end(args);
 }

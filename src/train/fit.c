@@ -127,10 +127,54 @@ static void finish(const struct loop *lp, const struct sums *s, double *loss, do
     *metric = (lp->model->output && lp->cfg->metric) ? s->metric / n : NAN;
 }
 
-static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fit_data *data,
+/* ---- Data-parallel hooks (cfg->parallel, filled by src/dist; docs/distributed.md) ---- */
+
+/* Rank r's share of `n` items: [n*r/size, n*(r+1)/size). */
+static int64_t share_begin(const dg_fit_parallel *par, int64_t n, int rank)
+{
+    return n * rank / par->size;
+}
+
+/* Sums the figures of every rank (in rank order: the same on every rank). */
+static dg_status reduce_sums(const dg_fit_parallel *par, struct sums *s)
+{
+    if (par == NULL)
+        return DG_OK;
+    double v[4] = {s->loss, s->metric, (double)s->correct, (double)s->seen};
+    dg_status st = par->sum(par->user, v, 4);
+    *s = (struct sums){.loss = v[0], .metric = v[1], .correct = (int64_t)v[2],
+                       .seen = (int64_t)v[3]};
+    return st;
+}
+
+/* Every rank's status agreed (the lowest failing rank's); a rank that did not fail itself
+ * gets a message naming the status. */
+static dg_status agree(const dg_fit_parallel *par, dg_graph *g, dg_status local)
+{
+    if (par == NULL)
+        return local;
+    dg_status all = par->agree(par->user, local);
+    if (all != DG_OK && local == DG_OK)
+        dg_graph_set_error(g, all, "fit: another rank failed (%s)", dg_status_str(all));
+    return all;
+}
+
+/* Evaluates `data`; with cfg->parallel each rank takes its share and the sums are reduced. */
+static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fit_data *all,
                                int64_t batch_size, double *loss, double *accuracy,
                                double *metric)
 {
+    const dg_fit_parallel *par = lp->cfg->parallel;
+    dg_fit_data shard = *all;
+    const dg_fit_data *data = all;
+    if (par != NULL) {
+        int64_t lo = share_begin(par, all->n, par->rank);
+        int64_t hi = share_begin(par, all->n, par->rank + 1);
+        shard.x = all->x + lo * lp->x_row;
+        shard.y = (const char *)all->y + (size_t)(lo * lp->y_row) * lp->y_size;
+        shard.n = hi - lo;
+        data = &shard;
+    }
     struct sums s = {0};
     dg_status st = dg_dropout_feed_key(plan, lp->cfg->seed, 0, false);
     for (int64_t start = 0; st == DG_OK && start < data->n; start += batch_size) {
@@ -140,6 +184,9 @@ static dg_status evaluate_with(const struct loop *lp, dg_plan *plan, const dg_fi
         if (st == DG_OK)
             add_batch(lp, plan, batch, &s);
     }
+    st = agree(par, dg_plan_graph(plan), st);
+    if (st == DG_OK)
+        st = reduce_sums(par, &s);
     finish(lp, &s, loss, accuracy, metric);
     return st;
 }
@@ -348,13 +395,14 @@ static dg_status after_epoch(const dg_model *model, dg_optim *opt, const dg_fit_
     }
     *stop = cfg->patience > 0 && run->epochs_without_improvement >= cfg->patience;
     run->stopped_early = *stop;
-    if (improved && cfg->best_path != NULL)
+    bool writer = cfg->parallel == NULL || cfg->parallel->rank == 0;
+    if (writer && improved && cfg->best_path != NULL)
         st = save_checkpoint(model, opt, run, cfg->best_path);
     bool due = last || *stop || (cfg->checkpoint_every > 0 &&
                                  run->epoch % cfg->checkpoint_every == 0);
-    if (st == DG_OK && due && cfg->checkpoint_path != NULL)
+    if (writer && st == DG_OK && due && cfg->checkpoint_path != NULL)
         st = save_checkpoint(model, opt, run, cfg->checkpoint_path);
-    return st;
+    return agree(cfg->parallel, model->graph, st);
 }
 
 /* The training plan computes the loss, the output and every gradient the optimizer reads. */
@@ -377,6 +425,46 @@ static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
     return plan;
 }
 
+/* One data-parallel step: this rank's share of the batch [first, first + batch), the
+ * gradients averaged over the ranks by the hooks, the optimizer step on the average. */
+static dg_status parallel_step(const struct loop *lp, dg_plan *plan, dg_optim *opt,
+                               const dg_fit_data *train, const int64_t *order, int epoch,
+                               int64_t first, int64_t batch, int64_t step, struct sums *s)
+{
+    const dg_fit_config *cfg = lp->cfg;
+    const dg_fit_parallel *par = cfg->parallel;
+    int64_t lo = share_begin(par, batch, par->rank);
+    int64_t local = share_begin(par, batch, par->rank + 1) - lo;
+    /* Rank 0 keeps cfg.seed (one rank trains as one process); the others get their own. */
+    uint64_t seed = cfg->seed ^ ((uint64_t)par->rank * 0x9E3779B97F4A7C15u);
+    dg_status st = DG_OK;
+    if (local > 0) {
+        gather(lp, train, cfg->shuffle ? order : NULL, first + lo, local);
+        /* keyed by cfg.seed and the example: the same images as in one process */
+        dg__augment_batch(&cfg->augment, cfg->seed, epoch, lp->x_batch, lp->x_row,
+                          cfg->shuffle ? order : NULL, first + lo, local);
+        if (dg_plan_dim(plan, lp->model->x, 0) != local)
+            st = dg_plan_set_batch(plan, local);
+        if (st == DG_OK)
+            st = dg_dropout_feed_key(plan, seed, step, true);
+    }
+    if (st == DG_OK) {
+        st = par->step_begin(par->user, plan, batch);
+        if (st != DG_OK)
+            return st; /* decided alike on every rank (from the batch sizes) */
+    }
+    if (st == DG_OK && local > 0)
+        st = run_batch(lp, plan, local);
+    /* A local failure here would leave the other ranks waiting: step_end ends the job. */
+    const float *const *grads = NULL;
+    st = par->step_end(par->user, plan, st, &grads);
+    if (st == DG_OK)
+        st = dg_optim_step_raw(opt, grads);
+    if (st == DG_OK && local > 0)
+        add_batch(lp, plan, local, s);
+    return st;
+}
+
 static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt,
                              const dg_fit_data *train, int64_t *order, int epoch,
                              int64_t *step, struct dg__progress *progress, dg_epoch_stats *st)
@@ -393,22 +481,31 @@ static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt
     dg_status status = DG_OK;
     for (int64_t first = 0; first < train->n && status == DG_OK; first += cfg->batch_size) {
         int64_t batch = train->n - first < cfg->batch_size ? train->n - first : cfg->batch_size;
-        gather(lp, train, cfg->shuffle ? order : NULL, first, batch);
-        dg__augment_batch(&cfg->augment, cfg->seed, epoch, lp->x_batch, lp->x_row,
-                          cfg->shuffle ? order : NULL, first, batch);
-        status = dg_dropout_feed_key(plan, cfg->seed, *step, true);
-        if (status == DG_OK)
-            status = run_batch(lp, plan, batch);
-        if (status == DG_OK)
-            status = dg_optim_step(opt, plan);
+        if (cfg->parallel != NULL) {
+            status = parallel_step(lp, plan, opt, train, order, epoch, first, batch, *step,
+                                   &s);
+        } else {
+            gather(lp, train, cfg->shuffle ? order : NULL, first, batch);
+            dg__augment_batch(&cfg->augment, cfg->seed, epoch, lp->x_batch, lp->x_row,
+                              cfg->shuffle ? order : NULL, first, batch);
+            status = dg_dropout_feed_key(plan, cfg->seed, *step, true);
+            if (status == DG_OK)
+                status = run_batch(lp, plan, batch);
+            if (status == DG_OK)
+                status = dg_optim_step(opt, plan);
+            if (status == DG_OK)
+                add_batch(lp, plan, batch, &s);
+        }
         if (status != DG_OK)
             break;
         (*step)++;
-        add_batch(lp, plan, batch, &s);
         double acc, metric, loss;
         finish(lp, &s, &loss, &acc, &metric);
-        dg__progress_batch(progress, s.seen, loss, acc, metric, dg__now_seconds() - start);
+        dg__progress_batch(progress, cfg->parallel ? first + batch : s.seen, loss, acc, metric,
+                           dg__now_seconds() - start);
     }
+    if (status == DG_OK)
+        status = reduce_sums(cfg->parallel, &s);
     st->seconds = dg__now_seconds() - start;
     st->samples_per_s = st->seconds > 0 ? (double)s.seen / st->seconds : 0;
     finish(lp, &s, &st->loss, &st->accuracy, &st->metric);
@@ -436,7 +533,8 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     }
     /* Loaded before the plans are made, so that nothing sees the old parameters. */
     dg_fit_state start;
-    if ((st = start_state(model, opt, cfg, &start)) != DG_OK)
+    st = start_state(model, opt, cfg, &start);
+    if ((st = agree(cfg->parallel, model->graph, st)) != DG_OK) /* a rank may miss the file */
         return st;
     int64_t eval_batch = cfg->eval_batch_size > 0 ? cfg->eval_batch_size : cfg->batch_size;
     /* Batch buffers hold at most what the data can fill. */
@@ -463,6 +561,11 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     /* Progress shows "epoch 3/3" for the one epoch of a run resumed after two. */
     dg_fit_config shown = *cfg;
     shown.epochs = start.epoch + cfg->epochs;
+    if (cfg->parallel != NULL && cfg->parallel->rank != 0) {
+        shown.verbose = 0; /* rank 0 alone reports */
+        shown.csv_path = NULL;
+        shown.plot_path = NULL;
+    }
     dg_status progress_st = dg__progress_open(&progress, &shown, train->n, dg_optim_base_lr(opt));
     if (progress_st != DG_OK && st == DG_OK) {
         dg_graph_set_error(model->graph, progress_st, "fit: %s", progress.error);
@@ -470,6 +573,13 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     }
     for (int64_t i = 0; st == DG_OK && i < train->n; i++)
         order[i] = i;
+    bool attached = false;
+    if (cfg->parallel != NULL && plan != NULL) {
+        dg_status local = st == DG_OK ? cfg->parallel->attach(cfg->parallel->user, plan, opt)
+                                      : st;
+        attached = true;
+        st = agree(cfg->parallel, model->graph, local);
+    }
     for (int k = 0; history != NULL && k < cfg->epochs; k++)
         history[k] = (dg_epoch_stats){.epoch = 0, .loss = NAN, .accuracy = NAN, .metric = NAN,
                                       .val_loss = NAN, .val_accuracy = NAN, .val_metric = NAN};
@@ -505,6 +615,8 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
         dg_graph_set_error(model->graph, DG_ERR_IO, "fit: %s", progress.error);
         st = DG_ERR_IO;
     }
+    if (attached)
+        cfg->parallel->detach(cfg->parallel->user, plan);
     loop_free(&lp);
     dg__free(order);
     dg_plan_free(plan);

@@ -33,6 +33,21 @@ def ce_row_weights(labels, logits):
     return valid_weights(labels, logits.shape[1])[:, None]
 
 
+# [B,T,V] logits with [B,T] labels: every position is a row (the same maths, flattened)
+def sce_seq(logits, labels):
+    return sce(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def sce_grad_seq(logits, labels, s):
+    c = logits.shape[-1]
+    return sce_grad(logits.reshape(-1, c), labels.reshape(-1), s).reshape(logits.shape)
+
+
+def ce_row_weights_seq(labels, logits):
+    c = logits.shape[-1]
+    return valid_weights(labels.reshape(-1), c).reshape(labels.shape + (1,))
+
+
 # huber inputs: a - b kept at least 0.06 from +-delta (the kink of the second derivative)
 HUBER1_A = [-2.5, -1.3, -0.7, -0.2, 0.1, 0.6, 0.9, 1.4, 2.2, 2.9, -0.4, 1.8]
 HUBER2_A = [-4.5, -2.6, -1.7, -0.3, 0.5, 1.2, 1.85, 2.3, 3.1, 4.8, -1.1, 0.0]
@@ -51,6 +66,13 @@ CASES = [
          [Spec([3, 1]), Spec([3], dtype="i32", values=[0, 0, 0])], sce),
     Case("sce_wide", "softmax_cross_entropy",
          [Spec([2, 300]), Spec([2], lo=0, hi=300, dtype="i32")], sce),
+    Case("sce_seq", "softmax_cross_entropy",
+         [Spec([2, 3, 5]), Spec([2, 3], dtype="i32", values=[0, 4, -100, 2, 5, 1])], sce_seq),
+    Case("sce_seq4", "softmax_cross_entropy",
+         [Spec([2, 2, 3, 4]), Spec([2, 2, 3], lo=0, hi=4, dtype="i32")], sce_seq),
+    Case("sce_grad_seq", "softmax_cross_entropy_grad",
+         [Spec([2, 3, 4]), Spec([2, 3], dtype="i32", values=[3, 0, -1, 1, 2, 2]), Spec([])],
+         sce_grad_seq),
     Case("sce_grad_basic", "softmax_cross_entropy_grad",
          [Spec([3, 4]), Spec([3], lo=0, hi=4, dtype="i32"), Spec([])], sce_grad),
     Case("sce_grad_ignore", "softmax_cross_entropy_grad",
@@ -58,6 +80,9 @@ CASES = [
     Case("ce_row_weights_basic", "ce_row_weights",
          [Spec([5], dtype="i32", values=[0, -1, 2, 3, 1]), Spec([5, 3])], ce_row_weights,
          grad=False),
+    Case("ce_row_weights_seq", "ce_row_weights",
+         [Spec([2, 3], dtype="i32", values=[0, -1, 2, 3, 1, 9]), Spec([2, 3, 4])],
+         ce_row_weights_seq, grad=False),
     Case("bce_soft", "bce", [Spec([3, 4], lo=0.05, hi=0.95), Spec([3, 4], lo=0.0, hi=1.0)],
          F.binary_cross_entropy),
     Case("bce_hard", "bce",

@@ -35,7 +35,7 @@ from fixture_io import write_fixture  # noqa: E402
 
 # The families of tests/op_cases.h, in its order.
 FAMILIES = ["binary", "unary", "activation", "matmul", "reduce", "layout", "softmax", "loss", "nn",
-            "composite", "conv", "pool", "norm", "pad"]
+            "composite", "conv", "pool", "norm", "pad", "seq"]
 FIXTURE_DIR = os.path.normpath(os.path.join(HERE, "..", "fixtures"))
 AWAY_MARGIN = 0.05
 

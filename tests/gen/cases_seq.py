@@ -1,0 +1,182 @@
+"""Op cases for the sequence ops (issue 12); the C rows with the same names are in
+tests/cases_seq.c."""
+import torch
+import torch.nn.functional as F
+
+from op_case import Case, Spec
+
+
+def embedding(table, indices):
+    return F.embedding(indices, table)
+
+
+def embedding_grad(grad, indices, table):
+    d = table.shape[1]
+    out = torch.zeros(table.shape, dtype=grad.dtype)
+    return out.index_add(0, indices.reshape(-1), grad.reshape(-1, d))
+
+
+def cmp(fn):
+    return lambda a, b: fn(a, b).to(torch.float64)
+
+
+def where(c, a, b):
+    return torch.where(c != 0, a, b)
+
+
+def where_compare(a, b):
+    return torch.where(a > b, a, b * 0.5)
+
+
+TIES_A = [0.5, -1.0, 2.0, 0.0, 1.5, -0.25]
+TIES_B = [0.5, 1.0, 2.0, -3.0, 1.5, 0.75]
+
+
+def causal_softmax(x):
+    t = x.shape[-1]
+    mask = torch.tril(torch.ones(t, t, dtype=torch.bool))
+    return torch.softmax(x.masked_fill(~mask, float("-inf")), -1)
+
+
+def masked_softmax(x, mask):
+    return torch.softmax(x.masked_fill(mask == 0, float("-inf")), 1)
+
+
+def attention_ref(q, k, v, causal=False):
+    """softmax(q k^T / sqrt(Dh)) v; causal: key j visible to query i when j <= i + S - T
+    (bottom-right); a query with no visible key gives zeros."""
+    t, s = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-1, -2) / (q.shape[-1] ** 0.5)
+    if not causal:
+        return torch.softmax(scores, -1) @ v
+    i = torch.arange(t)[:, None]
+    j = torch.arange(s)[None, :]
+    visible = j <= i + (s - t)
+    p = torch.softmax(scores.masked_fill(~visible, -1e30), -1)
+    p = p * visible.any(-1, keepdim=True).to(p.dtype)
+    return p @ v
+
+
+def attention_grad_ref(which, causal):
+    def fn(q, k, v, out, go):
+        t, s = q.shape[-2], k.shape[-2]
+        scale = 1.0 / (q.shape[-1] ** 0.5)
+        scores = q @ k.transpose(-1, -2) * scale
+        i = torch.arange(t)[:, None]
+        j = torch.arange(s)[None, :]
+        visible = (j <= i + (s - t)) if causal else torch.ones(t, s, dtype=torch.bool)
+        p = torch.softmax(scores.masked_fill(~visible, -1e30), -1)
+        p = p * visible.any(-1, keepdim=True).to(p.dtype)
+        dp = go @ v.transpose(-1, -2)
+        d = (go * out).sum(-1, keepdim=True)
+        ds = p * (dp - d)
+        if which == "q":
+            return scale * ds @ k
+        dk = scale * ds.transpose(-1, -2) @ q
+        dv = p.transpose(-1, -2) @ go
+        if which == "k":
+            return dk
+        if which == "kv":
+            return torch.cat([dk, dv], -1)
+        return dv
+    return fn
+
+
+CASES = [
+    Case("embedding_basic", "embedding",
+         [Spec([7, 4]), Spec([2, 3], lo=0, hi=7, dtype="i32")], embedding),
+    # repeated rows: the table's gradient adds them up
+    Case("embedding_repeat", "embedding",
+         [Spec([5, 3]), Spec([3, 4], dtype="i32", values=[0, 4, 4, 1, 0, 0, 2, 4, 1, 1, 3, 0])],
+         embedding),
+    Case("embedding_flat", "embedding",
+         [Spec([11, 6]), Spec([9], lo=0, hi=11, dtype="i32")], embedding),
+    Case("embedding_grad_basic", "embedding_grad",
+         [Spec([2, 3, 4]), Spec([2, 3], dtype="i32", values=[1, 0, 5, 1, 1, 6]), Spec([7, 4])],
+         embedding_grad),
+    # comparisons: ties exercised with explicit equal elements; zero gradient
+    Case("equal_public", "equal", [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)],
+         cmp(torch.eq), grad=False),
+    Case("not_equal_ties", "not_equal",
+         [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)], cmp(torch.ne), grad=False),
+    Case("greater_public", "greater", [Spec([3, 4]), Spec([4])], cmp(torch.gt), grad=False),
+    Case("greater_equal_ties", "greater_equal",
+         [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)], cmp(torch.ge), grad=False),
+    Case("less_bcast", "less", [Spec([3, 1]), Spec([4])], cmp(torch.lt), grad=False),
+    Case("less_equal_ties", "less_equal",
+         [Spec([2, 3], values=TIES_A), Spec([2, 3], values=TIES_B)], cmp(torch.le), grad=False),
+    Case("where_basic", "where",
+         [Spec([2, 3], values=[1, 0, 0, 1, 1, 0]), Spec([2, 3]), Spec([2, 3])], where),
+    # cond [2,1], a [3], b []: every operand broadcast, gradients summed back
+    Case("where_bcast", "where",
+         [Spec([2, 1], values=[0, 1]), Spec([3]), Spec([])], where),
+    Case("where_compare", "where", [Spec([3, 4]), Spec([3, 4])], where_compare),
+    Case("argmax_axis1", "argmax", [Spec([3, 5, 2])],
+         lambda x: torch.argmax(x, 1).to(torch.float64), grad=False),
+    # ties: the first index wins
+    Case("argmax_ties", "argmax", [Spec([2, 4], values=[1, 3, 3, 0, 2, 2, 2, 2])],
+         lambda x: torch.argmax(x, -1).to(torch.float64), grad=False),
+    Case("argmin_axis0", "argmin", [Spec([4, 3])],
+         lambda x: torch.argmin(x, 0).to(torch.float64), grad=False),
+    Case("cast_round_trip", "cast", [Spec([2, 5], lo=-9.0, hi=9.0)],
+         lambda x: x.trunc(), grad=False),
+    Case("cast_from_i32", "cast", [Spec([7], lo=-100, hi=100, dtype="i32")],
+         lambda x: x.to(torch.float64), grad=False),
+    # composites: clamp kept away from its kinks at -0.5 and 0.75
+    Case("clamp_basic", "where",
+         [Spec([3, 4], values=[-1.5, -0.7, -0.3, 0.0, 0.2, 0.5, 0.7, 0.9, 1.2, -0.9, 0.3, 0.6])],
+         lambda x: torch.clamp(x, -0.5, 0.75)),
+    Case("min_axis1", "max", [Spec([3, 4])], lambda x: torch.amin(x, 1)),
+    Case("min_all", "max", [Spec([2, 3])], lambda x: torch.amin(x, (0, 1), keepdim=True)),
+    Case("logsumexp_last", "max", [Spec([3, 5])], lambda x: torch.logsumexp(x, -1)),
+    Case("logsumexp_large", "max", [Spec([2, 4], lo=-500.0, hi=500.0)],
+         lambda x: torch.logsumexp(x, -1)),
+    Case("logsumexp_keep", "max", [Spec([4, 3])],
+         lambda x: torch.logsumexp(x, 0, keepdim=True)),
+    Case("variance_unbiased", "size_ratio", [Spec([3, 6])],
+         lambda x: torch.var(x, -1, unbiased=True)),
+    Case("variance_biased", "size_ratio", [Spec([2, 3, 4])],
+         lambda x: torch.var(x, (0, 2), unbiased=False, keepdim=True)),
+    Case("masked_softmax_causal", "softmax", [Spec([2, 4, 4])], causal_softmax),
+    Case("masked_softmax_mask", "where",
+         [Spec([3, 5]), Spec([3, 5], values=[1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1])],
+         masked_softmax),
+    Case("attention_basic", "attention",
+         [Spec([2, 2, 3, 4]), Spec([2, 2, 5, 4]), Spec([2, 2, 5, 3])], attention_ref),
+    Case("attention_2d", "attention", [Spec([3, 4]), Spec([5, 4]), Spec([5, 2])], attention_ref),
+    Case("attention_causal", "attention",
+         [Spec([1, 2, 6, 4]), Spec([1, 2, 6, 4]), Spec([1, 2, 6, 4])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # two new queries against five cached keys: query i sees keys j <= i + 3
+    Case("attention_causal_cache", "attention",
+         [Spec([1, 1, 2, 4]), Spec([1, 1, 5, 4]), Spec([1, 1, 5, 3])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # T > S: the first two queries see no key (zero output, zero gradient)
+    Case("attention_causal_empty_rows", "attention",
+         [Spec([1, 5, 3]), Spec([1, 3, 3]), Spec([1, 3, 2])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # several tiles of 64 keys, with scores large enough to move the running max
+    Case("attention_long", "attention",
+         [Spec([1, 150, 8], lo=-2.5, hi=2.5), Spec([1, 150, 8], lo=-2.5, hi=2.5),
+          Spec([1, 150, 4])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    # dropout 0.2 with the key in evaluation mode: no dropout
+    Case("attention_eval_key", "attention",
+         [Spec([2, 4, 3]), Spec([2, 4, 3]), Spec([2, 4, 3]),
+          Spec([3], dtype="i32", values=[5, 7, 0])],
+         lambda q, k, v, key: attention_ref(q, k, v, True)),
+    Case("attention_grad_q", "attention_grad",
+         [Spec([2, 3, 4]), Spec([2, 5, 4]), Spec([2, 5, 3]), Spec([2, 3, 3]), Spec([2, 3, 3])],
+         attention_grad_ref("q", False), grad=False),
+    Case("attention_grad_k", "attention_grad",
+         [Spec([2, 4, 4]), Spec([2, 6, 4]), Spec([2, 6, 3]), Spec([2, 4, 3]), Spec([2, 4, 3])],
+         attention_grad_ref("k", True), grad=False),
+    Case("attention_grad_v", "attention_grad",
+         [Spec([2, 4, 4]), Spec([2, 6, 4]), Spec([2, 6, 3]), Spec([2, 4, 3]), Spec([2, 4, 3])],
+         attention_grad_ref("v", True), grad=False),
+    # d k and d v side by side (what the rule builds when both are needed), several blocks
+    Case("attention_grad_kv", "attention_grad",
+         [Spec([1, 70, 4]), Spec([1, 130, 4]), Spec([1, 130, 3]), Spec([1, 70, 3]),
+          Spec([1, 70, 3])],
+         attention_grad_ref("kv", True), grad=False),
+]

@@ -1,0 +1,350 @@
+/*
+ * Data-parallel dg_fit (src/dist) under mpirun -np 2 and -np 3 (tests/meson.build): identical
+ * parameters on every rank after every epoch, equality with one process at the same global
+ * batch up to float reassociation, bitwise reproducibility, checkpoints across rank counts,
+ * and a clean error when the ranks build different models.
+ * Runs without fork (CK_FORK=no): MPI and fork do not mix.
+ */
+#include <check.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dagrad.h"
+#include "dagrad_dist.h"
+#include "test_util.h"
+
+#define N 101       /* examples: the last batch of 16 is partial (5): shares differ */
+#define FEATURES 6
+#define CLASSES 3
+#define BATCH 16
+/* One process against N ranks: the same sums in another association, over 3 epochs.
+ * Measured differences are ~1e-6; 1e-4 relative leaves room, and a wrong average (sum not
+ * divided, a share missed) is off by far more. */
+#define REL_TOL 1e-4
+
+static dg_dist *dist;
+static float data_x[N * FEATURES];
+static int32_t data_y[N];
+
+struct model {
+    dg_graph *g;
+    dg_optim *opt;
+    dg_model m;
+    dg_node *params[4];
+    int n_params;
+};
+
+static void make_data(void)
+{
+    dg_test_rng r;
+    dg_test_rng_seed(&r, 11);
+    dg_test_fill_uniform(&r, data_x, N * FEATURES, -1.0f, 1.0f);
+    for (int i = 0; i < N; i++) {
+        const float *row = data_x + i * FEATURES;
+        float s[CLASSES] = {row[0] + row[1], row[2] - row[0], row[3] - row[1]};
+        data_y[i] = s[0] > s[1] ? (s[0] > s[2] ? 0 : 2) : (s[1] > s[2] ? 1 : 2);
+    }
+}
+
+/* features: FEATURES, except in the different-models test; Adam or plain SGD. */
+static void build(struct model *md, int features, bool adam)
+{
+    dg_rng rng;
+    dg_rng_seed(&rng, 2);
+    md->g = dg_graph_new();
+    dg_node *x = dg_input(md->g, "x", 2, (int64_t[]){BATCH, features});
+    dg_node *y = dg_input_typed(md->g, "y", DG_I32, 1, (int64_t[]){BATCH});
+    dg_node *h = dg_dense(md->g, x, 16, DG_ACT_RELU, "fc1", &rng);
+    dg_node *logits = dg_dense(md->g, h, CLASSES, DG_ACT_NONE, "fc2", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(md->g, logits, y);
+    dg_node *grads[4];
+    ck_assert_int_eq(dg_grad_params(md->g, loss, 4, md->params, grads, &md->n_params), DG_OK);
+    if (adam) { /* state to checkpoint; nearly blind to a gradient's scale */
+        dg_adam_config cfg = DG_ADAM_DEFAULTS;
+        cfg.lr = 0.05;
+        md->opt = dg_optim_new_adam(md->n_params, md->params, grads, &cfg);
+    } else { /* sees a wrongly scaled average */
+        dg_sgd_config cfg = DG_SGD_DEFAULTS;
+        cfg.lr = 0.2;
+        md->opt = dg_optim_new_sgd(md->n_params, md->params, grads, &cfg);
+    }
+    md->m = (dg_model){.graph = md->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static void release(struct model *md)
+{
+    dg_optim_free(md->opt);
+    dg_graph_free(md->g);
+}
+
+static dg_fit_config config(bool parallel)
+{
+    dg_fit_config cfg = DG_FIT_DEFAULTS;
+    cfg.batch_size = BATCH;
+    cfg.seed = 5;
+    cfg.verbose = 0;
+    cfg.parallel = parallel ? dg_dist_fit(dist) : NULL;
+    return cfg;
+}
+
+static dg_fit_data train_data(void)
+{
+    return (dg_fit_data){.x = data_x, .y = data_y, .n = N};
+}
+
+/* FNV-1a over the parameters' bytes. */
+static uint64_t checksum(const struct model *md)
+{
+    uint64_t h = 1469598103934665603u;
+    for (int i = 0; i < md->n_params; i++) {
+        const unsigned char *b = (const unsigned char *)dg_param_data(md->params[i]);
+        size_t bytes = (size_t)dg_node_numel(md->params[i]) * sizeof(float);
+        for (size_t k = 0; k < bytes; k++)
+            h = (h ^ b[k]) * 1099511628211u;
+    }
+    return h;
+}
+
+static void assert_same_on_every_rank(uint64_t h)
+{
+    int size = dg_dist_size(dist);
+    uint64_t all[16];
+    ck_assert_int_le(size, 16);
+    MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    for (int r = 1; r < size; r++)
+        ck_assert_msg(all[r] == all[0], "rank %d's parameters differ from rank 0's", r);
+}
+
+static void assert_close(const struct model *a, const struct model *b)
+{
+    for (int i = 0; i < a->n_params; i++) {
+        const float *p = dg_param_data(a->params[i]), *q = dg_param_data(b->params[i]);
+        for (int64_t k = 0; k < dg_node_numel(a->params[i]); k++)
+            ck_assert_msg(fabsf(p[k] - q[k]) <= REL_TOL * (1.0f + fabsf(q[k])),
+                          "param %d[%lld]: %.9g vs %.9g", i, (long long)k, p[k], q[k]);
+    }
+}
+
+static void assert_bitwise(const struct model *a, const struct model *b)
+{
+    for (int i = 0; i < a->n_params; i++)
+        ck_assert_msg(memcmp(dg_param_data(a->params[i]), dg_param_data(b->params[i]),
+                             (size_t)dg_node_numel(a->params[i]) * sizeof(float)) == 0,
+                      "param %d differs", i);
+}
+
+START_TEST(identical_on_every_rank_each_epoch)
+{
+    struct model md;
+    build(&md, FEATURES, false);
+    dg_fit_state state = {0};
+    dg_fit_config cfg = config(true);
+    cfg.state = &state;
+    dg_dist_reset_stats(dist);
+    dg_fit_data train = train_data();
+    for (int epoch = 0; epoch < 3; epoch++) {
+        dg_epoch_stats es;
+        ck_assert_int_eq(dg_fit(&md.m, md.opt, &train, &train, &cfg, &es), DG_OK);
+        ck_assert(isfinite(es.loss) && isfinite(es.val_loss));
+        assert_same_on_every_rank(checksum(&md));
+    }
+    ck_assert_int_eq(state.step, 3 * ((N + BATCH - 1) / BATCH));
+    dg_dist_stats ds = dg_dist_get_stats(dist);
+    ck_assert_int_eq(ds.buckets, 3 * ds.steps);
+    ck_assert_int_eq(ds.buckets_early, ds.buckets); /* every one started inside dg_run */
+    release(&md);
+}
+END_TEST
+
+/* Twice: 101 examples (last batch 5: shares 2+3, or 1+2+2) and 98 (last batch 2: on 3 ranks
+ * rank 0's share is empty, it contributes nothing and still takes part). */
+START_TEST(equals_one_process_at_the_global_batch)
+{
+    int64_t sizes[2] = {N, 98};
+    for (int t = 0; t < 2; t++) {
+        struct model alone, parallel;
+        build(&alone, FEATURES, false);
+        build(&parallel, FEATURES, false);
+        dg_fit_data train = train_data();
+        train.n = sizes[t];
+        dg_fit_config one = config(false), many = config(true);
+        one.epochs = many.epochs = 3;
+        dg_epoch_stats h1[3], hn[3];
+        ck_assert_int_eq(dg_fit(&alone.m, alone.opt, &train, NULL, &one, h1), DG_OK);
+        ck_assert_int_eq(dg_fit(&parallel.m, parallel.opt, &train, NULL, &many, hn), DG_OK);
+        assert_close(&parallel, &alone);
+        for (int e = 0; e < 3; e++) /* the epoch loss is over every example of every rank */
+            ck_assert_double_eq_tol(hn[e].loss, h1[e].loss, 1e-4 * (1 + fabs(h1[e].loss)));
+        release(&alone);
+        release(&parallel);
+    }
+}
+END_TEST
+
+START_TEST(bitwise_reproducible_for_a_fixed_rank_count)
+{
+    struct model a, b;
+    build(&a, FEATURES, true);
+    build(&b, FEATURES, true);
+    dg_fit_data train = train_data();
+    dg_fit_config cfg = config(true);
+    cfg.epochs = 2;
+    ck_assert_int_eq(dg_fit(&a.m, a.opt, &train, NULL, &cfg, NULL), DG_OK);
+    ck_assert_int_eq(dg_fit(&b.m, b.opt, &train, NULL, &cfg, NULL), DG_OK);
+    assert_bitwise(&a, &b);
+    release(&a);
+    release(&b);
+}
+END_TEST
+
+/* A path every rank knows: rank 0's pid in /tmp. */
+static void shared_path(char *path, size_t len, const char *what)
+{
+    int pid = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &pid);
+    if (pid == 0)
+        pid = (int)getpid();
+    MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    snprintf(path, len, "/tmp/dagrad_test_dist_%d_%s.safetensors", pid, what);
+}
+
+/* Written with N ranks, resumed with N (bitwise the uninterrupted run) and with 1 process;
+ * written by 1 process, resumed with N (both up to reassociation). */
+START_TEST(checkpoint_resumes_with_another_rank_count)
+{
+    char path_n[256], path_1[256];
+    shared_path(path_n, sizeof path_n, "n");
+    shared_path(path_1, sizeof path_1, "1");
+    int rank = dg_dist_rank(dist);
+    dg_fit_data train = train_data();
+
+    struct model straight, resumed_n, resumed_1, first, from_one;
+    build(&straight, FEATURES, true);
+    dg_fit_config cfg = config(true);
+    cfg.epochs = 2;
+    ck_assert_int_eq(dg_fit(&straight.m, straight.opt, &train, NULL, &cfg, NULL), DG_OK);
+
+    build(&first, FEATURES, true); /* epoch 1 on N ranks, checkpointed by rank 0 */
+    cfg.epochs = 1;
+    cfg.checkpoint_path = path_n;
+    ck_assert_int_eq(dg_fit(&first.m, first.opt, &train, NULL, &cfg, NULL), DG_OK);
+    cfg.checkpoint_path = NULL;
+
+    build(&resumed_n, FEATURES, true); /* epoch 2 on N ranks */
+    cfg.resume_path = path_n;
+    ck_assert_int_eq(dg_fit(&resumed_n.m, resumed_n.opt, &train, NULL, &cfg, NULL), DG_OK);
+    assert_bitwise(&resumed_n, &straight);
+
+    build(&resumed_1, FEATURES, true); /* epoch 2 in one process (every rank alone) */
+    dg_fit_config alone = config(false);
+    alone.resume_path = path_n;
+    ck_assert_int_eq(dg_fit(&resumed_1.m, resumed_1.opt, &train, NULL, &alone, NULL), DG_OK);
+    assert_close(&resumed_1, &straight);
+
+    /* Epoch 1 in one process, written by rank 0 alone, then epoch 2 on N ranks. */
+    struct model solo;
+    build(&solo, FEATURES, true);
+    dg_fit_config write_one = config(false);
+    write_one.checkpoint_path = rank == 0 ? path_1 : NULL;
+    ck_assert_int_eq(dg_fit(&solo.m, solo.opt, &train, NULL, &write_one, NULL), DG_OK);
+    MPI_Barrier(MPI_COMM_WORLD);
+    build(&from_one, FEATURES, true);
+    cfg.resume_path = path_1;
+    ck_assert_int_eq(dg_fit(&from_one.m, from_one.opt, &train, NULL, &cfg, NULL), DG_OK);
+    assert_close(&from_one, &straight);
+    assert_same_on_every_rank(checksum(&from_one));
+
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+        remove(path_n);
+        remove(path_1);
+    }
+    release(&straight);
+    release(&first);
+    release(&resumed_n);
+    release(&resumed_1);
+    release(&solo);
+    release(&from_one);
+}
+END_TEST
+
+/* Rank 1 builds a wider input: every rank gets the error, nobody hangs. */
+START_TEST(different_models_are_refused_on_every_rank)
+{
+    struct model md;
+    int rank = dg_dist_rank(dist);
+    build(&md, rank == 1 ? FEATURES + 1 : FEATURES, false);
+    static float wide_x[N * (FEATURES + 1)];
+    dg_fit_data train = {.x = rank == 1 ? wide_x : data_x, .y = data_y, .n = N};
+    dg_fit_config cfg = config(true);
+    ck_assert_int_eq(dg_fit(&md.m, md.opt, &train, NULL, &cfg, NULL), DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(md.g), "different models"));
+    release(&md);
+}
+END_TEST
+
+/* A first batch with fewer examples than ranks is refused alike on every rank. */
+START_TEST(first_batch_smaller_than_the_rank_count)
+{
+    struct model md;
+    build(&md, FEATURES, false);
+    dg_fit_data train = train_data();
+    train.n = dg_dist_size(dist) - 1;
+    dg_fit_config cfg = config(true);
+    ck_assert_int_eq(dg_fit(&md.m, md.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(md.g), "at least one each"));
+    release(&md);
+}
+END_TEST
+
+START_TEST(sum_is_in_rank_order_and_the_same_everywhere)
+{
+    int rank = dg_dist_rank(dist), size = dg_dist_size(dist);
+    double v[2] = {1.0 + rank, rank == 0 ? 1e16 : 1.0};
+    ck_assert_int_eq(dg_dist_sum(dist, v, 2), DG_OK);
+    ck_assert_double_eq(v[0], size * (size + 1) / 2.0);
+    double expect = 1e16;
+    for (int r = 1; r < size; r++)
+        expect += 1.0; /* rank order: each 1 is lost against 1e16 */
+    ck_assert_double_eq(v[1], expect);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    /* Buckets of 64 bytes: the model's four gradients go out in three reductions, started
+     * from the backward pass in an order every rank must agree on. */
+    dg_dist_options opts = DG_DIST_DEFAULTS;
+    opts.bucket_bytes = 64;
+    dist = dg_dist_init(&argc, &argv, &opts);
+    if (dist == NULL || dg_dist_status(dist) != DG_OK) {
+        fprintf(stderr, "%s\n", dist ? dg_dist_error(dist) : "out of memory");
+        return 1;
+    }
+    make_data();
+    Suite *s = suite_create("dist");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, identical_on_every_rank_each_epoch);
+    tcase_add_test(tc, equals_one_process_at_the_global_batch);
+    tcase_add_test(tc, bitwise_reproducible_for_a_fixed_rank_count);
+    tcase_add_test(tc, checkpoint_resumes_with_another_rank_count);
+    tcase_add_test(tc, sum_is_in_rank_order_and_the_same_everywhere);
+    if (dg_dist_size(dist) > 1)
+        tcase_add_test(tc, different_models_are_refused_on_every_rank);
+    if (dg_dist_size(dist) > 1)
+        tcase_add_test(tc, first_batch_smaller_than_the_rank_count);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, dg_dist_rank(dist) == 0 ? CK_NORMAL : CK_SILENT);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    /* A rank that failed a check exits non-zero; mpirun then reports the job failed. */
+    dg_dist_free(dist);
+    return failed == 0 ? 0 : 1;
+}
