@@ -271,6 +271,91 @@ START_TEST(resume_continues_the_stream)
 }
 END_TEST
 
+/* A one-rank dg_fit_parallel: the "averaged" gradients are the plan's own, so the parallel
+ * path of dg_fit must train exactly as one process, augmentation included. */
+struct one_rank {
+    dg_optim *opt;
+    const float *grads[4];
+};
+
+static dg_status one_attach(void *user, dg_plan *plan, dg_optim *opt)
+{
+    (void)plan;
+    ((struct one_rank *)user)->opt = opt;
+    return DG_OK;
+}
+
+static dg_status one_begin(void *user, dg_plan *plan, int64_t batch)
+{
+    (void)user, (void)plan, (void)batch;
+    return DG_OK;
+}
+
+static dg_status one_end(void *user, dg_plan *plan, dg_status local,
+                         const float *const **grads)
+{
+    struct one_rank *r = user;
+    if (local != DG_OK)
+        return local;
+    for (int i = 0; i < dg_optim_param_count(r->opt); i++)
+        r->grads[i] = dg_data(plan, dg_optim_grad_node(r->opt, i));
+    *grads = r->grads;
+    return DG_OK;
+}
+
+static dg_status one_sum(void *user, double *values, int n)
+{
+    (void)user, (void)values, (void)n;
+    return DG_OK;
+}
+
+static dg_status one_agree(void *user, dg_status local)
+{
+    (void)user;
+    return local;
+}
+
+static void one_detach(void *user, dg_plan *plan)
+{
+    (void)user, (void)plan;
+}
+
+START_TEST(parallel_path_augments_like_one_process)
+{
+    static struct model single, ranked;
+    static struct record rec;
+    make_model(&single, 0.05);
+    make_model(&ranked, 0.05);
+    dg_fit_config cfg = augmenting(&rec);
+    cfg.metric = NULL;
+    cfg.batch_size = 4;
+    cfg.shuffle = true;
+    cfg.epochs = 2;
+    dg_fit_data data_single = {.x = single.x, .y = single.y, .n = N};
+    ck_assert_int_eq(dg_fit(&single.m, single.opt, &data_single, NULL, &cfg, NULL), DG_OK);
+    struct one_rank user = {0};
+    dg_fit_parallel par = {.rank = 0, .size = 1, .user = &user, .attach = one_attach,
+                           .step_begin = one_begin, .step_end = one_end, .sum = one_sum,
+                           .agree = one_agree, .detach = one_detach};
+    cfg.parallel = &par;
+    dg_fit_data data_ranked = {.x = ranked.x, .y = ranked.y, .n = N};
+    ck_assert_int_eq(dg_fit(&ranked.m, ranked.opt, &data_ranked, NULL, &cfg, NULL), DG_OK);
+    ck_assert(same(dg_param_data(dg_optim_param_node(single.opt, 0)),
+                   dg_param_data(dg_optim_param_node(ranked.opt, 0)), ROW));
+    /* and the augmentation mattered on that path too */
+    static struct model plain;
+    make_model(&plain, 0.05);
+    dg_fit_data data_plain = {.x = plain.x, .y = plain.y, .n = N};
+    cfg.augment.enable = false;
+    ck_assert_int_eq(dg_fit(&plain.m, plain.opt, &data_plain, NULL, &cfg, NULL), DG_OK);
+    ck_assert(!same(dg_param_data(dg_optim_param_node(single.opt, 0)),
+                    dg_param_data(dg_optim_param_node(plain.opt, 0)), ROW));
+    free_model(&single);
+    free_model(&ranked);
+    free_model(&plain);
+}
+END_TEST
+
 START_TEST(fit_refuses_bad_settings)
 {
     static struct model md;
@@ -301,6 +386,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deterministic_and_keyed);
     tcase_add_test(tc, training_batches_only);
     tcase_add_test(tc, resume_continues_the_stream);
+    tcase_add_test(tc, parallel_path_augments_like_one_process);
     tcase_add_test(tc, fit_refuses_bad_settings);
     suite_add_tcase(s, tc);
     return s;
