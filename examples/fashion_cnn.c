@@ -1,14 +1,26 @@
 /*
  * A small CNN on Fashion-MNIST (Debian's dataset-fashion-mnist): the fixed parity recipe that
- * is compared with PyTorch.
+ * is compared with PyTorch, and a strong recipe (`--recipe strong`).
  *
- *   build/examples/fashion_cnn [--epochs N] [--threads N] [--seed N] [--data DIR]
- *                              [--limit N] [--val N]
+ *   build/examples/fashion_cnn [--recipe parity|strong] [--epochs N] [--threads N] [--seed N]
+ *                              [--data DIR] [--limit N | --train-limit N] [--val N]
+ *                              [--augment 0|1]
  *
+ * Parity recipe (the default):
  *   conv(1->16, 3x3, pad 1) + ReLU + maxpool 2   [N, 16, 14, 14]
  *   conv(16->32, 3x3, pad 1) + ReLU + maxpool 2  [N, 32, 7, 7]
  *   flatten -> dense(1568->128) + ReLU -> dense(128->10), softmax cross-entropy
  *   Adam lr 1e-3, batch 64, 3 epochs, inputs scaled to [0, 1].
+ *
+ * Strong recipe (conv layers without bias: the batch norm after each has one):
+ *   conv(1->32) + BN + ReLU + maxpool 2     [N, 32, 14, 14]
+ *   conv(32->64) + BN + ReLU + maxpool 2    [N, 64, 7, 7]
+ *   conv(64->128) + BN + ReLU + maxpool 2   [N, 128, 3, 3]
+ *   flatten -> dropout 0.25 -> dense(1152->256) + ReLU -> dropout 0.5 -> dense(256->10)
+ *   (every conv 3x3, pad 1); AdamW lr 2e-3, weight decay 0.05, batch 128, 10 epochs
+ *   (STRONG_EPOCHS; --epochs changes it): one epoch of linear warm-up, then cosine annealing to
+ *   0 at the end of the last epoch; training batches augmented (random crop with 2 pixels of
+ *   zero padding, horizontal flip with probability 0.5; dg_augment; --augment 0 turns it off).
  *
  * The last --val (5000) training images are held out for validation (reported each epoch);
  * the model trains on the rest (--limit N: only the first N of those, for a quick run). The
@@ -20,8 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The strong recipe's default length, sized to ~10 minutes of training at 2 threads on the
+ * reference machine (docs/performance.md). */
+enum { STRONG_EPOCHS = 10 };
+
 struct options {
     const char *data_dir;
+    bool strong, augment;
     int epochs, threads;
     int64_t limit, val;
     uint64_t seed;
@@ -29,15 +46,15 @@ struct options {
 
 static int usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s [--epochs N] [--threads N] [--seed N] [--data DIR] [--limit N] "
-            "[--val N]\n", prog);
+    fprintf(stderr, "usage: %s [--recipe parity|strong] [--epochs N] [--threads N] [--seed N] "
+            "[--data DIR] [--limit N | --train-limit N] [--val N] [--augment 0|1]\n", prog);
     return 2;
 }
 
 static int parse(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){.data_dir = NULL, .epochs = 3, .seed = 42,
-                          .val = 5000};
+    *o = (struct options){.data_dir = NULL, .epochs = 0, .seed = 42,
+                          .val = 5000, .augment = true};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "--help") == 0) {
@@ -54,14 +71,59 @@ static int parse(int argc, char **argv, struct options *o)
             o->seed = strtoull(value, NULL, 10);
         else if (strcmp(arg, "--data") == 0)
             o->data_dir = value;
-        else if (strcmp(arg, "--limit") == 0)
+        else if (strcmp(arg, "--recipe") == 0 && (strcmp(value, "parity") == 0 ||
+                                                   strcmp(value, "strong") == 0))
+            o->strong = strcmp(value, "strong") == 0;
+        else if (strcmp(arg, "--augment") == 0)
+            o->augment = atoi(value) != 0;
+        else if (strcmp(arg, "--limit") == 0 || strcmp(arg, "--train-limit") == 0)
             o->limit = atoll(value);
         else if (strcmp(arg, "--val") == 0)
             o->val = atoll(value);
         else
             return usage(argv[0]);
     }
+    if (o->epochs == 0)
+        o->epochs = o->strong ? STRONG_EPOCHS : 3;
     return o->epochs > 0 && o->val >= 0 ? 0 : usage(argv[0]);
+}
+
+/* conv + ReLU + maxpool, twice; dense + ReLU; dense: the network compared with PyTorch. */
+static dg_node *parity_model(dg_graph *g, dg_node *x, dg_rng *rng)
+{
+    dg_conv2d_params pad1 = DG_CONV2D_DEFAULTS;
+    pad1.padding[0] = pad1.padding[1] = 1;
+    dg_node *h = dg_conv2d_layer(g, x, 16, 3, 3, &pad1, true, DG_ACT_RELU, "conv1", rng);
+    h = dg_max_pool2d_layer(g, h, 2);
+    h = dg_conv2d_layer(g, h, 32, 3, 3, &pad1, true, DG_ACT_RELU, "conv2", rng);
+    h = dg_max_pool2d_layer(g, h, 2);
+    h = dg_dense(g, dg_flatten(g, h), 128, DG_ACT_RELU, "fc1", rng);
+    return dg_dense(g, h, 10, DG_ACT_NONE, "fc2", rng);
+}
+
+/* conv 3x3 (no bias) + batch norm + ReLU. */
+static dg_node *conv_bn_relu(dg_graph *g, dg_node *x, int64_t channels, const char *name,
+                             dg_rng *rng)
+{
+    dg_conv2d_params pad1 = DG_CONV2D_DEFAULTS;
+    pad1.padding[0] = pad1.padding[1] = 1;
+    char bn_name[32];
+    snprintf(bn_name, sizeof bn_name, "%s.bn", name);
+    dg_node *h = dg_conv2d_layer(g, x, channels, 3, 3, &pad1, false, DG_ACT_NONE, name, rng);
+    h = dg_batch_norm_layer(g, h, 0.1f, 1e-5f, bn_name, NULL, NULL);
+    return dg_relu(g, h);
+}
+
+static dg_node *strong_model(dg_graph *g, dg_node *x, dg_rng *rng)
+{
+    dg_node *key = dg_dropout_key(g);
+    dg_node *h = dg_max_pool2d_layer(g, conv_bn_relu(g, x, 32, "conv1", rng), 2);
+    h = dg_max_pool2d_layer(g, conv_bn_relu(g, h, 64, "conv2", rng), 2);
+    h = dg_max_pool2d_layer(g, conv_bn_relu(g, h, 128, "conv3", rng), 2);
+    h = dg_dropout(g, dg_flatten(g, h), key, 0.25f);
+    h = dg_dense(g, h, 256, DG_ACT_RELU, "fc1", rng);
+    h = dg_dropout(g, h, key, 0.5f);
+    return dg_dense(g, h, 10, DG_ACT_NONE, "fc2", rng);
 }
 
 static int fail(dg_graph *g, const char *what)
@@ -94,7 +156,7 @@ int main(int argc, char **argv)
         n_train = o.limit;
 
     /* The model. */
-    enum { BATCH = 64 };
+    const int batch = o.strong ? 128 : 64;
     dg_rng rng;
     dg_rng_seed(&rng, o.seed);
     dg_graph *g = dg_graph_new();
@@ -102,37 +164,41 @@ int main(int argc, char **argv)
         return fail(g, "graph");
     if (o.threads > 0)
         dg_graph_set_threads(g, o.threads);
-    dg_node *x = dg_input(g, "x", 4, (int64_t[]){BATCH, 1, train.rows, train.cols});
-    dg_node *y = dg_input_typed(g, "y", DG_I32, 1, (int64_t[]){BATCH});
-    dg_conv2d_params pad1 = DG_CONV2D_DEFAULTS;
-    pad1.padding[0] = pad1.padding[1] = 1;
-    dg_node *h = dg_conv2d_layer(g, x, 16, 3, 3, &pad1, true, DG_ACT_RELU, "conv1", &rng);
-    h = dg_max_pool2d_layer(g, h, 2);
-    h = dg_conv2d_layer(g, h, 32, 3, 3, &pad1, true, DG_ACT_RELU, "conv2", &rng);
-    h = dg_max_pool2d_layer(g, h, 2);
-    h = dg_dense(g, dg_flatten(g, h), 128, DG_ACT_RELU, "fc1", &rng);
-    dg_node *logits = dg_dense(g, h, 10, DG_ACT_NONE, "fc2", &rng);
+    dg_node *x = dg_input(g, "x", 4, (int64_t[]){batch, 1, train.rows, train.cols});
+    dg_node *y = dg_input_typed(g, "y", DG_I32, 1, (int64_t[]){batch});
+    dg_node *logits = o.strong ? strong_model(g, x, &rng) : parity_model(g, x, &rng);
     dg_node *loss = dg_softmax_cross_entropy(g, logits, y);
-    dg_node *params[8], *grads[8];
+    enum { MAX_PARAMS = 32 };
+    dg_node *params[MAX_PARAMS], *grads[MAX_PARAMS];
     int n_params = 0;
-    if (dg_grad_params(g, loss, 8, params, grads, &n_params) != DG_OK)
+    if (dg_grad_params(g, loss, MAX_PARAMS, params, grads, &n_params) != DG_OK)
         return fail(g, "building the model");
 
-    dg_optim *opt = dg_optim_new_adam(n_params, params, grads, &DG_ADAM_DEFAULTS);
-    if (dg_optim_status(opt) != DG_OK) {
-        fprintf(stderr, "fashion_cnn: optimizer: %s\n", dg_optim_error(opt));
-        return 1;
+    int64_t steps_per_epoch = (n_train + batch - 1) / batch;
+    dg_optim *opt;
+    if (o.strong) {
+        dg_adam_config adamw = DG_ADAMW_DEFAULTS;
+        adamw.lr = 2e-3;
+        adamw.weight_decay = 0.05;
+        opt = dg_optim_new_adamw(n_params, params, grads, &adamw);
+        dg_schedule cosine = dg_schedule_cosine(steps_per_epoch,
+                                                steps_per_epoch * o.epochs + 1, 0.0);
+        if (dg_optim_status(opt) == DG_OK)
+            dg_optim_set_schedule(opt, &cosine);
+    } else {
+        opt = dg_optim_new_adam(n_params, params, grads, &DG_ADAM_DEFAULTS);
     }
-    if (o.threads > 0)
-        dg_optim_set_threads(opt, o.threads);
-
-    printf("fashion_cnn: parity recipe, %d epochs, %lld training / %lld validation / %lld "
-           "test images, %d threads\n", o.epochs, (long long)n_train, (long long)o.val,
-           (long long)test.count, dg_graph_threads(g));
+    printf("fashion_cnn: %s recipe, %d epochs, %lld training / %lld validation / %lld "
+           "test images, %d threads\n", o.strong ? "strong" : "parity", o.epochs,
+           (long long)n_train, (long long)o.val, (long long)test.count, dg_graph_threads(g));
     dg_model model = {.graph = g, .x = x, .y = y, .loss = loss, .output = logits};
     dg_fit_config cfg = DG_FIT_DEFAULTS;
     cfg.epochs = o.epochs;
-    cfg.batch_size = BATCH;
+    cfg.batch_size = batch;
+    if (o.strong)
+        cfg.augment = (dg_augment){.enable = o.augment, .channels = 1, .height = train.rows,
+                                   .width = train.cols, .crop_padding = 2,
+                                   .flip_probability = 0.5};
     cfg.eval_batch_size = 500;
     cfg.seed = o.seed;
     int64_t val_start = train.count - o.val;

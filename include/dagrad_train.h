@@ -50,9 +50,9 @@ typedef double (*dg_metric_fn)(const float *output, const void *targets, int64_t
 
 /* Where a training run stands: what dg_fit needs to continue exactly where it stopped, and
  * what a checkpoint records of it. A zeroed struct is a fresh start.
- * The shuffle of epoch e is a permutation drawn from dg_rng_split(seed, e), and the dropout
- * masks of a batch are a function of (seed, step), so (epoch, step, seed) is the whole
- * position of both random streams. */
+ * The shuffle of epoch e is a permutation drawn from dg_rng_split(seed, e), the dropout
+ * masks of a batch are a function of (seed, step) and the augmentation of example i in epoch e
+ * of (seed, e, i), so (epoch, step, seed) is the whole position of every random stream. */
 typedef struct dg_fit_state {
     int epoch;                  /* epochs completed */
     int64_t step;               /* batches trained so far (the dropout stream position) */
@@ -62,6 +62,32 @@ typedef struct dg_fit_state {
     int epochs_without_improvement;
     bool stopped_early;         /* the last dg_fit call ended by early stopping */
 } dg_fit_state;
+
+/* Data augmentation of image batches in dg_fit (training batches only: validation and
+ * dg_evaluate always see the data as given). Each example x (float32, channels * height *
+ * width values, NCHW order) is, independently:
+ *  - shifted by (dy, dx), each drawn uniformly from [-crop_padding, crop_padding], with zeros
+ *    shifted in: the same as zero-padding it by crop_padding on every side and cropping a
+ *    random height x width window back out (out[c][y][x] = in[c][y + dy][x + dx], 0 outside);
+ *  - then mirrored left-right with probability flip_probability.
+ * The random choices of example i in epoch e come from a generator derived from (fit seed,
+ * e, i) alone (i: the example's index in the training data), so they do not depend on the
+ * batch size, the shuffle or the thread count, and a resumed run (cfg.state or resume_path)
+ * continues the same stream. Augmentation allocates nothing. A zeroed struct is off. */
+typedef struct dg_augment {
+    bool enable;
+    int64_t channels, height, width;   /* must multiply to the model input's values per
+                                          example, or dg_fit fails with DG_ERR_SHAPE */
+    int crop_padding;                  /* >= 0; 0: no crop */
+    double flip_probability;           /* in [0, 1]; 0: no flip */
+} dg_augment;
+
+/* Applies `aug` (its enable flag is ignored) to one image in place, as dg_fit does to
+ * example `example` of epoch `epoch` (1-based) of a run with seed `seed`. DG_ERR_INVALID_ARG
+ * for NULL arguments or bad settings (negative sizes or padding, a probability outside
+ * [0, 1]). Exposed so that a hand-written loop can augment exactly like dg_fit. */
+DG_API dg_status dg_augment_image(const dg_augment *aug, uint64_t seed, int64_t epoch,
+                                  int64_t example, float *image);
 
 /* Hooks that make dg_fit data-parallel: filled by dg_dist_fit() (dagrad_dist.h,
  * docs/distributed.md), rarely written by hand. Every rank runs dg_fit with the same model,
@@ -127,6 +153,8 @@ typedef struct dg_fit_config {
     const char *best_path;   /* written when the monitored loss improves: the same content */
     int patience;            /* > 0: stop after this many epochs without improvement */
     double min_delta;        /* an improvement is a loss below best - min_delta (>= 0) */
+
+    dg_augment augment;      /* image augmentation of training batches; off when zeroed */
 
     const dg_fit_parallel *parallel; /* NULL: one process; dg_dist_fit(): data-parallel */
 } dg_fit_config;

@@ -155,6 +155,9 @@ static dg_status workload(struct results *r)
     cfg.batch_size = 4;
     cfg.epochs = 2;
     cfg.plot_path = "/dev/null"; /* the plot's history is allocated too */
+    /* Augmentation (rows seen as 1 x FEATURES images) must allocate nothing per batch. */
+    cfg.augment = (dg_augment){.enable = true, .channels = 1, .height = 1, .width = FEATURES,
+                               .crop_padding = 1, .flip_probability = 0.5};
     dg_epoch_stats history[2], eval;
     if ((st = dg_fit(&model, opt, &train, &train, &cfg, history)) != DG_OK ||
         (st = dg_evaluate(&model, &train, &cfg, &eval)) != DG_OK)

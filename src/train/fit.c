@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "augment.h"
 #include "progress.h"
 
 /* A batch buffer above this many values (4 TiB of floats) is refused before malloc. */
@@ -489,8 +490,8 @@ static dg_plan *compile_training(const dg_model *model, dg_optim *opt)
 /* One data-parallel step: this rank's share of the batch [first, first + batch), the
  * gradients averaged over the ranks by the hooks, the optimizer step on the average. */
 static dg_status parallel_step(const struct loop *lp, dg_plan *plan, dg_optim *opt,
-                               const dg_fit_data *train, const int64_t *order, int64_t first,
-                               int64_t batch, int64_t step, struct sums *s)
+                               const dg_fit_data *train, const int64_t *order, int epoch,
+                               int64_t first, int64_t batch, int64_t step, struct sums *s)
 {
     const dg_fit_config *cfg = lp->cfg;
     const dg_fit_parallel *par = cfg->parallel;
@@ -501,6 +502,9 @@ static dg_status parallel_step(const struct loop *lp, dg_plan *plan, dg_optim *o
     dg_status st = DG_OK;
     if (local > 0) {
         gather(lp, train, cfg->shuffle ? order : NULL, first + lo, local);
+        /* keyed by cfg.seed and the example: the same images as in one process */
+        dg__augment_batch(&cfg->augment, cfg->seed, epoch, (float *)lp->x_batch, lp->x_row,
+                          cfg->shuffle ? order : NULL, first + lo, local);
         if (dg_plan_dim(plan, lp->model->x, 0) != local)
             st = dg_plan_set_batch(plan, local);
         if (st == DG_OK)
@@ -540,9 +544,12 @@ static dg_status train_epoch(const struct loop *lp, dg_plan *plan, dg_optim *opt
     for (int64_t first = 0; first < train->n && status == DG_OK; first += cfg->batch_size) {
         int64_t batch = train->n - first < cfg->batch_size ? train->n - first : cfg->batch_size;
         if (cfg->parallel != NULL) {
-            status = parallel_step(lp, plan, opt, train, order, first, batch, *step, &s);
+            status = parallel_step(lp, plan, opt, train, order, epoch, first, batch, *step,
+                                   &s);
         } else {
             gather(lp, train, cfg->shuffle ? order : NULL, first, batch);
+            dg__augment_batch(&cfg->augment, cfg->seed, epoch, (float *)lp->x_batch, lp->x_row,
+                              cfg->shuffle ? order : NULL, first, batch);
             status = dg_dropout_feed_key(plan, cfg->seed, *step, true);
             if (status == DG_OK)
                 status = run_batch(lp, plan, batch);
@@ -578,8 +585,15 @@ dg_status dg_fit(const dg_model *model, dg_optim *opt, const dg_fit_data *train,
     dg_fit_config defaults = DG_FIT_DEFAULTS;
     if (cfg == NULL)
         cfg = &defaults;
-    if ((st = check_config(model->graph, cfg)) != DG_OK)
+    if ((st = check_config(model->graph, cfg)) != DG_OK ||
+        (st = dg__augment_check(model->graph, &cfg->augment, per_example(model->x))) != DG_OK)
         return st;
+    if (cfg->augment.enable && model->x != NULL && dg_node_dtype(model->x) != DG_F32) {
+        dg_graph_set_error(model->graph, DG_ERR_DTYPE, "fit: image augmentation needs float32 "
+                           "inputs; '%s' is int32",
+                           dg_node_name(model->x) ? dg_node_name(model->x) : "x");
+        return DG_ERR_DTYPE;
+    }
     if (opt == NULL || dg_optim_status(opt) != DG_OK) {
         dg_graph_set_error(model->graph, DG_ERR_INVALID_ARG,
                            "fit: the optimizer is NULL or unusable");
