@@ -222,21 +222,26 @@ static void forward_image(const struct dg__conv_geom *g, const float *x, const f
         add_channel_bias(y, bias, g->out_c, P);
 }
 
-void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float *w,
-                      const float *bias, float *y, const struct dg_exec_ctx *ctx)
+/* One image's work: reads `src` (an image of the source), writes `dst`, with `col` as its
+ * im2col scratch and `gemm_threads` for the products inside. */
+typedef void (*image_fn)(const struct dg__conv_geom *g, const float *src, const float *w,
+                         const float *bias, float *dst, float *col, int gemm_threads);
+
+/* Runs fn over the batch: images split across the team that the workspace was planned for
+ * (each thread its own im2col block), or one image after another with threads inside GEMM.
+ * False when no workspace was planned (the caller runs its direct loops instead). */
+static bool for_each_image(const struct dg__conv_geom *g, image_fn fn, const float *src,
+                           int64_t src_size, const float *w, const float *bias, float *dst,
+                           int64_t dst_size, const struct dg_exec_ctx *ctx)
 {
-    const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
     const int64_t col_size = col_floats(g);
     const int threads = fit_threads(ctx, image_threads(g, g->batch, ctx->n_threads), col_size, 0);
     float *scratch = ctx->workspace;
-    if (threads == 0) {
-        dg__conv_forward_direct(g, x, w, bias, y);
-        return;
-    }
+    if (threads == 0)
+        return false;
     if (threads == 1) {
         for (int64_t n = 0; n < g->batch; n++)
-            forward_image(g, x + n * in_size, w, bias, y + n * out_size, scratch,
-                          ctx->n_threads);
+            fn(g, src + n * src_size, w, bias, dst + n * dst_size, scratch, ctx->n_threads);
     } else {
 #pragma omp parallel num_threads(threads)
         {
@@ -244,10 +249,18 @@ void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float
             int t = thread_id(), team = team_size();
             int64_t lo = g->batch * t / team, hi = g->batch * (t + 1) / team;
             for (int64_t n = lo; n < hi; n++)
-                forward_image(g, x + n * in_size, w, bias, y + n * out_size,
-                              scratch + col_size * t, 1);
+                fn(g, src + n * src_size, w, bias, dst + n * dst_size, scratch + col_size * t, 1);
         }
     }
+    return true;
+}
+
+void dg__conv_forward(const struct dg__conv_geom *g, const float *x, const float *w,
+                      const float *bias, float *y, const struct dg_exec_ctx *ctx)
+{
+    const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
+    if (!for_each_image(g, forward_image, x, in_size, w, bias, y, out_size, ctx))
+        dg__conv_forward_direct(g, x, w, bias, y);
 }
 
 static void backward_data_image(const struct dg__conv_geom *g, const float *dy, const float *w,
@@ -269,31 +282,10 @@ void dg__conv_backward_data(const struct dg__conv_geom *g, const float *dy, cons
                             const float *bias, float *x, const struct dg_exec_ctx *ctx)
 {
     const int64_t in_size = g->in_c * g->in_h * g->in_w, out_size = g->out_c * out_pixels(g);
-    const int64_t col_size = col_floats(g);
-    const int threads = fit_threads(ctx, image_threads(g, g->batch, ctx->n_threads), col_size, 0);
-    float *scratch = ctx->workspace;
-    if (threads == 0) {
+    if (!for_each_image(g, backward_data_image, dy, out_size, w, bias, x, in_size, ctx))
         dg__conv_backward_data_direct(g, dy, w, bias, x);
-        return;
-    }
-    if (threads == 1) {
-        for (int64_t n = 0; n < g->batch; n++)
-            backward_data_image(g, dy + n * out_size, w, bias, x + n * in_size, scratch,
-                                ctx->n_threads);
-    } else {
-#pragma omp parallel num_threads(threads)
-        {
-            /* the team may be smaller than asked for (nested regions, thread limits) */
-            int t = thread_id(), team = team_size();
-            int64_t lo = g->batch * t / team, hi = g->batch * (t + 1) / team;
-            for (int64_t n = lo; n < hi; n++)
-                backward_data_image(g, dy + n * out_size, w, bias, x + n * in_size,
-                                    scratch + col_size * t, 1);
-        }
-    }
 }
 
-/* Sums the weight gradient of images [lo, hi) into dw (overwritten). */
 static void backward_weight_block(const struct dg__conv_geom *g, const float *x,
                                   const float *dy, float *dw, float *col, int64_t lo, int64_t hi,
                                   int gemm_threads)
