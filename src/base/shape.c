@@ -75,3 +75,13 @@ void dg__strides(const struct dg_shape *s, int64_t *strides)
         stride *= s->dim[i];
     }
 }
+
+void dg__axis_split(const struct dg_shape *s, int axis, int64_t *outer, int64_t *inner)
+{
+    *outer = 1;
+    *inner = 1;
+    for (int i = 0; i < axis; i++)
+        *outer *= s->dim[i];
+    for (int i = axis + 1; i < s->ndim; i++)
+        *inner *= s->dim[i];
+}

@@ -40,5 +40,8 @@ dg_status dg__shape_error(char *msg, size_t len, dg_status status, const char *f
 
 /* Row-major strides of a shape (in elements). */
 void dg__strides(const struct dg_shape *s, int64_t *strides);
+/* The elements before and after `axis` (0 <= axis < ndim): s viewed as [outer, dim[axis],
+ * inner], the layout of every op that works along one axis (softmax, argmax, ...). */
+void dg__axis_split(const struct dg_shape *s, int axis, int64_t *outer, int64_t *inner);
 
 #endif /* DG_SHAPE_H */

@@ -145,11 +145,8 @@ static void arg_forward(const struct dg_op_def *def, const void *attrs, int n_in
 {
     const struct dg_shape *s = &in[0].shape;
     int axis = arg_attrs(attrs)->axis;
-    int64_t outer = 1, inner = 1, n = s->dim[axis];
-    for (int i = 0; i < axis; i++)
-        outer *= s->dim[i];
-    for (int i = axis + 1; i < s->ndim; i++)
-        inner *= s->dim[i];
+    int64_t outer, inner, n = s->dim[axis];
+    dg__axis_split(s, axis, &outer, &inner);
     const float *x = in[0].data;
     int32_t *o = out->data;
     bool is_max = def->variant == ARG_MAX;

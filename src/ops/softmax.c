@@ -155,11 +155,8 @@ static void softmax_kernel(enum smode mode, const struct dg_tensor *in, struct d
                            int axis, const struct dg_exec_ctx *ctx)
 {
     const struct dg_shape *s = &in[0].shape;
-    int64_t outer = 1, inner = 1, n = s->dim[axis];
-    for (int i = 0; i < axis; i++)
-        outer *= s->dim[i];
-    for (int i = axis + 1; i < s->ndim; i++)
-        inner *= s->dim[i];
+    int64_t outer, inner, n = s->dim[axis];
+    dg__axis_split(s, axis, &outer, &inner);
     const float *x = in[0].data;
     float *o = out->data;
     const struct dg_vmath *vm = dg__vmath();
