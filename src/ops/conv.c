@@ -452,6 +452,22 @@ static bool check_params(dg_graph *g, const char *op, const dg_conv2d_params *p)
     return true;
 }
 
+/* The node attributes of checked parameters: symmetric padding (conv2d's 'same' adjusts it
+ * afterwards); output_padding is 0 for conv2d, whose constructor refuses any other. */
+static struct dg__conv_attrs attrs_from_params(const dg_conv2d_params *p)
+{
+    struct dg__conv_attrs a;
+    memset(&a, 0, sizeof a);
+    a.groups = p->groups;
+    for (int i = 0; i < 2; i++) {
+        a.stride[i] = p->stride[i];
+        a.dilation[i] = p->dilation[i];
+        a.pad_begin[i] = a.pad_end[i] = p->padding[i];
+        a.output_padding[i] = p->output_padding[i];
+    }
+    return a;
+}
+
 dg_node *dg_conv2d(dg_graph *g, dg_node *x, dg_node *weight, dg_node *bias,
                    const dg_conv2d_params *params)
 {
@@ -461,14 +477,7 @@ dg_node *dg_conv2d(dg_graph *g, dg_node *x, dg_node *weight, dg_node *bias,
     if (p.output_padding[0] != 0 || p.output_padding[1] != 0)
         return dg__fail(g, DG_ERR_INVALID_ARG, "conv2d: output_padding is for "
                         "conv_transpose2d only");
-    struct dg__conv_attrs a;
-    memset(&a, 0, sizeof a);
-    a.groups = p.groups;
-    for (int i = 0; i < 2; i++) {
-        a.stride[i] = p.stride[i];
-        a.dilation[i] = p.dilation[i];
-        a.pad_begin[i] = a.pad_end[i] = p.padding[i];
-    }
+    struct dg__conv_attrs a = attrs_from_params(&p);
     if (p.same) {
         if (p.stride[0] != 1 || p.stride[1] != 1)
             return dg__fail(g, DG_ERR_INVALID_ARG, "conv2d: padding 'same' needs stride 1, "
@@ -501,14 +510,6 @@ dg_node *dg_conv_transpose2d(dg_graph *g, dg_node *x, dg_node *weight, dg_node *
                             (long long)p.output_padding[1], (long long)p.stride[0],
                             (long long)p.stride[1], (long long)p.dilation[0],
                             (long long)p.dilation[1]);
-    struct dg__conv_attrs a;
-    memset(&a, 0, sizeof a);
-    a.groups = p.groups;
-    for (int i = 0; i < 2; i++) {
-        a.stride[i] = p.stride[i];
-        a.dilation[i] = p.dilation[i];
-        a.pad_begin[i] = a.pad_end[i] = p.padding[i];
-        a.output_padding[i] = p.output_padding[i];
-    }
+    struct dg__conv_attrs a = attrs_from_params(&p);
     return make_conv(g, DG_OP_conv_transpose2d, x, weight, bias, &a);
 }
