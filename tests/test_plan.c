@@ -30,6 +30,45 @@ START_TEST(pruning_keeps_only_what_outputs_need)
 }
 END_TEST
 
+/* The step timer: one call per computed step, with its node and a non-negative time; none
+ * once removed. */
+struct step_log {
+    int calls;
+    const dg_node *last;
+    double seconds;
+};
+
+static void log_step(void *user, const dg_node *node, double seconds)
+{
+    struct step_log *log = user;
+    log->calls++;
+    log->last = node;
+    log->seconds += seconds;
+    ck_assert(seconds >= 0.0);
+}
+
+START_TEST(step_timer_sees_every_step)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 1, (int64_t[]){4});
+    dg_node *y = dg_exp(g, dg_mul(g, x, x));
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_ptr_nonnull(p);
+    struct step_log log = {0};
+    ck_assert_int_eq(dg_plan_set_step_timer(NULL, log_step, &log), DG_ERR_INVALID_ARG);
+    ck_assert_int_eq(dg_plan_set_step_timer(p, log_step, &log), DG_OK);
+    ck_assert_int_eq(dg_feed(p, x, (float[]){1, 2, 3, 4}), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_int_eq(log.calls, 2);
+    ck_assert_ptr_eq(log.last, y);
+    ck_assert_int_eq(dg_plan_set_step_timer(p, NULL, NULL), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_int_eq(log.calls, 2);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* A diamond with a long side chain: shared and unshared plans agree bitwise. */
 static dg_node *build_diamond(dg_graph *g, dg_node *x, dg_node **mid)
 {
@@ -347,6 +386,7 @@ static Suite *suite(void)
     Suite *s = suite_create("plan");
     TCase *tc = tcase_create("plan");
     tcase_add_test(tc, pruning_keeps_only_what_outputs_need);
+    tcase_add_test(tc, step_timer_sees_every_step);
     tcase_add_test(tc, shared_memory_equals_unshared_bitwise);
     tcase_add_test(tc, workspace_planned_unplanned_and_growth);
     tcase_add_test(tc, intermediates_are_not_readable);

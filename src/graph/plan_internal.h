@@ -82,6 +82,9 @@ struct dg_plan {
     /* dg_plan_set_block_ready: told as each block entry becomes final during dg_run */
     dg_block_ready_fn block_ready;
     void *block_ready_user;
+    /* dg_plan_set_step_timer: told each step's wall time during dg_run (NULL: no clock read) */
+    dg_step_timer_fn step_timer;
+    void *step_timer_user;
 };
 
 /* Tells the block_ready hook (when set) that the value of node_index is final, if it lives in

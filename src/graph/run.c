@@ -95,6 +95,7 @@ dg_status dg_run(dg_plan *p)
             dg__plan_block_ready(p, n->index);
             continue;
         }
+        const double step_start = p->step_timer != NULL ? dg__seconds() : 0.0;
         for (int i = 0; i < n->n_inputs; i++) {
             int idx = n->inputs[i]->index;
             in[i].data = dg__plan_value_data(p, idx);
@@ -110,6 +111,8 @@ dg_status dg_run(dg_plan *p)
                                dg__node_str(n, (char[160]){0}, 160), fault.msg);
             return DG_ERR_INVALID_ARG;
         }
+        if (p->step_timer != NULL)
+            p->step_timer(p->step_timer_user, n, dg__seconds() - step_start);
         dg__plan_block_ready(p, n->index);
         if (probing)
             ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
