@@ -55,6 +55,18 @@ static dg_node *build_max_asym(dg_graph *g, dg_node *const *in)
     return dg_max_pool2d(g, in[0], &p);
 }
 
+static dg_node *build_max_2x2(dg_graph *g, dg_node *const *in)
+{
+    dg_pool2d_params p = pool(2, 2, 2, 2, 0, 0);
+    return dg_max_pool2d(g, in[0], &p);
+}
+static dg_node *build_max_2x2_ceil(dg_graph *g, dg_node *const *in)
+{
+    dg_pool2d_params p = pool(2, 2, 2, 2, 0, 0);
+    p.ceil_mode = true;
+    return dg_max_pool2d(g, in[0], &p);
+}
+
 static struct dg__pool_attrs attrs(int64_t k, int64_t s, int64_t p, int64_t include_pad)
 {
     struct dg__pool_attrs a;
@@ -76,6 +88,17 @@ static dg_node *build_max_grad(dg_graph *g, dg_node *const *in)
 static dg_node *build_max_gather(dg_graph *g, dg_node *const *in)
 {
     struct dg__pool_attrs a = attrs(3, 2, 1, 0);
+    return dg__make_node(g, DG_OP_max_pool2d_gather, 2, in, &a);
+}
+
+static dg_node *build_max_grad_2x2(dg_graph *g, dg_node *const *in)
+{
+    struct dg__pool_attrs a = attrs(2, 2, 0, 0);
+    return dg__make_node(g, DG_OP_max_pool2d_grad, 2, in, &a);
+}
+static dg_node *build_max_gather_2x2(dg_graph *g, dg_node *const *in)
+{
+    struct dg__pool_attrs a = attrs(2, 2, 0, 0);
     return dg__make_node(g, DG_OP_max_pool2d_gather, 2, in, &a);
 }
 
@@ -150,6 +173,12 @@ const struct dg_op_case dg_cases_pool[] = {
     {.name = "max_pool2d_asym", .op = "max_pool2d", .build = build_max_asym},
     {.name = "max_pool2d_grad_basic", .op = "max_pool2d_grad", .build = build_max_grad},
     {.name = "max_pool2d_gather_basic", .op = "max_pool2d_gather", .build = build_max_gather},
+    {.name = "max_pool2d_2x2_odd", .op = "max_pool2d", .build = build_max_2x2},
+    {.name = "max_pool2d_2x2_wide", .op = "max_pool2d", .build = build_max_2x2},
+    {.name = "max_pool2d_2x2_ceil_even", .op = "max_pool2d", .build = build_max_2x2_ceil},
+    {.name = "max_pool2d_2x2_ceil_odd", .op = "max_pool2d", .build = build_max_2x2_ceil},
+    {.name = "max_pool2d_grad_2x2", .op = "max_pool2d_grad", .build = build_max_grad_2x2},
+    {.name = "max_pool2d_gather_2x2", .op = "max_pool2d_gather", .build = build_max_gather_2x2},
     {.name = "avg_pool2d_basic", .op = "avg_pool2d", .build = build_avg_basic},
     {.name = "avg_pool2d_pad", .op = "avg_pool2d", .build = build_avg_pad},
     {.name = "avg_pool2d_exclude_pad", .op = "avg_pool2d", .build = build_avg_exclude},

@@ -19,6 +19,7 @@
  *    that learns a synthetic task (bars: horizontal or vertical) through dg_fit.
  */
 #include "conv.h"
+#include "pool.h"
 #include "dagrad.h"
 #include "test_util.h"
 
@@ -253,6 +254,89 @@ START_TEST(max_pool_ties_nan_and_padding)
         ck_assert_float_eq_tol(dg_data(p, z)[i], -1.0f, 1e-6f);
     dg_plan_free(p);
     dg_graph_free(g);
+}
+END_TEST
+
+/* The tiled 2x2 stride-2 path of max pooling against the rule written out (first maximum in
+ * row-major window order, a NaN taking over), on values full of ties, signed zeros, -inf and
+ * NaN, for the forward, the gradient and the gather op, bit for bit; odd sizes leave a row and
+ * a column that no window covers; 1 and 2 threads. */
+static void check_max_2x2(const int64_t *shape, int threads)
+{
+    const int64_t n = shape[0] * shape[1], H = shape[2], W = shape[3], Ho = H / 2, Wo = W / 2;
+    const int64_t x_numel = n * H * W, y_numel = n * Ho * Wo;
+    const float pool_values[] = {-INFINITY, -1.0f, -0.0f, 0.0f, 1.0f, 2.0f, NAN};
+    float *x = malloc((size_t)x_numel * sizeof *x), *gx = malloc((size_t)x_numel * sizeof *gx);
+    float *dy = malloc((size_t)y_numel * sizeof *dy);
+    float *want_y = malloc((size_t)y_numel * sizeof *want_y);
+    float *want_dx = calloc((size_t)x_numel, sizeof *want_dx);
+    float *want_gather = malloc((size_t)y_numel * sizeof *want_gather);
+    dg_rng rng;
+    dg_rng_seed(&rng, 11);
+    for (int64_t i = 0; i < x_numel; i++) {
+        /* mostly ties between a few values; a NaN in about one window in ten */
+        uint32_t r = dg_rng_below(&rng, 40);
+        x[i] = pool_values[r < 1 ? 6 : 1 + r % 5];
+        if (r == 39)
+            x[i] = -INFINITY;
+        gx[i] = dg_rng_uniform(&rng) - 0.5f;
+    }
+    for (int64_t i = 0; i < y_numel; i++)
+        dy[i] = dg_rng_uniform(&rng) - 0.5f;
+    for (int64_t pl = 0; pl < n; pl++)
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t at = pl * H * W + 2 * oh * W + 2 * ow, best = at;
+                float m = -INFINITY;
+                for (int e = 0; e < 4; e++) {
+                    int64_t i = at + (e >> 1) * W + (e & 1);
+                    if (x[i] > m || isnan(x[i])) {
+                        m = x[i];
+                        best = i;
+                    }
+                }
+                int64_t o = (pl * Ho + oh) * Wo + ow;
+                want_y[o] = m;
+                want_dx[best] += dy[o];
+                want_gather[o] = gx[best];
+            }
+    dg_graph *g = dg_graph_new();
+    dg_node *xn = dg_input(g, "x", 4, shape);
+    dg_node *dyn = dg_input(g, "dy", 4, (int64_t[]){shape[0], shape[1], Ho, Wo});
+    dg_node *gn = dg_input(g, "g", 4, shape);
+    dg_pool2d_params p2 = {.kernel = {2, 2}};
+    struct dg__pool_attrs a = {.kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}};
+    dg_node *outs[3] = {
+        dg_max_pool2d(g, xn, &p2),
+        dg__make_node(g, DG_OP_max_pool2d_grad, 2, (dg_node *[]){xn, dyn}, &a),
+        dg__make_node(g, DG_OP_max_pool2d_gather, 2, (dg_node *[]){xn, gn}, &a),
+    };
+    dg_plan *p = dg_compile(g, 3, outs);
+    ck_assert_msg(p != NULL, "%s", dg_graph_error(g));
+    dg_plan_set_threads(p, threads);
+    ck_assert_int_eq(dg_feed(p, xn, x), DG_OK);
+    ck_assert_int_eq(dg_feed(p, dyn, dy), DG_OK);
+    ck_assert_int_eq(dg_feed(p, gn, gx), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_mem_eq(dg_data(p, outs[0]), want_y, (size_t)y_numel * sizeof *want_y);
+    ck_assert_mem_eq(dg_data(p, outs[1]), want_dx, (size_t)x_numel * sizeof *want_dx);
+    ck_assert_mem_eq(dg_data(p, outs[2]), want_gather, (size_t)y_numel * sizeof *want_gather);
+    dg_plan_free(p);
+    dg_graph_free(g);
+    free(x);
+    free(gx);
+    free(dy);
+    free(want_y);
+    free(want_dx);
+    free(want_gather);
+}
+
+START_TEST(max_pool_2x2_matches_the_rule)
+{
+    for (int threads = 1; threads <= 2; threads++) {
+        check_max_2x2((int64_t[]){2, 3, 7, 37}, threads);
+        check_max_2x2((int64_t[]){1, 2, 6, 64}, threads);
+    }
 }
 END_TEST
 
@@ -699,6 +783,7 @@ static Suite *suite(void)
     tcase_add_test(tc, kernels_match_direct_loops);
     tcase_add_test(tc, errors_name_the_op_and_shapes);
     tcase_add_test(tc, max_pool_ties_nan_and_padding);
+    tcase_add_test(tc, max_pool_2x2_matches_the_rule);
     tcase_add_test(tc, second_order);
     tcase_add_test(tc, set_batch_and_threads);
     tcase_add_test(tc, conv_layer_parameters);

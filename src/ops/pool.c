@@ -306,6 +306,128 @@ static void axes_of(const struct dg__pool_attrs *a, int variant, const struct dg
         };
 }
 
+
+/* ---- 2x2 windows with stride 2 ------------------------------------------------------------
+ * The pooling of nearly every CNN: kernel 2x2, stride 2, no padding, dilation 1, every window
+ * inside the image (floor mode, or ceil mode on even sizes). Windows tile the image without
+ * overlap, so the gradient writes each input element exactly once (dy at the window's argmax,
+ * 0 at its other three) and needs no zero-fill pass; only a last odd row or column, which no
+ * window covers, is zeroed. The rule is the generic one: a window's four elements in row-major
+ * order, each taken when greater than the running maximum or NaN. Written with float compares
+ * and selects only, so that the compiler vectorises the loops over a row (the stride-2 reads
+ * become shuffles). */
+
+static bool is_tiled_2x2(const struct axis *ah, const struct axis *aw)
+{
+    return ah->k == 2 && aw->k == 2 && ah->s == 2 && aw->s == 2 && ah->p == 0 && aw->p == 0 &&
+           ah->d == 1 && aw->d == 1 && 2 * ah->out <= ah->in && 2 * aw->out <= aw->in;
+}
+
+/* The take rule as a mask: all ones when v replaces the running maximum m (greater, or NaN).
+ * The selects below work on the bits, which keeps the loops free of branches that the
+ * compiler's jump threading would otherwise put back (and so vectorisable). */
+static inline uint32_t float_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+static inline float bits_float(uint32_t u)
+{
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+static inline uint32_t take_mask(float v, float m) { return -(uint32_t)((v > m) | (v != v)); }
+static inline float select_bits(uint32_t mask, float a, float b)
+{
+    return bits_float((float_bits(a) & mask) | (float_bits(b) & ~mask));
+}
+
+/* y[j] = the maximum of window j of rows r0, r1. */
+static void max_2x2_row(const float *restrict r0, const float *restrict r1, int64_t n,
+                        float *restrict y)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        float m = select_bits(take_mask(b, a), b, a);
+        m = select_bits(take_mask(c, m), c, m);
+        y[j] = select_bits(take_mask(d, m), d, m);
+    }
+}
+
+/* dx rows d0, d1 (covered part, 2n columns): dy[j] at window j's argmax, 0 elsewhere. t1, t2,
+ * t3 are the take masks of a window's elements 1, 2, 3 (element 0 starts as the maximum): the
+ * argmax is element 3 when t3, else 2 when t2, else 1 when t1, else 0. (Written out in both
+ * loops below: with a helper returning the masks through pointers GCC 12 does not vectorise
+ * them.) */
+static void max_grad_2x2_row(const float *restrict r0, const float *restrict r1,
+                             const float *restrict dy, int64_t n, float *restrict d0,
+                             float *restrict d1)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        uint32_t t1 = take_mask(b, a);
+        float m = select_bits(t1, b, a);
+        uint32_t t2 = take_mask(c, m);
+        m = select_bits(t2, c, m);
+        uint32_t t3 = take_mask(d, m);
+        uint32_t g = float_bits(dy[j]);
+        uint32_t rest = g & ~t3;            /* g unless element 3 won */
+        uint32_t g2 = rest & t2;
+        rest &= ~t2;
+        d0[2 * j] = bits_float(rest & ~t1);
+        d0[2 * j + 1] = bits_float(rest & t1);
+        d1[2 * j] = bits_float(g2);
+        d1[2 * j + 1] = bits_float(g & t3);
+    }
+}
+
+/* out[j] = g at window j's argmax (g's rows q0, q1 match x's rows r0, r1). */
+static void max_gather_2x2_row(const float *restrict r0, const float *restrict r1,
+                               const float *restrict q0, const float *restrict q1, int64_t n,
+                               float *restrict out)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+        float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+        uint32_t t1 = take_mask(b, a);
+        float m = select_bits(t1, b, a);
+        uint32_t t2 = take_mask(c, m);
+        m = select_bits(t2, c, m);
+        uint32_t t3 = take_mask(d, m);
+        float v = select_bits(t1, q0[2 * j + 1], q0[2 * j]);
+        v = select_bits(t2, q1[2 * j], v);
+        out[j] = select_bits(t3, q1[2 * j + 1], v);
+    }
+}
+
+/* One plane of a tiled 2x2 max pooling variant: x (and g for the gather) of in_h x in_w,
+ * y (or dy) of out_h x out_w; dx of in_h x in_w for the gradient. */
+static void max_2x2_plane(int variant, const struct axis *ah, const struct axis *aw,
+                          const float *x, const float *other, float *out)
+{
+    const int64_t W = aw->in, Wo = aw->out;
+    for (int64_t oh = 0; oh < ah->out; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        if (variant == POOL_MAX) {
+            max_2x2_row(r0, r1, Wo, out + oh * Wo);
+        } else if (variant == POOL_MAX_GATHER) {
+            const float *q0 = other + 2 * oh * W;
+            max_gather_2x2_row(r0, r1, q0, q0 + W, Wo, out + oh * Wo);
+        } else {
+            float *d0 = out + 2 * oh * W, *d1 = d0 + W;
+            max_grad_2x2_row(r0, r1, other + oh * Wo, Wo, d0, d1);
+            for (int64_t w = 2 * Wo; w < W; w++)
+                d0[w] = d1[w] = 0.0f;
+        }
+    }
+    if (variant == POOL_MAX_GRAD && 2 * ah->out < ah->in)
+        memset(out + 2 * ah->out * W, 0, (size_t)((ah->in - 2 * ah->out) * W) * sizeof *out);
+}
+
 static void pool_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                          const struct dg_tensor *in, struct dg_tensor *out,
                          const struct dg_exec_ctx *ctx)
@@ -325,6 +447,7 @@ static void pool_forward(const struct dg_op_def *def, const void *attrs, int n_i
     const int64_t planes = xs->dim[0] * xs->dim[1];
     const int64_t x_plane = ah.in * aw.in, y_plane = ah.out * aw.out;
     const bool adaptive = is_adaptive(variant);
+    const bool tiled = is_max(variant) && is_tiled_2x2(&ah, &aw);
     const int threads = dg__threads_for(ctx, planes * (x_plane + y_plane));
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -333,6 +456,15 @@ static void pool_forward(const struct dg_op_def *def, const void *attrs, int n_i
         case POOL_MAX_GRAD:
         case POOL_MAX_GATHER: {
             const float *x = (const float *)in[0].data + pl * x_plane;
+            if (tiled) {
+                const float *other = (const float *)in[1].data +
+                                     pl * (variant == POOL_MAX_GATHER ? x_plane : y_plane);
+                max_2x2_plane(variant, &ah, &aw, x,
+                              variant == POOL_MAX ? NULL : other,
+                              (float *)out->data + pl * (variant == POOL_MAX_GRAD ? x_plane
+                                                                                  : y_plane));
+                break;
+            }
             float val[ROW_BLOCK];
             int64_t idx[ROW_BLOCK];
             float *dx = NULL;

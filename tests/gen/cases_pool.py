@@ -79,6 +79,22 @@ CASES = [
     Case("max_pool2d_gather_basic", "max_pool2d_gather", [distinct([1, 2, 5, 5], 9),
                                                           Spec([1, 2, 5, 5])],
          max_gather(3, 2, 1)),
+    # 2x2 stride-2 windows (the tiled fast path of src/ops/pool.c): odd sizes leave a last row
+    # and column that no window covers (their gradient is 0); a row wide enough for the
+    # vectorised loop and its tail; ceil_mode on even sizes (still tiled) and on odd sizes
+    # (partial windows: the generic path); the two internal gradient ops on odd sizes
+    Case("max_pool2d_2x2_odd", "max_pool2d", [distinct([2, 3, 5, 7], 21)], maxp(2)),
+    Case("max_pool2d_2x2_wide", "max_pool2d", [distinct([1, 2, 4, 46], 22)], maxp(2, 2)),
+    Case("max_pool2d_2x2_ceil_even", "max_pool2d", [distinct([1, 2, 6, 8], 23)],
+         maxp(2, 2, 0, 1, True)),
+    Case("max_pool2d_2x2_ceil_odd", "max_pool2d", [distinct([1, 2, 5, 7], 24)],
+         maxp(2, 2, 0, 1, True)),
+    Case("max_pool2d_grad_2x2", "max_pool2d_grad", [distinct([1, 2, 5, 7], 25),
+                                                    Spec([1, 2, 2, 3])],
+         max_grad(2, 2)),
+    Case("max_pool2d_gather_2x2", "max_pool2d_gather", [distinct([1, 2, 5, 7], 26),
+                                                        Spec([1, 2, 5, 7])],
+         max_gather(2, 2)),
     Case("avg_pool2d_basic", "avg_pool2d", [Spec([2, 3, 4, 4])], avgp(2)),
     Case("avg_pool2d_pad", "avg_pool2d", [Spec([1, 2, 7, 6])], avgp(3, 2, 1)),
     Case("avg_pool2d_exclude_pad", "avg_pool2d", [Spec([1, 2, 7, 6])],
