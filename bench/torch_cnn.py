@@ -100,11 +100,15 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--only", choices=["train", "infer1", "infer256"])
     args = parser.parse_args()
     openblas = find_openblas()
     print("# torch %s, OPENBLAS_CORETYPE=%s" % (torch.__version__, os.environ["OPENBLAS_CORETYPE"]))
     for threads in [int(t) for t in args.threads.split(",")]:
         for batch, train in ((64, True), (1, False), (256, False)):
+            config = "train" if train else "infer%d" % batch
+            if args.only is not None and args.only != config:
+                continue
             best, best_intra = 0.0, threads
             for intra in ([threads, 1] if threads > 1 else [1]):
                 torch.set_num_threads(intra)
