@@ -121,6 +121,21 @@ START_TEST(kernels_match_direct_loops)
                                          .out_c = 16, .k_h = 5, .k_w = 5, .groups = 1,
                                          .stride_h = 1, .stride_w = 1, .pad_h = 2, .pad_w = 2,
                                          .dil_h = 1, .dil_w = 1});
+    /* stride 1 with as many output as input columns: im2col/col2im move whole shifted
+     * planes (src/ops/conv_kernels.c); dilated, with fewer output rows than input rows, and
+     * with more padding rows than the kernel reaches */
+    check_kernels((struct dg__conv_geom){.batch = 4, .in_c = 3, .in_h = 9, .in_w = 13,
+                                         .out_c = 5, .k_h = 3, .k_w = 3, .groups = 1,
+                                         .stride_h = 1, .stride_w = 1, .pad_h = 2, .pad_w = 2,
+                                         .dil_h = 2, .dil_w = 2});
+    check_kernels((struct dg__conv_geom){.batch = 3, .in_c = 2, .in_h = 7, .in_w = 6,
+                                         .out_c = 4, .k_h = 5, .k_w = 3, .groups = 1,
+                                         .stride_h = 1, .stride_w = 1, .pad_h = 0, .pad_w = 1,
+                                         .dil_h = 1, .dil_w = 1});
+    check_kernels((struct dg__conv_geom){.batch = 3, .in_c = 2, .in_h = 4, .in_w = 5,
+                                         .out_c = 3, .k_h = 3, .k_w = 3, .groups = 1,
+                                         .stride_h = 1, .stride_w = 1, .pad_h = 3, .pad_w = 1,
+                                         .dil_h = 1, .dil_w = 1});
 }
 END_TEST
 

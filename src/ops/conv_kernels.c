@@ -132,15 +132,76 @@ static void valid_columns(const struct dg__conv_geom *g, int64_t offset, int64_t
     *j1 = hi < g->out_w ? hi : g->out_w;
 }
 
+/* Whether rows of the column matrix are shifted copies of whole image planes: stride 1 and
+ * as many output columns as input columns (e.g. 'same' padding), so that output pixel
+ * i*W + j of kernel tap (a, b) reads input pixel i*W + j + shift, shift = (a*dh - ph)*W +
+ * b*dw - pw, wherever the tap falls inside the image. im2col and col2im then move whole
+ * planes (one memcpy, a zeroed border) instead of one short row at a time. */
+static bool is_shifted_plane(const struct dg__conv_geom *g)
+{
+    return g->stride_h == 1 && g->stride_w == 1 && g->out_w == g->in_w;
+}
+
+/* The output rows i whose input row i*stride_h - pad_h + a*dil_h lies inside the image:
+ * [*i0, *i1). */
+static void valid_rows(const struct dg__conv_geom *g, int64_t a, int64_t *i0, int64_t *i1)
+{
+    int64_t offset = a * g->dil_h - g->pad_h, s = g->stride_h;
+    int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+    int64_t hi = g->in_h - offset <= 0 ? 0 : (g->in_h - offset + s - 1) / s;
+    *i0 = lo < g->out_h ? lo : g->out_h;
+    *i1 = hi < g->out_h ? hi : g->out_h;
+    if (*i1 < *i0)
+        *i1 = *i0;
+}
+
+/* im2col of one kernel tap (a, b) of one channel plane when is_shifted_plane. */
+static void im2col_shifted(const struct dg__conv_geom *g, const float *plane, int64_t a,
+                           int64_t b, float *dst)
+{
+    const int64_t W = g->in_w, P = g->out_h * W;
+    int64_t i0, i1, j0, j1, col_offset = b * g->dil_w - g->pad_w;
+    valid_rows(g, a, &i0, &i1);
+    valid_columns(g, col_offset, &j0, &j1);
+    if (j1 < j0)
+        j1 = j0;
+    memset(dst, 0, (size_t)(i0 * W) * sizeof *dst);
+    memset(dst + i1 * W, 0, (size_t)(P - i1 * W) * sizeof *dst);
+    if (i1 == i0)
+        return;
+    /* dst[t] = plane[t + shift] for t in [i0*W, i1*W), clipped to the plane; what the
+     * clipping leaves out, and the wrapped reads of the border columns, are zeroed below */
+    const int64_t shift = (a * g->dil_h - g->pad_h) * W + col_offset;
+    int64_t lo = i0 * W, hi = i1 * W;
+    if (lo + shift < 0)
+        lo = -shift;
+    if (hi + shift > g->in_h * W)
+        hi = g->in_h * W - shift;
+    if (hi > lo)
+        memcpy(dst + lo, plane + lo + shift, (size_t)(hi - lo) * sizeof *dst);
+    for (int64_t i = i0; i < i1; i++) {
+        float *row = dst + i * W;
+        for (int64_t j = 0; j < j0; j++)
+            row[j] = 0.0f;
+        for (int64_t j = j1; j < W; j++)
+            row[j] = 0.0f;
+    }
+}
+
 /* col[(c*kh + a)*kw + b][i*Wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + b*dw], 0 outside. */
 static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
 {
     const int64_t oh = g->out_h, ow = g->out_w, P = oh * ow;
+    const bool shifted = is_shifted_plane(g);
     for (int64_t c = 0; c < g->in_c; c++) {
         const float *plane = x + c * g->in_h * g->in_w;
         for (int64_t a = 0; a < g->k_h; a++) {
             for (int64_t b = 0; b < g->k_w; b++) {
                 float *dst = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                if (shifted) {
+                    im2col_shifted(g, plane, a, b, dst);
+                    continue;
+                }
                 for (int64_t i = 0; i < oh; i++) {
                     int64_t ih = i * g->stride_h - g->pad_h + a * g->dil_h;
                     float *row = dst + i * ow;
@@ -169,26 +230,35 @@ static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
 }
 
 /* x = the sum of col's entries into the positions im2col read them from (x overwritten),
- * in a fixed order. */
+ * in a fixed order: channel, kernel tap, output row, output column (the same sums with and
+ * without the stride-1 specialisation). */
 static void col2im(const struct dg__conv_geom *g, const float *col, float *x)
 {
     const int64_t oh = g->out_h, ow = g->out_w, P = oh * ow;
     memset(x, 0, (size_t)(g->in_c * g->in_h * g->in_w) * sizeof *x);
+    const bool unit_stride = g->stride_w == 1;
     for (int64_t c = 0; c < g->in_c; c++) {
         float *plane = x + c * g->in_h * g->in_w;
         for (int64_t a = 0; a < g->k_h; a++) {
             for (int64_t b = 0; b < g->k_w; b++) {
                 const float *src = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
+                valid_columns(g, offset, &j0, &j1);
                 for (int64_t i = 0; i < oh; i++) {
                     int64_t ih = i * g->stride_h - g->pad_h + a * g->dil_h;
                     if (ih < 0 || ih >= g->in_h)
                         continue;
                     float *dst = plane + ih * g->in_w;
                     const float *row = src + i * ow;
-                    int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
-                    valid_columns(g, offset, &j0, &j1);
-                    for (int64_t j = j0; j < j1; j++)
-                        dst[j * g->stride_w + offset] += row[j];
+                    if (unit_stride) {
+                        float *restrict d = dst + j0 + offset;
+                        const float *restrict r = row + j0;
+                        for (int64_t j = 0; j < j1 - j0; j++)
+                            d[j] += r[j];
+                    } else {
+                        for (int64_t j = j0; j < j1; j++)
+                            dst[j * g->stride_w + offset] += row[j];
+                    }
                 }
             }
         }
