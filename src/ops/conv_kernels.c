@@ -197,8 +197,10 @@ static void im2col_shifted(const struct dg__conv_geom *g, const float *plane, in
     valid_columns(g, col_offset, &j0, &j1);
     if (j1 < j0)
         j1 = j0;
-    memset(dst, 0, (size_t)(i0 * W) * sizeof *dst);
-    memset(dst + i1 * W, 0, (size_t)(P - i1 * W) * sizeof *dst);
+    if (i0 > 0)
+        memset(dst, 0, (size_t)(i0 * W) * sizeof *dst);
+    if (i1 * W < P)
+        memset(dst + i1 * W, 0, (size_t)(P - i1 * W) * sizeof *dst);
     if (i1 == i0)
         return;
     /* dst[t] = plane[t + shift] for t in [i0*W, i1*W), clipped to the plane; what the
@@ -211,13 +213,14 @@ static void im2col_shifted(const struct dg__conv_geom *g, const float *plane, in
         hi = g->in_h * W - shift;
     if (hi > lo)
         memcpy(dst + lo, plane + lo + shift, (size_t)(hi - lo) * sizeof *dst);
-    for (int64_t i = i0; i < i1; i++) {
-        float *row = dst + i * W;
-        for (int64_t j = 0; j < j0; j++)
-            row[j] = 0.0f;
-        for (int64_t j = j1; j < W; j++)
-            row[j] = 0.0f;
-    }
+    /* border columns, column by column down the rows: strided stores (a loop along a row
+     * would become a memset call per row, most of im2col's time for 3x3 kernels) */
+    for (int64_t j = 0; j < j0; j++)
+        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
+            dst[t] = 0.0f;
+    for (int64_t j = j1; j < W; j++)
+        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
+            dst[t] = 0.0f;
 }
 
 /* col[(c*kh + a)*kw + b][i*Wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + b*dw], 0 outside. */
@@ -307,21 +310,46 @@ static void add_channel_bias(float *data, const float *bias, int64_t channels, i
     }
 }
 
-/* y[o][p] = yt[p][o] (+ bias[o]), for P pixels and C channels. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define DG_CONV_SHUFFLE 1
+#endif
+#endif
+
+/* y[o][p] = yt[p][o] (+ bias[o]), for P pixels and C channels: 4x4 blocks transposed in
+ * registers (generic vectors; the compiler picks the ISA's shuffles), the edges one by one. */
 static void transpose_bias(const float *yt, const float *bias, int64_t P, int64_t C, float *y)
 {
-    for (int64_t o = 0; o < C; o++) {
-        const float b = bias != NULL ? bias[o] : 0.0f;
-        float *restrict row = y + o * P;
-        const float *restrict src = yt + o;
-        if (bias != NULL) {
-            for (int64_t p = 0; p < P; p++)
-                row[p] = src[p * C] + b;
-        } else {
-            for (int64_t p = 0; p < P; p++)
-                row[p] = src[p * C];
+    int64_t p0 = 0;
+#ifdef DG_CONV_SHUFFLE
+    typedef float v4 __attribute__((vector_size(16)));
+    for (; p0 + 4 <= P; p0 += 4) {
+        for (int64_t o = 0; o + 4 <= C; o += 4) {
+            v4 r[4], c[4];
+            for (int i = 0; i < 4; i++)
+                memcpy(&r[i], yt + (p0 + i) * C + o, sizeof r[i]);
+            v4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+            v4 t1 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+            v4 t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+            v4 t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+            c[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+            c[1] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+            c[2] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+            c[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+            for (int j = 0; j < 4; j++) {
+                if (bias != NULL)
+                    c[j] += bias[o + j];
+                memcpy(y + (o + j) * P + p0, &c[j], sizeof c[j]);
+            }
         }
+        for (int64_t o = C - C % 4; o < C; o++)
+            for (int64_t p = p0; p < p0 + 4; p++)
+                y[o * P + p] = yt[p * C + o] + (bias != NULL ? bias[o] : 0.0f);
     }
+#endif
+    for (int64_t o = 0; o < C; o++)
+        for (int64_t p = p0; p < P; p++)
+            y[o * P + p] = yt[p * C + o] + (bias != NULL ? bias[o] : 0.0f);
 }
 
 /* One image of the forward pass; scratch holds forward_scratch floats: the column matrix
