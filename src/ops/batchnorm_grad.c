@@ -17,8 +17,10 @@
  *
  * Their own gradients (second derivatives through batch norm) come from the composed formula
  * (dg__bn_composed_dx / dg__bn_composed_xhat, ordinary ops): the rule builds it and asks
- * dg_grad for the vector-Jacobian product sum(formula * upstream) with respect to the inputs
- * that need one. That part uses per-process statistics (it is not synchronised).
+ * dg_grad for the vector-Jacobian product sum(formula * upstream) with respect to fresh
+ * proxies (x 1) of the inputs that need one, so that it gets partial derivatives even where
+ * g or the upstream gradient depend on x. That part uses per-process statistics (it is not
+ * synchronised).
  */
 #include "batchnorm.h"
 #include "dagrad_autodiff.h"
@@ -187,9 +189,21 @@ static dg_status grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_no
 {
     const struct bn_attrs *a = bn_attrs(dg__attrs(node));
     const int n = dg__n_inputs(node);
-    dg_node *x = dg__input(node, 0), *rm = dg__input(node, 1), *rv = dg__input(node, 2);
-    dg_node *key = dg__input(node, 3), *grad = dg__input(node, 4);
-    dg_node *gamma = n == 6 ? dg__input(node, 5) : NULL;
+    /* Fresh proxies (x 1) of the differentiated inputs: the partial derivatives, not the
+     * total ones (g itself may depend on x elsewhere in the graph, and so may the upstream
+     * gradient), while still depending on the originals for higher orders. */
+    dg_node *in[6] = {NULL}, *wrt[6];
+    int slot[6], n_wrt = 0;
+    for (int i = 0; i < n; i++) {
+        in[i] = dg__input(node, i);
+        if (i != 3 && dg__grad_needed(ctx, i)) {
+            in[i] = dg_scale(g, in[i], 1.0f);
+            wrt[n_wrt] = in[i];
+            slot[n_wrt++] = i;
+        }
+    }
+    dg_node *x = in[0], *rm = in[1], *rv = in[2], *key = in[3], *grad = in[4];
+    dg_node *gamma = n == 6 ? in[5] : NULL;
     dg_node *formula;
     if (ctx->def->variant == BN_GRAD_DX) {
         formula = dg__bn_composed_dx(g, x, rm, rv, key, grad, gamma, a->eps);
@@ -203,13 +217,6 @@ static dg_status grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_no
         formula = dg_sum(g, dg_mul(g, grad, xhat), k, axes, false);
     }
     dg_node *vjp_loss = dg_sum(g, dg_mul(g, formula, upstream), 0, NULL, false);
-    dg_node *wrt[6];
-    int slot[6], n_wrt = 0;
-    for (int i = 0; i < n; i++)
-        if (i != 3 && dg__grad_needed(ctx, i)) {
-            wrt[n_wrt] = dg__input(node, i);
-            slot[n_wrt++] = i;
-        }
     if (vjp_loss == NULL || n_wrt == 0)
         return dg_graph_status(g);
     dg_node *grads[6];
