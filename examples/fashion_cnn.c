@@ -34,7 +34,13 @@
 
 /* The strong recipe's default length, sized to ~10 minutes of training at 2 threads on the
  * reference machine (docs/performance.md). */
-enum { STRONG_EPOCHS = 10 };
+enum { STRONG_EPOCHS = 10, STRONG_CROP = 2, STRONG_FC = 256 };
+#define STRONG_DROPOUT_CONV 0.25
+#define STRONG_DROPOUT_FC 0.5
+#define STRONG_SMOOTHING 0.0
+#define STRONG_LR 2e-3
+#define STRONG_WEIGHT_DECAY 0.05
+#define STRONG_FLIP 0.5
 
 struct options {
     const char *data_dir;
@@ -42,19 +48,27 @@ struct options {
     int epochs, threads;
     int64_t limit, val;
     uint64_t seed;
+    /* strong-recipe knobs (defaults in parse) */
+    double dropout_conv, dropout_fc, smoothing, lr, weight_decay, flip;
+    int crop, fc_width;
 };
 
 static int usage(const char *prog)
 {
     fprintf(stderr, "usage: %s [--recipe parity|strong] [--epochs N] [--threads N] [--seed N] "
-            "[--data DIR] [--limit N | --train-limit N] [--val N] [--augment 0|1]\n", prog);
+            "[--data DIR] [--limit N | --train-limit N] [--val N] [--augment 0|1]\n"
+            "  strong recipe: [--dropout-conv P] [--dropout-fc P] [--smoothing E] [--lr LR]\n"
+            "                 [--weight-decay WD] [--crop PIXELS] [--flip P] [--fc N]\n", prog);
     return 2;
 }
 
 static int parse(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.data_dir = NULL, .epochs = 0, .seed = 42,
-                          .val = 5000, .augment = true};
+                          .val = 5000, .augment = true, .dropout_conv = STRONG_DROPOUT_CONV,
+                          .dropout_fc = STRONG_DROPOUT_FC, .smoothing = STRONG_SMOOTHING,
+                          .lr = STRONG_LR, .weight_decay = STRONG_WEIGHT_DECAY,
+                          .flip = STRONG_FLIP, .crop = STRONG_CROP, .fc_width = STRONG_FC};
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "--help") == 0) {
@@ -80,12 +94,32 @@ static int parse(int argc, char **argv, struct options *o)
             o->limit = atoll(value);
         else if (strcmp(arg, "--val") == 0)
             o->val = atoll(value);
+        else if (strcmp(arg, "--dropout-conv") == 0)
+            o->dropout_conv = atof(value);
+        else if (strcmp(arg, "--dropout-fc") == 0)
+            o->dropout_fc = atof(value);
+        else if (strcmp(arg, "--smoothing") == 0)
+            o->smoothing = atof(value);
+        else if (strcmp(arg, "--lr") == 0)
+            o->lr = atof(value);
+        else if (strcmp(arg, "--weight-decay") == 0)
+            o->weight_decay = atof(value);
+        else if (strcmp(arg, "--flip") == 0)
+            o->flip = atof(value);
+        else if (strcmp(arg, "--crop") == 0)
+            o->crop = atoi(value);
+        else if (strcmp(arg, "--fc") == 0)
+            o->fc_width = atoi(value);
         else
             return usage(argv[0]);
     }
     if (o->epochs == 0)
         o->epochs = o->strong ? STRONG_EPOCHS : 3;
-    return o->epochs > 0 && o->val >= 0 ? 0 : usage(argv[0]);
+    bool ok = o->epochs > 0 && o->val >= 0 && o->dropout_conv >= 0 && o->dropout_conv < 1 &&
+              o->dropout_fc >= 0 && o->dropout_fc < 1 && o->smoothing >= 0 &&
+              o->smoothing < 1 && o->lr > 0 && o->weight_decay >= 0 && o->flip >= 0 &&
+              o->flip <= 1 && o->crop >= 0 && o->fc_width > 0;
+    return ok ? 0 : usage(argv[0]);
 }
 
 /* conv + ReLU + maxpool, twice; dense + ReLU; dense: the network compared with PyTorch. */
@@ -114,16 +148,30 @@ static dg_node *conv_bn_relu(dg_graph *g, dg_node *x, int64_t channels, const ch
     return dg_relu(g, h);
 }
 
-static dg_node *strong_model(dg_graph *g, dg_node *x, dg_rng *rng)
+static dg_node *strong_model(dg_graph *g, dg_node *x, const struct options *o, dg_rng *rng)
 {
     dg_node *key = dg_dropout_key(g);
     dg_node *h = dg_max_pool2d_layer(g, conv_bn_relu(g, x, 32, "conv1", rng), 2);
     h = dg_max_pool2d_layer(g, conv_bn_relu(g, h, 64, "conv2", rng), 2);
     h = dg_max_pool2d_layer(g, conv_bn_relu(g, h, 128, "conv3", rng), 2);
-    h = dg_dropout(g, dg_flatten(g, h), key, 0.25f);
-    h = dg_dense(g, h, 256, DG_ACT_RELU, "fc1", rng);
-    h = dg_dropout(g, h, key, 0.5f);
+    h = dg_flatten(g, h);
+    if (o->dropout_conv > 0)
+        h = dg_dropout(g, h, key, (float)o->dropout_conv);
+    h = dg_dense(g, h, o->fc_width, DG_ACT_RELU, "fc1", rng);
+    if (o->dropout_fc > 0)
+        h = dg_dropout(g, h, key, (float)o->dropout_fc);
     return dg_dense(g, h, 10, DG_ACT_NONE, "fc2", rng);
+}
+
+/* Cross-entropy against labels smoothed by e: (1 - e) CE(logits, y) + e mean over classes of
+ * -log_softmax(logits), averaged over the batch (e = 0: plain cross-entropy). */
+static dg_node *smoothed_cross_entropy(dg_graph *g, dg_node *logits, dg_node *y, double e)
+{
+    dg_node *ce = dg_softmax_cross_entropy(g, logits, y);
+    if (e <= 0)
+        return ce;
+    dg_node *uniform = dg_neg(g, dg_mean(g, dg_log_softmax(g, logits, 1), 0, NULL, false));
+    return dg_add(g, dg_scale(g, ce, (float)(1.0 - e)), dg_scale(g, uniform, (float)e));
 }
 
 static int fail(dg_graph *g, const char *what)
@@ -166,8 +214,9 @@ int main(int argc, char **argv)
         dg_graph_set_threads(g, o.threads);
     dg_node *x = dg_input(g, "x", 4, (int64_t[]){batch, 1, train.rows, train.cols});
     dg_node *y = dg_input_typed(g, "y", DG_I32, 1, (int64_t[]){batch});
-    dg_node *logits = o.strong ? strong_model(g, x, &rng) : parity_model(g, x, &rng);
-    dg_node *loss = dg_softmax_cross_entropy(g, logits, y);
+    dg_node *logits = o.strong ? strong_model(g, x, &o, &rng) : parity_model(g, x, &rng);
+    dg_node *loss = o.strong ? smoothed_cross_entropy(g, logits, y, o.smoothing)
+                             : dg_softmax_cross_entropy(g, logits, y);
     enum { MAX_PARAMS = 32 };
     dg_node *params[MAX_PARAMS], *grads[MAX_PARAMS];
     int n_params = 0;
@@ -178,8 +227,8 @@ int main(int argc, char **argv)
     dg_optim *opt;
     if (o.strong) {
         dg_adam_config adamw = DG_ADAMW_DEFAULTS;
-        adamw.lr = 2e-3;
-        adamw.weight_decay = 0.05;
+        adamw.lr = o.lr;
+        adamw.weight_decay = o.weight_decay;
         opt = dg_optim_new_adamw(n_params, params, grads, &adamw);
         dg_schedule cosine = dg_schedule_cosine(steps_per_epoch,
                                                 steps_per_epoch * o.epochs + 1, 0.0);
@@ -191,14 +240,18 @@ int main(int argc, char **argv)
     printf("fashion_cnn: %s recipe, %d epochs, %lld training / %lld validation / %lld "
            "test images, %d threads\n", o.strong ? "strong" : "parity", o.epochs,
            (long long)n_train, (long long)o.val, (long long)test.count, dg_graph_threads(g));
+    if (o.strong)
+        printf("strong: dropout %g/%g, smoothing %g, lr %g, weight decay %g, crop %d, flip %g, "
+               "fc %d\n", o.dropout_conv, o.dropout_fc, o.smoothing, o.lr, o.weight_decay,
+               o.crop, o.flip, o.fc_width);
     dg_model model = {.graph = g, .x = x, .y = y, .loss = loss, .output = logits};
     dg_fit_config cfg = DG_FIT_DEFAULTS;
     cfg.epochs = o.epochs;
     cfg.batch_size = batch;
     if (o.strong)
         cfg.augment = (dg_augment){.enable = o.augment, .channels = 1, .height = train.rows,
-                                   .width = train.cols, .crop_padding = 2,
-                                   .flip_probability = 0.5};
+                                   .width = train.cols, .crop_padding = o.crop,
+                                   .flip_probability = o.flip};
     cfg.eval_batch_size = 500;
     cfg.seed = o.seed;
     int64_t val_start = train.count - o.val;

@@ -11,7 +11,7 @@
  *    Hessian column by column from one plan) and of sum(tanh(W x)), including the mixed
  *    derivative with respect to W, all against values computed by hand in double;
  *  - a table of compositions (softmax, log_softmax, mean, max, broadcasting add/mul/div,
- *    layout ops, losses, dropout, ...) whose double backward is checked by dg_gradcheck on
+ *    layout ops, losses, dropout, batch norm, ...) whose double backward is checked by dg_gradcheck on
  *    loss2 = sum(g1 * C): the analytic side is the double-backward graph, the numeric side
  *    central differences of the compiled first gradient;
  *  - what is not a second-order feature: a gradient that is not a scalar is refused as a loss.
@@ -692,6 +692,20 @@ static dg_node *c_dropout(dg_graph *g, struct dbl_inputs *in)
     return weighted_sum(g, dg_square(g, dg_dropout(g, dg_tanh(g, in->x[0]), in->key, 0.5f)), 16);
 }
 
+static dg_node *c_batch_norm(dg_graph *g, struct dbl_inputs *in)
+{
+    /* x0 [5,3] normalised per column in training, gamma = x1 [1,3] as [3], beta = gamma / 2:
+     * second derivatives through the fused batch_norm_grad / batch_norm_gamma_grad (their
+     * composed fallback) */
+    in->key = dg_dropout_key(g);
+    const float zeros[3] = {0, 0, 0}, ones[3] = {1, 1, 1};
+    dg_node *gamma = dg_reshape(g, in->x[1], 1, (int64_t[]){3});
+    dg_node *y = dg_batch_norm(g, dg_tanh(g, in->x[0]), gamma, dg_scale(g, gamma, 0.5f),
+                               dg_constant(g, 1, (int64_t[]){3}, zeros),
+                               dg_constant(g, 1, (int64_t[]){3}, ones), in->key, 0.1f, 1e-5f);
+    return weighted_sum(g, dg_tanh(g, y), 17);
+}
+
 static const struct dbl_case dbl_cases[] = {
     {"softmax axis 1", 1, {{3, 5}}, -2, 2, c_softmax},
     {"softmax axis 0", 1, {{4, 3}}, -2, 2, c_softmax_axis0},
@@ -719,6 +733,8 @@ static const struct dbl_case dbl_cases[] = {
     {"softmax_cross_entropy of a matmul", 2, {{4, 3}, {3, 5}}, -1.5f, 1.5f,
      c_cross_entropy_linear},
     {"dropout", 1, {{3, 4}}, -2, 2, c_dropout},
+    {"batch_norm (training) with gamma and beta", 2, {{5, 3}, {1, 3}}, -1.5f, 1.5f,
+     c_batch_norm},
 };
 #define N_DBL ((int)(sizeof dbl_cases / sizeof dbl_cases[0]))
 

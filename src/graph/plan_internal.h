@@ -85,6 +85,10 @@ struct dg_plan {
     /* dg_plan_set_step_timer: told each step's wall time during dg_run (NULL: no clock read) */
     dg_step_timer_fn step_timer;
     void *step_timer_user;
+    /* dg_plan_set_collective: the cross-process sum synchronised batch norm uses (run.c
+     * hands it to the kernels through dg_exec_ctx); NULL: none */
+    dg_sum_fn collective;
+    void *collective_user;
 };
 
 /* Tells the block_ready hook (when set) that the value of node_index is final, if it lives in
