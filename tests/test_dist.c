@@ -272,6 +272,107 @@ START_TEST(checkpoint_resumes_with_another_rank_count)
 }
 END_TEST
 
+/* ---- Dropout: masks per rank, parameters shared ---------------------------------------- */
+
+/* The model's output of the first training batch of a dg_fit call, as the metric sees it. */
+struct first_batch {
+    int calls;
+    int64_t rows;
+    float out[BATCH * CLASSES];
+};
+
+static double record_first_batch(const float *output, const void *targets, int64_t batch,
+                                 int64_t per_example, void *user)
+{
+    (void)targets;
+    struct first_batch *fb = user;
+    if (fb->calls++ == 0) {
+        fb->rows = batch;
+        memcpy(fb->out, output, (size_t)(batch * per_example) * sizeof *output);
+    }
+    return 0.0;
+}
+
+/* fc1 -> dropout(0.5) -> fc2; every example the same, so that on ranks holding the same
+ * parameters the outputs differ only by their dropout masks. */
+static void build_dropout(struct model *md)
+{
+    dg_rng rng;
+    dg_rng_seed(&rng, 2);
+    md->g = dg_graph_new();
+    dg_node *x = dg_input(md->g, "x", 2, (int64_t[]){BATCH, FEATURES});
+    dg_node *y = dg_input_typed(md->g, "y", DG_I32, 1, (int64_t[]){BATCH});
+    dg_node *h = dg_dense(md->g, x, 16, DG_ACT_RELU, "fc1", &rng);
+    h = dg_dropout(md->g, h, dg_dropout_key(md->g), 0.5f);
+    dg_node *logits = dg_dense(md->g, h, CLASSES, DG_ACT_NONE, "fc2", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(md->g, logits, y);
+    dg_node *grads[4];
+    ck_assert_int_eq(dg_grad_params(md->g, loss, 4, md->params, grads, &md->n_params), DG_OK);
+    dg_sgd_config cfg = DG_SGD_DEFAULTS;
+    cfg.lr = 0.2;
+    md->opt = dg_optim_new_sgd(md->n_params, md->params, grads, &cfg);
+    md->m = (dg_model){.graph = md->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static uint64_t hash_floats(const float *v, int64_t n)
+{
+    uint64_t h = 1469598103934665603u;
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t k = 0; k < (size_t)n * sizeof *v; k++)
+        h = (h ^ b[k]) * 1099511628211u;
+    return h;
+}
+
+/* Each rank's first batch: same parameters (broadcast on attach), same examples, so equal
+ * outputs would mean equal masks. Rank 0 keeps cfg.seed: its rows are the first rows of one
+ * process's batch. After training every rank still holds the same parameters. */
+START_TEST(dropout_masks_differ_per_rank_parameters_do_not)
+{
+    static float same_x[N * FEATURES];
+    static int32_t same_y[N];
+    for (int i = 0; i < N; i++) {
+        memcpy(same_x + i * FEATURES, data_x, FEATURES * sizeof *same_x);
+        same_y[i] = data_y[0];
+    }
+    dg_fit_data train = {.x = same_x, .y = same_y, .n = N};
+    int rank = dg_dist_rank(dist), size = dg_dist_size(dist);
+
+    struct model alone, parallel;
+    build_dropout(&alone);
+    build_dropout(&parallel);
+    struct first_batch fb_alone = {0}, fb_rank = {0};
+    dg_fit_config one = config(false), many = config(true);
+    one.metric = many.metric = record_first_batch;
+    one.metric_user = &fb_alone;
+    many.metric_user = &fb_rank;
+    one.epochs = many.epochs = 2;
+    ck_assert_int_eq(dg_fit(&alone.m, alone.opt, &train, NULL, &one, NULL), DG_OK);
+    ck_assert_int_eq(dg_fit(&parallel.m, parallel.opt, &train, NULL, &many, NULL), DG_OK);
+    ck_assert_int_eq(fb_alone.rows, BATCH);
+    ck_assert_int_eq(fb_rank.rows, (int64_t)BATCH * (rank + 1) / size - (int64_t)BATCH * rank / size);
+
+    /* dropout is on: within the first batch, rows (same input) differ */
+    bool rows_differ = false;
+    for (int i = 1; i < BATCH; i++)
+        rows_differ |= memcmp(fb_alone.out, fb_alone.out + i * CLASSES,
+                              CLASSES * sizeof(float)) != 0;
+    ck_assert_msg(rows_differ, "every example got the same dropout mask");
+    uint64_t mine = hash_floats(fb_rank.out, fb_rank.rows * CLASSES);
+    uint64_t all[16];
+    ck_assert_int_le(size, 16);
+    MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    for (int r = 0; r < size; r++)
+        for (int q = r + 1; q < size; q++)
+            ck_assert_msg(all[r] != all[q], "ranks %d and %d drew the same dropout masks", r, q);
+    if (rank == 0)
+        ck_assert_msg(mine == hash_floats(fb_alone.out, fb_rank.rows * CLASSES),
+                      "rank 0's masks are not one process's (it must keep cfg.seed)");
+    assert_same_on_every_rank(checksum(&parallel));
+    release(&alone);
+    release(&parallel);
+}
+END_TEST
+
 /* Rank 1 builds a wider input: every rank gets the error, nobody hangs. */
 START_TEST(different_models_are_refused_on_every_rank)
 {
@@ -334,6 +435,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, bitwise_reproducible_for_a_fixed_rank_count);
     tcase_add_test(tc, checkpoint_resumes_with_another_rank_count);
     tcase_add_test(tc, sum_is_in_rank_order_and_the_same_everywhere);
+    tcase_add_test(tc, dropout_masks_differ_per_rank_parameters_do_not);
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, different_models_are_refused_on_every_rank);
     if (dg_dist_size(dist) > 1)
