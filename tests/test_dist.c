@@ -373,6 +373,90 @@ START_TEST(dropout_masks_differ_per_rank_parameters_do_not)
 }
 END_TEST
 
+/* ---- Batch norm: statistics per rank; rank 0's are saved ------------------------------- */
+
+struct bn_model {
+    struct model md;
+    dg_node *mean, *var;
+};
+
+/* bn (over the FEATURES columns, BatchNorm1d-like) -> fc1 -> fc2. */
+static void build_bn(struct bn_model *b)
+{
+    struct model *md = &b->md;
+    dg_rng rng;
+    dg_rng_seed(&rng, 2);
+    md->g = dg_graph_new();
+    dg_node *x = dg_input(md->g, "x", 2, (int64_t[]){BATCH, FEATURES});
+    dg_node *y = dg_input_typed(md->g, "y", DG_I32, 1, (int64_t[]){BATCH});
+    dg_node *h = dg_batch_norm_layer(md->g, x, 0.1f, 1e-5f, "bn", &b->mean, &b->var);
+    h = dg_dense(md->g, h, 8, DG_ACT_RELU, "fc1", &rng);
+    dg_node *logits = dg_dense(md->g, h, CLASSES, DG_ACT_NONE, "fc2", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(md->g, logits, y);
+    dg_node *params[6], *grads[6];
+    ck_assert_int_eq(dg_grad_params(md->g, loss, 6, params, grads, &md->n_params), DG_OK);
+    ck_assert_int_le(md->n_params, 4 + 2);
+    /* the checksum covers fc1 and fc2 (md->params holds 4); the optimizer all six */
+    for (int i = 0; i < 4; i++)
+        md->params[i] = params[2 + i];
+    dg_sgd_config cfg = DG_SGD_DEFAULTS;
+    cfg.lr = 0.2;
+    md->opt = dg_optim_new_sgd(md->n_params, params, grads, &cfg);
+    md->n_params = 4;
+    md->m = (dg_model){.graph = md->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+/* Without synchronised batch norm every rank's running statistics are its own shares'; the
+ * checkpoint holds rank 0's, and every rank that resumes from it starts from rank 0's. */
+START_TEST(batch_norm_statistics_per_rank_rank_0_saved)
+{
+    char path[256];
+    shared_path(path, sizeof path, "bn");
+    int rank = dg_dist_rank(dist);
+    dg_fit_data train = train_data();
+    struct bn_model trained, resumed;
+    build_bn(&trained);
+    dg_fit_config cfg = config(true);
+    cfg.epochs = 2;
+    cfg.checkpoint_path = path;
+    ck_assert_msg(dg_fit(&trained.md.m, trained.md.opt, &train, NULL, &cfg, NULL) == DG_OK,
+                  "%s", dg_graph_error(trained.md.g));
+    assert_same_on_every_rank(checksum(&trained.md));
+    float stats[2][FEATURES], rank0[2][FEATURES];
+    memcpy(stats[0], dg_param_data(trained.mean), sizeof stats[0]);
+    memcpy(stats[1], dg_param_data(trained.var), sizeof stats[1]);
+    memcpy(rank0, stats, sizeof rank0);
+    MPI_Bcast(rank0, 2 * FEATURES, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    if (rank > 0) /* other examples, other statistics */
+        ck_assert_msg(memcmp(stats, rank0, sizeof stats) != 0,
+                      "rank %d's statistics are rank 0's: are they synchronised?", rank);
+
+    dg_checkpoint *ck = dg_checkpoint_open(path);
+    ck_assert_int_eq(dg_checkpoint_status(ck), DG_OK);
+    float saved[2][FEATURES];
+    ck_assert_int_eq(dg_checkpoint_read_f32(ck, dg_checkpoint_find(ck, "bn.running_mean"),
+                                            saved[0], FEATURES), DG_OK);
+    ck_assert_int_eq(dg_checkpoint_read_f32(ck, dg_checkpoint_find(ck, "bn.running_var"),
+                                            saved[1], FEATURES), DG_OK);
+    dg_checkpoint_free(ck);
+    ck_assert_msg(memcmp(saved, rank0, sizeof saved) == 0, "the file holds not rank 0's "
+                  "statistics");
+
+    build_bn(&resumed);
+    cfg.checkpoint_path = NULL;
+    cfg.resume_path = path;
+    cfg.epochs = 0;
+    ck_assert_int_eq(dg_fit(&resumed.md.m, resumed.md.opt, &train, NULL, &cfg, NULL), DG_OK);
+    ck_assert(memcmp(dg_param_data(resumed.mean), rank0[0], sizeof rank0[0]) == 0);
+    ck_assert(memcmp(dg_param_data(resumed.var), rank0[1], sizeof rank0[1]) == 0);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0)
+        remove(path);
+    release(&trained.md);
+    release(&resumed.md);
+}
+END_TEST
+
 /* Rank 1 builds a wider input: every rank gets the error, nobody hangs. */
 START_TEST(different_models_are_refused_on_every_rank)
 {
@@ -436,6 +520,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, checkpoint_resumes_with_another_rank_count);
     tcase_add_test(tc, sum_is_in_rank_order_and_the_same_everywhere);
     tcase_add_test(tc, dropout_masks_differ_per_rank_parameters_do_not);
+    tcase_add_test(tc, batch_norm_statistics_per_rank_rank_0_saved);
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, different_models_are_refused_on_every_rank);
     if (dg_dist_size(dist) > 1)
