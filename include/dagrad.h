@@ -407,6 +407,25 @@ DG_API int64_t dg_plan_grad_block_offset(const dg_plan *p, int entry);
  * NULL plan. */
 typedef void (*dg_block_ready_fn)(void *user, int entry);
 DG_API dg_status dg_plan_set_block_ready(dg_plan *p, dg_block_ready_fn fn, void *user);
+/* A collective for data-parallel runs: sums `n` doubles element-wise across the processes of a
+ * data-parallel job, in place (every process passes its own values and gets the totals back;
+ * an MPI_Allreduce with MPI_SUM, say), and returns 0 on success, nonzero on failure. Every
+ * process must make the same calls in the same order with the same n (the plans are the same).
+ * With a collective set, every batch_norm node of the plan synchronises in training runs
+ * (synchronised batch norm): its forward sums the per-channel statistics across the processes
+ * before normalising and updating the running statistics, so each process normalises with the
+ * mean and variance of the global batch (the union of every process's batch), and the fused
+ * batch-norm backward sums the per-channel sums of dy and dy * x^ the same way. Each batch-norm
+ * step calls `sum` twice per run (forward: the count and the per-channel sums, then the
+ * per-channel centred sums of squares; backward: the same two, the dy sums riding with the
+ * second), on the
+ * thread that called dg_run, outside any parallel region. Evaluation runs do not call it. A
+ * failure stops the run with DG_ERR_INVALID_ARG naming the node. Second derivatives through
+ * batch norm (the gradient of a gradient) are not synchronised (docs/images.md). sum == NULL
+ * clears it (per-process statistics, the default); it survives re-planning. DG_ERR_INVALID_ARG
+ * for a NULL plan. */
+typedef int (*dg_sum_fn)(void *user, double *values, int64_t n);
+DG_API dg_status dg_plan_set_collective(dg_plan *plan, dg_sum_fn sum, void *user);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,22 @@ static dg_node *build_batch_norm(dg_graph *g, dg_node *const *in)
     int n = dg__find_name(g, "in4") != NULL ? 6 : 4;
     return dg__make_node(g, DG_OP_batch_norm, n, in, &attrs);
 }
+/* the fused gradients: x, mean, var, key, grad [, gamma] */
+static dg_node *build_bn_grad(dg_graph *g, dg_node *const *in)
+{
+    struct {
+        float momentum, eps;
+    } attrs = {0.0f, 1e-5f};
+    int n = dg__find_name(g, "in5") != NULL ? 6 : 5;
+    return dg__make_node(g, DG_OP_batch_norm_grad, n, in, &attrs);
+}
+static dg_node *build_bn_gamma_grad(dg_graph *g, dg_node *const *in)
+{
+    struct {
+        float momentum, eps;
+    } attrs = {0.0f, 1e-5f};
+    return dg__make_node(g, DG_OP_batch_norm_gamma_grad, 5, in, &attrs);
+}
 static dg_node *build_mode(dg_graph *g, dg_node *const *in)
 {
     return dg__make_node(g, DG_OP_batch_norm_mode, 1, in, NULL);
@@ -50,6 +66,13 @@ const struct dg_op_case dg_cases_norm[] = {
     {.name = "batch_norm_train", .op = "batch_norm", .build = build_batch_norm},
     {.name = "batch_norm_train_plain", .op = "batch_norm", .build = build_batch_norm},
     {.name = "batch_norm_eval", .op = "batch_norm", .build = build_batch_norm},
+    {.name = "bn_grad_train", .op = "batch_norm_grad", .build = build_bn_grad},
+    {.name = "bn_grad_train_plain", .op = "batch_norm_grad", .build = build_bn_grad},
+    {.name = "bn_grad_eval", .op = "batch_norm_grad", .build = build_bn_grad},
+    /* values near 50 with a spread of 2: centred sums */
+    {.name = "bn_grad_offset", .op = "batch_norm_grad", .build = build_bn_grad},
+    {.name = "bn_gamma_grad_train", .op = "batch_norm_gamma_grad", .build = build_bn_gamma_grad},
+    {.name = "bn_gamma_grad_eval", .op = "batch_norm_gamma_grad", .build = build_bn_gamma_grad},
     {.name = "batch_norm_mode_train", .op = "batch_norm_mode", .build = build_mode,
      .forward_only = true},
     {.name = "batch_norm_mode_eval", .op = "batch_norm_mode", .build = build_mode,

@@ -179,7 +179,11 @@ static dg_node *image_chain(struct gen *s, dg_node *x)
             s->key = dg_dropout_key(g);
         int64_t c = h != NULL ? dg_node_dim(h, 1) : 1;
         float zeros[8] = {0}, ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-        h = dg_batch_norm(g, h, NULL, NULL, dg_constant(g, 1, (int64_t[]){c}, zeros),
+        /* with or without gamma/beta (the fused batch_norm_grad, batch_norm_gamma_grad) */
+        bool affine = below(s, 2);
+        h = dg_batch_norm(g, h, affine ? new_param(s, 1, (int64_t[]){c}) : NULL,
+                          affine ? new_param(s, 1, (int64_t[]){c}) : NULL,
+                          dg_constant(g, 1, (int64_t[]){c}, zeros),
                           dg_constant(g, 1, (int64_t[]){c}, ones), s->key, 0.1f, 1e-5f);
         break;
     }

@@ -82,6 +82,10 @@ struct dg_plan {
     /* dg_plan_set_block_ready: told as each block entry becomes final during dg_run */
     dg_block_ready_fn block_ready;
     void *block_ready_user;
+    /* dg_plan_set_collective: the cross-process sum synchronised batch norm uses (run.c
+     * hands it to the kernels through dg_exec_ctx); NULL: none */
+    dg_sum_fn collective;
+    void *collective_user;
 };
 
 /* Tells the block_ready hook (when set) that the value of node_index is final, if it lives in

@@ -77,6 +77,8 @@ dg_status dg_run(dg_plan *p)
         .workspace = p->workspace_bytes > 0 ? p->workspace : NULL,
         .workspace_bytes = p->workspace_bytes,
         .fault = &fault,
+        .collective = p->collective,
+        .collective_user = p->collective_user,
     };
     const bool probing = dg__thread_policy_probing(policy);
     struct dg_tensor *in = p->step_inputs;
@@ -154,4 +156,13 @@ const float *dg_data(dg_plan *p, dg_node *node)
 const int32_t *dg_data_i32(dg_plan *p, dg_node *node)
 {
     return kept_data(p, node, DG_I32, "data_i32");
+}
+
+dg_status dg_plan_set_collective(dg_plan *plan, dg_sum_fn sum, void *user)
+{
+    if (plan == NULL)
+        return DG_ERR_INVALID_ARG;
+    plan->collective = sum;
+    plan->collective_user = sum != NULL ? user : NULL;
+    return DG_OK;
 }

@@ -59,6 +59,13 @@ struct dg_exec_ctx {
     /* Where a kernel reports invalid input data (dg__exec_fault); NULL: nobody listens (the
      * report is dropped, the kernel's defined fallback values stand). */
     struct dg_exec_fault *fault;
+    /* The plan's collective (dg_plan_set_collective): sums n doubles element-wise across the
+     * processes of a data-parallel job, in place, returning 0 on success. NULL: a single
+     * process. Kernels that synchronise (batch_norm in training) call it from the calling
+     * thread, outside their parallel regions, the same number of times with the same n on
+     * every process, and report a nonzero return through dg__exec_fault. */
+    dg_sum_fn collective;
+    void *collective_user;
 };
 
 struct dg_op_def;

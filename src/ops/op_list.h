@@ -102,6 +102,8 @@ DG_OP(upsample_nearest2d)
 /* batch normalisation (mode from the run key): batchnorm.c */
 DG_OP(batch_norm)
 DG_OP(batch_norm_mode)
+DG_OP(batch_norm_grad)
+DG_OP(batch_norm_gamma_grad)
 /* sequence ops: embedding.c */
 DG_OP(embedding)
 DG_OP(embedding_grad)

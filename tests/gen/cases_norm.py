@@ -33,6 +33,29 @@ def batch_norm(momentum=0.1):
     return fn
 
 
+def normalised(x, rm, rv, k, gamma):
+    """batch_norm without beta in the mode of key k (the evaluation written out)."""
+    if k[2] != 0:
+        return F.batch_norm(x, rm.detach().clone(), rv.detach().clone(), gamma, None,
+                            training=True, momentum=0.1, eps=1e-5)
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    y = (x - rm.reshape(shape)) / torch.sqrt(rv.reshape(shape) + 1e-5)
+    return y * gamma.reshape(shape) if gamma is not None else y
+
+
+def bn_grad(x, rm, rv, k, g, gamma=None):
+    """dx of batch_norm for upstream g, differentiable again (create_graph)."""
+    y = normalised(x, rm, rv, k, gamma)
+    return torch.autograd.grad(y, x, g, create_graph=True)[0]
+
+
+def bn_gamma_grad(x, rm, rv, k, g):
+    """dgamma = sum of g x^ over every axis but 1: the gradient at gamma = 1."""
+    gamma = torch.ones(x.shape[1], dtype=x.dtype, requires_grad=True)
+    y = normalised(x, rm, rv, k, gamma)
+    return torch.autograd.grad(y, gamma, g, create_graph=True)[0]
+
+
 def key(training):
     return Spec([3], dtype="i32", values=[7, 3, 1 if training else 0])
 
@@ -50,6 +73,24 @@ CASES = [
     Case("batch_norm_eval", "batch_norm",
          [Spec([2, 3, 2, 2]), Spec([3]), Spec([3], lo=0.5, hi=2.0), key(False), Spec([3]),
           Spec([3])], batch_norm()),
+    Case("bn_grad_train", "batch_norm_grad",
+         [Spec([3, 2, 3, 2]), Spec([2]), Spec([2], lo=0.5, hi=2.0), key(True),
+          Spec([3, 2, 3, 2]), Spec([2])], bn_grad),
+    Case("bn_grad_train_plain", "batch_norm_grad",
+         [Spec([4, 3]), Spec([3]), Spec([3], lo=0.5, hi=2.0), key(True), Spec([4, 3])],
+         bn_grad),
+    Case("bn_grad_eval", "batch_norm_grad",
+         [Spec([2, 3, 2, 2]), Spec([3]), Spec([3], lo=0.5, hi=2.0), key(False),
+          Spec([2, 3, 2, 2]), Spec([3])], bn_grad),
+    Case("bn_grad_offset", "batch_norm_grad",
+         [Spec([4, 2, 5], lo=48.0, hi=52.0), Spec([2]), Spec([2], lo=0.5, hi=2.0), key(True),
+          Spec([4, 2, 5]), Spec([2])], bn_grad),
+    Case("bn_gamma_grad_train", "batch_norm_gamma_grad",
+         [Spec([3, 2, 3, 2]), Spec([2]), Spec([2], lo=0.5, hi=2.0), key(True),
+          Spec([3, 2, 3, 2])], bn_gamma_grad),
+    Case("bn_gamma_grad_eval", "batch_norm_gamma_grad",
+         [Spec([2, 3, 2, 2]), Spec([3]), Spec([3], lo=0.5, hi=2.0), key(False),
+          Spec([2, 3, 2, 2])], bn_gamma_grad),
     Case("batch_norm_mode_train", "batch_norm_mode", [key(True)], mode, grad=False),
     Case("batch_norm_mode_eval", "batch_norm_mode", [key(False)], mode, grad=False),
     Case("layer_norm_last", "layer_norm", [Spec([3, 5]), Spec([5]), Spec([5])], layer(1)),
