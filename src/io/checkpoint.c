@@ -1,7 +1,8 @@
 /*
  * A graph's parameters and state (batch-norm running statistics), an optimizer's state, the
- * training loop's position and a generator, saved to and loaded from a dg_checkpoint by name. Loading checks everything first and then
- * writes, so a failed load changes nothing. Errors stick to the graph.
+ * training loop's position and a generator, saved to and loaded from a dg_checkpoint by name.
+ * Loading checks everything first and then writes, so a failed load changes nothing. Errors
+ * stick to the graph.
  */
 #include "dagrad.h"
 #include "alloc.h"
