@@ -218,6 +218,10 @@ DG_API int dg_node_ndim(const dg_node *n);
 DG_API int64_t dg_node_dim(const dg_node *n, int axis);
 DG_API int64_t dg_node_numel(const dg_node *n);
 DG_API dg_graph *dg_node_graph(const dg_node *n);
+/* An op node's inputs, in the op's order (docs/op-reference.md): how many (0 for inputs,
+ * parameters and constants, and for NULL), and input `i` (NULL when out of range). */
+DG_API int dg_node_input_count(const dg_node *n);
+DG_API dg_node *dg_node_input(const dg_node *n, int i);
 
 /* Storage of a parameter or constant (numel floats), owned by the graph; NULL for other
  * kinds. Parameters may be written freely between runs. */

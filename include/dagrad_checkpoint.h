@@ -134,7 +134,11 @@ DG_API dg_status dg_checkpoint_save(dg_checkpoint *ck, const char *path);
 /* ---- A graph's parameters, optimizer state and training position ---------------------------- */
 
 /* What dg_save_checkpoint writes (start from DG_SAVE_DEFAULTS):
- *   params      every parameter of the graph, by name (with `prefix` in front)
+ *   params      every parameter of the graph, by name (with `prefix` in front), and the
+ *               graph's state: the running statistics of every batch_norm node (constants
+ *               that training runs update), as "<layer>.running_mean" / "<layer>.running_var"
+ *               (PyTorch's names; from the node's gamma "<layer>.weight", or the constant's
+ *               own dg_name, or else "batch_norm.<node index>.running_mean"), F32 [C]
  *   optimizer   when not NULL: every state slot of every parameter as
  *               "optimizer.state.<i>.<slot>" (PyTorch's state_dict names: exp_avg, ...), and
  *               metadata: the optimizer's name, step count (= the schedule's position), the
@@ -158,21 +162,29 @@ typedef struct dg_save_options {
 DG_API dg_status dg_save_checkpoint(dg_graph *g, const char *path, const dg_save_options *opts);
 
 /* What dg_load_checkpoint restores (start from DG_LOAD_DEFAULTS):
- *   params        the graph's parameters by name. A file tensor's name is mapped first:
+ *   params        the graph's parameters and state (as saved above) by name. A file
+ *                 tensor's name is mapped first:
  *                 `strip_prefix` removed when it starts the name, then `add_prefix` put in
  *                 front. Tensors named "optimizer.*" are optimizer state, never parameters.
  *                 Without `partial`, every parameter must be in the file
  *                 (DG_ERR_NOT_FOUND, "parameter 'fc2.bias' is not in the file") and every
  *                 other tensor must be a parameter (DG_ERR_NOT_FOUND, "tensor 'x' matches no
  *                 parameter"); with it, missing parameters keep their values and unmatched
- *                 tensors are ignored. Shapes must match (DG_ERR_SHAPE; with transpose_2d a
+ *                 tensors are ignored. Every state tensor must be in the file too
+ *                 (DG_ERR_NOT_FOUND, "state 'bn1.running_var' (batch-norm running
+ *                 statistics) is not in the file") unless `partial` or `no_state`; PyTorch's
+ *                 "<layer>.num_batches_tracked" beside a state "<layer>.running_mean" is
+ *                 skipped. Shapes must match (DG_ERR_SHAPE; with transpose_2d a
  *                 2-D file tensor is transposed first); dtypes must convert to float32
  *                 (DG_ERR_DTYPE otherwise).
+ *   no_state      with params: keep the graph's state as it is (state tensors in the file are
+ *                 skipped; for files written before state was saved, or to keep statistics)
  *   optimizer     when not NULL: same kind and parameter count, parameter i of the same name
  *                 (mapped like the parameters' names), every slot present with the element
  *                 count of its parameter, and the step count
  *   fit, rng      when not NULL: restored from the metadata, which must hold them
- *   n_loaded      when not NULL, receives how many parameters were loaded
+ *   n_loaded      when not NULL, receives how many parameters were loaded (state not
+ *                 counted)
  * Everything is checked before anything is written: on error the graph's parameters, the
  * optimizer, *fit and *rng are unchanged (except after an out-of-memory failure of the
  * scratch buffer a transposed tensor needs, which may leave earlier tensors loaded). */
@@ -182,6 +194,7 @@ typedef struct dg_load_options {
     const char *strip_prefix;
     const char *add_prefix;
     bool transpose_2d;
+    bool no_state;
     dg_optim *optimizer;
     dg_fit_state *fit;
     dg_rng *rng;

@@ -27,6 +27,16 @@ typedef struct dg_dist_options {
                             50 us while the backward pass runs (needs MPI_THREAD_SERIALIZED;
                             other threads of the program must not call MPI while dg_fit
                             runs); true: progress only when a bucket becomes ready */
+    bool sync_batch_norm; /* synchronised batch norm: in training steps every batch_norm
+                            node normalises with the statistics of the global batch (every
+                            rank's share) and its backward pass sums over the ranks too, by
+                            installing a collective on the training plan
+                            (dg_plan_set_collective): a fixed-order sum over the ranks, the
+                            same bits on every rank, so the running statistics stay identical
+                            on every rank. Every batch then needs at least one example per
+                            rank (DG_ERR_INVALID_ARG otherwise, on every rank). false (the
+                            default): each rank normalises with its own share's statistics
+                            and keeps its own running statistics; checkpoints hold rank 0's */
 } dg_dist_options;
 #define DG_DIST_DEFAULTS ((dg_dist_options){.bucket_bytes = 0})
 

@@ -113,7 +113,8 @@ DG_API dg_node *dg_group_norm(dg_graph *g, dg_node *x, int64_t groups, dg_node *
  * ((1 - momentum) old + momentum new, with the unbiased batch variance, as PyTorch); evaluation
  * normalises with the running statistics. running_mean and running_var must be dg_constant
  * nodes [C] (state owned by the graph and shared by every plan); gamma, beta [C] or both NULL.
- * The running statistics are not parameters and are not saved by parameter checkpoints. */
+ * The running statistics are not parameters; checkpoints save and restore them with the
+ * parameters (dagrad_checkpoint.h). */
 DG_API dg_node *dg_batch_norm(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta,
                               dg_node *running_mean, dg_node *running_var, dg_node *key,
                               float momentum, float eps);

@@ -435,6 +435,193 @@ START_TEST(killed_saves_leave_a_valid_file)
 }
 END_TEST
 
+/* ---- Batch-norm running statistics ------------------------------------------------------- */
+
+enum { BN_C = 2, BN_SIDE = 3, BN_X = BN_C * BN_SIDE * BN_SIDE };
+
+struct bn_net {
+    dg_graph *g;
+    dg_model model;
+    dg_optim *opt;
+    dg_node *mean, *var; /* bn1's running statistics */
+};
+
+/* bn1 (batch norm over 2 channels) -> relu -> flatten -> fc; init_seed draws fc's weights. */
+static void make_bn_net(struct bn_net *b, uint64_t init_seed)
+{
+    dg_rng rng;
+    dg_rng_seed(&rng, init_seed);
+    b->g = dg_graph_new();
+    dg_node *x = dg_input(b->g, "x", 4, (int64_t[]){BATCH, BN_C, BN_SIDE, BN_SIDE});
+    dg_node *y = dg_input_typed(b->g, "y", DG_I32, 1, (int64_t[]){BATCH});
+    dg_node *h = dg_batch_norm_layer(b->g, x, 0.1f, 1e-5f, "bn1", &b->mean, &b->var);
+    dg_node *logits = dg_dense(b->g, dg_flatten(b->g, dg_relu(b->g, h)), CLASSES, DG_ACT_NONE,
+                               "fc", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(b->g, logits, y);
+    dg_node *params[8], *grads[8];
+    int n = 0;
+    ck_assert_msg(dg_grad_params(b->g, loss, 8, params, grads, &n) == DG_OK, "%s",
+                  dg_graph_error(b->g));
+    dg_adam_config cfg = DG_ADAM_DEFAULTS;
+    cfg.lr = 0.02;
+    b->opt = dg_optim_new_adam(n, params, grads, &cfg);
+    b->model = (dg_model){.graph = b->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static void free_bn_net(struct bn_net *b)
+{
+    dg_optim_free(b->opt);
+    dg_graph_free(b->g);
+}
+
+/* Inputs with a channel mean and spread far from the initial running statistics (0, 1). */
+static void bn_data(float *x, int32_t *y, int n)
+{
+    dg_test_rng t;
+    dg_test_rng_seed(&t, 5);
+    dg_test_fill_uniform(&t, x, n * BN_X, -1, 3);
+    for (int i = 0; i < n; i++)
+        y[i] = x[i * BN_X] + x[i * BN_X + BN_X - 1] > 2 ? 0 : (x[i * BN_X + 1] > 1 ? 1 : 2);
+}
+
+/* The model's outputs on `x` (BATCH examples) in evaluation mode: the running statistics. */
+static void bn_eval(struct bn_net *b, const float *x, float *out)
+{
+    dg_plan *plan = dg_compile(b->g, 1, &b->model.output);
+    ck_assert_ptr_nonnull(plan);
+    ck_assert_int_eq(dg_dropout_feed_key(plan, 0, 0, false), DG_OK);
+    ck_assert_int_eq(dg_feed(plan, b->model.x, x), DG_OK);
+    ck_assert_int_eq(dg_run(plan), DG_OK);
+    memcpy(out, dg_data(plan, b->model.output), BATCH * CLASSES * sizeof *out);
+    dg_plan_free(plan);
+}
+
+static bool same_floats(const float *a, const float *b, int64_t n)
+{
+    return memcmp(a, b, (size_t)n * sizeof *a) == 0;
+}
+
+/* A BN net trained two epochs and checkpointed; a fresh graph that loads the file evaluates
+ * bitwise alike, and one that resumes for a third epoch ends bitwise where an uninterrupted
+ * three-epoch run ends (running statistics included). */
+START_TEST(batch_norm_statistics_are_saved_and_resumed)
+{
+    static float x[N * BN_X];
+    static int32_t y[N];
+    bn_data(x, y, N);
+    dg_fit_data train = {.x = x, .y = y, .n = N};
+    char path[512];
+    tmp_path("bn.safetensors", path, sizeof path);
+
+    struct bn_net first, loaded, straight, resumed;
+    make_bn_net(&first, 1);
+    dg_fit_config cfg = base_config();
+    cfg.epochs = 2;
+    cfg.checkpoint_path = path;
+    ck_assert_msg(dg_fit(&first.model, first.opt, &train, NULL, &cfg, NULL) == DG_OK, "%s",
+                  dg_graph_error(first.g));
+    const float *mean = dg_param_data(first.mean), *var = dg_param_data(first.var);
+    ck_assert_msg(fabsf(mean[0]) > 0.1f && fabsf(var[0] - 1.0f) > 0.1f, "the statistics did "
+                  "not move from (0, 1): %g %g", mean[0], var[0]);
+
+    /* the file holds them under PyTorch's names */
+    dg_checkpoint *ck = dg_checkpoint_open(path);
+    ck_assert_int_eq(dg_checkpoint_status(ck), DG_OK);
+    int k_mean = dg_checkpoint_find(ck, "bn1.running_mean");
+    int k_var = dg_checkpoint_find(ck, "bn1.running_var");
+    ck_assert_int_ge(k_mean, 0);
+    ck_assert_int_ge(k_var, 0);
+    float saved[BN_C];
+    ck_assert_int_eq(dg_checkpoint_read_f32(ck, k_var, saved, BN_C), DG_OK);
+    ck_assert(same_floats(saved, var, BN_C));
+    dg_checkpoint_free(ck);
+
+    /* a fresh graph (other weights, statistics (0, 1)) loads them: bitwise the same outputs */
+    make_bn_net(&loaded, 9);
+    float out_first[BATCH * CLASSES], out_loaded[BATCH * CLASSES];
+    bn_eval(&first, x, out_first);
+    bn_eval(&loaded, x, out_loaded);
+    ck_assert(!same_floats(out_first, out_loaded, BATCH * CLASSES));
+    ck_assert_msg(dg_load_checkpoint(loaded.g, path, NULL) == DG_OK, "%s",
+                  dg_graph_error(loaded.g));
+    ck_assert(same_floats(dg_param_data(loaded.mean), mean, BN_C));
+    ck_assert(same_floats(dg_param_data(loaded.var), var, BN_C));
+    bn_eval(&loaded, x, out_loaded);
+    ck_assert(same_floats(out_first, out_loaded, BATCH * CLASSES));
+
+    /* resumed by dg_fit: epoch 3 ends where three uninterrupted epochs end */
+    make_bn_net(&straight, 1);
+    cfg.epochs = 3;
+    cfg.checkpoint_path = NULL;
+    ck_assert_int_eq(dg_fit(&straight.model, straight.opt, &train, NULL, &cfg, NULL), DG_OK);
+    make_bn_net(&resumed, 9);
+    cfg.epochs = 1;
+    cfg.resume_path = path;
+    ck_assert_msg(dg_fit(&resumed.model, resumed.opt, &train, NULL, &cfg, NULL) == DG_OK, "%s",
+                  dg_graph_error(resumed.g));
+    ck_assert(same_floats(dg_param_data(resumed.mean), dg_param_data(straight.mean), BN_C));
+    ck_assert(same_floats(dg_param_data(resumed.var), dg_param_data(straight.var), BN_C));
+    float out_straight[BATCH * CLASSES], out_resumed[BATCH * CLASSES];
+    bn_eval(&straight, x, out_straight);
+    bn_eval(&resumed, x, out_resumed);
+    ck_assert(same_floats(out_straight, out_resumed, BATCH * CLASSES));
+
+    free_bn_net(&first);
+    free_bn_net(&loaded);
+    free_bn_net(&straight);
+    free_bn_net(&resumed);
+    remove(path);
+}
+END_TEST
+
+/* A file without the statistics (parameters only, as written before they were saved): a
+ * strict load names the missing state and changes nothing; no_state and partial load it. */
+START_TEST(batch_norm_state_missing_from_a_file)
+{
+    char path[512];
+    tmp_path("bn_old.safetensors", path, sizeof path);
+    struct bn_net a, b;
+    make_bn_net(&a, 1);
+    make_bn_net(&b, 9);
+    dg_checkpoint *ck = dg_checkpoint_new();
+    int n = dg_graph_params(a.g, 0, NULL);
+    dg_node *params[8];
+    ck_assert_int_le(n, 8);
+    dg_graph_params(a.g, n, params);
+    for (int i = 0; i < n; i++) {
+        int64_t shape[DG_MAX_DIMS];
+        for (int d = 0; d < dg_node_ndim(params[i]); d++)
+            shape[d] = dg_node_dim(params[i], d);
+        dg_checkpoint_add_f32(ck, dg_node_name(params[i]), dg_node_ndim(params[i]), shape,
+                              dg_param_data(params[i]), false);
+    }
+    /* PyTorch's counter is skipped beside bn1's statistics */
+    float count = 7;
+    dg_checkpoint_add_f32(ck, "bn1.num_batches_tracked", 0, (int64_t[]){1}, &count, false);
+    ck_assert_int_eq(dg_checkpoint_save(ck, path), DG_OK);
+    dg_checkpoint_free(ck);
+
+    dg_node *fc_b = dg_graph_find(b.g, "fc.bias");
+    float before = dg_param_data(dg_graph_find(b.g, "fc.weight"))[0];
+    ck_assert_int_eq(dg_load_checkpoint(b.g, path, NULL), DG_ERR_NOT_FOUND);
+    ck_assert_msg(strstr(dg_graph_error(b.g), "state 'bn1.running_mean'") != NULL, "%s",
+                  dg_graph_error(b.g));
+    ck_assert(dg_param_data(dg_graph_find(b.g, "fc.weight"))[0] == before);
+    dg_graph_clear_error(b.g);
+    dg_load_options lo = DG_LOAD_DEFAULTS;
+    lo.no_state = true;
+    ck_assert_msg(dg_load_checkpoint(b.g, path, &lo) == DG_OK, "%s", dg_graph_error(b.g));
+    ck_assert(same_floats(dg_param_data(fc_b), dg_param_data(dg_graph_find(a.g, "fc.bias")),
+                          CLASSES));
+    lo = (dg_load_options)DG_LOAD_DEFAULTS;
+    lo.partial = true;
+    ck_assert_int_eq(dg_load_checkpoint(b.g, path, &lo), DG_OK);
+    free_bn_net(&a);
+    free_bn_net(&b);
+    remove(path);
+}
+END_TEST
+
 static Suite *resume_suite(void)
 {
     Suite *s = suite_create("checkpoint_resume");
@@ -444,6 +631,8 @@ static Suite *resume_suite(void)
     tcase_add_test(tc, new_process_resumes_exactly);
     tcase_add_test(tc, checkpoints_best_and_early_stopping);
     tcase_add_test(tc, killed_saves_leave_a_valid_file);
+    tcase_add_test(tc, batch_norm_statistics_are_saved_and_resumed);
+    tcase_add_test(tc, batch_norm_state_missing_from_a_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -27,6 +27,7 @@
 #define REL_TOL 1e-4
 
 static dg_dist *dist;
+static dg_dist *sync_dist; /* the same job with synchronised batch norm */
 static float data_x[N * FEATURES];
 static int32_t data_y[N];
 
@@ -34,7 +35,7 @@ struct model {
     dg_graph *g;
     dg_optim *opt;
     dg_model m;
-    dg_node *params[4];
+    dg_node *params[6];
     int n_params;
 };
 
@@ -272,6 +273,260 @@ START_TEST(checkpoint_resumes_with_another_rank_count)
 }
 END_TEST
 
+/* ---- Dropout: masks per rank, parameters shared ---------------------------------------- */
+
+/* The model's output of the first training batch of a dg_fit call, as the metric sees it. */
+struct first_batch {
+    int calls;
+    int64_t rows;
+    float out[BATCH * CLASSES];
+};
+
+static double record_first_batch(const float *output, const void *targets, int64_t batch,
+                                 int64_t per_example, void *user)
+{
+    (void)targets;
+    struct first_batch *fb = user;
+    if (fb->calls++ == 0) {
+        fb->rows = batch;
+        memcpy(fb->out, output, (size_t)(batch * per_example) * sizeof *output);
+    }
+    return 0.0;
+}
+
+/* fc1 -> dropout(0.5) -> fc2; every example the same, so that on ranks holding the same
+ * parameters the outputs differ only by their dropout masks. */
+static void build_dropout(struct model *md)
+{
+    dg_rng rng;
+    dg_rng_seed(&rng, 2);
+    md->g = dg_graph_new();
+    dg_node *x = dg_input(md->g, "x", 2, (int64_t[]){BATCH, FEATURES});
+    dg_node *y = dg_input_typed(md->g, "y", DG_I32, 1, (int64_t[]){BATCH});
+    dg_node *h = dg_dense(md->g, x, 16, DG_ACT_RELU, "fc1", &rng);
+    h = dg_dropout(md->g, h, dg_dropout_key(md->g), 0.5f);
+    dg_node *logits = dg_dense(md->g, h, CLASSES, DG_ACT_NONE, "fc2", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(md->g, logits, y);
+    dg_node *grads[4];
+    ck_assert_int_eq(dg_grad_params(md->g, loss, 4, md->params, grads, &md->n_params), DG_OK);
+    dg_sgd_config cfg = DG_SGD_DEFAULTS;
+    cfg.lr = 0.2;
+    md->opt = dg_optim_new_sgd(md->n_params, md->params, grads, &cfg);
+    md->m = (dg_model){.graph = md->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static uint64_t hash_floats(const float *v, int64_t n)
+{
+    uint64_t h = 1469598103934665603u;
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t k = 0; k < (size_t)n * sizeof *v; k++)
+        h = (h ^ b[k]) * 1099511628211u;
+    return h;
+}
+
+/* Each rank's first batch: same parameters (broadcast on attach), same examples, so equal
+ * outputs would mean equal masks. Rank 0 keeps cfg.seed: its rows are the first rows of one
+ * process's batch. After training every rank still holds the same parameters. */
+START_TEST(dropout_masks_differ_per_rank_parameters_do_not)
+{
+    static float same_x[N * FEATURES];
+    static int32_t same_y[N];
+    for (int i = 0; i < N; i++) {
+        memcpy(same_x + i * FEATURES, data_x, FEATURES * sizeof *same_x);
+        same_y[i] = data_y[0];
+    }
+    dg_fit_data train = {.x = same_x, .y = same_y, .n = N};
+    int rank = dg_dist_rank(dist), size = dg_dist_size(dist);
+
+    struct model alone, parallel;
+    build_dropout(&alone);
+    build_dropout(&parallel);
+    struct first_batch fb_alone = {0}, fb_rank = {0};
+    dg_fit_config one = config(false), many = config(true);
+    one.metric = many.metric = record_first_batch;
+    one.metric_user = &fb_alone;
+    many.metric_user = &fb_rank;
+    one.epochs = many.epochs = 2;
+    ck_assert_int_eq(dg_fit(&alone.m, alone.opt, &train, NULL, &one, NULL), DG_OK);
+    ck_assert_int_eq(dg_fit(&parallel.m, parallel.opt, &train, NULL, &many, NULL), DG_OK);
+    ck_assert_int_eq(fb_alone.rows, BATCH);
+    ck_assert_int_eq(fb_rank.rows, (int64_t)BATCH * (rank + 1) / size - (int64_t)BATCH * rank / size);
+
+    /* dropout is on: within the first batch, rows (same input) differ */
+    bool rows_differ = false;
+    for (int i = 1; i < BATCH; i++)
+        rows_differ |= memcmp(fb_alone.out, fb_alone.out + i * CLASSES,
+                              CLASSES * sizeof(float)) != 0;
+    ck_assert_msg(rows_differ, "every example got the same dropout mask");
+    uint64_t mine = hash_floats(fb_rank.out, fb_rank.rows * CLASSES);
+    uint64_t all[16];
+    ck_assert_int_le(size, 16);
+    MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    for (int r = 0; r < size; r++)
+        for (int q = r + 1; q < size; q++)
+            ck_assert_msg(all[r] != all[q], "ranks %d and %d drew the same dropout masks", r, q);
+    if (rank == 0)
+        ck_assert_msg(mine == hash_floats(fb_alone.out, fb_rank.rows * CLASSES),
+                      "rank 0's masks are not one process's (it must keep cfg.seed)");
+    assert_same_on_every_rank(checksum(&parallel));
+    release(&alone);
+    release(&parallel);
+}
+END_TEST
+
+/* ---- Batch norm: statistics per rank; rank 0's are saved ------------------------------- */
+
+struct bn_model {
+    struct model md;
+    dg_node *mean, *var;
+};
+
+#define BN_CH 8
+
+/* fc0 -> bn (BatchNorm1d-like, over fc0's 8 outputs) -> relu -> fc1: fc0's gradient goes
+ * through batch norm's input gradient. */
+static void build_bn(struct bn_model *b)
+{
+    struct model *md = &b->md;
+    dg_rng rng;
+    dg_rng_seed(&rng, 2);
+    md->g = dg_graph_new();
+    dg_node *x = dg_input(md->g, "x", 2, (int64_t[]){BATCH, FEATURES});
+    dg_node *y = dg_input_typed(md->g, "y", DG_I32, 1, (int64_t[]){BATCH});
+    dg_node *h = dg_dense(md->g, x, BN_CH, DG_ACT_NONE, "fc0", &rng);
+    h = dg_batch_norm_layer(md->g, h, 0.1f, 1e-5f, "bn", &b->mean, &b->var);
+    dg_node *logits = dg_dense(md->g, dg_relu(md->g, h), CLASSES, DG_ACT_NONE, "fc1", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(md->g, logits, y);
+    dg_node *grads[6];
+    ck_assert_int_eq(dg_grad_params(md->g, loss, 6, md->params, grads, &md->n_params), DG_OK);
+    ck_assert_int_eq(md->n_params, 6);
+    dg_sgd_config cfg = DG_SGD_DEFAULTS;
+    cfg.lr = 0.2;
+    md->opt = dg_optim_new_sgd(md->n_params, md->params, grads, &cfg);
+    md->m = (dg_model){.graph = md->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static uint64_t stats_hash(const struct bn_model *b)
+{
+    return hash_floats(dg_param_data(b->mean), BN_CH) ^
+           (hash_floats(dg_param_data(b->var), BN_CH) * 31u);
+}
+
+/* Without synchronised batch norm every rank's running statistics are its own shares'; the
+ * checkpoint holds rank 0's, and every rank that resumes from it starts from rank 0's. */
+START_TEST(batch_norm_statistics_per_rank_rank_0_saved)
+{
+    char path[256];
+    shared_path(path, sizeof path, "bn");
+    int rank = dg_dist_rank(dist);
+    dg_fit_data train = train_data();
+    struct bn_model trained, resumed;
+    build_bn(&trained);
+    dg_fit_config cfg = config(true);
+    cfg.epochs = 2;
+    cfg.checkpoint_path = path;
+    ck_assert_msg(dg_fit(&trained.md.m, trained.md.opt, &train, NULL, &cfg, NULL) == DG_OK,
+                  "%s", dg_graph_error(trained.md.g));
+    assert_same_on_every_rank(checksum(&trained.md));
+    float stats[2][BN_CH], rank0[2][BN_CH];
+    memcpy(stats[0], dg_param_data(trained.mean), sizeof stats[0]);
+    memcpy(stats[1], dg_param_data(trained.var), sizeof stats[1]);
+    memcpy(rank0, stats, sizeof rank0);
+    MPI_Bcast(rank0, 2 * BN_CH, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    if (rank > 0) /* other examples, other statistics */
+        ck_assert_msg(memcmp(stats, rank0, sizeof stats) != 0,
+                      "rank %d's statistics are rank 0's: are they synchronised?", rank);
+
+    dg_checkpoint *ck = dg_checkpoint_open(path);
+    ck_assert_int_eq(dg_checkpoint_status(ck), DG_OK);
+    float saved[2][BN_CH];
+    ck_assert_int_eq(dg_checkpoint_read_f32(ck, dg_checkpoint_find(ck, "bn.running_mean"),
+                                            saved[0], BN_CH), DG_OK);
+    ck_assert_int_eq(dg_checkpoint_read_f32(ck, dg_checkpoint_find(ck, "bn.running_var"),
+                                            saved[1], BN_CH), DG_OK);
+    dg_checkpoint_free(ck);
+    ck_assert_msg(memcmp(saved, rank0, sizeof saved) == 0, "the file holds not rank 0's "
+                  "statistics");
+
+    build_bn(&resumed);
+    cfg.checkpoint_path = NULL;
+    cfg.resume_path = path;
+    cfg.epochs = 0;
+    ck_assert_int_eq(dg_fit(&resumed.md.m, resumed.md.opt, &train, NULL, &cfg, NULL), DG_OK);
+    ck_assert(memcmp(dg_param_data(resumed.mean), rank0[0], sizeof rank0[0]) == 0);
+    ck_assert(memcmp(dg_param_data(resumed.var), rank0[1], sizeof rank0[1]) == 0);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0)
+        remove(path);
+    release(&trained.md);
+    release(&resumed.md);
+}
+END_TEST
+
+/* Synchronised batch norm: N ranks at batch B (B/N each) train like one process at batch B,
+ * up to float reassociation (the same REL_TOL as the plain MLP), running statistics included,
+ * and hold bitwise the same statistics on every rank. 96 examples in batches of 12: every
+ * share is equal on 1, 2 and 3 ranks (docs/distributed.md: unequal shares weight batch norm's
+ * cross-rank gradient terms by the share ratio). Without the option the statistics differ. */
+START_TEST(synchronised_batch_norm_equals_one_process)
+{
+    dg_fit_data train = train_data();
+    train.n = 96;
+    struct bn_model alone, synced, local;
+    build_bn(&alone);
+    build_bn(&synced);
+    build_bn(&local);
+    dg_fit_config one = config(false), many = config(true);
+    many.parallel = dg_dist_fit(sync_dist);
+    one.batch_size = many.batch_size = 12;
+    one.epochs = many.epochs = 3;
+    dg_epoch_stats h1[3], hn[3];
+    ck_assert_int_eq(dg_fit(&alone.md.m, alone.md.opt, &train, NULL, &one, h1), DG_OK);
+    ck_assert_msg(dg_fit(&synced.md.m, synced.md.opt, &train, NULL, &many, hn) == DG_OK, "%s",
+                  dg_graph_error(synced.md.g));
+    assert_close(&synced.md, &alone.md);
+    for (int e = 0; e < 3; e++)
+        ck_assert_double_eq_tol(hn[e].loss, h1[e].loss, 1e-4 * (1 + fabs(h1[e].loss)));
+    const float *sm = dg_param_data(synced.mean), *sv = dg_param_data(synced.var);
+    const float *am = dg_param_data(alone.mean), *av = dg_param_data(alone.var);
+    for (int c = 0; c < BN_CH; c++) {
+        ck_assert_msg(fabsf(sm[c] - am[c]) <= REL_TOL * (1 + fabsf(am[c])) &&
+                      fabsf(sv[c] - av[c]) <= REL_TOL * (1 + fabsf(av[c])),
+                      "channel %d: running mean %.9g vs %.9g, var %.9g vs %.9g", c, sm[c],
+                      am[c], sv[c], av[c]);
+    }
+    assert_same_on_every_rank(checksum(&synced.md));
+    assert_same_on_every_rank(stats_hash(&synced));
+
+    /* per-rank statistics (the default): another rank's differ from one process's */
+    many.parallel = dg_dist_fit(dist);
+    ck_assert_int_eq(dg_fit(&local.md.m, local.md.opt, &train, NULL, &many, NULL), DG_OK);
+    if (dg_dist_rank(dist) > 0)
+        ck_assert_msg(fabsf(dg_param_data(local.mean)[0] - am[0]) > 1e-3f,
+                      "per-rank statistics equal the global batch's");
+    release(&alone.md);
+    release(&synced.md);
+    release(&local.md);
+}
+END_TEST
+
+/* A batch with fewer examples than ranks (97 = 8 x 12 + 1) is refused alike on every rank
+ * with synchronised batch norm: the rank without examples would not run. */
+START_TEST(synchronised_batch_norm_needs_an_example_per_rank)
+{
+    dg_fit_data train = train_data();
+    train.n = 97;
+    struct bn_model md;
+    build_bn(&md);
+    dg_fit_config cfg = config(true);
+    cfg.parallel = dg_dist_fit(sync_dist);
+    cfg.batch_size = 12;
+    ck_assert_int_eq(dg_fit(&md.md.m, md.md.opt, &train, NULL, &cfg, NULL), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(md.md.g), "synchronised batch norm needs"));
+    release(&md.md);
+}
+END_TEST
+
 /* Rank 1 builds a wider input: every rank gets the error, nobody hangs. */
 START_TEST(different_models_are_refused_on_every_rank)
 {
@@ -325,6 +580,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", dist ? dg_dist_error(dist) : "out of memory");
         return 1;
     }
+    dg_dist_options sync_opts = opts;
+    sync_opts.sync_batch_norm = true;
+    sync_dist = dg_dist_init(&argc, &argv, &sync_opts);
+    if (sync_dist == NULL || dg_dist_status(sync_dist) != DG_OK) {
+        fprintf(stderr, "%s\n", sync_dist ? dg_dist_error(sync_dist) : "out of memory");
+        return 1;
+    }
     make_data();
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("core");
@@ -334,10 +596,15 @@ int main(int argc, char **argv)
     tcase_add_test(tc, bitwise_reproducible_for_a_fixed_rank_count);
     tcase_add_test(tc, checkpoint_resumes_with_another_rank_count);
     tcase_add_test(tc, sum_is_in_rank_order_and_the_same_everywhere);
+    tcase_add_test(tc, dropout_masks_differ_per_rank_parameters_do_not);
+    tcase_add_test(tc, batch_norm_statistics_per_rank_rank_0_saved);
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, different_models_are_refused_on_every_rank);
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, first_batch_smaller_than_the_rank_count);
+    tcase_add_test(tc, synchronised_batch_norm_equals_one_process);
+    if (dg_dist_size(dist) > 1)
+        tcase_add_test(tc, synchronised_batch_norm_needs_an_example_per_rank);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
@@ -345,6 +612,7 @@ int main(int argc, char **argv)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     /* A rank that failed a check exits non-zero; mpirun then reports the job failed. */
+    dg_dist_free(sync_dist); /* MPI stays up: dist called MPI_Init */
     dg_dist_free(dist);
     return failed == 0 ? 0 : 1;
 }

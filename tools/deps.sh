@@ -17,8 +17,10 @@ if [ "${1:-}" = bench ]; then
     packages="$packages python3-torch python3-numpy libopenblas0-pthread dataset-fashion-mnist bible-kjv"
 fi
 if [ "${1:-}" = ci ]; then
-    # libclang-rt-14-dev holds the sanitizer runtimes and libFuzzer (tests/fuzz).
-    packages="$packages clang libomp-dev libclang-rt-14-dev"
+    # libclang-rt-14-dev holds the sanitizer runtimes and libFuzzer (tests/fuzz); MPICH beside
+    # Open MPI (whose alternatives keep priority: mpicc, mpiexec stay Open MPI's) for
+    # tests/dist_mpich_check.sh.
+    packages="$packages clang libomp-dev libclang-rt-14-dev mpich libmpich-dev"
 fi
 missing=""
 for p in $packages; do

@@ -25,6 +25,13 @@
  * flight while dg_run runs (every MPI call of this file is made under d->lock: MPI at
  * MPI_THREAD_SERIALIZED suffices; without it there is no thread and progress is made from
  * the hook alone).
+ *
+ * Synchronised batch norm (opts.sync_batch_norm): the training plan gets a collective
+ * (dg_plan_set_collective) that batch_norm calls, on dg_run's thread, to sum its per-channel
+ * statistics over the ranks: the same fixed-order sum as the loss sums (gathered, added in rank
+ * order: the same bits on every rank, run after run), on a communicator of its own (comm_bn),
+ * since these blocking collectives interleave with the buckets' non-blocking ones in an order
+ * that differs between ranks.
  */
 #include "dagrad.h"
 #include "dagrad_dist.h"
@@ -55,7 +62,7 @@ struct bucket {
 struct dg_dist {
     dg_status status;
     char error[256];
-    MPI_Comm comm_exchange, comm_gather;
+    MPI_Comm comm_exchange, comm_gather, comm_bn;
     int rank, size;
     bool finalize;             /* dg_dist_init called MPI_Init */
     dg_dist_options opts;
@@ -352,6 +359,8 @@ static void on_ready(void *user, int entry)
 
 /* ---- The dg_fit hooks --------------------------------------------------------------------- */
 
+static int bn_collective(void *user, double *values, int64_t n);
+
 static dg_status hook_attach(void *user, dg_plan *plan, dg_optim *opt)
 {
     dg_dist *d = user;
@@ -403,6 +412,8 @@ static dg_status hook_attach(void *user, dg_plan *plan, dg_optim *opt)
     d->plan = plan;
     d->opt = opt;
     dg_plan_set_block_ready(plan, on_ready, d);
+    if (d->opts.sync_batch_norm)
+        dg_plan_set_collective(plan, bn_collective, d);
     return DG_OK;
 }
 
@@ -414,6 +425,15 @@ static dg_status hook_step_begin(void *user, dg_plan *plan, int64_t batch)
         dg_graph_set_error(dg_plan_graph(plan), DG_ERR_INVALID_ARG, "dist: the first batch "
                            "has %lld examples for %d ranks (at least one each is needed)",
                            (long long)batch, d->size);
+        return DG_ERR_INVALID_ARG;
+    }
+    if (d->opts.sync_batch_norm && batch < d->size) {
+        /* A rank without examples does not run, and batch norm's collectives would wait
+         * for it forever. */
+        dg_graph_set_error(dg_plan_graph(plan), DG_ERR_INVALID_ARG, "dist: a batch of %lld "
+                           "examples for %d ranks: synchronised batch norm needs at least one "
+                           "example on every rank in every batch (the last batch of an epoch "
+                           "included)", (long long)batch, d->size);
         return DG_ERR_INVALID_ARG;
     }
     d->block = dg_plan_grad_block(plan, NULL);
@@ -471,8 +491,10 @@ static dg_status hook_step_end(void *user, dg_plan *plan, dg_status local,
     return DG_OK;
 }
 
-/* values[0..n) summed over the ranks in rank order: gathered everywhere, added alike. */
-static dg_status sum_in_order(dg_dist *d, double *values, int n)
+/* values[0..n) summed over the ranks of `comm` in rank order: gathered everywhere, added
+ * alike. `what` names the sum in the message that ends the job when MPI fails. */
+static dg_status sum_in_order(dg_dist *d, MPI_Comm comm, double *values, int n,
+                              const char *what)
 {
     if (n <= 0)
         return n == 0 ? DG_OK : DG_ERR_INVALID_ARG;
@@ -481,8 +503,7 @@ static dg_status sum_in_order(dg_dist *d, double *values, int n)
         fatal(d, "out of memory for a sum over the ranks", MPI_SUCCESS);
         return DG_ERR_NOMEM;
     }
-    CHECK_MPI(d, MPI_Allgather(values, n, MPI_DOUBLE, all, n, MPI_DOUBLE, d->comm_gather),
-              "MPI_Allgather");
+    CHECK_MPI(d, MPI_Allgather(values, n, MPI_DOUBLE, all, n, MPI_DOUBLE, comm), what);
     for (int j = 0; j < n; j++) {
         double sum = all[j];
         for (int i = 1; i < d->size; i++)
@@ -495,7 +516,24 @@ static dg_status sum_in_order(dg_dist *d, double *values, int n)
 
 static dg_status hook_sum(void *user, double *values, int n)
 {
-    return sum_in_order(user, values, n);
+    dg_dist *d = user;
+    return sum_in_order(d, d->comm_gather, values, n, "MPI_Allgather");
+}
+
+/* The training plan's collective (dg_sum_fn) for synchronised batch norm: called by the
+ * batch_norm kernels inside dg_run, on its thread, while the progress thread may be testing
+ * bucket requests: under the lock (MPI_THREAD_SERIALIZED). An MPI failure ends every rank
+ * (the others wait in the same collective); nonzero only for a count no MPI message holds. */
+static int bn_collective(void *user, double *values, int64_t n)
+{
+    dg_dist *d = user;
+    if (n < 0 || n > INT32_MAX / (d->size > 0 ? d->size : 1))
+        return 1;
+    lock(d);
+    dg_status st = sum_in_order(d, d->comm_bn, values, (int)n,
+                                "MPI_Allgather (synchronised batch norm)");
+    unlock(d);
+    return st == DG_OK ? 0 : 1;
 }
 
 static dg_status hook_agree(void *user, dg_status local)
@@ -513,8 +551,10 @@ static dg_status hook_agree(void *user, dg_status local)
 static void hook_detach(void *user, dg_plan *plan)
 {
     dg_dist *d = user;
-    if (plan == d->plan)
+    if (plan == d->plan) {
         dg_plan_set_block_ready(plan, NULL, NULL);
+        dg_plan_set_collective(plan, NULL, NULL);
+    }
     d->plan = NULL;
     d->opt = NULL;
 }
@@ -527,7 +567,7 @@ dg_dist *dg_dist_init(int *argc, char ***argv, const dg_dist_options *opts)
     if (d == NULL)
         return NULL;
     d->opts = opts ? *opts : DG_DIST_DEFAULTS;
-    d->comm_exchange = d->comm_gather = MPI_COMM_NULL;
+    d->comm_exchange = d->comm_gather = d->comm_bn = MPI_COMM_NULL;
     d->size = 1;
     int initialized = 0;
     MPI_Initialized(&initialized);
@@ -540,12 +580,14 @@ dg_dist *dg_dist_init(int *argc, char ***argv, const dg_dist_options *opts)
         d->finalize = true;
     }
     if (MPI_Comm_dup(MPI_COMM_WORLD, &d->comm_exchange) != MPI_SUCCESS ||
-        MPI_Comm_dup(MPI_COMM_WORLD, &d->comm_gather) != MPI_SUCCESS) {
+        MPI_Comm_dup(MPI_COMM_WORLD, &d->comm_gather) != MPI_SUCCESS ||
+        MPI_Comm_dup(MPI_COMM_WORLD, &d->comm_bn) != MPI_SUCCESS) {
         fail(d, DG_ERR_STATE, "dist: MPI_Comm_dup failed");
         return d;
     }
     MPI_Comm_set_errhandler(d->comm_exchange, MPI_ERRORS_RETURN);
     MPI_Comm_set_errhandler(d->comm_gather, MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(d->comm_bn, MPI_ERRORS_RETURN);
     MPI_Comm_rank(d->comm_exchange, &d->rank);
     MPI_Comm_size(d->comm_exchange, &d->size);
     int level = MPI_THREAD_SINGLE;
@@ -609,15 +651,17 @@ dg_status dg_dist_sum(dg_dist *d, double *values, int n)
 {
     if (d == NULL || d->status != DG_OK || (n > 0 && values == NULL))
         return DG_ERR_INVALID_ARG;
-    return sum_in_order(d, values, n);
+    return sum_in_order(d, d->comm_gather, values, n, "MPI_Allgather");
 }
 
 void dg_dist_free(dg_dist *d)
 {
     if (d == NULL)
         return;
-    if (d->plan != NULL)
+    if (d->plan != NULL) {
         dg_plan_set_block_ready(d->plan, NULL, NULL);
+        dg_plan_set_collective(d->plan, NULL, NULL);
+    }
     if (d->threaded) {
         pthread_mutex_lock(&d->lock);
         d->stop = true;
@@ -632,6 +676,8 @@ void dg_dist_free(dg_dist *d)
         MPI_Comm_free(&d->comm_exchange);
     if (d->comm_gather != MPI_COMM_NULL)
         MPI_Comm_free(&d->comm_gather);
+    if (d->comm_bn != MPI_COMM_NULL)
+        MPI_Comm_free(&d->comm_bn);
     if (d->finalize)
         MPI_Finalize();
     dg__free(d);

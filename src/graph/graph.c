@@ -492,6 +492,12 @@ const char *dg_node_name(const dg_node *n) { return n ? n->name : NULL; }
 dg_dtype dg_node_dtype(const dg_node *n) { return n ? n->shape.dtype : DG_F32; }
 int dg_node_ndim(const dg_node *n) { return n ? n->shape.ndim : 0; }
 dg_graph *dg_node_graph(const dg_node *n) { return n ? n->graph : NULL; }
+int dg_node_input_count(const dg_node *n) { return n ? n->n_inputs : 0; }
+
+dg_node *dg_node_input(const dg_node *n, int i)
+{
+    return n != NULL && i >= 0 && i < n->n_inputs ? n->inputs[i] : NULL;
+}
 
 const char *dg_node_op_name(const dg_node *n)
 {

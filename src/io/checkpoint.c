@@ -1,7 +1,8 @@
 /*
- * A graph's parameters, an optimizer's state, the training loop's position and a generator,
- * saved to and loaded from a dg_checkpoint by name. Loading checks everything first and then
- * writes, so a failed load changes nothing. Errors stick to the graph.
+ * A graph's parameters and state (batch-norm running statistics), an optimizer's state, the
+ * training loop's position and a generator, saved to and loaded from a dg_checkpoint by name.
+ * Loading checks everything first and then writes, so a failed load changes nothing. Errors
+ * stick to the graph.
  */
 #include "dagrad.h"
 #include "alloc.h"
@@ -54,6 +55,78 @@ static void node_shape(const dg_node *n, int64_t *shape)
 {
     for (int i = 0; i < dg_node_ndim(n); i++)
         shape[i] = dg_node_dim(n, i);
+}
+
+/* ---- State: batch-norm running statistics -------------------------------------------------- */
+
+#define STATE_NAME_LEN 512
+
+/* A state tensor of the graph and the name it is saved under. */
+struct state {
+    dg_node *node;
+    char name[STATE_NAME_LEN];
+};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The name of running statistic `which` ("running_mean" or "running_var") of batch_norm node
+ * `bn`: the constant's own name (dg_name) when it has one; else "<layer>.<which>" when the
+ * node's gamma is a parameter "<layer>.weight" (as dg_batch_norm_layer makes them: PyTorch's
+ * state_dict names); else "batch_norm.<node index>.<which>". */
+static void state_name(const dg_node *bn, const dg_node *stat, const char *which, char *out,
+                       size_t len)
+{
+    const dg_node *gamma = dg_node_input(bn, 4);
+    const char *gname = gamma != NULL && dg_node_kind_of(gamma) == DG_NODE_PARAM
+                            ? dg_node_name(gamma) : NULL;
+    if (dg_node_name(stat) != NULL)
+        snprintf(out, len, "%s", dg_node_name(stat));
+    else if (gname != NULL && ends_with(gname, ".weight"))
+        snprintf(out, len, "%.*s.%s", (int)(strlen(gname) - strlen(".weight")), gname, which);
+    else
+        snprintf(out, len, "batch_norm.%d.%s", dg_node_index(bn), which);
+}
+
+/* The graph's state: the running statistics of every batch_norm node (its inputs 1 and 2,
+ * constants that training runs update in place), each once, in node order, with its name.
+ * *count receives how many. NULL with the error on the graph when out of memory. */
+static struct state *graph_state(dg_graph *g, int *count, const char *what)
+{
+    int n_nodes = dg_graph_node_count(g), cap = 0;
+    for (int i = 0; i < n_nodes; i++) {
+        const dg_node *n = dg_graph_node(g, i);
+        cap += dg_node_kind_of(n) == DG_NODE_OP && strcmp(dg_node_op_name(n), "batch_norm") == 0
+                   ? 2 : 0;
+    }
+    struct state *states = dg__malloc((size_t)(cap > 0 ? cap : 1) * sizeof *states);
+    if (states == NULL) {
+        dg_graph_set_error(g, DG_ERR_NOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    static const char *const which[2] = {"running_mean", "running_var"};
+    int found = 0;
+    for (int i = 0; i < n_nodes; i++) {
+        const dg_node *bn = dg_graph_node(g, i);
+        if (dg_node_kind_of(bn) != DG_NODE_OP || strcmp(dg_node_op_name(bn), "batch_norm") != 0)
+            continue;
+        for (int w = 0; w < 2; w++) {
+            dg_node *stat = dg_node_input(bn, 1 + w);
+            bool seen = stat == NULL || dg_node_kind_of(stat) != DG_NODE_CONSTANT;
+            for (int k = 0; !seen && k < found; k++)
+                seen = states[k].node == stat; /* one layer applied twice */
+            if (seen)
+                continue;
+            states[found].node = stat;
+            state_name(bn, stat, which[w], states[found].name, sizeof states[found].name);
+            found++;
+        }
+    }
+    *count = found;
+    return states;
 }
 
 /* ---- Saving ------------------------------------------------------------------------------- */
@@ -177,6 +250,18 @@ dg_status dg_save_checkpoint(dg_graph *g, const char *path, const dg_save_option
                               opts->transpose_2d && dg_node_ndim(p) == 2);
     }
     dg__free(params);
+    int n_states = 0;
+    struct state *states = opts->params ? graph_state(g, &n_states, "save") : NULL;
+    if (opts->params && states == NULL) {
+        dg_checkpoint_free(ck);
+        return DG_ERR_NOMEM;
+    }
+    for (int i = 0; i < n_states; i++) {
+        snprintf(name, sizeof name, "%s%s", opts->prefix ? opts->prefix : "", states[i].name);
+        dg_checkpoint_add_f32(ck, name, 1, (int64_t[]){dg_node_numel(states[i].node)},
+                              dg_param_data(states[i].node), false);
+    }
+    dg__free(states);
     if (opts->optimizer)
         add_optimizer(ck, opts->optimizer, opts->transpose_2d, opts->prefix);
     if (opts->fit)
@@ -342,20 +427,63 @@ static bool is_optimizer_tensor(const char *name)
     return strncmp(name, OPTIM_PREFIX, strlen(OPTIM_PREFIX)) == 0;
 }
 
-/* Checks parameters: fills source[i] with the tensor index for parameter i (or -1). */
+static int find_state(const struct state *states, int n_states, const char *name)
+{
+    for (int i = 0; i < n_states; i++)
+        if (strcmp(states[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* PyTorch's BatchNorm counter "<layer>.num_batches_tracked" beside a state "<layer>.
+ * running_mean": dagrad has no use for it (its momentum is fixed), so it is skipped. */
+static bool is_torch_bn_counter(const char *mapped, const struct state *states, int n_states)
+{
+    const char *suffix = ".num_batches_tracked";
+    if (!ends_with(mapped, suffix))
+        return false;
+    char stem[STATE_NAME_LEN];
+    snprintf(stem, sizeof stem, "%.*s.running_mean", (int)(strlen(mapped) - strlen(suffix)),
+             mapped);
+    return find_state(states, n_states, stem) >= 0;
+}
+
+/* Checks parameters and state: fills source[i] with the tensor index for parameter i, and
+ * state_source[j] for state j (or -1). */
 static bool check_params(dg_graph *g, const dg_checkpoint *ck, const dg_load_options *o,
-                         dg_node **params, int n_params, int *source)
+                         dg_node **params, int n_params, int *source,
+                         const struct state *states, int n_states, int *state_source)
 {
     char mapped[512];
     for (int i = 0; i < n_params; i++)
         source[i] = -1;
+    for (int j = 0; j < n_states; j++)
+        state_source[j] = -1;
     for (int k = 0; k < ck->n_tensors; k++) {
         const struct dg__st_tensor *t = &ck->tensors[k];
         if (is_optimizer_tensor(t->name))
             continue;
         int i = map_name(t->name, o, params, n_params, mapped, sizeof mapped);
+        int j = i < 0 ? find_state(states, n_states, mapped) : -1;
+        if (j >= 0) {
+            if (o->no_state)
+                continue;
+            if (state_source[j] >= 0) {
+                dg_graph_set_error(g, DG_ERR_INVALID_ARG, "load: %s: tensors '%s' and '%s' "
+                                   "both map to state '%s'", label_of(ck),
+                                   ck->tensors[state_source[j]].name, t->name, mapped);
+                return false;
+            }
+            char what[STATE_NAME_LEN + 64];
+            snprintf(what, sizeof what, "state '%s'", states[j].name);
+            if (!tensor_fits(g, ck, t, what, 1,
+                             (int64_t[]){dg_node_numel(states[j].node)}, false, false))
+                return false;
+            state_source[j] = k;
+            continue;
+        }
         if (i < 0) {
-            if (o->partial)
+            if (o->partial || is_torch_bn_counter(mapped, states, n_states))
                 continue;
             dg_graph_set_error(g, DG_ERR_NOT_FOUND, "load: %s: tensor '%s' (as '%s') matches "
                                "no parameter of the graph (partial loads allow this)",
@@ -382,6 +510,14 @@ static bool check_params(dg_graph *g, const dg_checkpoint *ck, const dg_load_opt
             dg_graph_set_error(g, DG_ERR_NOT_FOUND, "load: %s: parameter '%s' is not in the "
                                "file (partial loads allow this)", label_of(ck),
                                param_name(params[i]));
+            return false;
+        }
+    }
+    for (int j = 0; !o->partial && !o->no_state && j < n_states; j++) {
+        if (state_source[j] < 0) {
+            dg_graph_set_error(g, DG_ERR_NOT_FOUND, "load: %s: state '%s' (batch-norm running "
+                               "statistics) is not in the file (partial loads, or no_state, "
+                               "allow this)", label_of(ck), states[j].name);
             return false;
         }
     }
@@ -472,12 +608,18 @@ dg_status dg_load_checkpoint_from(dg_graph *g, dg_checkpoint *ck, const dg_load_
     const dg_load_options *o = opts ? opts : &defaults;
     int n_params = 0, n_slots = o->optimizer ? dg_optim_state_count(o->optimizer) : 0;
     int n_opt = o->optimizer ? dg_optim_param_count(o->optimizer) : 0;
+    int n_states = 0;
     dg_node **params = o->params ? graph_params(g, &n_params, "load") : NULL;
+    struct state *states = o->params ? graph_state(g, &n_states, "load") : NULL;
     int *source = dg__malloc((size_t)(n_params + 1) * sizeof *source);
+    int *state_source = dg__malloc((size_t)(n_states + 1) * sizeof *state_source);
     int *slot_source = dg__malloc((size_t)(n_opt * n_slots + 1) * sizeof *slot_source);
-    if ((o->params && params == NULL) || source == NULL || slot_source == NULL) {
+    if ((o->params && (params == NULL || states == NULL)) || source == NULL ||
+        state_source == NULL || slot_source == NULL) {
         dg__free(params);
+        dg__free(states);
         dg__free(source);
+        dg__free(state_source);
         dg__free(slot_source);
         dg_graph_set_error(g, DG_ERR_NOMEM, "load: %s: out of memory", label_of(ck));
         return DG_ERR_NOMEM;
@@ -485,7 +627,8 @@ dg_status dg_load_checkpoint_from(dg_graph *g, dg_checkpoint *ck, const dg_load_
     long long step = 0;
     dg_fit_state fit;
     dg_rng rng;
-    bool ok = (!o->params || check_params(g, ck, o, params, n_params, source)) &&
+    bool ok = (!o->params || check_params(g, ck, o, params, n_params, source, states,
+                                          n_states, state_source)) &&
               (!o->optimizer ||
                check_optimizer(g, ck, o, slot_source, &step)) &&
               (!o->fit || parse_fit_state(g, ck, &fit)) && (!o->rng || parse_rng(g, ck, &rng));
@@ -497,6 +640,9 @@ dg_status dg_load_checkpoint_from(dg_graph *g, dg_checkpoint *ck, const dg_load_
         ok = copy_tensor(&ck->tensors[source[i]], dg_param_data(params[i]), o->transpose_2d);
         loaded++;
     }
+    for (int j = 0; ok && j < n_states; j++)
+        if (state_source[j] >= 0)
+            dg__st_convert_f32(&ck->tensors[state_source[j]], dg_param_data(states[j].node));
     for (int i = 0; ok && i < n_opt; i++) {
         for (int s = 0; ok && s < n_slots; s++) {
             const struct dg__st_tensor *t = &ck->tensors[slot_source[i * n_slots + s]];
@@ -516,7 +662,9 @@ dg_status dg_load_checkpoint_from(dg_graph *g, dg_checkpoint *ck, const dg_load_
     if (o->n_loaded)
         *o->n_loaded = ok ? loaded : 0;
     dg__free(params);
+    dg__free(states);
     dg__free(source);
+    dg__free(state_source);
     dg__free(slot_source);
     return ok ? DG_OK : dg_graph_status(g);
 }
