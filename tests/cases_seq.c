@@ -180,16 +180,18 @@ static dg_node *build_lstm_seq_states(dg_graph *g, dg_node *const *in)
 }
 /* The fused backward on its own: in0 = gy [B,T,6H], in1 = y [B,T,6H] (arbitrary: the op is a
  * formula in y's entries), in2 = w_hh [4H,H], in3 = c0 when given. dg_grad of an lstm_seq
- * (built on the first 4H columns of y) builds the lstm_seq_grad node; the case rebuilds it on
- * the fixture's inputs with the same attributes. */
+ * (built on the first 4H columns of y) builds the lstm_seq_grad node, with the state row when
+ * c0's gradient is wanted; the case rebuilds it on the fixture's inputs with the same
+ * attributes. */
 static dg_node *build_lstm_seq_grad_any(dg_graph *g, dg_node *const *in, bool with_c0)
 {
     int64_t H = dg_node_dim(in[2], 1);
     dg_node *y = dg_lstm_seq(g, dg_slice(g, in[1], 2, 0, 4 * H), in[2], NULL,
                              with_c0 ? in[3] : NULL);
     dg_node *loss = dg_sum(g, dg_mul(g, y, in[0]), 0, NULL, false);
-    dg_node *grad;
-    if (loss == NULL || dg_grad(g, loss, 1, (dg_node *[]){in[2]}, &grad) != DG_OK)
+    dg_node *grads[2];
+    if (loss == NULL ||
+        dg_grad(g, loss, with_c0 ? 2 : 1, (dg_node *[]){in[2], in[3]}, grads) != DG_OK)
         return NULL;
     for (int i = dg_graph_node_count(g) - 1; i >= 0; i--) {
         dg_node *n = dg_graph_node(g, i);

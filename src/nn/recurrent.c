@@ -182,9 +182,10 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
         L.b_hh = layer_param(g, what, pname[3], 1, (int64_t[]){G * H}, rng, bound);
         if (L.w_ih == NULL || L.w_hh == NULL || L.b_ih == NULL || L.b_hh == NULL)
             break;
-        dg_node *xw = dg_add(g, dg_matmul_ex(g, seq, L.w_ih, false, true), L.b_ih);
-        if (cell != DG_CELL_GRU)
-            xw = dg_add(g, xw, L.b_hh);
+        /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
+         * gradient reduction); the GRU keeps b_hh on the recurrent side. */
+        dg_node *bias = cell == DG_CELL_GRU ? L.b_ih : dg_add(g, L.b_ih, L.b_hh);
+        dg_node *xw = dg_add(g, dg_matmul_ex(g, seq, L.w_ih, false, true), bias);
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
         if (cell == DG_CELL_LSTM) {
             /* One fused op for the recurrence (see "Unrolled or fused"). */

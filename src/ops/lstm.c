@@ -17,10 +17,11 @@
  * activations) travels inside it instead of being recomputed, because recomputing would mean
  * running the whole recurrence, GEMMs included, a second time.
  *
- *   lstm_seq_grad(gy [B,T,6H], y [B,T,6H], w_hh [4H,H] [, c0 [B,H]]) -> [B,T+1,4H]
+ *   lstm_seq_grad(gy [B,T,6H], y [B,T,6H], w_hh [4H,H] [, c0 [B,H]]) -> [B,T(+1),4H]
  *
- * Rows t < T hold d a_t (the gradient of xw_t: the pre-activations); row T holds
- * [dh0 | dc0 | 0 | 0]. It walks the steps backwards with dh, dc carried from step t+1
+ * Rows t < T hold d a_t (the gradient of xw_t: the pre-activations); with the attribute
+ * with_state, an extra row T holds [dh0 | dc0 | 0 | 0] (only built when a gradient of h0 or c0
+ * is wanted, so that the usual case needs no slice copy of d xw). It walks the steps backwards with dh, dc carried from step t+1
  * (dh_{t} += d a_{t+1} W_hh, one [B,4H] x [4H,H] GEMM per step; dc_t += dc_{t+1} * f_{t+1}):
  *
  *   dh = gy_h + dh_carry;  tc = tanh(c_t)
@@ -49,6 +50,7 @@
 
 struct lstm_attrs {
     int32_t has_h0, has_c0; /* lstm_seq: which optional inputs follow; lstm_seq_grad: has_c0 */
+    int32_t with_state;     /* lstm_seq_grad: append row T = [dh0 | dc0 | 0 | 0] */
 };
 
 static inline const struct lstm_attrs *lstm_attrs(const void *attrs) { return attrs; }
@@ -176,9 +178,10 @@ static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int
     }
 }
 
-static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0)
+static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0,
+                          bool with_state)
 {
-    struct lstm_attrs attrs = {.has_c0 = c0 != NULL};
+    struct lstm_attrs attrs = {.has_c0 = c0 != NULL, .with_state = with_state};
     return dg__make_node(g, DG_OP_lstm_seq_grad, c0 ? 4 : 3,
                          (dg_node *[]){grad, y, w_hh, c0}, &attrs);
 }
@@ -198,8 +201,10 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     dg_node *h0 = a->has_h0 ? dg__input(node, 2) : NULL;
     dg_node *c0 = a->has_c0 ? dg__input(node, 2 + a->has_h0) : NULL;
     const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
-    dg_node *d = make_grad(g, grad, node, w_hh, c0);
-    dg_node *d_pre = dg_slice(g, d, 1, 0, T);
+    const bool with_state = (h0 && dg__grad_needed(ctx, 2)) ||
+                            (c0 && dg__grad_needed(ctx, 2 + a->has_h0));
+    dg_node *d = make_grad(g, grad, node, w_hh, c0, with_state);
+    dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
     gin[0] = d_pre;
     if (dg__grad_needed(ctx, 1)) {
         dg_node *h_seq = dg_slice(g, node, 2, 0, H);
@@ -218,7 +223,7 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
         gin[1] = h_prev ? dg_matmul_ex(g, flat(g, d_pre, 4 * H), flat(g, h_prev, H), true, false)
                         : dg_scale(g, w_hh, 0.0f);
     }
-    if ((h0 && dg__grad_needed(ctx, 2)) || (c0 && dg__grad_needed(ctx, 2 + a->has_h0))) {
+    if (with_state) {
         dg_node *state = flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H);
         if (h0)
             gin[2] = dg_slice(g, state, 1, 0, H);
@@ -231,7 +236,7 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
 static void lstm_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
     const struct lstm_attrs *a = lstm_attrs(attrs);
-    snprintf(buf, len, "h0=%d c0=%d", a->has_h0, a->has_c0);
+    snprintf(buf, len, "h0=%d c0=%d state=%d", a->has_h0, a->has_c0, a->with_state);
 }
 
 const struct dg_op_def dg_op_lstm_seq = {
@@ -278,7 +283,7 @@ static dg_status lstm_seq_grad_infer(const struct dg_op_def *def, const void *at
                                "[B,H] for y %s, got %s", dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[3], s2, sizeof s2));
     *out = in[1];
-    out->dim[1] += 1;
+    out->dim[1] += lstm_attrs(attrs)->with_state ? 1 : 0;
     out->dim[2] = 4 * in[2].dim[1];
     return DG_OK;
 }
@@ -294,7 +299,7 @@ static size_t lstm_seq_grad_workspace(const struct dg_op_def *def, const void *a
 struct backward_step {
     const float *gy, *y, *c0;
     float *d, *dh, *dc, *tc; /* d: the output; dh, dc, tc: [B,H] workspace */
-    int64_t T, H, t;
+    int64_t T, rows, H, t;  /* rows: d's rows per batch entry (T or T + 1) */
 };
 
 static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
@@ -306,7 +311,7 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
         const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
         const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : NULL;
         const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
-        float *d = s->d + (b * (T + 1) + t) * 4 * H;
+        float *d = s->d + (b * s->rows + t) * 4 * H;
         float *dh = s->dh + b * H, *dc = s->dc + b * H, *tc = s->tc + b * H;
         vm->tanh(row + H, tc, H);
 #pragma omp simd
@@ -333,11 +338,12 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
                                   struct dg_tensor *out, const struct dg_exec_ctx *ctx)
 {
     const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
+    const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
     const float *w_hh = in[2].data;
     float *ws = ctx->workspace, *d = out->data;
     struct backward_step step = {
         in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 2 * B * H, T, H, 0,
+        ws, ws + B * H, ws + 2 * B * H, T, rows, H, 0,
     };
     const int threads = rows_threads(ctx, B, H);
     for (int64_t t = T - 1; t >= 0; t--) {
@@ -350,11 +356,12 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
                 backward_rows(&step, B * part / threads, B * (part + 1) / threads);
         }
         /* dh_{t-1} = d a_t W_hh (at t = 0: dh0) */
-        dg__sgemm(false, false, B, H, 4 * H, 1.0f, d + t * 4 * H, (T + 1) * 4 * H, w_hh, H,
-                  0.0f, step.dh, H, ctx->n_threads);
+        if (t > 0 || rows > T)
+            dg__sgemm(false, false, B, H, 4 * H, 1.0f, d + t * 4 * H, rows * 4 * H, w_hh, H,
+                      0.0f, step.dh, H, ctx->n_threads);
     }
-    for (int64_t b = 0; b < B; b++) {
-        float *row = d + (b * (T + 1) + T) * 4 * H;
+    for (int64_t b = 0; rows > T && b < B; b++) {
+        float *row = d + (b * rows + T) * 4 * H;
         memcpy(row, step.dh + b * H, (size_t)H * sizeof *row);
         memcpy(row + H, step.dc + b * H, (size_t)H * sizeof *row);
         memset(row + 2 * H, 0, (size_t)(2 * H) * sizeof *row);
