@@ -161,6 +161,54 @@ static dg_node *build_attention_grad_kv(dg_graph *g, dg_node *const *in)
     return build_attention_grad(g, in, 2, (int[]){1, 2}, true);
 }
 
+/* The fused LSTM recurrence: in0 = xw [B,T,4H], in1 = w_hh [4H,H], then h0, c0 [B,H]. */
+static dg_node *build_lstm_seq(dg_graph *g, dg_node *const *in)
+{
+    return dg_lstm_seq(g, in[0], in[1], NULL, NULL);
+}
+static dg_node *build_lstm_seq_h0(dg_graph *g, dg_node *const *in)
+{
+    return dg_lstm_seq(g, in[0], in[1], in[2], NULL);
+}
+static dg_node *build_lstm_seq_c0(dg_graph *g, dg_node *const *in)
+{
+    return dg_lstm_seq(g, in[0], in[1], NULL, in[2]);
+}
+static dg_node *build_lstm_seq_states(dg_graph *g, dg_node *const *in)
+{
+    return dg_lstm_seq(g, in[0], in[1], in[2], in[3]);
+}
+/* The fused backward on its own: in0 = gy [B,T,6H], in1 = y [B,T,6H] (arbitrary: the op is a
+ * formula in y's entries), in2 = w_hh [4H,H], in3 = c0 when given. dg_grad of an lstm_seq
+ * (built on the first 4H columns of y) builds the lstm_seq_grad node, with the state row when
+ * c0's gradient is wanted; the case rebuilds it on the fixture's inputs with the same
+ * attributes. */
+static dg_node *build_lstm_seq_grad_any(dg_graph *g, dg_node *const *in, bool with_c0)
+{
+    int64_t H = dg_node_dim(in[2], 1);
+    dg_node *y = dg_lstm_seq(g, dg_slice(g, in[1], 2, 0, 4 * H), in[2], NULL,
+                             with_c0 ? in[3] : NULL);
+    dg_node *loss = dg_sum(g, dg_mul(g, y, in[0]), 0, NULL, false);
+    dg_node *grads[2];
+    if (loss == NULL ||
+        dg_grad(g, loss, with_c0 ? 2 : 1, (dg_node *[]){in[2], in[3]}, grads) != DG_OK)
+        return NULL;
+    for (int i = dg_graph_node_count(g) - 1; i >= 0; i--) {
+        dg_node *n = dg_graph_node(g, i);
+        if (strcmp(dg_node_op_name(n), "lstm_seq_grad") == 0)
+            return dg__make_node(g, DG_OP_lstm_seq_grad, with_c0 ? 4 : 3, in, dg__attrs(n));
+    }
+    return NULL;
+}
+static dg_node *build_lstm_seq_grad(dg_graph *g, dg_node *const *in)
+{
+    return build_lstm_seq_grad_any(g, in, false);
+}
+static dg_node *build_lstm_seq_grad_c0(dg_graph *g, dg_node *const *in)
+{
+    return build_lstm_seq_grad_any(g, in, true);
+}
+
 const struct dg_op_case dg_cases_seq[] = {
     {.name = "embedding_basic", .op = "embedding", .build = build_embedding},
     {.name = "embedding_repeat", .op = "embedding", .build = build_embedding},
@@ -207,6 +255,16 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "attention_grad_v", .op = "attention_grad", .build = build_attention_grad_v,
      .forward_only = true},
     {.name = "attention_grad_kv", .op = "attention_grad", .build = build_attention_grad_kv,
+     .forward_only = true},
+    {.name = "lstm_seq_basic", .op = "lstm_seq", .build = build_lstm_seq},
+    {.name = "lstm_seq_h0", .op = "lstm_seq", .build = build_lstm_seq_h0},
+    {.name = "lstm_seq_c0", .op = "lstm_seq", .build = build_lstm_seq_c0},
+    {.name = "lstm_seq_states", .op = "lstm_seq", .build = build_lstm_seq_states},
+    {.name = "lstm_seq_one_step", .op = "lstm_seq", .build = build_lstm_seq_states},
+    {.name = "lstm_seq_wide", .op = "lstm_seq", .build = build_lstm_seq_states},
+    {.name = "lstm_seq_grad_basic", .op = "lstm_seq_grad", .build = build_lstm_seq_grad,
+     .forward_only = true},
+    {.name = "lstm_seq_grad_c0", .op = "lstm_seq_grad", .build = build_lstm_seq_grad_c0,
      .forward_only = true},
     {0},
 };

@@ -213,7 +213,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 21)) {
+    switch (below(s, 22)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -366,6 +366,24 @@ static void grow(struct gen *s)
                 s->key = dg_dropout_key(g);
             push(s, dg_attention(g, x, dg_tanh(g, x), partner(s, x), drop ? s->key : NULL,
                                  below(s, 2), drop ? 0.25f : 0.0f));
+        }
+        break;
+    case 19: /* the fused LSTM recurrence over B = x's rows (the batch axis), T = 3, H = 2,
+              * with or without initial states; the packed [B,3,12] output flattened.
+              * Parameters first: a failed op makes later dg_param calls return NULL. */
+        if (ndim == 2) {
+            int64_t m = dg_node_dim(x, 1);
+            dg_node *w_x = new_param(s, 2, (int64_t[]){m, 24});
+            dg_node *w_hh = new_param(s, 2, (int64_t[]){8, 2});
+            dg_node *w_s = new_param(s, 2, (int64_t[]){m, 4});
+            if (w_x == NULL || w_hh == NULL || w_s == NULL)
+                break;
+            dg_node *xw = dg_reshape(g, dg_matmul(g, x, w_x), 3, (int64_t[]){-1, 3, 8});
+            dg_node *states = dg_matmul(g, x, w_s);
+            dg_node *h0 = below(s, 2) ? dg_slice(g, states, 1, 0, 2) : NULL;
+            dg_node *c0 = below(s, 2) ? dg_tanh(g, dg_slice(g, states, 1, 2, 4)) : NULL;
+            dg_node *y = dg_lstm_seq(g, xw, w_hh, h0, c0);
+            push(s, dg_reshape(g, y, 2, (int64_t[]){-1, 36}));
         }
         break;
     default:

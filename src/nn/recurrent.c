@@ -78,6 +78,12 @@ static dg_node *add_opt(dg_graph *g, dg_node *a, dg_node *b)
     return a == NULL ? b : dg_add(g, a, b);
 }
 
+/* Columns [lo, hi) of a one-step [B,1,W] value, as [B, hi - lo]. */
+static dg_node *flat_step(dg_graph *g, dg_node *step, int64_t lo, int64_t hi)
+{
+    return dg_reshape(g, cols(g, step, lo, hi), 2, (int64_t[]){-1, hi - lo});
+}
+
 struct layer {
     dg_node *w_ih, *w_hh, *b_ih, *b_hh;
 };
@@ -176,10 +182,21 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
         L.b_hh = layer_param(g, what, pname[3], 1, (int64_t[]){G * H}, rng, bound);
         if (L.w_ih == NULL || L.w_hh == NULL || L.b_ih == NULL || L.b_hh == NULL)
             break;
-        dg_node *xw = dg_add(g, dg_matmul_ex(g, seq, L.w_ih, false, true), L.b_ih);
-        if (cell != DG_CELL_GRU)
-            xw = dg_add(g, xw, L.b_hh);
+        /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
+         * gradient reduction); the GRU keeps b_hh on the recurrent side. */
+        dg_node *bias = cell == DG_CELL_GRU ? L.b_ih : dg_add(g, L.b_ih, L.b_hh);
+        dg_node *xw = dg_add(g, dg_matmul_ex(g, seq, L.w_ih, false, true), bias);
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
+        if (cell == DG_CELL_LSTM) {
+            /* One fused op for the recurrence (see "Unrolled or fused"). */
+            dg_node *y = dg_lstm_seq(g, xw, L.w_hh, h, c);
+            seq = dg_slice(g, y, 2, 0, H);
+            if (h_n)
+                h_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), 0, H);
+            if (c_n)
+                c_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), H, 2 * H);
+            continue;
+        }
         for (int64_t t = 0; t < T; t++) {
             dg_node *xt = dg_reshape(g, dg_slice(g, xw, 1, t, t + 1), 2,
                                      (int64_t[]){-1, G * H});

@@ -115,3 +115,6 @@ DG_OP(cast)
 /* fused scaled dot-product attention: attention.c */
 DG_OP(attention)
 DG_OP(attention_grad)
+/* a whole LSTM layer's recurrence, fused: lstm.c */
+DG_OP(lstm_seq)
+DG_OP(lstm_seq_grad)

@@ -82,6 +82,52 @@ def attention_grad_ref(which, causal):
     return fn
 
 
+def lstm_seq_ref(xw, w_hh, h0=None, c0=None):
+    """The fused LSTM recurrence: per step [h | c | i | f | g | o] (gate order i, f, g, o)."""
+    b, t, h4 = xw.shape
+    hid = h4 // 4
+    h = h0 if h0 is not None else torch.zeros(b, hid, dtype=xw.dtype)
+    c = c0 if c0 is not None else torch.zeros(b, hid, dtype=xw.dtype)
+    rows = []
+    for s in range(t):
+        a = xw[:, s] + h @ w_hh.t()
+        i, f = torch.sigmoid(a[:, :hid]), torch.sigmoid(a[:, hid:2 * hid])
+        g, o = torch.tanh(a[:, 2 * hid:3 * hid]), torch.sigmoid(a[:, 3 * hid:])
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        rows.append(torch.cat([h, c, i, f, g, o], 1))
+    return torch.stack(rows, 1)
+
+
+def lstm_seq_grad_ref(gy, y, w_hh, c0=None):
+    """lstm_seq_grad's formula in y's entries: rows t < T d a_t, then (with c0, whose gradient
+    the case asks for) row T [dh0 | dc0 | 0 | 0]."""
+    b, t, _ = y.shape
+    hid = w_hh.shape[1]
+    dh_carry = torch.zeros(b, hid, dtype=y.dtype)
+    dc_carry = torch.zeros(b, hid, dtype=y.dtype)
+    out = torch.zeros(b, t + 1, 4 * hid, dtype=y.dtype)
+    for s in reversed(range(t)):
+        part = [y[:, s, k * hid:(k + 1) * hid] for k in range(6)]
+        gp = [gy[:, s, k * hid:(k + 1) * hid] for k in range(6)]
+        c, i, f, g, o = part[1:]
+        c_prev = y[:, s - 1, hid:2 * hid] if s > 0 else (
+            c0 if c0 is not None else torch.zeros(b, hid, dtype=y.dtype))
+        tc = torch.tanh(c)
+        dh = gp[0] + dh_carry
+        dc = gp[1] + dc_carry + dh * o * (1 - tc * tc)
+        d = torch.cat([(dc * g + gp[2]) * i * (1 - i), (dc * c_prev + gp[3]) * f * (1 - f),
+                       (dc * i + gp[4]) * (1 - g * g), (dh * tc + gp[5]) * o * (1 - o)], 1)
+        out[:, s] = d
+        dc_carry = dc * f
+        dh_carry = d @ w_hh
+    if c0 is None:  # the case wants only w_hh's gradient: no state row
+        return out[:, :t]
+    out[:, t, :hid] = dh_carry
+    out[:, t, hid:2 * hid] = dc_carry
+    return out
+
+
 CASES = [
     Case("embedding_basic", "embedding",
          [Spec([7, 4]), Spec([2, 3], lo=0, hi=7, dtype="i32")], embedding),
@@ -179,4 +225,22 @@ CASES = [
          [Spec([1, 70, 4]), Spec([1, 130, 4]), Spec([1, 130, 3]), Spec([1, 70, 3]),
           Spec([1, 70, 3])],
          attention_grad_ref("kv", True), grad=False),
+    Case("lstm_seq_basic", "lstm_seq", [Spec([2, 3, 8]), Spec([8, 2])], lstm_seq_ref),
+    Case("lstm_seq_h0", "lstm_seq", [Spec([2, 2, 8]), Spec([8, 2]), Spec([2, 2])],
+         lambda xw, w, h0: lstm_seq_ref(xw, w, h0=h0)),
+    Case("lstm_seq_c0", "lstm_seq", [Spec([2, 2, 8]), Spec([8, 2]), Spec([2, 2])],
+         lambda xw, w, c0: lstm_seq_ref(xw, w, c0=c0)),
+    Case("lstm_seq_states", "lstm_seq",
+         [Spec([3, 4, 12]), Spec([12, 3]), Spec([3, 3]), Spec([3, 3])], lstm_seq_ref),
+    Case("lstm_seq_one_step", "lstm_seq",
+         [Spec([2, 1, 8]), Spec([8, 2]), Spec([2, 2]), Spec([2, 2])], lstm_seq_ref),
+    # H = 20: vector bodies and tails of the gate kernels, several steps
+    Case("lstm_seq_wide", "lstm_seq",
+         [Spec([2, 5, 80]), Spec([80, 20], lo=-0.5, hi=0.5), Spec([2, 20]), Spec([2, 20])],
+         lstm_seq_ref),
+    Case("lstm_seq_grad_basic", "lstm_seq_grad",
+         [Spec([2, 3, 12]), Spec([2, 3, 12]), Spec([8, 2])], lstm_seq_grad_ref, grad=False),
+    Case("lstm_seq_grad_c0", "lstm_seq_grad",
+         [Spec([3, 4, 18]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref,
+         grad=False),
 ]

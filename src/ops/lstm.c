@@ -1,0 +1,384 @@
+/*
+ * lstm_seq: a whole LSTM layer's recurrence as one op, and its fused backward lstm_seq_grad.
+ *
+ *   lstm_seq(xw [B,T,4H], w_hh [4H,H] [, h0 [B,H]] [, c0 [B,H]]) -> y [B,T,6H]
+ *
+ * xw holds the input projection of every step with both biases added (x W_ih^T + b_ih + b_hh,
+ * one GEMM over all steps, made by the caller). Per step t, with h_{-1} = h0, c_{-1} = c0
+ * (zeros when absent) and PyTorch's gate order:
+ *
+ *   [a_i a_f a_g a_o] = xw_t + h_{t-1} W_hh^T
+ *   i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g)
+ *   c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)
+ *
+ * The output packs, per (b, t), the row [h_t | c_t | i | f | g | o] (6H floats): the layer's
+ * h sequence is the slice [0, H) of the last axis, the final states the slices at t = T-1.
+ * The op has one output (docs/architecture.md): what the backward pass needs (c and the gate
+ * activations) travels inside it instead of being recomputed, because recomputing would mean
+ * running the whole recurrence, GEMMs included, a second time.
+ *
+ *   lstm_seq_grad(gy [B,T,6H], y [B,T,6H], w_hh [4H,H] [, c0 [B,H]]) -> [B,T(+1),4H]
+ *
+ * Rows t < T hold d a_t (the gradient of xw_t: the pre-activations); with the attribute
+ * with_state, an extra row T holds [dh0 | dc0 | 0 | 0] (only built when a gradient of h0 or c0
+ * is wanted, so that the usual case needs no slice copy of d xw). It walks the steps backwards with dh, dc carried from step t+1
+ * (dh_{t} += d a_{t+1} W_hh, one [B,4H] x [4H,H] GEMM per step; dc_t += dc_{t+1} * f_{t+1}):
+ *
+ *   dh = gy_h + dh_carry;  tc = tanh(c_t)
+ *   dc = gy_c + dc_carry + dh * o * (1 - tc^2)
+ *   d a_i = (dc g + gy_i) i (1-i),  d a_f = (dc c_{t-1} + gy_f) f (1-f),
+ *   d a_g = (dc i + gy_g) (1-g^2),  d a_o = (dh tc + gy_o) o (1-o)
+ *
+ * (the gate parts of gy are usually zero but honoured, so the op is exactly the derivative of
+ * lstm_seq's packed output). It is a formula in y's entries, so it is defined for any y.
+ * dW_hh = sum_t d a_t^T h_{t-1} is left to lstm_seq's backward rule: ONE GEMM over all B*T
+ * rows, as is dW_ih through the caller's input projection.
+ *
+ * Threads: each step's GEMM is split by dg__sgemm, the pointwise part by batch rows. Every
+ * element is computed by the same code whatever the split, and dg__sgemm is bitwise
+ * independent of its thread count, so results are identical at any thread count.
+ * Second derivatives are not provided: dg_grad through lstm_seq_grad fails with
+ * DG_ERR_NOT_DIFFERENTIABLE naming it (as attention_grad).
+ */
+#include "op.h"
+#include "gemm/gemm.h"
+#include "layout_attrs.h"
+#include "simd/vmath.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct lstm_attrs {
+    int32_t has_h0, has_c0; /* lstm_seq: which optional inputs follow; lstm_seq_grad: has_c0 */
+    int32_t with_state;     /* lstm_seq_grad: append row T = [dh0 | dc0 | 0 | 0] */
+};
+
+static inline const struct lstm_attrs *lstm_attrs(const void *attrs) { return attrs; }
+
+static bool is_f32(const struct dg_shape *s, int ndim)
+{
+    return s->dtype == DG_F32 && s->ndim == ndim;
+}
+
+static bool is_state(const struct dg_shape *s, int64_t batch, int64_t hidden)
+{
+    return is_f32(s, 2) && s->dim[0] == batch && s->dim[1] == hidden;
+}
+
+/* ---- lstm_seq ------------------------------------------------------------------------------- */
+
+static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                                const struct dg_shape *in, struct dg_shape *out, char *msg,
+                                size_t len)
+{
+    const struct lstm_attrs *a = lstm_attrs(attrs);
+    char s0[96], s1[96], s2[96];
+    if (n_inputs != 2 + a->has_h0 + a->has_c0)
+        return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "lstm_seq: takes xw, w_hh, then "
+                               "h0 and c0 when given; got %d inputs", n_inputs);
+    if (!is_f32(&in[0], 3) || in[0].dim[2] % 4 != 0 || in[0].dim[2] == 0 ||
+        !is_f32(&in[1], 2) || in[1].dim[0] != in[0].dim[2] ||
+        in[1].dim[1] * 4 != in[1].dim[0])
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: xw must be float32 [B,T,4H] "
+                               "and w_hh [4H,H], got %s and %s",
+                               dg__shape_str(&in[0], s0, sizeof s0),
+                               dg__shape_str(&in[1], s1, sizeof s1));
+    int64_t batch = in[0].dim[0], hidden = in[1].dim[1];
+    for (int i = 2; i < n_inputs; i++)
+        if (!is_state(&in[i], batch, hidden))
+            return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: %s must be float32 "
+                                   "[B,H] = [%lld,%lld] for xw %s, got %s",
+                                   i == 2 && a->has_h0 ? "h0" : "c0", (long long)batch,
+                                   (long long)hidden, dg__shape_str(&in[0], s0, sizeof s0),
+                                   dg__shape_str(&in[i], s2, sizeof s2));
+    *out = in[0];
+    out->dim[2] = 6 * hidden;
+    return DG_OK;
+}
+
+static size_t lstm_seq_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                                 const struct dg_shape *in, const struct dg_shape *out,
+                                 int n_threads)
+{
+    return (size_t)in[0].dim[0] * (size_t)in[0].dim[2] * sizeof(float); /* h W_hh^T [B,4H] */
+}
+
+/* One step of the forward pointwise part for rows [b0, b1): the gates from xw_t + hw (hw NULL:
+ * no recurrent term), then c and h, written into y's rows at t. */
+struct forward_step {
+    const float *xw, *hw, *c0;
+    float *y;
+    int64_t T, H, t;
+};
+
+static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
+{
+    const struct dg_vmath *vm = dg__vmath();
+    const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
+    for (int64_t b = b0; b < b1; b++) {
+        float *row = s->y + (b * T + t) * P;
+        float *gates = row + 2 * H;
+        const float *x = s->xw + (b * T + t) * 4 * H;
+        if (s->hw != NULL)
+            vm->add(x, s->hw + b * 4 * H, gates, 4 * H);
+        else
+            memcpy(gates, x, (size_t)(4 * H) * sizeof *gates);
+        vm->sigmoid(gates, gates, 2 * H);         /* i, f */
+        vm->tanh(gates + 2 * H, gates + 2 * H, H); /* g */
+        vm->sigmoid(gates + 3 * H, gates + 3 * H, H); /* o */
+        const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : NULL;
+        const float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
+        float *h = row, *c = row + H;
+        if (c_prev != NULL) {
+#pragma omp simd
+            for (int64_t j = 0; j < H; j++)
+                c[j] = f[j] * c_prev[j] + i[j] * g[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < H; j++)
+                c[j] = i[j] * g[j];
+        }
+        vm->tanh(c, h, H);
+        vm->mul(o, h, h, H);
+    }
+}
+
+/* Threads for the pointwise part of one step: transcendentals make an element worth several
+ * elements of plain elementwise work. */
+static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
+{
+    int threads = dg__threads_for(ctx, batch * hidden * 16);
+    return threads < batch ? threads : (int)batch;
+}
+
+static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
+                             const struct dg_tensor *in, struct dg_tensor *out,
+                             const struct dg_exec_ctx *ctx)
+{
+    const struct lstm_attrs *a = lstm_attrs(attrs);
+    const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
+    const float *w_hh = in[1].data;
+    const float *h0 = a->has_h0 ? in[2].data : NULL;
+    const float *c0 = a->has_c0 ? in[2 + a->has_h0].data : NULL;
+    float *y = out->data, *hw = ctx->workspace;
+    const int threads = rows_threads(ctx, B, H);
+    for (int64_t t = 0; t < T; t++) {
+        const float *h_prev = t > 0 ? y + (t - 1) * 6 * H : h0;
+        if (h_prev != NULL)
+            dg__sgemm(false, true, B, 4 * H, H, 1.0f, h_prev, t > 0 ? T * 6 * H : H, w_hh, H,
+                      0.0f, hw, 4 * H, ctx->n_threads);
+        struct forward_step step = {in[0].data, h_prev != NULL ? hw : NULL, c0, y, T, H, t};
+        if (threads <= 1) {
+            forward_rows(&step, 0, B);
+            continue;
+        }
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int part = 0; part < threads; part++)
+            forward_rows(&step, B * part / threads, B * (part + 1) / threads);
+    }
+}
+
+static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0,
+                          bool with_state)
+{
+    struct lstm_attrs attrs = {.has_c0 = c0 != NULL, .with_state = with_state};
+    return dg__make_node(g, DG_OP_lstm_seq_grad, c0 ? 4 : 3,
+                         (dg_node *[]){grad, y, w_hh, c0}, &attrs);
+}
+
+static dg_node *flat(dg_graph *g, dg_node *x, int64_t width)
+{
+    return dg_reshape(g, x, 2, (int64_t[]){-1, width});
+}
+
+/* d xw = rows [0,T) of lstm_seq_grad; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
+ * GEMM over all B*T rows, h_prev = [h0 (or zeros), h_0 .. h_{T-2}] along time. */
+static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                   dg_node *grad, dg_node **gin)
+{
+    const struct lstm_attrs *a = lstm_attrs(dg__attrs(node));
+    dg_node *w_hh = dg__input(node, 1);
+    dg_node *h0 = a->has_h0 ? dg__input(node, 2) : NULL;
+    dg_node *c0 = a->has_c0 ? dg__input(node, 2 + a->has_h0) : NULL;
+    const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
+    const bool with_state = (h0 && dg__grad_needed(ctx, 2)) ||
+                            (c0 && dg__grad_needed(ctx, 2 + a->has_h0));
+    dg_node *d = make_grad(g, grad, node, w_hh, c0, with_state);
+    dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
+    gin[0] = d_pre;
+    if (dg__grad_needed(ctx, 1)) {
+        dg_node *h_seq = dg_slice(g, node, 2, 0, H);
+        dg_node *h_prev;
+        if (T == 1)
+            h_prev = h0 ? dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}) : NULL;
+        else if (h0 != NULL)
+            h_prev = dg_concat(g, 2, (dg_node *[]){dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}),
+                                                   dg_slice(g, h_seq, 1, 0, T - 1)}, 1);
+        else {
+            struct dg_slice_attrs shift = {.axis = 1, .start = 1, .end = T};
+            h_prev = dg__make_node(g, DG_OP_pad_slice, 2,
+                                   (dg_node *[]){dg_slice(g, h_seq, 1, 0, T - 1), h_seq},
+                                   &shift);
+        }
+        gin[1] = h_prev ? dg_matmul_ex(g, flat(g, d_pre, 4 * H), flat(g, h_prev, H), true, false)
+                        : dg_scale(g, w_hh, 0.0f);
+    }
+    if (with_state) {
+        dg_node *state = flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H);
+        if (h0)
+            gin[2] = dg_slice(g, state, 1, 0, H);
+        if (c0)
+            gin[2 + a->has_h0] = dg_slice(g, state, 1, H, 2 * H);
+    }
+    return dg_graph_status(g);
+}
+
+static void lstm_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
+{
+    const struct lstm_attrs *a = lstm_attrs(attrs);
+    snprintf(buf, len, "h0=%d c0=%d state=%d", a->has_h0, a->has_c0, a->with_state);
+}
+
+const struct dg_op_def dg_op_lstm_seq = {
+    .name = "lstm_seq", .n_inputs = -1, .attrs_size = sizeof(struct lstm_attrs),
+    .infer = lstm_seq_infer, .forward = lstm_seq_forward, .backward = lstm_seq_backward,
+    .label = lstm_label, .workspace_bytes = lstm_seq_workspace,
+};
+
+dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *h0, dg_node *c0)
+{
+    struct lstm_attrs attrs = {.has_h0 = h0 != NULL, .has_c0 = c0 != NULL};
+    dg_node *in[4] = {xw, w_hh};
+    int n = 2;
+    if (h0 != NULL)
+        in[n++] = h0;
+    if (c0 != NULL)
+        in[n++] = c0;
+    return dg__make_node(g, DG_OP_lstm_seq, n, in, &attrs);
+}
+
+/* ---- lstm_seq_grad -------------------------------------------------------------------------- */
+
+static dg_status lstm_seq_grad_infer(const struct dg_op_def *def, const void *attrs,
+                                     int n_inputs, const struct dg_shape *in,
+                                     struct dg_shape *out, char *msg, size_t len)
+{
+    char s0[96], s1[96], s2[96];
+    if (n_inputs != 3 + lstm_attrs(attrs)->has_c0)
+        return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "lstm_seq_grad: takes gy, y, "
+                               "w_hh, then c0 when given; got %d inputs", n_inputs);
+    bool ok = is_f32(&in[0], 3) && is_f32(&in[1], 3) && is_f32(&in[2], 2) &&
+              in[2].dim[1] > 0 && in[2].dim[0] == 4 * in[2].dim[1] &&
+              in[1].dim[2] == 6 * in[2].dim[1];
+    for (int d = 0; ok && d < 3; d++)
+        ok = in[0].dim[d] == in[1].dim[d];
+    if (!ok)
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: gy and y must be float32 "
+                               "[B,T,6H] and w_hh [4H,H], got %s, %s and %s",
+                               dg__shape_str(&in[0], s0, sizeof s0),
+                               dg__shape_str(&in[1], s1, sizeof s1),
+                               dg__shape_str(&in[2], s2, sizeof s2));
+    if (n_inputs == 4 && !is_state(&in[3], in[1].dim[0], in[2].dim[1]))
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: c0 must be float32 "
+                               "[B,H] for y %s, got %s", dg__shape_str(&in[1], s1, sizeof s1),
+                               dg__shape_str(&in[3], s2, sizeof s2));
+    *out = in[1];
+    out->dim[1] += lstm_attrs(attrs)->with_state ? 1 : 0;
+    out->dim[2] = 4 * in[2].dim[1];
+    return DG_OK;
+}
+
+static size_t lstm_seq_grad_workspace(const struct dg_op_def *def, const void *attrs,
+                                      int n_inputs, const struct dg_shape *in,
+                                      const struct dg_shape *out, int n_threads)
+{
+    /* dh and dc carried between steps, tanh(c_t): [B,H] each */
+    return 3 * (size_t)in[1].dim[0] * (size_t)in[2].dim[1] * sizeof(float);
+}
+
+struct backward_step {
+    const float *gy, *y, *c0;
+    float *d, *dh, *dc, *tc; /* d: the output; dh, dc, tc: [B,H] workspace */
+    int64_t T, rows, H, t;  /* rows: d's rows per batch entry (T or T + 1) */
+};
+
+static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
+{
+    const struct dg_vmath *vm = dg__vmath();
+    const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
+    const bool last = t == T - 1;
+    for (int64_t b = b0; b < b1; b++) {
+        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
+        const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : NULL;
+        const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
+        float *d = s->d + (b * s->rows + t) * 4 * H;
+        float *dh = s->dh + b * H, *dc = s->dc + b * H, *tc = s->tc + b * H;
+        vm->tanh(row + H, tc, H);
+#pragma omp simd
+        for (int64_t j = 0; j < H; j++) {
+            float dh_j = gy[j] + (last ? 0.0f : dh[j]);
+            float dc_j = gy[H + j] + (last ? 0.0f : dc[j]) +
+                         dh_j * o[j] * (1.0f - tc[j] * tc[j]);
+            float cp = c_prev != NULL ? c_prev[j] : 0.0f;
+            float di = dc_j * g[j] + gy[2 * H + j];
+            float df = dc_j * cp + gy[3 * H + j];
+            float dg = dc_j * i[j] + gy[4 * H + j];
+            float d_o = dh_j * tc[j] + gy[5 * H + j];
+            d[j] = di * i[j] * (1.0f - i[j]);
+            d[H + j] = df * f[j] * (1.0f - f[j]);
+            d[2 * H + j] = dg * (1.0f - g[j] * g[j]);
+            d[3 * H + j] = d_o * o[j] * (1.0f - o[j]);
+            dc[j] = dc_j * f[j];
+        }
+    }
+}
+
+static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs,
+                                  int n_inputs, const struct dg_tensor *in,
+                                  struct dg_tensor *out, const struct dg_exec_ctx *ctx)
+{
+    const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
+    const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
+    const float *w_hh = in[2].data;
+    float *ws = ctx->workspace, *d = out->data;
+    struct backward_step step = {
+        in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
+        ws, ws + B * H, ws + 2 * B * H, T, rows, H, 0,
+    };
+    const int threads = rows_threads(ctx, B, H);
+    for (int64_t t = T - 1; t >= 0; t--) {
+        step.t = t;
+        if (threads <= 1) {
+            backward_rows(&step, 0, B);
+        } else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (int part = 0; part < threads; part++)
+                backward_rows(&step, B * part / threads, B * (part + 1) / threads);
+        }
+        /* dh_{t-1} = d a_t W_hh (at t = 0: dh0) */
+        if (t > 0 || rows > T)
+            dg__sgemm(false, false, B, H, 4 * H, 1.0f, d + t * 4 * H, rows * 4 * H, w_hh, H,
+                      0.0f, step.dh, H, ctx->n_threads);
+    }
+    for (int64_t b = 0; rows > T && b < B; b++) {
+        float *row = d + (b * rows + T) * 4 * H;
+        memcpy(row, step.dh + b * H, (size_t)H * sizeof *row);
+        memcpy(row + H, step.dc + b * H, (size_t)H * sizeof *row);
+        memset(row + 2 * H, 0, (size_t)(2 * H) * sizeof *row);
+    }
+}
+
+static dg_status lstm_seq_grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g,
+                                        dg_node *node, dg_node *grad, dg_node **gin)
+{
+    dg_graph_set_error(g, DG_ERR_NOT_DIFFERENTIABLE, "lstm_seq_grad: node %d: second "
+                       "derivatives of lstm_seq are not provided", dg_node_index(node));
+    return dg_graph_status(g);
+}
+
+const struct dg_op_def dg_op_lstm_seq_grad = {
+    .name = "lstm_seq_grad", .n_inputs = -1, .attrs_size = sizeof(struct lstm_attrs),
+    .infer = lstm_seq_grad_infer, .forward = lstm_seq_grad_forward,
+    .backward = lstm_seq_grad_backward, .label = lstm_label,
+    .workspace_bytes = lstm_seq_grad_workspace,
+};
