@@ -160,6 +160,14 @@ static dg_node *build_attention_grad_kv(dg_graph *g, dg_node *const *in)
 {
     return build_attention_grad(g, in, 2, (int[]){1, 2}, true);
 }
+static dg_node *build_attention_grad_q_causal(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 1, (int[]){0}, true);
+}
+static dg_node *build_attention_grad_qkv(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 3, (int[]){0, 1, 2}, true);
+}
 
 const struct dg_op_case dg_cases_seq[] = {
     {.name = "embedding_basic", .op = "embedding", .build = build_embedding},
@@ -208,5 +216,12 @@ const struct dg_op_case dg_cases_seq[] = {
      .forward_only = true},
     {.name = "attention_grad_kv", .op = "attention_grad", .build = build_attention_grad_kv,
      .forward_only = true},
+    {.name = "attention_grad_qkv", .op = "attention_grad", .build = build_attention_grad_qkv,
+     .forward_only = true},
+    {.name = "attention_tiled", .op = "attention", .build = build_attention_causal},
+    {.name = "attention_grad_kv_tiled", .op = "attention_grad", .build = build_attention_grad_kv,
+     .forward_only = true},
+    {.name = "attention_grad_q_tiled", .op = "attention_grad",
+     .build = build_attention_grad_q_causal, .forward_only = true},
     {0},
 };

@@ -54,7 +54,9 @@ static dg_node *param(dg_graph *g, const char *prefix, const char *suffix, int n
     return st == DG_OK ? p : NULL;
 }
 
-/* y = x W + b over the last axis; W [in, out] "<prefix>.weight", b [out] "<prefix>.bias". */
+/* y = x W + b over the last axis; W [in, out] "<prefix>.weight", b [out] "<prefix>.bias".
+ * x [B, T, in] is multiplied as one [B*T, in] matrix (a view): the weight gradient is then one
+ * GEMM reducing over all B*T rows, not B batched products summed afterwards. */
 static dg_node *linear(dg_graph *g, dg_node *x, int64_t out, const char *prefix, dg_rng *rng)
 {
     if (x == NULL)
@@ -62,7 +64,12 @@ static dg_node *linear(dg_graph *g, dg_node *x, int64_t out, const char *prefix,
     int64_t in = dg_node_dim(x, -1);
     dg_node *w = param(g, prefix, "weight", 2, (int64_t[]){in, out}, INIT_NORMAL, rng);
     dg_node *b = param(g, prefix, "bias", 1, (int64_t[]){out}, INIT_ZERO, rng);
-    return dg_add(g, dg_matmul(g, x, w), b);
+    if (dg_node_ndim(x) != 3)
+        return dg_add(g, dg_matmul(g, x, w), b);
+    int64_t t = dg_node_dim(x, 1);
+    dg_node *rows = dg_reshape(g, x, 2, (int64_t[]){-1, in});
+    dg_node *y = dg_add(g, dg_matmul(g, rows, w), b);
+    return dg_reshape(g, y, 3, (int64_t[]){-1, t, out});
 }
 
 /* (x - mean) / sqrt(var + eps) * gamma + beta over the last axis (biased variance): the fused

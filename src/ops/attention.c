@@ -35,6 +35,7 @@
  * matmul and softmax when higher-order gradients are needed).
  */
 #include "op.h"
+#include "simd/dropout_hash.h"
 #include "simd/vmath.h"
 #include "gemm/gemm.h"
 
@@ -46,8 +47,9 @@
 #define ATT_BLOCK 64 /* query rows per task, keys per tile of the online softmax */
 
 /* Which gradient an attention_grad node computes; ATT_KV: d k and d v side by side,
- * [..,S,Dh+Dv], which the rule slices apart (one pass over the scores for both). */
-enum att_which { ATT_Q = 0, ATT_K = 1, ATT_V = 2, ATT_KV = 3 };
+ * [..,S,Dh+Dv], which the rule slices apart (one pass over the scores for both); ATT_QKV
+ * (self-attention, T == S): d q, d k and d v side by side, [..,T,2Dh+Dv]. */
+enum att_which { ATT_Q = 0, ATT_K = 1, ATT_V = 2, ATT_KV = 3, ATT_QKV = 4 };
 
 struct attention_attrs {
     float scale;
@@ -154,17 +156,19 @@ static dg_status attention_grad_infer(const struct dg_op_def *def, const void *a
     *out = in[which >= 0 && which <= 2 ? which : 1];
     if (which == ATT_KV)
         out->dim[out->ndim - 1] = in[1].dim[in[1].ndim - 1] + in[2].dim[in[2].ndim - 1];
+    if (which == ATT_QKV) {
+        if (in[0].dim[in[0].ndim - 2] != in[1].dim[in[1].ndim - 2])
+            return dg__shape_error(msg, len, DG_ERR_SHAPE, "attention_grad: d q, k, v side by "
+                                   "side needs as many queries as keys, got q %s, k %s",
+                                   dg__shape_str(&in[0], so, sizeof so),
+                                   dg__shape_str(&in[1], sg, sizeof sg));
+        *out = in[0];
+        out->dim[out->ndim - 1] = 2 * in[0].dim[in[0].ndim - 1] + in[2].dim[in[2].ndim - 1];
+    }
     return DG_OK;
 }
 
 /* ---- the dropout mask ------------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 struct att_mask {
     bool on;
@@ -181,8 +185,8 @@ static void att_mask_init(struct att_mask *m, const struct attention_attrs *a,
     if (key == NULL || key[2] == 0 || a->p <= 0.0f)
         return;
     m->on = true;
-    m->base = mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
-                    mix64(a->salt + 0x9e3779b97f4a7c15ull));
+    m->base = dg__dropout_mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
+                                dg__dropout_mix64(a->salt + DG_DROPOUT_GOLDEN));
     m->threshold = (uint32_t)((double)a->p * 16777216.0);
     m->inv_keep = 1.0f / (1.0f - a->p);
 }
@@ -192,8 +196,7 @@ static inline float att_keep(const struct att_mask *m, int64_t idx)
 {
     if (!m->on)
         return 1.0f;
-    uint32_t u = (uint32_t)(mix64(m->base + (uint64_t)idx * 0x9e3779b97f4a7c15ull) >> 40);
-    return u >= m->threshold ? m->inv_keep : 0.0f;
+    return dg__dropout_u24(m->base, (uint64_t)idx) >= m->threshold ? m->inv_keep : 0.0f;
 }
 
 /* ---- block kernels ----------------------------------------------------------------------
@@ -332,6 +335,187 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
     }
 }
 
+/* ---- whole-head kernels (short contexts) ------------------------------------------------
+ * With T, S <= ATT_WHOLE one task owns a whole head and keeps its T x S probabilities (and,
+ * backward, their gradients) in per-thread scratch: one pass computes the softmax exactly (no
+ * running rescale), and the backward gets d q, d k and d v from the same tiles. The scores are
+ * computed in bands of ATT_BAND query rows, each only up to the last key its rows see, so a
+ * causal head does about half the GEMM work of a dense one. */
+
+#define ATT_WHOLE 256 /* largest T and S for the whole-head kernels */
+#define ATT_BAND 32   /* query rows per band of the causal score GEMMs */
+
+static bool att_whole(const struct att_dims *d)
+{
+    return d->t <= ATT_WHOLE && d->s <= ATT_WHOLE;
+}
+
+/* Per-thread scratch of the whole-head kernels: the P and dP tiles (T x S each), a row of
+ * dropout factors (S) and two T vectors, rounded to 64 bytes. */
+static size_t att_whole_floats(const struct att_dims *d)
+{
+    return ((size_t)(2 * d->t * d->s + d->s + 2 * d->t) + 15) / 16 * 16;
+}
+
+/* The dropout factors of row i, keys [0, n): 0 or 1/(1-p) (the vector hash of vmath). */
+static void att_keep_row(const struct att_mask *mask, int64_t h, int64_t i,
+                         const struct att_dims *d, int64_t n, float *f,
+                         const struct dg_vmath *vm)
+{
+    vm->dropout(mask->base, (h * d->t + i) * d->s, mask->threshold, mask->inv_keep, NULL, f, n);
+}
+
+/* p (T x S, row stride S) = softmax rows of scale q k^T over the visible keys, 0 elsewhere;
+ * lse[i] (when not NULL) the row's logsumexp (-inf when it sees no key). */
+static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
+                            const struct attention_attrs *a, float *p, float *lse,
+                            const struct dg_vmath *vm)
+{
+    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
+        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
+        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
+        if (cols > 0)
+            dg__sgemm(false, true, br, cols, d->dh, a->scale, hd->q + i0 * d->dh, d->dh, hd->k,
+                      d->dh, 0.0f, p + i0 * d->s, d->s, 1);
+        for (int64_t r = i0; r < i0 + br; r++) {
+            float *row = p + r * d->s;
+            int64_t lim = att_limit(a->causal, r, d);
+            if (lim <= 0) {
+                memset(row, 0, (size_t)d->s * sizeof *row);
+                if (lse != NULL)
+                    lse[r] = -INFINITY;
+                continue;
+            }
+            float top = -INFINITY;
+            for (int64_t c = 0; c < lim; c++)
+                top = row[c] > top ? row[c] : top;
+#pragma omp simd
+            for (int64_t c = 0; c < lim; c++)
+                row[c] -= top;
+            vm->exp(row, row, lim);
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t c = 0; c < lim; c++)
+                sum += row[c];
+            const float inv = 1.0f / sum;
+#pragma omp simd
+            for (int64_t c = 0; c < lim; c++)
+                row[c] *= inv;
+            if (lim < d->s)
+                memset(row + lim, 0, (size_t)(d->s - lim) * sizeof *row);
+            if (lse != NULL)
+                lse[r] = top + logf(sum);
+        }
+    }
+}
+
+/* Forward of head h: out (T x dv) = P~ v. */
+static void att_whole_forward(const struct att_head *hd, const struct att_dims *d,
+                              const struct attention_attrs *a, const struct att_mask *mask,
+                              int64_t h, float *out, float *scratch, const struct dg_vmath *vm)
+{
+    float *p = scratch, *keep = p + 2 * d->t * d->s;
+    att_whole_probs(hd, d, a, p, NULL, vm);
+    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
+        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
+        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
+        if (mask->on)
+            for (int64_t r = i0; r < i0 + br; r++) {
+                int64_t lim = att_limit(a->causal, r, d);
+                float *row = p + r * d->s;
+                att_keep_row(mask, h, r, d, lim, keep, vm);
+#pragma omp simd
+                for (int64_t c = 0; c < lim; c++)
+                    row[c] *= keep[c];
+            }
+        if (cols > 0)
+            dg__sgemm(false, false, br, d->dv, cols, 1.0f, p + i0 * d->s, d->s, hd->v, d->dv,
+                      0.0f, out + i0 * d->dv, d->dv, 1);
+        else
+            memset(out + i0 * d->dv, 0, (size_t)(br * d->dv) * sizeof *out);
+    }
+}
+
+/* Gradients of head h (attrs.which: q, k, v, kv or qkv side by side) into dst, rows of
+ * `width` floats (T rows for q and qkv, S rows otherwise). */
+static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
+                           const struct attention_attrs *a, const struct att_mask *mask,
+                           int64_t h, float *dst, int64_t width, float *scratch,
+                           const struct dg_vmath *vm)
+{
+    const int w = a->which;
+    const bool want_q = w == ATT_Q || w == ATT_QKV, want_k = w == ATT_K || w >= ATT_KV;
+    const bool want_v = w == ATT_V || w >= ATT_KV;
+    float *dst_q = dst, *dst_k = dst + (w == ATT_QKV ? d->dh : 0);
+    float *dst_v = dst + (w == ATT_QKV ? 2 * d->dh : w == ATT_KV ? d->dh : 0);
+    float *p = scratch, *ds = p + d->t * d->s, *keep = ds + d->t * d->s;
+    att_whole_probs(hd, d, a, p, NULL, vm);
+    /* p becomes P~ (for d v), ds becomes dS = P (dP~ keep - D) (for d q, d k) */
+    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
+        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
+        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
+        if (cols > 0 && (want_q || want_k))
+            dg__sgemm(false, true, br, cols, d->dv, 1.0f, hd->grad_out + i0 * d->dv, d->dv,
+                      hd->v, d->dv, 0.0f, ds + i0 * d->s, d->s, 1);
+        for (int64_t r = i0; r < i0 + br; r++) {
+            int64_t lim = att_limit(a->causal, r, d);
+            float *prow = p + r * d->s, *dsrow = ds + r * d->s;
+            if (mask->on)
+                att_keep_row(mask, h, r, d, lim, keep, vm);
+            if (want_q || want_k) {
+                const float delta = dot(hd->grad_out + r * d->dv, hd->out + r * d->dv, d->dv);
+                if (mask->on) {
+#pragma omp simd
+                    for (int64_t c = 0; c < lim; c++)
+                        dsrow[c] = prow[c] * (dsrow[c] * keep[c] - delta);
+                } else {
+#pragma omp simd
+                    for (int64_t c = 0; c < lim; c++)
+                        dsrow[c] = prow[c] * (dsrow[c] - delta);
+                }
+                if (lim < d->s)
+                    memset(dsrow + lim, 0, (size_t)(d->s - lim) * sizeof *dsrow);
+            }
+            if (mask->on && want_v) {
+#pragma omp simd
+                for (int64_t c = 0; c < lim; c++)
+                    prow[c] *= keep[c];
+            }
+        }
+        if (want_q) { /* d q rows of this band = scale dS k */
+            if (cols > 0)
+                dg__sgemm(false, false, br, d->dh, cols, a->scale, ds + i0 * d->s, d->s, hd->k,
+                          d->dh, 0.0f, dst_q + i0 * width, width, 1);
+            else
+                for (int64_t r = i0; r < i0 + br; r++)
+                    memset(dst_q + r * width, 0, (size_t)d->dh * sizeof *dst_q);
+        }
+    }
+    /* d k = scale dS^T q, d v = P~^T grad_out, in bands of keys: rows before the first query
+     * that sees a band's first key are 0 and skipped */
+    for (int64_t j0 = 0; j0 < d->s; j0 += ATT_BAND) {
+        int64_t bc = d->s - j0 < ATT_BAND ? d->s - j0 : ATT_BAND;
+        int64_t first = a->causal ? j0 - (d->s - d->t) : 0;
+        first = first < 0 ? 0 : first;
+        int64_t rows = d->t - first;
+        if (rows <= 0) {
+            for (int64_t c = j0; c < j0 + bc; c++) {
+                if (want_k)
+                    memset(dst_k + c * width, 0, (size_t)d->dh * sizeof *dst_k);
+                if (want_v)
+                    memset(dst_v + c * width, 0, (size_t)d->dv * sizeof *dst_v);
+            }
+            continue;
+        }
+        if (want_k)
+            dg__sgemm(true, false, bc, d->dh, rows, a->scale, ds + first * d->s + j0, d->s,
+                      hd->q + first * d->dh, d->dh, 0.0f, dst_k + j0 * width, width, 1);
+        if (want_v)
+            dg__sgemm(true, false, bc, d->dv, rows, 1.0f, p + first * d->s + j0, d->s,
+                      hd->grad_out + first * d->dv, d->dv, 0.0f, dst_v + j0 * width, width, 1);
+    }
+}
+
 static void attention_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_tensor *in, struct dg_tensor *out,
                               const struct dg_exec_ctx *ctx)
@@ -342,8 +526,19 @@ static void attention_forward(const struct dg_op_def *def, const void *attrs, in
     struct att_mask mask;
     att_mask_init(&mask, a, n_inputs == 4 ? &in[3] : NULL);
     const struct dg_vmath *vm = dg__vmath();
-    int64_t blocks_per_head = (d.t + ATT_BLOCK - 1) / ATT_BLOCK, blocks = d.heads * blocks_per_head;
     int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+    if (att_whole(&d)) {
+        size_t per_thread = att_whole_floats(&d);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head hd = att_head(in, 3, &d, h);
+            att_whole_forward(&hd, &d, a, &mask, h, (float *)out->data + h * d.t * d.dv,
+                              (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
+                              vm);
+        }
+        return;
+    }
+    int64_t blocks_per_head = (d.t + ATT_BLOCK - 1) / ATT_BLOCK, blocks = d.heads * blocks_per_head;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
     for (int64_t b = 0; b < blocks; b++) {
         int64_t h = b / blocks_per_head, i0 = (b % blocks_per_head) * ATT_BLOCK;
@@ -486,6 +681,21 @@ static void attention_grad_forward(const struct dg_op_def *def, const void *attr
     float *o = out->data;
     int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
     int64_t q_blocks = (d.t + ATT_BLOCK - 1) / ATT_BLOCK;
+    if (att_whole(&d) || a->which == ATT_QKV) {
+        size_t per_thread = att_whole_floats(&d);
+        int64_t width = a->which == ATT_QKV ? 2 * d.dh + d.dv
+                        : a->which == ATT_KV ? d.dh + d.dv
+                        : a->which == ATT_V  ? d.dv : d.dh;
+        int64_t rows = a->which == ATT_Q || a->which == ATT_QKV ? d.t : d.s;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head hd = att_head(in, 5, &d, h);
+            att_whole_grad(&hd, &d, a, &mask, h, o + h * rows * width, width,
+                           (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
+                           vm);
+        }
+        return;
+    }
     if (a->which == ATT_Q) {
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
         for (int64_t b = 0; b < d.heads * q_blocks; b++) {
@@ -532,12 +742,14 @@ static size_t attention_workspace(const struct dg_op_def *def, const void *attrs
                                   const struct dg_shape *in, const struct dg_shape *out,
                                   int n_threads)
 {
-    size_t floats = (size_t)(n_threads > 0 ? n_threads : 1) * ATT_SCRATCH;
-    if (def->variant == 1 && att_attrs(attrs)->which != ATT_Q) {
-        struct att_dims d;
-        att_dims(&in[0], &in[1], &in[2], &d);
+    struct att_dims d;
+    att_dims(&in[0], &in[1], &in[2], &d);
+    size_t threads = (size_t)(n_threads > 0 ? n_threads : 1);
+    if (att_whole(&d) || (def->variant == 1 && att_attrs(attrs)->which == ATT_QKV))
+        return threads * att_whole_floats(&d) * sizeof(float);
+    size_t floats = threads * ATT_SCRATCH;
+    if (def->variant == 1 && att_attrs(attrs)->which != ATT_Q)
         floats += ((size_t)(2 * d.heads * d.t) + 15) / 16 * 16;
-    }
     return floats * sizeof(float);
 }
 
@@ -557,9 +769,23 @@ static dg_node *make_grad(dg_graph *g, dg_node *node, dg_node *grad, int which)
 static dg_status attention_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                     dg_node *grad, dg_node **gin)
 {
-    if (dg__grad_needed(ctx, 0))
-        gin[0] = make_grad(g, node, grad, ATT_Q);
+    bool need_q = dg__grad_needed(ctx, 0);
     bool need_k = dg__grad_needed(ctx, 1), need_v = dg__grad_needed(ctx, 2);
+    const struct dg_shape *qs = dg__node_shape(dg__input(node, 0));
+    const struct dg_shape *ks = dg__node_shape(dg__input(node, 1));
+    if (need_q && need_k && need_v && qs->dim[qs->ndim - 2] == ks->dim[ks->ndim - 2] &&
+        qs->dim[qs->ndim - 2] <= ATT_WHOLE) {
+        /* self-attention over a short context: one pass for all three */
+        dg_node *qkv = make_grad(g, node, grad, ATT_QKV);
+        int64_t dh = qs->dim[qs->ndim - 1];
+        int64_t dv = dg__node_shape(node)->dim[dg__node_shape(node)->ndim - 1];
+        gin[0] = dg_slice(g, qkv, -1, 0, dh);
+        gin[1] = dg_slice(g, qkv, -1, dh, 2 * dh);
+        gin[2] = dg_slice(g, qkv, -1, 2 * dh, 2 * dh + dv);
+        return dg_graph_status(g);
+    }
+    if (need_q)
+        gin[0] = make_grad(g, node, grad, ATT_Q);
     if (need_k && need_v) {
         dg_node *kv = make_grad(g, node, grad, ATT_KV);
         int64_t dh = dg__node_shape(dg__input(node, 1))->dim[dg__node_shape(node)->ndim - 1];
@@ -589,9 +815,9 @@ static void attention_label(const struct dg_op_def *def, const void *attrs, char
                             size_t len)
 {
     const struct attention_attrs *a = att_attrs(attrs);
-    static const char *const which[] = {"q", "k", "v", "kv"};
+    static const char *const which[] = {"q", "k", "v", "kv", "qkv"};
     if (def->variant == 1)
-        snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which & 3], (double)a->scale,
+        snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which >= 0 && a->which <= ATT_QKV ? a->which : 0], (double)a->scale,
                  a->causal ? " causal" : "", (double)a->p);
     else
         snprintf(buf, len, "scale=%g%s p=%g", (double)a->scale, a->causal ? " causal" : "",

@@ -78,6 +78,8 @@ def attention_grad_ref(which, causal):
             return dk
         if which == "kv":
             return torch.cat([dk, dv], -1)
+        if which == "qkv":
+            return torch.cat([scale * ds @ k, dk, dv], -1)
         return dv
     return fn
 
@@ -179,4 +181,22 @@ CASES = [
          [Spec([1, 70, 4]), Spec([1, 130, 4]), Spec([1, 130, 3]), Spec([1, 70, 3]),
           Spec([1, 70, 3])],
          attention_grad_ref("kv", True), grad=False),
+    # d q, d k and d v side by side (self-attention over a short context: the rule's one pass)
+    Case("attention_grad_qkv", "attention_grad",
+         [Spec([2, 70, 4]), Spec([2, 70, 4]), Spec([2, 70, 3]), Spec([2, 70, 3]),
+          Spec([2, 70, 3])],
+         attention_grad_ref("qkv", True), grad=False),
+    # past the whole-head kernels' 256 rows: the streaming (online softmax) kernels
+    Case("attention_tiled", "attention",
+         [Spec([1, 260, 4], lo=-2.5, hi=2.5), Spec([1, 270, 4], lo=-2.5, hi=2.5),
+          Spec([1, 270, 3])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    Case("attention_grad_kv_tiled", "attention_grad",
+         [Spec([1, 260, 4]), Spec([1, 270, 4]), Spec([1, 270, 3]), Spec([1, 260, 3]),
+          Spec([1, 260, 3])],
+         attention_grad_ref("kv", True), grad=False),
+    Case("attention_grad_q_tiled", "attention_grad",
+         [Spec([1, 260, 4]), Spec([1, 270, 4]), Spec([1, 270, 3]), Spec([1, 260, 3]),
+          Spec([1, 260, 3])],
+         attention_grad_ref("q", True), grad=False),
 ]
