@@ -57,7 +57,7 @@ static void parse(int argc, char **argv, struct options *o)
                           .val_batches = 20, .top_k = 10, .sample_len = 300, .batch = 32,
                           .seq = 128, .hidden = 256, .embed = 64, .width = 128, .heads = 4,
                           .blocks = 4, .lr = -1, .temperature = 0.8, .dropout = 0.1,
-                          .seed = 1, .attention = "composed"};
+                          .seed = 1, .attention = "fused"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)

@@ -112,6 +112,14 @@ static dg_node *build_attention(dg_graph *g, dg_node *const *in)
 {
     return dg_attention(g, in[0], in[1], in[2], NULL, false, 0.0f);
 }
+static dg_node *build_attention_packed_causal(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention_packed(g, in[0], 2, NULL, true, 0.0f);
+}
+static dg_node *build_attention_packed(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention_packed(g, in[0], 4, NULL, false, 0.0f);
+}
 static dg_node *build_attention_causal(dg_graph *g, dg_node *const *in)
 {
     return dg_attention(g, in[0], in[1], in[2], NULL, true, 0.0f);
@@ -218,6 +226,9 @@ const struct dg_op_case dg_cases_seq[] = {
      .forward_only = true},
     {.name = "attention_grad_qkv", .op = "attention_grad", .build = build_attention_grad_qkv,
      .forward_only = true},
+    {.name = "attention_packed_causal", .op = "attention",
+     .build = build_attention_packed_causal},
+    {.name = "attention_packed", .op = "attention", .build = build_attention_packed},
     {.name = "attention_tiled", .op = "attention", .build = build_attention_causal},
     {.name = "attention_grad_kv_tiled", .op = "attention_grad", .build = build_attention_grad_kv,
      .forward_only = true},

@@ -56,6 +56,7 @@ struct attention_attrs {
     float p;        /* dropout probability on the attention weights, [0, 1) */
     int32_t causal;
     int32_t which;  /* attention_grad: the input whose gradient it computes */
+    int32_t heads;  /* > 0: packed mode, one input qkv [B,T,3C] split into this many heads */
     uint64_t salt;  /* per-node dropout stream */
 };
 
@@ -113,10 +114,63 @@ static dg_status att_check(const struct dg_op_def *def, const struct dg_shape *i
     return DG_OK;
 }
 
+/* Packed mode: qkv [B,T,3C] with C divisible by the heads, then n_extra float tensors shaped
+ * [B,T,C] (out, grad_out), then an optional key. */
+static dg_status att_check_packed(const struct dg_op_def *def, const struct attention_attrs *a,
+                                  const struct dg_shape *in, int n_inputs, int n_extra,
+                                  char *msg, size_t len)
+{
+    char s0[128], s1[128];
+    const struct dg_shape *qkv = &in[0];
+    if (n_inputs != 1 + n_extra && n_inputs != 2 + n_extra)
+        return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "%s: packed mode takes qkv%s and "
+                               "an optional key, got %d inputs", def->name,
+                               n_extra ? ", out, grad_out" : "", n_inputs);
+    if (qkv->dtype != DG_F32 || qkv->ndim != 3 || qkv->dim[2] % (3 * (int64_t)a->heads) != 0)
+        return dg__shape_error(msg, len, qkv->dtype != DG_F32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                               "%s: packed qkv must be float32 [B,T,3C] with C divisible by %d "
+                               "heads, got %s", def->name, (int)a->heads,
+                               dg__shape_str(qkv, s0, sizeof s0));
+    for (int k = 1; k <= n_extra; k++) {
+        bool same = in[k].dtype == DG_F32 && in[k].ndim == 3 && in[k].dim[0] == qkv->dim[0] &&
+                    in[k].dim[1] == qkv->dim[1] && in[k].dim[2] == qkv->dim[2] / 3;
+        if (!same)
+            return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: %s %s is not [B,T,C] of qkv %s",
+                                   def->name, k == 1 ? "out" : "grad_out",
+                                   dg__shape_str(&in[k], s1, sizeof s1),
+                                   dg__shape_str(qkv, s0, sizeof s0));
+    }
+    if (n_inputs == 2 + n_extra) {
+        const struct dg_shape *key = &in[1 + n_extra];
+        if (key->dtype != DG_I32 || key->ndim != 1 || key->dim[0] != 3)
+            return dg__shape_error(msg, len, key->dtype != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                                   "%s: the dropout key must be int32 [3] {seed, step, "
+                                   "training}, got %s", def->name,
+                                   dg__shape_str(key, s1, sizeof s1));
+    }
+    return DG_OK;
+}
+
+/* The problem sizes of packed mode: B*H heads, T = S, Dh = Dv = C / H. */
+static void att_dims_packed(const struct dg_shape *qkv, int heads, struct att_dims *d)
+{
+    d->heads = qkv->dim[0] * heads;
+    d->t = d->s = qkv->dim[1];
+    d->dh = d->dv = qkv->dim[2] / 3 / heads;
+}
+
 static dg_status attention_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
                                  size_t len)
 {
+    if (att_attrs(attrs)->heads > 0) {
+        dg_status st = att_check_packed(def, att_attrs(attrs), in, n_inputs, 0, msg, len);
+        if (st == DG_OK) {
+            *out = in[0];
+            out->dim[2] /= 3;
+        }
+        return st;
+    }
     if (n_inputs != 3 && n_inputs != 4)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "attention: takes q, k, v and an "
                                "optional key, got %d inputs", n_inputs);
@@ -134,6 +188,12 @@ static dg_status attention_grad_infer(const struct dg_op_def *def, const void *a
                                       struct dg_shape *out, char *msg, size_t len)
 {
     char so[128], sg[128];
+    if (att_attrs(attrs)->heads > 0) { /* packed: d qkv, qkv's shape */
+        dg_status st = att_check_packed(def, att_attrs(attrs), in, n_inputs, 2, msg, len);
+        if (st == DG_OK)
+            *out = in[0];
+        return st;
+    }
     if (n_inputs != 5 && n_inputs != 6)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "attention_grad: takes q, k, v, "
                                "out, grad_out and an optional key, got %d inputs", n_inputs);
@@ -225,6 +285,8 @@ static inline float dot(const float *a, const float *b, int64_t n)
 /* The tensors of one problem (one entry of the leading axes). */
 struct att_head {
     const float *q, *k, *v, *out, *grad_out;
+    int64_t lq, lk, lv, lo; /* row strides of q, k, v and of out / grad_out (whole-head
+                               kernels; the streaming ones assume Dh, Dh, Dv, Dv) */
 };
 
 static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
@@ -234,12 +296,27 @@ static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
         .q = (const float *)in[0].data + h * d->t * d->dh,
         .k = (const float *)in[1].data + h * d->s * d->dh,
         .v = (const float *)in[2].data + h * d->s * d->dv,
+        .lq = d->dh, .lk = d->dh, .lv = d->dv, .lo = d->dv,
     };
     if (n_tensors == 5) {
         hd.out = (const float *)in[3].data + h * d->t * d->dv;
         hd.grad_out = (const float *)in[4].data + h * d->t * d->dv;
     }
     return hd;
+}
+
+/* Head h (= b * H + head) of packed tensors: q, k, v read in place from qkv rows of 3C, out
+ * and grad_out rows of C. */
+static struct att_head att_head_packed(const float *qkv, const float *out,
+                                       const float *grad_out, const struct att_dims *d,
+                                       int heads, int64_t h)
+{
+    int64_t c = d->dh * heads, b = h / heads, at = (h % heads) * d->dh;
+    const float *q = qkv + b * d->t * 3 * c + at;
+    return (struct att_head){.q = q, .k = q + c, .v = q + 2 * c,
+                             .out = out ? out + b * d->t * c + at : NULL,
+                             .grad_out = grad_out ? grad_out + b * d->t * c + at : NULL,
+                             .lq = 3 * c, .lk = 3 * c, .lv = 3 * c, .lo = c};
 }
 
 /* Per-thread scratch: two ATT_BLOCK x ATT_BLOCK tiles and four ATT_BLOCK vectors. */
@@ -354,7 +431,30 @@ static bool att_whole(const struct att_dims *d)
  * dropout factors (S) and two T vectors, rounded to 64 bytes. */
 static size_t att_whole_floats(const struct att_dims *d)
 {
-    return ((size_t)(2 * d->t * d->s + d->s + 2 * d->t) + 15) / 16 * 16;
+    /* + the packed mode's contiguous copies of one head's q, k, v, out and grad_out */
+    return ((size_t)(2 * d->t * d->s + d->s + 2 * d->t + d->t * (2 * d->dh + 3 * d->dv)) + 15) /
+           16 * 16;
+}
+
+/* Copies one packed head's q, k, v (and out, grad_out when present) into buf, contiguous rows
+ * of Dh or Dv: the small GEMMs run faster on dense operands than on rows 3C apart. */
+static struct att_head att_gather(const struct att_head *src, const struct att_dims *d,
+                                  float *buf)
+{
+    float *q = buf, *k = q + d->t * d->dh, *v = k + d->s * d->dh, *o = v + d->s * d->dv;
+    float *go = o + d->t * d->dv;
+    for (int64_t r = 0; r < d->t; r++) {
+        memcpy(q + r * d->dh, src->q + r * src->lq, (size_t)d->dh * sizeof *q);
+        memcpy(k + r * d->dh, src->k + r * src->lk, (size_t)d->dh * sizeof *k);
+        memcpy(v + r * d->dv, src->v + r * src->lv, (size_t)d->dv * sizeof *v);
+        if (src->out != NULL) {
+            memcpy(o + r * d->dv, src->out + r * src->lo, (size_t)d->dv * sizeof *o);
+            memcpy(go + r * d->dv, src->grad_out + r * src->lo, (size_t)d->dv * sizeof *go);
+        }
+    }
+    return (struct att_head){.q = q, .k = k, .v = v, .out = src->out ? o : NULL,
+                             .grad_out = src->out ? go : NULL, .lq = d->dh, .lk = d->dh,
+                             .lv = d->dv, .lo = d->dv};
 }
 
 /* The dropout factors of row i, keys [0, n): 0 or 1/(1-p) (the vector hash of vmath). */
@@ -375,8 +475,8 @@ static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
         int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
         int64_t cols = att_limit(a->causal, i0 + br - 1, d);
         if (cols > 0)
-            dg__sgemm(false, true, br, cols, d->dh, a->scale, hd->q + i0 * d->dh, d->dh, hd->k,
-                      d->dh, 0.0f, p + i0 * d->s, d->s, 1);
+            dg__sgemm(false, true, br, cols, d->dh, a->scale, hd->q + i0 * hd->lq, hd->lq, hd->k,
+                      hd->lk, 0.0f, p + i0 * d->s, d->s, 1);
         for (int64_t r = i0; r < i0 + br; r++) {
             float *row = p + r * d->s;
             int64_t lim = att_limit(a->causal, r, d);
@@ -409,7 +509,7 @@ static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
     }
 }
 
-/* Forward of head h: out (T x dv) = P~ v. */
+/* Forward of head h: out (T x dv, row stride hd->lo) = P~ v. */
 static void att_whole_forward(const struct att_head *hd, const struct att_dims *d,
                               const struct attention_attrs *a, const struct att_mask *mask,
                               int64_t h, float *out, float *scratch, const struct dg_vmath *vm)
@@ -429,25 +529,22 @@ static void att_whole_forward(const struct att_head *hd, const struct att_dims *
                     row[c] *= keep[c];
             }
         if (cols > 0)
-            dg__sgemm(false, false, br, d->dv, cols, 1.0f, p + i0 * d->s, d->s, hd->v, d->dv,
-                      0.0f, out + i0 * d->dv, d->dv, 1);
+            dg__sgemm(false, false, br, d->dv, cols, 1.0f, p + i0 * d->s, d->s, hd->v, hd->lv,
+                      0.0f, out + i0 * hd->lo, hd->lo, 1);
         else
-            memset(out + i0 * d->dv, 0, (size_t)(br * d->dv) * sizeof *out);
+            for (int64_t r = i0; r < i0 + br; r++)
+                memset(out + r * hd->lo, 0, (size_t)d->dv * sizeof *out);
     }
 }
 
-/* Gradients of head h (attrs.which: q, k, v, kv or qkv side by side) into dst, rows of
- * `width` floats (T rows for q and qkv, S rows otherwise). */
+/* Gradients of head h into dst_q (T rows), dst_k and dst_v (S rows), each NULL when not
+ * wanted; rows `width` floats apart. */
 static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
                            const struct attention_attrs *a, const struct att_mask *mask,
-                           int64_t h, float *dst, int64_t width, float *scratch,
-                           const struct dg_vmath *vm)
+                           int64_t h, float *dst_q, float *dst_k, float *dst_v, int64_t width,
+                           float *scratch, const struct dg_vmath *vm)
 {
-    const int w = a->which;
-    const bool want_q = w == ATT_Q || w == ATT_QKV, want_k = w == ATT_K || w >= ATT_KV;
-    const bool want_v = w == ATT_V || w >= ATT_KV;
-    float *dst_q = dst, *dst_k = dst + (w == ATT_QKV ? d->dh : 0);
-    float *dst_v = dst + (w == ATT_QKV ? 2 * d->dh : w == ATT_KV ? d->dh : 0);
+    const bool want_q = dst_q != NULL, want_k = dst_k != NULL, want_v = dst_v != NULL;
     float *p = scratch, *ds = p + d->t * d->s, *keep = ds + d->t * d->s;
     att_whole_probs(hd, d, a, p, NULL, vm);
     /* p becomes P~ (for d v), ds becomes dS = P (dP~ keep - D) (for d q, d k) */
@@ -455,15 +552,15 @@ static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
         int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
         int64_t cols = att_limit(a->causal, i0 + br - 1, d);
         if (cols > 0 && (want_q || want_k))
-            dg__sgemm(false, true, br, cols, d->dv, 1.0f, hd->grad_out + i0 * d->dv, d->dv,
-                      hd->v, d->dv, 0.0f, ds + i0 * d->s, d->s, 1);
+            dg__sgemm(false, true, br, cols, d->dv, 1.0f, hd->grad_out + i0 * hd->lo, hd->lo,
+                      hd->v, hd->lv, 0.0f, ds + i0 * d->s, d->s, 1);
         for (int64_t r = i0; r < i0 + br; r++) {
             int64_t lim = att_limit(a->causal, r, d);
             float *prow = p + r * d->s, *dsrow = ds + r * d->s;
             if (mask->on)
                 att_keep_row(mask, h, r, d, lim, keep, vm);
             if (want_q || want_k) {
-                const float delta = dot(hd->grad_out + r * d->dv, hd->out + r * d->dv, d->dv);
+                const float delta = dot(hd->grad_out + r * hd->lo, hd->out + r * hd->lo, d->dv);
                 if (mask->on) {
 #pragma omp simd
                     for (int64_t c = 0; c < lim; c++)
@@ -485,7 +582,7 @@ static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
         if (want_q) { /* d q rows of this band = scale dS k */
             if (cols > 0)
                 dg__sgemm(false, false, br, d->dh, cols, a->scale, ds + i0 * d->s, d->s, hd->k,
-                          d->dh, 0.0f, dst_q + i0 * width, width, 1);
+                          hd->lk, 0.0f, dst_q + i0 * width, width, 1);
             else
                 for (int64_t r = i0; r < i0 + br; r++)
                     memset(dst_q + r * width, 0, (size_t)d->dh * sizeof *dst_q);
@@ -509,10 +606,10 @@ static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
         }
         if (want_k)
             dg__sgemm(true, false, bc, d->dh, rows, a->scale, ds + first * d->s + j0, d->s,
-                      hd->q + first * d->dh, d->dh, 0.0f, dst_k + j0 * width, width, 1);
+                      hd->q + first * hd->lq, hd->lq, 0.0f, dst_k + j0 * width, width, 1);
         if (want_v)
             dg__sgemm(true, false, bc, d->dv, rows, 1.0f, p + first * d->s + j0, d->s,
-                      hd->grad_out + first * d->dv, d->dv, 0.0f, dst_v + j0 * width, width, 1);
+                      hd->grad_out + first * hd->lo, hd->lo, 0.0f, dst_v + j0 * width, width, 1);
     }
 }
 
@@ -522,10 +619,29 @@ static void attention_forward(const struct dg_op_def *def, const void *attrs, in
 {
     const struct attention_attrs *a = att_attrs(attrs);
     struct att_dims d;
-    att_dims(&in[0].shape, &in[1].shape, &in[2].shape, &d);
     struct att_mask mask;
-    att_mask_init(&mask, a, n_inputs == 4 ? &in[3] : NULL);
     const struct dg_vmath *vm = dg__vmath();
+    if (a->heads > 0) {
+        att_dims_packed(&in[0].shape, a->heads, &d);
+        att_mask_init(&mask, a, n_inputs == 2 ? &in[1] : NULL);
+        int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+        size_t per_thread = att_whole_floats(&d);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head packed = att_head_packed(in[0].data, NULL, NULL, &d, a->heads, h);
+            int64_t c = d.dh * a->heads;
+            float *scratch = (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread;
+            struct att_head hd = att_gather(&packed, &d, scratch + 2 * d.t * d.s + d.s + 2 * d.t);
+            hd.lo = c;
+            att_whole_forward(&hd, &d, a, &mask, h,
+                              (float *)out->data + (h / a->heads) * d.t * c +
+                                  (h % a->heads) * d.dh,
+                              scratch, vm);
+        }
+        return;
+    }
+    att_dims(&in[0].shape, &in[1].shape, &in[2].shape, &d);
+    att_mask_init(&mask, a, n_inputs == 4 ? &in[3] : NULL);
     int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
     if (att_whole(&d)) {
         size_t per_thread = att_whole_floats(&d);
@@ -672,6 +788,28 @@ static void attention_grad_forward(const struct dg_op_def *def, const void *attr
                                    int n_inputs, const struct dg_tensor *in,
                                    struct dg_tensor *out, const struct dg_exec_ctx *ctx)
 {
+    if (att_attrs(attrs)->heads > 0) {
+        const struct attention_attrs *pa = att_attrs(attrs);
+        struct att_dims d;
+        att_dims_packed(&in[0].shape, pa->heads, &d);
+        struct att_mask mask;
+        att_mask_init(&mask, pa, n_inputs == 4 ? &in[3] : NULL);
+        const struct dg_vmath *vm = dg__vmath();
+        int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+        size_t per_thread = att_whole_floats(&d);
+        const int64_t c = d.dh * pa->heads;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head packed = att_head_packed(in[0].data, in[1].data, in[2].data, &d,
+                                                     pa->heads, h);
+            float *dq = (float *)out->data + (h / pa->heads) * d.t * 3 * c +
+                        (h % pa->heads) * d.dh;
+            float *scratch = (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread;
+            struct att_head hd = att_gather(&packed, &d, scratch + 2 * d.t * d.s + d.s + 2 * d.t);
+            att_whole_grad(&hd, &d, pa, &mask, h, dq, dq + c, dq + 2 * c, 3 * c, scratch, vm);
+        }
+        return;
+    }
     const struct attention_attrs *a = att_attrs(attrs);
     struct att_dims d;
     att_dims(&in[0].shape, &in[1].shape, &in[2].shape, &d);
@@ -687,10 +825,16 @@ static void attention_grad_forward(const struct dg_op_def *def, const void *attr
                         : a->which == ATT_KV ? d.dh + d.dv
                         : a->which == ATT_V  ? d.dv : d.dh;
         int64_t rows = a->which == ATT_Q || a->which == ATT_QKV ? d.t : d.s;
+        const int w = a->which;
+        const int64_t k_at = w == ATT_QKV ? d.dh : 0;
+        const int64_t v_at = w == ATT_QKV ? 2 * d.dh : w == ATT_KV ? d.dh : 0;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
         for (int64_t h = 0; h < d.heads; h++) {
             struct att_head hd = att_head(in, 5, &d, h);
-            att_whole_grad(&hd, &d, a, &mask, h, o + h * rows * width, width,
+            float *dst = o + h * rows * width;
+            att_whole_grad(&hd, &d, a, &mask, h, w == ATT_Q || w == ATT_QKV ? dst : NULL,
+                           w == ATT_K || w >= ATT_KV ? dst + k_at : NULL,
+                           w == ATT_V || w >= ATT_KV ? dst + v_at : NULL, width,
                            (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
                            vm);
         }
@@ -743,8 +887,12 @@ static size_t attention_workspace(const struct dg_op_def *def, const void *attrs
                                   int n_threads)
 {
     struct att_dims d;
-    att_dims(&in[0], &in[1], &in[2], &d);
     size_t threads = (size_t)(n_threads > 0 ? n_threads : 1);
+    if (att_attrs(attrs)->heads > 0) {
+        att_dims_packed(&in[0], att_attrs(attrs)->heads, &d);
+        return threads * att_whole_floats(&d) * sizeof(float);
+    }
+    att_dims(&in[0], &in[1], &in[2], &d);
     if (att_whole(&d) || (def->variant == 1 && att_attrs(attrs)->which == ATT_QKV))
         return threads * att_whole_floats(&d) * sizeof(float);
     size_t floats = threads * ATT_SCRATCH;
@@ -769,6 +917,16 @@ static dg_node *make_grad(dg_graph *g, dg_node *node, dg_node *grad, int which)
 static dg_status attention_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                     dg_node *grad, dg_node **gin)
 {
+    if (att_attrs(dg__attrs(node))->heads > 0) { /* packed: d qkv in one pass */
+        if (dg__grad_needed(ctx, 0)) {
+            struct attention_attrs attrs = *att_attrs(dg__attrs(node));
+            attrs.which = ATT_QKV;
+            bool key = dg__n_inputs(node) == 2;
+            dg_node *in[4] = {dg__input(node, 0), node, grad, key ? dg__input(node, 1) : NULL};
+            gin[0] = dg__make_node(g, DG_OP_attention_grad, key ? 4 : 3, in, &attrs);
+        }
+        return dg_graph_status(g);
+    }
     bool need_q = dg__grad_needed(ctx, 0);
     bool need_k = dg__grad_needed(ctx, 1), need_v = dg__grad_needed(ctx, 2);
     const struct dg_shape *qs = dg__node_shape(dg__input(node, 0));
@@ -816,7 +974,10 @@ static void attention_label(const struct dg_op_def *def, const void *attrs, char
 {
     const struct attention_attrs *a = att_attrs(attrs);
     static const char *const which[] = {"q", "k", "v", "kv", "qkv"};
-    if (def->variant == 1)
+    if (a->heads > 0)
+        snprintf(buf, len, "%sheads=%d scale=%g%s p=%g", def->variant == 1 ? "dqkv " : "",
+                 (int)a->heads, (double)a->scale, a->causal ? " causal" : "", (double)a->p);
+    else if (def->variant == 1)
         snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which >= 0 && a->which <= ATT_QKV ? a->which : 0], (double)a->scale,
                  a->causal ? " causal" : "", (double)a->p);
     else
@@ -861,4 +1022,31 @@ dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg_node *
     if (key != NULL)
         return dg__make_node(g, DG_OP_attention, 4, (dg_node *[]){q, k, v, key}, &attrs);
     return dg__make_node(g, DG_OP_attention, 3, (dg_node *[]){q, k, v}, &attrs);
+}
+
+dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_node *key, bool causal,
+                             float dropout_p)
+{
+    if (dg_graph_status(g) == DG_OK && qkv != NULL) {
+        if (heads < 1)
+            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: %d heads", heads);
+        if (!(dropout_p >= 0.0f && dropout_p < 1.0f))
+            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: dropout p = %g is "
+                            "outside [0, 1)", (double)dropout_p);
+        if (dropout_p > 0.0f && key == NULL)
+            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: dropout p = %g needs "
+                            "the dropout key (dg_dropout_key)", (double)dropout_p);
+    }
+    struct attention_attrs attrs;
+    memset(&attrs, 0, sizeof attrs);
+    int ndim = qkv != NULL ? dg_node_ndim(qkv) : 0;
+    int64_t dh = ndim == 3 && heads > 0 ? dg_node_dim(qkv, 2) / 3 / heads : 1;
+    attrs.scale = (float)(1.0 / sqrt((double)(dh > 0 ? dh : 1)));
+    attrs.p = key != NULL ? dropout_p : 0.0f;
+    attrs.causal = causal;
+    attrs.heads = heads;
+    attrs.salt = (uint64_t)dg_graph_node_count(g);
+    if (key != NULL)
+        return dg__make_node(g, DG_OP_attention, 2, (dg_node *[]){qkv, key}, &attrs);
+    return dg__make_node(g, DG_OP_attention, 1, (dg_node *[]){qkv}, &attrs);
 }

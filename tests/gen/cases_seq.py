@@ -57,6 +57,17 @@ def attention_ref(q, k, v, causal=False):
     return p @ v
 
 
+def attention_packed_ref(heads, causal):
+    """qkv [B,T,3C] -> [B,T,C]: q, k, v side by side, each split into heads; heads merged."""
+    def fn(qkv):
+        b, t, c3 = qkv.shape
+        c = c3 // 3
+        d = c // heads
+        q, k, v = (z.reshape(b, t, heads, d).transpose(1, 2) for z in qkv.split(c, -1))
+        return attention_ref(q, k, v, causal).transpose(1, 2).reshape(b, t, c)
+    return fn
+
+
 def attention_grad_ref(which, causal):
     def fn(q, k, v, out, go):
         t, s = q.shape[-2], k.shape[-2]
@@ -186,6 +197,10 @@ CASES = [
          [Spec([2, 70, 4]), Spec([2, 70, 4]), Spec([2, 70, 3]), Spec([2, 70, 3]),
           Spec([2, 70, 3])],
          attention_grad_ref("qkv", True), grad=False),
+    # packed q, k, v (dg_attention_packed): 2 heads of 3, causal and not
+    Case("attention_packed_causal", "attention", [Spec([2, 5, 18])],
+         attention_packed_ref(2, True)),
+    Case("attention_packed", "attention", [Spec([1, 4, 12])], attention_packed_ref(4, False)),
     # past the whole-head kernels' 256 rows: the streaming (online softmax) kernels
     Case("attention_tiled", "attention",
          [Spec([1, 260, 4], lo=-2.5, hi=2.5), Spec([1, 270, 4], lo=-2.5, hi=2.5),
