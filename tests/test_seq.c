@@ -459,6 +459,16 @@ START_TEST(attention_errors)
     ck_assert_ptr_null(dg_attention(g, q, q, q, dg_dropout_key(g), false, 1.0f));
     ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
     dg_graph_clear_error(g);
+    /* packed: heads must divide the last axis into 3 x heads parts */
+    ck_assert_ptr_null(dg_attention_packed(g, q, 0, NULL, true, 0.0f));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "attention_packed: 0 heads"));
+    dg_graph_clear_error(g);
+    ck_assert_ptr_null(dg_attention_packed(g, q, 2, NULL, true, 0.0f));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "attention: packed qkv must be float32 "
+                                 "[B,T,3C] with C divisible by 2 heads, got [2,4,8]"));
+    dg_graph_clear_error(g);
     /* first order works; a second dg_grad through the fused gradient fails, naming it */
     dg_node *loss = dg_sum(g, dg_attention(g, q, q, q, NULL, true, 0.0f), 0, NULL, false);
     dg_node *grad, *grad2;

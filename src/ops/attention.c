@@ -420,6 +420,7 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
  * causal head does about half the GEMM work of a dense one. */
 
 #define ATT_WHOLE 256 /* largest T and S for the whole-head kernels */
+
 #define ATT_BAND 32   /* query rows per band of the causal score GEMMs */
 
 static bool att_whole(const struct att_dims *d)
@@ -487,6 +488,7 @@ static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
                 continue;
             }
             float top = -INFINITY;
+#pragma omp simd reduction(max : top)
             for (int64_t c = 0; c < lim; c++)
                 top = row[c] > top ? row[c] : top;
 #pragma omp simd
