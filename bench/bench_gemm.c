@@ -13,6 +13,7 @@
  *   gemm_<shape>_t<t>_openblas   GFLOP/s
  *   gemm_<shape>_t<t>_ratio      dagrad / openblas
  *   gemm_<shape>_t<t>_peak       dagrad / (t * one-core FMA peak)
+ * BENCH_GEMM_ONLY=substring runs only the shapes whose name contains it (e.g. gpt_).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,6 +68,17 @@ static const struct shape shapes[] = {
     {"mlp1_fwd_4x784x256", false, false, 4, 256, 784},
     {"mlp1_dX_1x256x784_NT", false, true, 1, 784, 256},
     {"small_4x1000x1000_NT", false, true, 4, 1000, 1000},
+    /* The charlm GPT (batch 32 x 128 = 4096 tokens, width 128, MLP 512, vocabulary 65):
+     * forward x W, weight gradients x^T dY (TN, k = 4096), input gradients dY W^T (NT). */
+    {"gpt_qkv_fwd_4096x384x128", false, false, 4096, 384, 128},
+    {"gpt_fc1_fwd_4096x512x128", false, false, 4096, 512, 128},
+    {"gpt_fc2_fwd_4096x128x512", false, false, 4096, 128, 512},
+    {"gpt_proj_fwd_4096x128x128", false, false, 4096, 128, 128},
+    {"gpt_head_fwd_4096x65x128", false, false, 4096, 65, 128},
+    {"gpt_fc1_dW_128x512x4096_TN", true, false, 128, 512, 4096},
+    {"gpt_fc2_dW_512x128x4096_TN", true, false, 512, 128, 4096},
+    {"gpt_fc1_dX_4096x128x512_NT", false, true, 4096, 128, 512},
+    {"gpt_fc2_dX_4096x512x128_NT", false, true, 4096, 512, 128},
 };
 
 /* ---- FMA peak of one core ---------------------------------------------------------------
@@ -233,8 +245,11 @@ int main(int argc, char **argv)
 #ifdef DG_BENCH_HAVE_OPENBLAS
         openblas_set_num_threads(threads);
 #endif
+        const char *only = getenv("BENCH_GEMM_ONLY");
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             const struct shape *s = &shapes[i];
+            if (only != NULL && strstr(s->name, only) == NULL)
+                continue;
             struct operands op = {
                 alloc_filled((int64_t)s->m * s->k, 1 + i),
                 alloc_filled((int64_t)s->k * s->n, 100 + i),

@@ -14,6 +14,8 @@
  * --top-k K --sample-len N --csv PATH (step,seconds,train_loss,val_loss)
  * --attention composed|fused (GPT: matmul/softmax attention, or the fused dg_attention op)
  * --plot PATH (the curves as SVG through dg_plot_history, one point per evaluation).
+ * --profile 1 (after 5 warm-up steps, time every step of the training plan and the optimizer
+ * step; prints the per-op profile of dg_plan_profile_report at the end).
  */
 #include <dagrad.h>
 
@@ -25,7 +27,7 @@
 
 struct options {
     const char *model, *data, *prompt, *csv, *attention, *plot;
-    int steps, layers, threads, eval_every, val_batches, top_k, sample_len;
+    int steps, layers, threads, eval_every, val_batches, top_k, sample_len, profile;
     int64_t batch, seq, hidden, embed, width, heads, blocks;
     double lr, temperature, dropout;
     uint64_t seed;
@@ -43,7 +45,8 @@ static void usage(void)
     fprintf(stderr, "usage: charlm [--model lstm|gpt] [--data kjv.txt] [--steps N] [--batch B] "
                     "[--seq T] [--layers L] [--lr LR] [--threads N] [--seed S] [--eval-every N] "
                     "[--val-batches N] [--prompt STR] [--temperature X] [--top-k K] "
-                    "[--sample-len N] [--csv PATH] [--plot PATH] [--attention composed|fused]\n");
+                    "[--sample-len N] [--csv PATH] [--plot PATH] [--attention composed|fused] "
+                    "[--profile 0|1]\n");
     exit(2);
 }
 
@@ -54,7 +57,7 @@ static void parse(int argc, char **argv, struct options *o)
                           .val_batches = 20, .top_k = 10, .sample_len = 300, .batch = 32,
                           .seq = 128, .hidden = 256, .embed = 64, .width = 128, .heads = 4,
                           .blocks = 4, .lr = -1, .temperature = 0.8, .dropout = 0.1,
-                          .seed = 1, .attention = "composed"};
+                          .seed = 1, .attention = "fused"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -67,6 +70,7 @@ static void parse(int argc, char **argv, struct options *o)
         else if (!strcmp(a, "--attention")) o->attention = v;
         else if (!strcmp(a, "--plot")) o->plot = v;
         else if (!strcmp(a, "--steps")) o->steps = atoi(v);
+        else if (!strcmp(a, "--profile")) o->profile = atoi(v);
         else if (!strcmp(a, "--layers")) o->layers = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else if (!strcmp(a, "--eval-every")) o->eval_every = atoi(v);
@@ -114,7 +118,12 @@ static dg_node *head(dg_graph *g, dg_node *x, int64_t vocab, dg_rng *rng, dg_nod
         dg_init_uniform(*w, rng, -bound, bound);
         dg_init_uniform(*b, rng, -bound, bound);
     }
-    return dg_add(g, dg_matmul(g, x, *w), *b);
+    if (dg_node_ndim(x) != 3)
+        return dg_add(g, dg_matmul(g, x, *w), *b);
+    /* [B, T, in] as one [B*T, in] matrix: the weight gradient is one GEMM over every row */
+    int64_t t = dg_node_dim(x, 1), in = dg_node_dim(x, 2);
+    dg_node *rows = dg_reshape(g, x, 2, (int64_t[]){-1, in});
+    return dg_reshape(g, dg_add(g, dg_matmul(g, rows, *w), *b), 3, (int64_t[]){-1, t, vocab});
 }
 
 static void build_lstm(struct model *m, const struct options *o, int64_t vocab, dg_rng *rng)
@@ -431,17 +440,24 @@ int main(int argc, char **argv)
     double wall_start = now();
     int n_evals = 0;
     dg_epoch_stats *history = calloc((size_t)(o.steps / o.eval_every + 2), sizeof *history);
+    const int profile_from = o.steps > 5 ? 6 : 1;
+    double opt_seconds = 0;
     for (int step = 1; step <= o.steps; step++) {
+        if (o.profile && step == profile_from)
+            dg_plan_set_profile(train, true);
         double t0 = now();
         dg_text_windows(&text, 0, split, o.batch, o.seq, &data_rng, x, y);
         dg_feed(train, m.tokens, x);
         dg_feed(train, m.targets, y);
         dg_dropout_feed_key(train, o.seed, step, true);
-        if (dg_run(train) != DG_OK || dg_optim_step(opt, train) != DG_OK) {
+        double t_opt = 0;
+        if (dg_run(train) != DG_OK || (t_opt = now(), dg_optim_step(opt, train)) != DG_OK) {
             fprintf(stderr, "charlm: step %d: %s %s\n", step, dg_graph_error(m.g),
                     dg_optim_error(opt));
             return 1;
         }
+        if (o.profile && step >= profile_from)
+            opt_seconds += now() - t_opt;
         train_seconds += now() - t0;
         recent += dg_data(train, m.loss)[0];
         recent_n++;
@@ -451,9 +467,11 @@ int main(int argc, char **argv)
                    "%.1f s\n", step, recent / recent_n, val,
                    (double)(o.batch * o.seq) * step / train_seconds, now() - wall_start);
             fflush(stdout);
-            if (csv)
+            if (csv) {
                 fprintf(csv, "%d,%.3f,%.5f,%.5f\n", step, now() - wall_start,
                         recent / recent_n, val);
+                fflush(csv);
+            }
             history[n_evals++] = (dg_epoch_stats){.epoch = step, .loss = recent / recent_n,
                                                   .val_loss = val, .accuracy = NAN,
                                                   .metric = NAN, .val_accuracy = NAN,
@@ -469,6 +487,11 @@ int main(int argc, char **argv)
     free(history);
     printf("val_loss %.4f\n", val);
     printf("train_tokens_per_s %.0f\n", (double)(o.batch * o.seq) * o.steps / train_seconds);
+    if (o.profile) {
+        dg_plan_profile_report(train, stdout, 40);
+        printf("optimizer step (clip + %s): %.3f ms per step\n", gpt ? "AdamW" : "Adam",
+               1e3 * opt_seconds / (o.steps - profile_from + 1));
+    }
     if (o.sample_len > 0)
         generate(&m, &o, &text);
     free(x);

@@ -330,6 +330,13 @@ DG_API dg_status dg_plan_set_batch(dg_plan *p, int64_t batch);
 /* Runs the plan once. Every input must have been fed since the plan was built. */
 DG_API dg_status dg_run(dg_plan *p);
 
+/* Per-step profile: with on, every following dg_run adds each step's wall time to a counter
+ * of that step (counters reset; off frees them; when off a run pays one branch per step).
+ * dg_plan_profile_report prints the mean time per run grouped by op and pass (fwd/bwd), then
+ * the `top` largest groups by op, pass and shapes (top <= 0: all), largest first. */
+DG_API dg_status dg_plan_set_profile(dg_plan *p, bool on);
+DG_API dg_status dg_plan_profile_report(const dg_plan *p, FILE *f, int top);
+
 /* The value of an output, input, parameter or constant of the plan after the last run; NULL
  * for a node the plan does not keep (DG_ERR_INVALID_ARG on the graph), and for a value of the
  * other dtype (DG_ERR_DTYPE: dg_data reads float32, dg_data_i32 int32).

@@ -97,6 +97,16 @@ DG_API dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg
  * and c0 through a fused backward op (first order only). */
 DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *h0,
                             dg_node *c0);
+/* The same attention over a packed projection: qkv [B,T,3C] holds q, k and v side by side
+ * (columns [0,C), [C,2C), [2C,3C)), each split into `heads` heads of C/heads columns, and the
+ * result is [B,T,C] with the heads side by side: exactly
+ *   merge_heads(dg_attention(split(q), split(k), split(v), ...))
+ * (the same dropout mask too) without the slices, permutes and copies, and with one gradient
+ * [B,T,3C] for qkv. Self-attention only (T keys for T queries). Kernels: one task per head
+ * keeps the head's T x T probabilities in scratch (memory O(T^2) per thread; the streaming
+ * kernels of dg_attention are for long contexts). dg_transformer_block uses it up to T = 256. */
+DG_API dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_node *key,
+                                    bool causal, float dropout_p);
 
 #ifdef __cplusplus
 }

@@ -112,6 +112,14 @@ static dg_node *build_attention(dg_graph *g, dg_node *const *in)
 {
     return dg_attention(g, in[0], in[1], in[2], NULL, false, 0.0f);
 }
+static dg_node *build_attention_packed_causal(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention_packed(g, in[0], 2, NULL, true, 0.0f);
+}
+static dg_node *build_attention_packed(dg_graph *g, dg_node *const *in)
+{
+    return dg_attention_packed(g, in[0], 4, NULL, false, 0.0f);
+}
 static dg_node *build_attention_causal(dg_graph *g, dg_node *const *in)
 {
     return dg_attention(g, in[0], in[1], in[2], NULL, true, 0.0f);
@@ -159,6 +167,14 @@ static dg_node *build_attention_grad_v(dg_graph *g, dg_node *const *in)
 static dg_node *build_attention_grad_kv(dg_graph *g, dg_node *const *in)
 {
     return build_attention_grad(g, in, 2, (int[]){1, 2}, true);
+}
+static dg_node *build_attention_grad_q_causal(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 1, (int[]){0}, true);
+}
+static dg_node *build_attention_grad_qkv(dg_graph *g, dg_node *const *in)
+{
+    return build_attention_grad(g, in, 3, (int[]){0, 1, 2}, true);
 }
 
 /* The fused LSTM recurrence: in0 = xw [B,T,4H], in1 = w_hh [4H,H], then h0, c0 [B,H]. */
@@ -266,5 +282,15 @@ const struct dg_op_case dg_cases_seq[] = {
      .forward_only = true},
     {.name = "lstm_seq_grad_c0", .op = "lstm_seq_grad", .build = build_lstm_seq_grad_c0,
      .forward_only = true},
+    {.name = "attention_grad_qkv", .op = "attention_grad", .build = build_attention_grad_qkv,
+     .forward_only = true},
+    {.name = "attention_packed_causal", .op = "attention",
+     .build = build_attention_packed_causal},
+    {.name = "attention_packed", .op = "attention", .build = build_attention_packed},
+    {.name = "attention_tiled", .op = "attention", .build = build_attention_causal},
+    {.name = "attention_grad_kv_tiled", .op = "attention_grad", .build = build_attention_grad_kv,
+     .forward_only = true},
+    {.name = "attention_grad_q_tiled", .op = "attention_grad",
+     .build = build_attention_grad_q_causal, .forward_only = true},
     {0},
 };

@@ -381,6 +381,48 @@ START_TEST(out_of_memory_on_replan_is_recoverable)
 }
 END_TEST
 
+/* The per-step profile: off by default (the report says so), on it counts runs and names
+ * the ops with their shapes; the values computed are the same as without it; off frees it. */
+START_TEST(profile_counts_runs_and_names_ops)
+{
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 2, (int64_t[]){4, 3});
+    dg_node *w = dg_param(g, "w", 2, (int64_t[]){3, 5});
+    dg_init_constant(w, 0.5f);
+    dg_node *y = dg_tanh(g, dg_matmul(g, x, w));
+    dg_plan *p = dg_compile(g, 1, &y);
+    ck_assert_ptr_nonnull(p);
+    float data[12];
+    for (int i = 0; i < 12; i++)
+        data[i] = 0.1f * (float)i;
+    ck_assert_int_eq(dg_feed(p, x, data), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    float plain[20];
+    memcpy(plain, dg_data(p, y), sizeof plain);
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    ck_assert_int_eq(dg_plan_profile_report(p, f, 10), DG_OK);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "no profiled run"));
+    ck_assert_int_eq(dg_plan_set_profile(p, true), DG_OK);
+    for (int r = 0; r < 3; r++)
+        ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_mem_eq(dg_data(p, y), plain, sizeof plain);
+    f = fmemopen(buf, sizeof buf, "w");
+    ck_assert_int_eq(dg_plan_profile_report(p, f, 10), DG_OK);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "profile: 3 runs") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "matmul fwd [4,3] [3,5] -> [4,5]") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "tanh fwd [4,5] -> [4,5]") != NULL, "%s", buf);
+    ck_assert_int_eq(dg_plan_set_profile(p, false), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    ck_assert_int_eq(dg_plan_set_profile(NULL, true), DG_ERR_INVALID_ARG);
+    ck_assert_int_eq(dg_plan_profile_report(NULL, stdout, 1), DG_ERR_INVALID_ARG);
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("plan");
@@ -397,6 +439,7 @@ static Suite *suite(void)
     tcase_add_test(tc, broadcast_input_is_not_overwritten_in_place);
     tcase_add_test(tc, huge_shapes_are_refused);
     tcase_add_test(tc, out_of_memory_on_replan_is_recoverable);
+    tcase_add_test(tc, profile_counts_runs_and_names_ops);
     suite_add_tcase(s, tc);
     return s;
 }

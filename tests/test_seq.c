@@ -257,14 +257,17 @@ static void att_free(struct att_graph *a)
     dg_graph_free(a->g);
 }
 
-/* The fused op equals the composed one (matmul, softmax, matmul) in value and gradients, over
- * several tiles of keys, causal and not. */
+/* The fused op equals the composed one (matmul, softmax, matmul) in value and gradients,
+ * causal and not: T = 150 through the whole-head kernels (several bands), T = 300 through
+ * the streaming ones (several tiles of keys). */
 START_TEST(attention_equals_composed)
 {
-    for (int causal = 0; causal <= 1; causal++) {
+    for (int run = 0; run < 4; run++) {
+        int causal = run & 1;
+        int64_t t = run < 2 ? 150 : 300;
         struct att_graph fused, composed;
-        att_build(&fused, 150, 16, causal, false, 0.0f, 2);
-        att_build(&composed, 150, 16, causal, true, 0.0f, 2);
+        att_build(&fused, t, 16, causal, false, 0.0f, 2);
+        att_build(&composed, t, 16, causal, true, 0.0f, 2);
         ck_assert_int_eq(dg_run(fused.plan), DG_OK);
         ck_assert_int_eq(dg_run(composed.plan), DG_OK);
         dg_node *a[4] = {fused.out, fused.grads[0], fused.grads[1], fused.grads[2]};
@@ -273,12 +276,76 @@ START_TEST(attention_equals_composed)
             double err = dg_test_max_rel_err(dg_data(fused.plan, a[i]),
                                              dg_data(composed.plan, b[i]),
                                              dg_plan_numel(fused.plan, a[i]), 1.0);
-            ck_assert_msg(err < 2e-5, "causal %d, %s: fused differs from composed by %g",
-                          causal, i == 0 ? "out" : "a gradient", err);
+            ck_assert_msg(err < 2e-5, "T %d causal %d, %s: fused differs from composed by %g",
+                          (int)t, causal, i == 0 ? "out" : "a gradient", err);
         }
         att_free(&fused);
         att_free(&composed);
     }
+}
+END_TEST
+
+/* dg_attention_packed equals dg_attention on the heads split out of qkv and merged back, in
+ * value and in the gradient of qkv, with dropout in training (the same mask), causal; and it
+ * is the same at 1 and 2 threads. */
+START_TEST(attention_packed_equals_split_heads)
+{
+    const int64_t b = 2, t = 40, c = 24, heads = 3;
+    float *results[2][2];
+    for (int packed = 0; packed <= 1; packed++) {
+        dg_graph *g = dg_graph_new();
+        dg_graph_set_threads(g, packed ? 2 : 1);
+        dg_node *qkv = dg_input(g, "qkv", 3, (int64_t[]){b, t, 3 * c});
+        dg_node *key = dg_dropout_key(g), *out;
+        if (packed) {
+            /* as many nodes as the slices, reshapes and permutes of the other graph: the
+             * attention's dropout salt (the node count) is then the same */
+            for (int i = 0; i < 9; i++)
+                dg_constant(g, 1, (int64_t[]){1}, (float[]){0});
+            out = dg_attention_packed(g, qkv, (int)heads, key, true, 0.25f);
+        } else {
+            dg_node *part[3];
+            for (int i = 0; i < 3; i++) {
+                dg_node *s = dg_slice(g, qkv, 2, i * c, (i + 1) * c);
+                dg_node *r = dg_reshape(g, s, 4, (int64_t[]){b, t, heads, c / heads});
+                part[i] = dg_permute(g, r, 4, (int[]){0, 2, 1, 3});
+            }
+            dg_node *att = dg_attention(g, part[0], part[1], part[2], key, true, 0.25f);
+            out = dg_reshape(g, dg_permute(g, att, 4, (int[]){0, 2, 1, 3}), 3,
+                             (int64_t[]){b, t, c});
+        }
+        ck_assert_msg(out != NULL, "%s", dg_graph_error(g));
+        int64_t n = b * t * c;
+        float *w = malloc((size_t)n * sizeof *w), *x = malloc((size_t)(3 * n) * sizeof *x);
+        dg_test_rng rng;
+        dg_test_rng_seed(&rng, 3);
+        dg_test_fill_uniform(&rng, w, n, -1, 1);
+        dg_test_fill_uniform(&rng, x, 3 * n, -2, 2);
+        dg_node *loss = dg_sum(g, dg_mul(g, out, dg_constant(g, 3, (int64_t[]){b, t, c}, w)),
+                               0, NULL, false);
+        dg_node *grad;
+        ck_assert_int_eq(dg_grad(g, loss, 1, &qkv, &grad), DG_OK);
+        dg_plan *p = dg_compile(g, 2, (dg_node *[]){out, grad});
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(dg_feed(p, qkv, x), DG_OK);
+        ck_assert_int_eq(dg_dropout_feed_key(p, 9, 4, true), DG_OK);
+        ck_assert_int_eq(dg_run(p), DG_OK);
+        results[packed][0] = malloc((size_t)n * sizeof(float));
+        results[packed][1] = malloc((size_t)(3 * n) * sizeof(float));
+        memcpy(results[packed][0], dg_data(p, out), (size_t)n * sizeof(float));
+        memcpy(results[packed][1], dg_data(p, grad), (size_t)(3 * n) * sizeof(float));
+        free(w);
+        free(x);
+        dg_plan_free(p);
+        dg_graph_free(g);
+    }
+    double e0 = dg_test_max_rel_err(results[1][0], results[0][0], 2 * 40 * 24, 1.0);
+    double e1 = dg_test_max_rel_err(results[1][1], results[0][1], 3 * 2 * 40 * 24, 1.0);
+    ck_assert_msg(e0 < 1e-6 && e1 < 1e-6, "packed differs from split heads: out %g, d qkv %g",
+                  e0, e1);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            free(results[i][j]);
 }
 END_TEST
 
@@ -392,6 +459,16 @@ START_TEST(attention_errors)
     ck_assert_ptr_null(dg_attention(g, q, q, q, dg_dropout_key(g), false, 1.0f));
     ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
     dg_graph_clear_error(g);
+    /* packed: heads must divide the last axis into 3 x heads parts */
+    ck_assert_ptr_null(dg_attention_packed(g, q, 0, NULL, true, 0.0f));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "attention_packed: 0 heads"));
+    dg_graph_clear_error(g);
+    ck_assert_ptr_null(dg_attention_packed(g, q, 2, NULL, true, 0.0f));
+    ck_assert_int_eq(dg_graph_status(g), DG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(dg_graph_error(g), "attention: packed qkv must be float32 "
+                                 "[B,T,3C] with C divisible by 2 heads, got [2,4,8]"));
+    dg_graph_clear_error(g);
     /* first order works; a second dg_grad through the fused gradient fails, naming it */
     dg_node *loss = dg_sum(g, dg_attention(g, q, q, q, NULL, true, 0.0f), 0, NULL, false);
     dg_node *grad, *grad2;
@@ -418,6 +495,7 @@ int main(void)
     TCase *att = tcase_create("attention");
     tcase_add_test(att, attention_equals_composed);
     tcase_add_test(att, attention_dropout_threads_and_modes);
+    tcase_add_test(att, attention_packed_equals_split_heads);
     tcase_add_test(att, attention_dropout_gradcheck);
     tcase_add_test(att, attention_follows_set_batch);
     tcase_add_test(att, attention_errors);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "simd/dropout_hash.h"
 #include "simd/vmath.h"
 #include "test_util.h"
 
@@ -398,6 +399,41 @@ START_TEST(test_dispatch)
 }
 END_TEST
 
+/* The dropout kernel of every path draws exactly the mask of the scalar hash, at any start
+ * and length (vector body and tail alike), scaling x or writing the factor itself. */
+START_TEST(test_dropout_mask_bitwise)
+{
+    enum { N = 300 };
+    float x[N], want[N], got[N];
+    fill_tail_data(x, N, 21);
+    const uint64_t base = 0x1234567890abcdefull;
+    const uint32_t threshold = (uint32_t)(0.3 * 16777216.0);
+    const float scale = 1.0f / 0.7f;
+    for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
+        const struct dg_vmath *vm = dg__vmath_isa(isa_of(isa));
+        ck_assert_ptr_nonnull(vm->dropout);
+        for (int start = 0; start < 40; start += 13)
+            for (int n = 0; n <= N - start; n += (n < 40 ? 1 : 97)) {
+                int kept = 0;
+                for (int with_x = 0; with_x <= 1; with_x++) {
+                    const float *in = with_x ? x + start : NULL;
+                    dg__dropout_scalar(base, 1000 + start, threshold, scale, in, want, n);
+                    vm->dropout(base, 1000 + start, threshold, scale, in, got, n);
+                    for (int i = 0; i < n; i++) {
+                        ck_assert_msg(same_bits(got[i], want[i]), "%s dropout start %d n %d: "
+                                      "element %d is %g, the scalar hash gives %g",
+                                      dg__isa_name(isa_of(isa)), start, n, i, (double)got[i],
+                                      (double)want[i]);
+                        kept += !with_x && got[i] != 0.0f;
+                    }
+                }
+                if (n == N - start) /* about 70% kept */
+                    ck_assert_msg(kept > n / 2 && kept < n * 9 / 10, "kept %d of %d", kept, n);
+            }
+    }
+}
+END_TEST
+
 static Suite *vmath_suite(void)
 {
     Suite *s = suite_create("vmath");
@@ -406,6 +442,7 @@ static Suite *vmath_suite(void)
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_tails_bitwise);
+    tcase_add_test(tc, test_dropout_mask_bitwise);
     tcase_add_loop_test(tc, test_unary_accuracy, 0, N_UNARY);
     tcase_add_loop_test(tc, test_binary_accuracy, 0, N_BINARY);
     suite_add_tcase(s, tc);

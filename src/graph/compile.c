@@ -183,6 +183,7 @@ void dg_plan_free(dg_plan *p)
     dg__free(p->block_copy);
     dg__free(p->arena);
     dg__free(p->workspace);
+    dg__free(p->profile_seconds);
     dg__free(p);
 }
 

@@ -89,7 +89,15 @@ struct dg_plan {
      * hands it to the kernels through dg_exec_ctx); NULL: none */
     dg_sum_fn collective;
     void *collective_user;
+    /* dg_plan_set_profile (profile.c): seconds per step summed over profile_runs runs; NULL
+     * when off */
+    double *profile_seconds;
+    int profile_runs;
+    bool profile_cpu;             /* DG_PROFILE_CLOCK=cpu: the thread's CPU time, not wall */
 };
+
+/* The profile's clock (profile.c): wall seconds, or the calling thread's CPU seconds. */
+double dg__profile_clock(const dg_plan *p);
 
 /* Tells the block_ready hook (when set) that the value of node_index is final, if it lives in
  * the gradient block; after the steps, tells it every copied entry. Called by dg_run. */

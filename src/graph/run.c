@@ -82,6 +82,8 @@ dg_status dg_run(dg_plan *p)
     };
     const bool probing = dg__thread_policy_probing(policy);
     struct dg_tensor *in = p->step_inputs;
+    double *prof = p->profile_seconds; /* NULL unless dg_plan_set_profile */
+    double t_step = prof ? dg__profile_clock(p) : 0.0;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
         const struct dg_plan_value *v = &p->values[n->index];
@@ -95,6 +97,11 @@ dg_status dg_run(dg_plan *p)
             memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
                    (size_t)dg__numel(&v->shape) * 4);
             dg__plan_block_ready(p, n->index);
+            if (prof) {
+                double t = dg__profile_clock(p);
+                prof[s] += t - t_step;
+                t_step = t;
+            }
             continue;
         }
         const double step_start = p->step_timer != NULL ? dg__seconds() : 0.0;
@@ -116,6 +123,11 @@ dg_status dg_run(dg_plan *p)
         if (p->step_timer != NULL)
             p->step_timer(p->step_timer_user, n, dg__seconds() - step_start);
         dg__plan_block_ready(p, n->index);
+        if (prof) {
+            double t = dg__profile_clock(p);
+            prof[s] += t - t_step;
+            t_step = t;
+        }
         if (probing)
             ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
     }
@@ -125,6 +137,8 @@ dg_status dg_run(dg_plan *p)
             memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
                    (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
     dg__plan_block_copied(p);
+    if (prof)
+        p->profile_runs++;
     if (timed)
         dg__thread_policy_end(policy, dg__seconds() - start);
     return DG_OK;

@@ -23,6 +23,11 @@
 
 #include "alloc.h"
 
+/* Longest context for which the fused attention runs packed (dg_attention_packed: whole-head
+ * kernels, O(T^2) scratch per thread); longer ones split the heads out for dg_attention's
+ * streaming kernels. */
+#define DG_TRANSFORMER_PACKED_MAX_T 256
+
 #define FAIL(g, status, ...) (dg_graph_set_error((g), (status), __VA_ARGS__), (dg_node *)NULL)
 
 enum init_kind { INIT_NORMAL, INIT_ZERO, INIT_ONE };
@@ -54,7 +59,9 @@ static dg_node *param(dg_graph *g, const char *prefix, const char *suffix, int n
     return st == DG_OK ? p : NULL;
 }
 
-/* y = x W + b over the last axis; W [in, out] "<prefix>.weight", b [out] "<prefix>.bias". */
+/* y = x W + b over the last axis; W [in, out] "<prefix>.weight", b [out] "<prefix>.bias".
+ * x [B, T, in] is multiplied as one [B*T, in] matrix (a view): the weight gradient is then one
+ * GEMM reducing over all B*T rows, not B batched products summed afterwards. */
 static dg_node *linear(dg_graph *g, dg_node *x, int64_t out, const char *prefix, dg_rng *rng)
 {
     if (x == NULL)
@@ -62,7 +69,12 @@ static dg_node *linear(dg_graph *g, dg_node *x, int64_t out, const char *prefix,
     int64_t in = dg_node_dim(x, -1);
     dg_node *w = param(g, prefix, "weight", 2, (int64_t[]){in, out}, INIT_NORMAL, rng);
     dg_node *b = param(g, prefix, "bias", 1, (int64_t[]){out}, INIT_ZERO, rng);
-    return dg_add(g, dg_matmul(g, x, w), b);
+    if (dg_node_ndim(x) != 3)
+        return dg_add(g, dg_matmul(g, x, w), b);
+    int64_t t = dg_node_dim(x, 1);
+    dg_node *rows = dg_reshape(g, x, 2, (int64_t[]){-1, in});
+    dg_node *y = dg_add(g, dg_matmul(g, rows, w), b);
+    return dg_reshape(g, y, 3, (int64_t[]){-1, t, out});
 }
 
 /* (x - mean) / sqrt(var + eps) * gamma + beta over the last axis (biased variance): the fused
@@ -157,16 +169,24 @@ static dg_node *mlp_half(dg_graph *g, dg_node *h, const dg_transformer_config *c
     return dg_add(g, h, maybe_dropout(g, m, key, cfg->dropout));
 }
 
-/* q, k, v of ln1(x), each [B, heads, T, d]. */
-static void qkv_heads(dg_graph *g, dg_node *x, const dg_transformer_config *cfg,
-                      const char *name, dg_rng *rng, dg_node **q, dg_node **k, dg_node **v)
+/* ln1(x) W_qkv + b_qkv: [B, T, 3C], q, k and v side by side. */
+static dg_node *qkv_proj(dg_graph *g, dg_node *x, const dg_transformer_config *cfg,
+                         const char *name, dg_rng *rng)
 {
     char prefix[256];
     int64_t c = dg_node_dim(x, 2);
     snprintf(prefix, sizeof prefix, "%s.ln1", name);
     dg_node *a = ln(g, x, cfg->ln_eps, prefix);
     snprintf(prefix, sizeof prefix, "%s.attn.qkv", name);
-    dg_node *qkv = linear(g, a, 3 * c, prefix, rng);
+    return linear(g, a, 3 * c, prefix, rng);
+}
+
+/* q, k, v of ln1(x), each [B, heads, T, d]. */
+static void qkv_heads(dg_graph *g, dg_node *x, const dg_transformer_config *cfg,
+                      const char *name, dg_rng *rng, dg_node **q, dg_node **k, dg_node **v)
+{
+    int64_t c = dg_node_dim(x, 2);
+    dg_node *qkv = qkv_proj(g, x, cfg, name, rng);
     *q = split_heads(g, dg_slice(g, qkv, 2, 0, c), cfg->n_heads);
     *k = split_heads(g, dg_slice(g, qkv, 2, c, 2 * c), cfg->n_heads);
     *v = split_heads(g, dg_slice(g, qkv, 2, 2 * c, 3 * c), cfg->n_heads);
@@ -198,8 +218,22 @@ dg_node *dg_transformer_block(dg_graph *g, dg_node *x, const dg_transformer_conf
     if (dg_scope_push(g, name) != DG_OK)
         return NULL;
     dg_node *q, *k, *v, *mask = NULL;
-    qkv_heads(g, x, cfg, name, rng, &q, &k, &v);
     int64_t t = dg_node_dim(x, 1);
+    if (cfg->fused_attention && t <= DG_TRANSFORMER_PACKED_MAX_T) {
+        /* q, k, v read in place from the projection, heads merged by the op: no slices,
+         * permutes or copies, one [B, T, 3C] gradient */
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "%s.attn.proj", name);
+        dg_node *qkv = qkv_proj(g, x, cfg, name, rng);
+        dg_node *att = dg_attention_packed(g, qkv, cfg->n_heads, dropout_key, cfg->causal,
+                                           dropout_key ? cfg->dropout : 0.0f);
+        dg_node *y = linear(g, att, dg_node_dim(x, 2), prefix, rng);
+        dg_node *h = dg_add(g, x, maybe_dropout(g, y, dropout_key, cfg->dropout));
+        dg_node *out = h ? mlp_half(g, h, cfg, dropout_key, name, rng) : NULL;
+        dg_scope_pop(g);
+        return dg_graph_status(g) == DG_OK ? out : NULL;
+    }
+    qkv_heads(g, x, cfg, name, rng, &q, &k, &v);
     if (cfg->fused_attention) {
         /* The fused op (online softmax, no T x T scores); dropout on the weights inside it. */
         char prefix[256];

@@ -35,6 +35,7 @@
  * matmul and softmax when higher-order gradients are needed).
  */
 #include "op.h"
+#include "simd/dropout_hash.h"
 #include "simd/vmath.h"
 #include "gemm/gemm.h"
 
@@ -46,14 +47,16 @@
 #define ATT_BLOCK 64 /* query rows per task, keys per tile of the online softmax */
 
 /* Which gradient an attention_grad node computes; ATT_KV: d k and d v side by side,
- * [..,S,Dh+Dv], which the rule slices apart (one pass over the scores for both). */
-enum att_which { ATT_Q = 0, ATT_K = 1, ATT_V = 2, ATT_KV = 3 };
+ * [..,S,Dh+Dv], which the rule slices apart (one pass over the scores for both); ATT_QKV
+ * (self-attention, T == S): d q, d k and d v side by side, [..,T,2Dh+Dv]. */
+enum att_which { ATT_Q = 0, ATT_K = 1, ATT_V = 2, ATT_KV = 3, ATT_QKV = 4 };
 
 struct attention_attrs {
     float scale;
     float p;        /* dropout probability on the attention weights, [0, 1) */
     int32_t causal;
     int32_t which;  /* attention_grad: the input whose gradient it computes */
+    int32_t heads;  /* > 0: packed mode, one input qkv [B,T,3C] split into this many heads */
     uint64_t salt;  /* per-node dropout stream */
 };
 
@@ -111,10 +114,63 @@ static dg_status att_check(const struct dg_op_def *def, const struct dg_shape *i
     return DG_OK;
 }
 
+/* Packed mode: qkv [B,T,3C] with C divisible by the heads, then n_extra float tensors shaped
+ * [B,T,C] (out, grad_out), then an optional key. */
+static dg_status att_check_packed(const struct dg_op_def *def, const struct attention_attrs *a,
+                                  const struct dg_shape *in, int n_inputs, int n_extra,
+                                  char *msg, size_t len)
+{
+    char s0[128], s1[128];
+    const struct dg_shape *qkv = &in[0];
+    if (n_inputs != 1 + n_extra && n_inputs != 2 + n_extra)
+        return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "%s: packed mode takes qkv%s and "
+                               "an optional key, got %d inputs", def->name,
+                               n_extra ? ", out, grad_out" : "", n_inputs);
+    if (qkv->dtype != DG_F32 || qkv->ndim != 3 || qkv->dim[2] % (3 * (int64_t)a->heads) != 0)
+        return dg__shape_error(msg, len, qkv->dtype != DG_F32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                               "%s: packed qkv must be float32 [B,T,3C] with C divisible by %d "
+                               "heads, got %s", def->name, (int)a->heads,
+                               dg__shape_str(qkv, s0, sizeof s0));
+    for (int k = 1; k <= n_extra; k++) {
+        bool same = in[k].dtype == DG_F32 && in[k].ndim == 3 && in[k].dim[0] == qkv->dim[0] &&
+                    in[k].dim[1] == qkv->dim[1] && in[k].dim[2] == qkv->dim[2] / 3;
+        if (!same)
+            return dg__shape_error(msg, len, DG_ERR_SHAPE, "%s: %s %s is not [B,T,C] of qkv %s",
+                                   def->name, k == 1 ? "out" : "grad_out",
+                                   dg__shape_str(&in[k], s1, sizeof s1),
+                                   dg__shape_str(qkv, s0, sizeof s0));
+    }
+    if (n_inputs == 2 + n_extra) {
+        const struct dg_shape *key = &in[1 + n_extra];
+        if (key->dtype != DG_I32 || key->ndim != 1 || key->dim[0] != 3)
+            return dg__shape_error(msg, len, key->dtype != DG_I32 ? DG_ERR_DTYPE : DG_ERR_SHAPE,
+                                   "%s: the dropout key must be int32 [3] {seed, step, "
+                                   "training}, got %s", def->name,
+                                   dg__shape_str(key, s1, sizeof s1));
+    }
+    return DG_OK;
+}
+
+/* The problem sizes of packed mode: B*H heads, T = S, Dh = Dv = C / H. */
+static void att_dims_packed(const struct dg_shape *qkv, int heads, struct att_dims *d)
+{
+    d->heads = qkv->dim[0] * heads;
+    d->t = d->s = qkv->dim[1];
+    d->dh = d->dv = qkv->dim[2] / 3 / heads;
+}
+
 static dg_status attention_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, struct dg_shape *out, char *msg,
                                  size_t len)
 {
+    if (att_attrs(attrs)->heads > 0) {
+        dg_status st = att_check_packed(def, att_attrs(attrs), in, n_inputs, 0, msg, len);
+        if (st == DG_OK) {
+            *out = in[0];
+            out->dim[2] /= 3;
+        }
+        return st;
+    }
     if (n_inputs != 3 && n_inputs != 4)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "attention: takes q, k, v and an "
                                "optional key, got %d inputs", n_inputs);
@@ -132,6 +188,12 @@ static dg_status attention_grad_infer(const struct dg_op_def *def, const void *a
                                       struct dg_shape *out, char *msg, size_t len)
 {
     char so[128], sg[128];
+    if (att_attrs(attrs)->heads > 0) { /* packed: d qkv, qkv's shape */
+        dg_status st = att_check_packed(def, att_attrs(attrs), in, n_inputs, 2, msg, len);
+        if (st == DG_OK)
+            *out = in[0];
+        return st;
+    }
     if (n_inputs != 5 && n_inputs != 6)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "attention_grad: takes q, k, v, "
                                "out, grad_out and an optional key, got %d inputs", n_inputs);
@@ -154,17 +216,19 @@ static dg_status attention_grad_infer(const struct dg_op_def *def, const void *a
     *out = in[which >= 0 && which <= 2 ? which : 1];
     if (which == ATT_KV)
         out->dim[out->ndim - 1] = in[1].dim[in[1].ndim - 1] + in[2].dim[in[2].ndim - 1];
+    if (which == ATT_QKV) {
+        if (in[0].dim[in[0].ndim - 2] != in[1].dim[in[1].ndim - 2])
+            return dg__shape_error(msg, len, DG_ERR_SHAPE, "attention_grad: d q, k, v side by "
+                                   "side needs as many queries as keys, got q %s, k %s",
+                                   dg__shape_str(&in[0], so, sizeof so),
+                                   dg__shape_str(&in[1], sg, sizeof sg));
+        *out = in[0];
+        out->dim[out->ndim - 1] = 2 * in[0].dim[in[0].ndim - 1] + in[2].dim[in[2].ndim - 1];
+    }
     return DG_OK;
 }
 
 /* ---- the dropout mask ------------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 struct att_mask {
     bool on;
@@ -181,8 +245,8 @@ static void att_mask_init(struct att_mask *m, const struct attention_attrs *a,
     if (key == NULL || key[2] == 0 || a->p <= 0.0f)
         return;
     m->on = true;
-    m->base = mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
-                    mix64(a->salt + 0x9e3779b97f4a7c15ull));
+    m->base = dg__dropout_mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
+                                dg__dropout_mix64(a->salt + DG_DROPOUT_GOLDEN));
     m->threshold = (uint32_t)((double)a->p * 16777216.0);
     m->inv_keep = 1.0f / (1.0f - a->p);
 }
@@ -192,8 +256,7 @@ static inline float att_keep(const struct att_mask *m, int64_t idx)
 {
     if (!m->on)
         return 1.0f;
-    uint32_t u = (uint32_t)(mix64(m->base + (uint64_t)idx * 0x9e3779b97f4a7c15ull) >> 40);
-    return u >= m->threshold ? m->inv_keep : 0.0f;
+    return dg__dropout_u24(m->base, (uint64_t)idx) >= m->threshold ? m->inv_keep : 0.0f;
 }
 
 /* ---- block kernels ----------------------------------------------------------------------
@@ -222,6 +285,8 @@ static inline float dot(const float *a, const float *b, int64_t n)
 /* The tensors of one problem (one entry of the leading axes). */
 struct att_head {
     const float *q, *k, *v, *out, *grad_out;
+    int64_t lq, lk, lv, lo; /* row strides of q, k, v and of out / grad_out (whole-head
+                               kernels; the streaming ones assume Dh, Dh, Dv, Dv) */
 };
 
 static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
@@ -231,12 +296,27 @@ static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
         .q = (const float *)in[0].data + h * d->t * d->dh,
         .k = (const float *)in[1].data + h * d->s * d->dh,
         .v = (const float *)in[2].data + h * d->s * d->dv,
+        .lq = d->dh, .lk = d->dh, .lv = d->dv, .lo = d->dv,
     };
     if (n_tensors == 5) {
         hd.out = (const float *)in[3].data + h * d->t * d->dv;
         hd.grad_out = (const float *)in[4].data + h * d->t * d->dv;
     }
     return hd;
+}
+
+/* Head h (= b * H + head) of packed tensors: q, k, v read in place from qkv rows of 3C, out
+ * and grad_out rows of C. */
+static struct att_head att_head_packed(const float *qkv, const float *out,
+                                       const float *grad_out, const struct att_dims *d,
+                                       int heads, int64_t h)
+{
+    int64_t c = d->dh * heads, b = h / heads, at = (h % heads) * d->dh;
+    const float *q = qkv + b * d->t * 3 * c + at;
+    return (struct att_head){.q = q, .k = q + c, .v = q + 2 * c,
+                             .out = out ? out + b * d->t * c + at : NULL,
+                             .grad_out = grad_out ? grad_out + b * d->t * c + at : NULL,
+                             .lq = 3 * c, .lk = 3 * c, .lv = 3 * c, .lo = c};
 }
 
 /* Per-thread scratch: two ATT_BLOCK x ATT_BLOCK tiles and four ATT_BLOCK vectors. */
@@ -332,18 +412,251 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
     }
 }
 
+/* ---- whole-head kernels (short contexts) ------------------------------------------------
+ * With T, S <= ATT_WHOLE one task owns a whole head and keeps its T x S probabilities (and,
+ * backward, their gradients) in per-thread scratch: one pass computes the softmax exactly (no
+ * running rescale), and the backward gets d q, d k and d v from the same tiles. The scores are
+ * computed in bands of ATT_BAND query rows, each only up to the last key its rows see, so a
+ * causal head does about half the GEMM work of a dense one. */
+
+#define ATT_WHOLE 256 /* largest T and S for the whole-head kernels */
+
+#define ATT_BAND 32   /* query rows per band of the causal score GEMMs */
+
+static bool att_whole(const struct att_dims *d)
+{
+    return d->t <= ATT_WHOLE && d->s <= ATT_WHOLE;
+}
+
+/* Per-thread scratch of the whole-head kernels: the P and dP tiles (T x S each), a row of
+ * dropout factors (S) and two T vectors, rounded to 64 bytes. */
+static size_t att_whole_floats(const struct att_dims *d)
+{
+    /* + the packed mode's contiguous copies of one head's q, k, v, out and grad_out */
+    return ((size_t)(2 * d->t * d->s + d->s + 2 * d->t + d->t * (2 * d->dh + 3 * d->dv)) + 15) /
+           16 * 16;
+}
+
+/* Copies one packed head's q, k, v (and out, grad_out when present) into buf, contiguous rows
+ * of Dh or Dv: the small GEMMs run faster on dense operands than on rows 3C apart. */
+static struct att_head att_gather(const struct att_head *src, const struct att_dims *d,
+                                  float *buf)
+{
+    float *q = buf, *k = q + d->t * d->dh, *v = k + d->s * d->dh, *o = v + d->s * d->dv;
+    float *go = o + d->t * d->dv;
+    for (int64_t r = 0; r < d->t; r++) {
+        memcpy(q + r * d->dh, src->q + r * src->lq, (size_t)d->dh * sizeof *q);
+        memcpy(k + r * d->dh, src->k + r * src->lk, (size_t)d->dh * sizeof *k);
+        memcpy(v + r * d->dv, src->v + r * src->lv, (size_t)d->dv * sizeof *v);
+        if (src->out != NULL) {
+            memcpy(o + r * d->dv, src->out + r * src->lo, (size_t)d->dv * sizeof *o);
+            memcpy(go + r * d->dv, src->grad_out + r * src->lo, (size_t)d->dv * sizeof *go);
+        }
+    }
+    return (struct att_head){.q = q, .k = k, .v = v, .out = src->out ? o : NULL,
+                             .grad_out = src->out ? go : NULL, .lq = d->dh, .lk = d->dh,
+                             .lv = d->dv, .lo = d->dv};
+}
+
+/* The dropout factors of row i, keys [0, n): 0 or 1/(1-p) (the vector hash of vmath). */
+static void att_keep_row(const struct att_mask *mask, int64_t h, int64_t i,
+                         const struct att_dims *d, int64_t n, float *f,
+                         const struct dg_vmath *vm)
+{
+    vm->dropout(mask->base, (h * d->t + i) * d->s, mask->threshold, mask->inv_keep, NULL, f, n);
+}
+
+/* p (T x S, row stride S) = softmax rows of scale q k^T over the visible keys, 0 elsewhere;
+ * lse[i] (when not NULL) the row's logsumexp (-inf when it sees no key). */
+static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
+                            const struct attention_attrs *a, float *p, float *lse,
+                            const struct dg_vmath *vm)
+{
+    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
+        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
+        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
+        if (cols > 0)
+            dg__sgemm(false, true, br, cols, d->dh, a->scale, hd->q + i0 * hd->lq, hd->lq, hd->k,
+                      hd->lk, 0.0f, p + i0 * d->s, d->s, 1);
+        for (int64_t r = i0; r < i0 + br; r++) {
+            float *row = p + r * d->s;
+            int64_t lim = att_limit(a->causal, r, d);
+            if (lim <= 0) {
+                memset(row, 0, (size_t)d->s * sizeof *row);
+                if (lse != NULL)
+                    lse[r] = -INFINITY;
+                continue;
+            }
+            float top = -INFINITY;
+#pragma omp simd reduction(max : top)
+            for (int64_t c = 0; c < lim; c++)
+                top = row[c] > top ? row[c] : top;
+#pragma omp simd
+            for (int64_t c = 0; c < lim; c++)
+                row[c] -= top;
+            vm->exp(row, row, lim);
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t c = 0; c < lim; c++)
+                sum += row[c];
+            const float inv = 1.0f / sum;
+#pragma omp simd
+            for (int64_t c = 0; c < lim; c++)
+                row[c] *= inv;
+            if (lim < d->s)
+                memset(row + lim, 0, (size_t)(d->s - lim) * sizeof *row);
+            if (lse != NULL)
+                lse[r] = top + logf(sum);
+        }
+    }
+}
+
+/* Forward of head h: out (T x dv, row stride hd->lo) = P~ v. */
+static void att_whole_forward(const struct att_head *hd, const struct att_dims *d,
+                              const struct attention_attrs *a, const struct att_mask *mask,
+                              int64_t h, float *out, float *scratch, const struct dg_vmath *vm)
+{
+    float *p = scratch, *keep = p + 2 * d->t * d->s;
+    att_whole_probs(hd, d, a, p, NULL, vm);
+    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
+        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
+        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
+        if (mask->on)
+            for (int64_t r = i0; r < i0 + br; r++) {
+                int64_t lim = att_limit(a->causal, r, d);
+                float *row = p + r * d->s;
+                att_keep_row(mask, h, r, d, lim, keep, vm);
+#pragma omp simd
+                for (int64_t c = 0; c < lim; c++)
+                    row[c] *= keep[c];
+            }
+        if (cols > 0)
+            dg__sgemm(false, false, br, d->dv, cols, 1.0f, p + i0 * d->s, d->s, hd->v, hd->lv,
+                      0.0f, out + i0 * hd->lo, hd->lo, 1);
+        else
+            for (int64_t r = i0; r < i0 + br; r++)
+                memset(out + r * hd->lo, 0, (size_t)d->dv * sizeof *out);
+    }
+}
+
+/* Gradients of head h into dst_q (T rows), dst_k and dst_v (S rows), each NULL when not
+ * wanted; rows `width` floats apart. */
+static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
+                           const struct attention_attrs *a, const struct att_mask *mask,
+                           int64_t h, float *dst_q, float *dst_k, float *dst_v, int64_t width,
+                           float *scratch, const struct dg_vmath *vm)
+{
+    const bool want_q = dst_q != NULL, want_k = dst_k != NULL, want_v = dst_v != NULL;
+    float *p = scratch, *ds = p + d->t * d->s, *keep = ds + d->t * d->s;
+    att_whole_probs(hd, d, a, p, NULL, vm);
+    /* p becomes P~ (for d v), ds becomes dS = P (dP~ keep - D) (for d q, d k) */
+    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
+        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
+        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
+        if (cols > 0 && (want_q || want_k))
+            dg__sgemm(false, true, br, cols, d->dv, 1.0f, hd->grad_out + i0 * hd->lo, hd->lo,
+                      hd->v, hd->lv, 0.0f, ds + i0 * d->s, d->s, 1);
+        for (int64_t r = i0; r < i0 + br; r++) {
+            int64_t lim = att_limit(a->causal, r, d);
+            float *prow = p + r * d->s, *dsrow = ds + r * d->s;
+            if (mask->on)
+                att_keep_row(mask, h, r, d, lim, keep, vm);
+            if (want_q || want_k) {
+                const float delta = dot(hd->grad_out + r * hd->lo, hd->out + r * hd->lo, d->dv);
+                if (mask->on) {
+#pragma omp simd
+                    for (int64_t c = 0; c < lim; c++)
+                        dsrow[c] = prow[c] * (dsrow[c] * keep[c] - delta);
+                } else {
+#pragma omp simd
+                    for (int64_t c = 0; c < lim; c++)
+                        dsrow[c] = prow[c] * (dsrow[c] - delta);
+                }
+                if (lim < d->s)
+                    memset(dsrow + lim, 0, (size_t)(d->s - lim) * sizeof *dsrow);
+            }
+            if (mask->on && want_v) {
+#pragma omp simd
+                for (int64_t c = 0; c < lim; c++)
+                    prow[c] *= keep[c];
+            }
+        }
+        if (want_q) { /* d q rows of this band = scale dS k */
+            if (cols > 0)
+                dg__sgemm(false, false, br, d->dh, cols, a->scale, ds + i0 * d->s, d->s, hd->k,
+                          hd->lk, 0.0f, dst_q + i0 * width, width, 1);
+            else
+                for (int64_t r = i0; r < i0 + br; r++)
+                    memset(dst_q + r * width, 0, (size_t)d->dh * sizeof *dst_q);
+        }
+    }
+    /* d k = scale dS^T q, d v = P~^T grad_out, in bands of keys: rows before the first query
+     * that sees a band's first key are 0 and skipped */
+    for (int64_t j0 = 0; j0 < d->s; j0 += ATT_BAND) {
+        int64_t bc = d->s - j0 < ATT_BAND ? d->s - j0 : ATT_BAND;
+        int64_t first = a->causal ? j0 - (d->s - d->t) : 0;
+        first = first < 0 ? 0 : first;
+        int64_t rows = d->t - first;
+        if (rows <= 0) {
+            for (int64_t c = j0; c < j0 + bc; c++) {
+                if (want_k)
+                    memset(dst_k + c * width, 0, (size_t)d->dh * sizeof *dst_k);
+                if (want_v)
+                    memset(dst_v + c * width, 0, (size_t)d->dv * sizeof *dst_v);
+            }
+            continue;
+        }
+        if (want_k)
+            dg__sgemm(true, false, bc, d->dh, rows, a->scale, ds + first * d->s + j0, d->s,
+                      hd->q + first * hd->lq, hd->lq, 0.0f, dst_k + j0 * width, width, 1);
+        if (want_v)
+            dg__sgemm(true, false, bc, d->dv, rows, 1.0f, p + first * d->s + j0, d->s,
+                      hd->grad_out + first * hd->lo, hd->lo, 0.0f, dst_v + j0 * width, width, 1);
+    }
+}
+
 static void attention_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                               const struct dg_tensor *in, struct dg_tensor *out,
                               const struct dg_exec_ctx *ctx)
 {
     const struct attention_attrs *a = att_attrs(attrs);
     struct att_dims d;
-    att_dims(&in[0].shape, &in[1].shape, &in[2].shape, &d);
     struct att_mask mask;
-    att_mask_init(&mask, a, n_inputs == 4 ? &in[3] : NULL);
     const struct dg_vmath *vm = dg__vmath();
-    int64_t blocks_per_head = (d.t + ATT_BLOCK - 1) / ATT_BLOCK, blocks = d.heads * blocks_per_head;
+    if (a->heads > 0) {
+        att_dims_packed(&in[0].shape, a->heads, &d);
+        att_mask_init(&mask, a, n_inputs == 2 ? &in[1] : NULL);
+        int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+        size_t per_thread = att_whole_floats(&d);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head packed = att_head_packed(in[0].data, NULL, NULL, &d, a->heads, h);
+            int64_t c = d.dh * a->heads;
+            float *scratch = (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread;
+            struct att_head hd = att_gather(&packed, &d, scratch + 2 * d.t * d.s + d.s + 2 * d.t);
+            hd.lo = c;
+            att_whole_forward(&hd, &d, a, &mask, h,
+                              (float *)out->data + (h / a->heads) * d.t * c +
+                                  (h % a->heads) * d.dh,
+                              scratch, vm);
+        }
+        return;
+    }
+    att_dims(&in[0].shape, &in[1].shape, &in[2].shape, &d);
+    att_mask_init(&mask, a, n_inputs == 4 ? &in[3] : NULL);
     int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+    if (att_whole(&d)) {
+        size_t per_thread = att_whole_floats(&d);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head hd = att_head(in, 3, &d, h);
+            att_whole_forward(&hd, &d, a, &mask, h, (float *)out->data + h * d.t * d.dv,
+                              (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
+                              vm);
+        }
+        return;
+    }
+    int64_t blocks_per_head = (d.t + ATT_BLOCK - 1) / ATT_BLOCK, blocks = d.heads * blocks_per_head;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
     for (int64_t b = 0; b < blocks; b++) {
         int64_t h = b / blocks_per_head, i0 = (b % blocks_per_head) * ATT_BLOCK;
@@ -477,6 +790,28 @@ static void attention_grad_forward(const struct dg_op_def *def, const void *attr
                                    int n_inputs, const struct dg_tensor *in,
                                    struct dg_tensor *out, const struct dg_exec_ctx *ctx)
 {
+    if (att_attrs(attrs)->heads > 0) {
+        const struct attention_attrs *pa = att_attrs(attrs);
+        struct att_dims d;
+        att_dims_packed(&in[0].shape, pa->heads, &d);
+        struct att_mask mask;
+        att_mask_init(&mask, pa, n_inputs == 4 ? &in[3] : NULL);
+        const struct dg_vmath *vm = dg__vmath();
+        int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
+        size_t per_thread = att_whole_floats(&d);
+        const int64_t c = d.dh * pa->heads;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head packed = att_head_packed(in[0].data, in[1].data, in[2].data, &d,
+                                                     pa->heads, h);
+            float *dq = (float *)out->data + (h / pa->heads) * d.t * 3 * c +
+                        (h % pa->heads) * d.dh;
+            float *scratch = (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread;
+            struct att_head hd = att_gather(&packed, &d, scratch + 2 * d.t * d.s + d.s + 2 * d.t);
+            att_whole_grad(&hd, &d, pa, &mask, h, dq, dq + c, dq + 2 * c, 3 * c, scratch, vm);
+        }
+        return;
+    }
     const struct attention_attrs *a = att_attrs(attrs);
     struct att_dims d;
     att_dims(&in[0].shape, &in[1].shape, &in[2].shape, &d);
@@ -486,6 +821,27 @@ static void attention_grad_forward(const struct dg_op_def *def, const void *attr
     float *o = out->data;
     int threads = dg__threads_for(ctx, d.heads * d.t * d.s * (d.dh + d.dv));
     int64_t q_blocks = (d.t + ATT_BLOCK - 1) / ATT_BLOCK;
+    if (att_whole(&d) || a->which == ATT_QKV) {
+        size_t per_thread = att_whole_floats(&d);
+        int64_t width = a->which == ATT_QKV ? 2 * d.dh + d.dv
+                        : a->which == ATT_KV ? d.dh + d.dv
+                        : a->which == ATT_V  ? d.dv : d.dh;
+        int64_t rows = a->which == ATT_Q || a->which == ATT_QKV ? d.t : d.s;
+        const int w = a->which;
+        const int64_t k_at = w == ATT_QKV ? d.dh : 0;
+        const int64_t v_at = w == ATT_QKV ? 2 * d.dh : w == ATT_KV ? d.dh : 0;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+        for (int64_t h = 0; h < d.heads; h++) {
+            struct att_head hd = att_head(in, 5, &d, h);
+            float *dst = o + h * rows * width;
+            att_whole_grad(&hd, &d, a, &mask, h, w == ATT_Q || w == ATT_QKV ? dst : NULL,
+                           w == ATT_K || w >= ATT_KV ? dst + k_at : NULL,
+                           w == ATT_V || w >= ATT_KV ? dst + v_at : NULL, width,
+                           (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
+                           vm);
+        }
+        return;
+    }
     if (a->which == ATT_Q) {
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
         for (int64_t b = 0; b < d.heads * q_blocks; b++) {
@@ -532,12 +888,18 @@ static size_t attention_workspace(const struct dg_op_def *def, const void *attrs
                                   const struct dg_shape *in, const struct dg_shape *out,
                                   int n_threads)
 {
-    size_t floats = (size_t)(n_threads > 0 ? n_threads : 1) * ATT_SCRATCH;
-    if (def->variant == 1 && att_attrs(attrs)->which != ATT_Q) {
-        struct att_dims d;
-        att_dims(&in[0], &in[1], &in[2], &d);
-        floats += ((size_t)(2 * d.heads * d.t) + 15) / 16 * 16;
+    struct att_dims d;
+    size_t threads = (size_t)(n_threads > 0 ? n_threads : 1);
+    if (att_attrs(attrs)->heads > 0) {
+        att_dims_packed(&in[0], att_attrs(attrs)->heads, &d);
+        return threads * att_whole_floats(&d) * sizeof(float);
     }
+    att_dims(&in[0], &in[1], &in[2], &d);
+    if (att_whole(&d) || (def->variant == 1 && att_attrs(attrs)->which == ATT_QKV))
+        return threads * att_whole_floats(&d) * sizeof(float);
+    size_t floats = threads * ATT_SCRATCH;
+    if (def->variant == 1 && att_attrs(attrs)->which != ATT_Q)
+        floats += ((size_t)(2 * d.heads * d.t) + 15) / 16 * 16;
     return floats * sizeof(float);
 }
 
@@ -557,9 +919,33 @@ static dg_node *make_grad(dg_graph *g, dg_node *node, dg_node *grad, int which)
 static dg_status attention_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                     dg_node *grad, dg_node **gin)
 {
-    if (dg__grad_needed(ctx, 0))
-        gin[0] = make_grad(g, node, grad, ATT_Q);
+    if (att_attrs(dg__attrs(node))->heads > 0) { /* packed: d qkv in one pass */
+        if (dg__grad_needed(ctx, 0)) {
+            struct attention_attrs attrs = *att_attrs(dg__attrs(node));
+            attrs.which = ATT_QKV;
+            bool key = dg__n_inputs(node) == 2;
+            dg_node *in[4] = {dg__input(node, 0), node, grad, key ? dg__input(node, 1) : NULL};
+            gin[0] = dg__make_node(g, DG_OP_attention_grad, key ? 4 : 3, in, &attrs);
+        }
+        return dg_graph_status(g);
+    }
+    bool need_q = dg__grad_needed(ctx, 0);
     bool need_k = dg__grad_needed(ctx, 1), need_v = dg__grad_needed(ctx, 2);
+    const struct dg_shape *qs = dg__node_shape(dg__input(node, 0));
+    const struct dg_shape *ks = dg__node_shape(dg__input(node, 1));
+    if (need_q && need_k && need_v && qs->dim[qs->ndim - 2] == ks->dim[ks->ndim - 2] &&
+        qs->dim[qs->ndim - 2] <= ATT_WHOLE) {
+        /* self-attention over a short context: one pass for all three */
+        dg_node *qkv = make_grad(g, node, grad, ATT_QKV);
+        int64_t dh = qs->dim[qs->ndim - 1];
+        int64_t dv = dg__node_shape(node)->dim[dg__node_shape(node)->ndim - 1];
+        gin[0] = dg_slice(g, qkv, -1, 0, dh);
+        gin[1] = dg_slice(g, qkv, -1, dh, 2 * dh);
+        gin[2] = dg_slice(g, qkv, -1, 2 * dh, 2 * dh + dv);
+        return dg_graph_status(g);
+    }
+    if (need_q)
+        gin[0] = make_grad(g, node, grad, ATT_Q);
     if (need_k && need_v) {
         dg_node *kv = make_grad(g, node, grad, ATT_KV);
         int64_t dh = dg__node_shape(dg__input(node, 1))->dim[dg__node_shape(node)->ndim - 1];
@@ -589,9 +975,12 @@ static void attention_label(const struct dg_op_def *def, const void *attrs, char
                             size_t len)
 {
     const struct attention_attrs *a = att_attrs(attrs);
-    static const char *const which[] = {"q", "k", "v", "kv"};
-    if (def->variant == 1)
-        snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which & 3], (double)a->scale,
+    static const char *const which[] = {"q", "k", "v", "kv", "qkv"};
+    if (a->heads > 0)
+        snprintf(buf, len, "%sheads=%d scale=%g%s p=%g", def->variant == 1 ? "dqkv " : "",
+                 (int)a->heads, (double)a->scale, a->causal ? " causal" : "", (double)a->p);
+    else if (def->variant == 1)
+        snprintf(buf, len, "d%s scale=%g%s p=%g", which[a->which >= 0 && a->which <= ATT_QKV ? a->which : 0], (double)a->scale,
                  a->causal ? " causal" : "", (double)a->p);
     else
         snprintf(buf, len, "scale=%g%s p=%g", (double)a->scale, a->causal ? " causal" : "",
@@ -635,4 +1024,31 @@ dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg_node *
     if (key != NULL)
         return dg__make_node(g, DG_OP_attention, 4, (dg_node *[]){q, k, v, key}, &attrs);
     return dg__make_node(g, DG_OP_attention, 3, (dg_node *[]){q, k, v}, &attrs);
+}
+
+dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_node *key, bool causal,
+                             float dropout_p)
+{
+    if (dg_graph_status(g) == DG_OK && qkv != NULL) {
+        if (heads < 1)
+            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: %d heads", heads);
+        if (!(dropout_p >= 0.0f && dropout_p < 1.0f))
+            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: dropout p = %g is "
+                            "outside [0, 1)", (double)dropout_p);
+        if (dropout_p > 0.0f && key == NULL)
+            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: dropout p = %g needs "
+                            "the dropout key (dg_dropout_key)", (double)dropout_p);
+    }
+    struct attention_attrs attrs;
+    memset(&attrs, 0, sizeof attrs);
+    int ndim = qkv != NULL ? dg_node_ndim(qkv) : 0;
+    int64_t dh = ndim == 3 && heads > 0 ? dg_node_dim(qkv, 2) / 3 / heads : 1;
+    attrs.scale = (float)(1.0 / sqrt((double)(dh > 0 ? dh : 1)));
+    attrs.p = key != NULL ? dropout_p : 0.0f;
+    attrs.causal = causal;
+    attrs.heads = heads;
+    attrs.salt = (uint64_t)dg_graph_node_count(g);
+    if (key != NULL)
+        return dg__make_node(g, DG_OP_attention, 2, (dg_node *[]){qkv, key}, &attrs);
+    return dg__make_node(g, DG_OP_attention, 1, (dg_node *[]){qkv}, &attrs);
 }

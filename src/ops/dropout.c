@@ -11,6 +11,8 @@
  * d/dx = dropout(grad, key) with the same attributes. The key gets no gradient.
  */
 #include "op.h"
+#include "simd/dropout_hash.h"
+#include "simd/vmath.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,12 +24,7 @@ struct dropout_attrs {
 
 static inline const struct dropout_attrs *dropout_attrs(const void *attrs) { return attrs; }
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#define DROPOUT_CHUNK 8192 /* elements per task; the mask does not depend on it */
 
 static dg_status dropout_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                const struct dg_shape *in, struct dg_shape *out, char *msg,
@@ -60,16 +57,19 @@ static void dropout_forward(const struct dg_op_def *def, const void *attrs, int 
             memcpy(o, x, (size_t)n * sizeof *o);
         return;
     }
-    uint64_t base = mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
-                          mix64(dropout_attrs(attrs)->salt + 0x9e3779b97f4a7c15ull));
+    uint64_t base = dg__dropout_mix64(((uint64_t)(uint32_t)key[0] << 32 | (uint32_t)key[1]) ^
+                                      dg__dropout_mix64(dropout_attrs(attrs)->salt +
+                                                        DG_DROPOUT_GOLDEN));
     /* Compare 24-bit integers: keep when u >= p, u uniform on [0, 1) in steps of 2^-24. */
     uint32_t threshold = (uint32_t)((double)p * 16777216.0);
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     int threads = dg__threads_for(ctx, n);
+    const struct dg_vmath *vm = dg__vmath();
+    int64_t chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)(mix64(base + (uint64_t)i * 0x9e3779b97f4a7c15ull) >> 40);
-        o[i] = u >= threshold ? x[i] * scale : 0.0f;
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t i = c * DROPOUT_CHUNK, len = n - i < DROPOUT_CHUNK ? n - i : DROPOUT_CHUNK;
+        vm->dropout(base, i, threshold, scale, x + i, o + i, len);
     }
 }
 

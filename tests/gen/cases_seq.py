@@ -57,6 +57,17 @@ def attention_ref(q, k, v, causal=False):
     return p @ v
 
 
+def attention_packed_ref(heads, causal):
+    """qkv [B,T,3C] -> [B,T,C]: q, k, v side by side, each split into heads; heads merged."""
+    def fn(qkv):
+        b, t, c3 = qkv.shape
+        c = c3 // 3
+        d = c // heads
+        q, k, v = (z.reshape(b, t, heads, d).transpose(1, 2) for z in qkv.split(c, -1))
+        return attention_ref(q, k, v, causal).transpose(1, 2).reshape(b, t, c)
+    return fn
+
+
 def attention_grad_ref(which, causal):
     def fn(q, k, v, out, go):
         t, s = q.shape[-2], k.shape[-2]
@@ -78,6 +89,8 @@ def attention_grad_ref(which, causal):
             return dk
         if which == "kv":
             return torch.cat([dk, dv], -1)
+        if which == "qkv":
+            return torch.cat([scale * ds @ k, dk, dv], -1)
         return dv
     return fn
 
@@ -243,4 +256,26 @@ CASES = [
     Case("lstm_seq_grad_c0", "lstm_seq_grad",
          [Spec([3, 4, 18]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref,
          grad=False),
+    # d q, d k and d v side by side (self-attention over a short context: the rule's one pass)
+    Case("attention_grad_qkv", "attention_grad",
+         [Spec([2, 70, 4]), Spec([2, 70, 4]), Spec([2, 70, 3]), Spec([2, 70, 3]),
+          Spec([2, 70, 3])],
+         attention_grad_ref("qkv", True), grad=False),
+    # packed q, k, v (dg_attention_packed): 2 heads of 3, causal and not
+    Case("attention_packed_causal", "attention", [Spec([2, 5, 18])],
+         attention_packed_ref(2, True)),
+    Case("attention_packed", "attention", [Spec([1, 4, 12])], attention_packed_ref(4, False)),
+    # past the whole-head kernels' 256 rows: the streaming (online softmax) kernels
+    Case("attention_tiled", "attention",
+         [Spec([1, 260, 4], lo=-2.5, hi=2.5), Spec([1, 270, 4], lo=-2.5, hi=2.5),
+          Spec([1, 270, 3])],
+         lambda q, k, v: attention_ref(q, k, v, True)),
+    Case("attention_grad_kv_tiled", "attention_grad",
+         [Spec([1, 260, 4]), Spec([1, 270, 4]), Spec([1, 270, 3]), Spec([1, 260, 3]),
+          Spec([1, 260, 3])],
+         attention_grad_ref("kv", True), grad=False),
+    Case("attention_grad_q_tiled", "attention_grad",
+         [Spec([1, 260, 4]), Spec([1, 270, 4]), Spec([1, 270, 3]), Spec([1, 260, 3]),
+          Spec([1, 260, 3])],
+         attention_grad_ref("q", True), grad=False),
 ]

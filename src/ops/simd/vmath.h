@@ -18,6 +18,10 @@ typedef void (*dg_vmath_unary_fn)(const float *x, float *out, int64_t n);
 /* Backward kernels: out = grad * f'(...) where the first operand is what the derivative is
  * expressed in (x, or the forward output y, as named below). */
 typedef void (*dg_vmath_binary_fn)(const float *a, const float *b, float *out, int64_t n);
+/* Dropout over elements [start, start + n) of the stream `base` (dropout_hash.h):
+ * out[i] = kept ? x[i] * scale : 0, or with x NULL the factor itself (scale or 0). */
+typedef void (*dg_vmath_dropout_fn)(uint64_t base, int64_t start, uint32_t threshold,
+                                    float scale, const float *x, float *out, int64_t n);
 
 struct dg_vmath {
     const char *isa_name;
@@ -31,6 +35,7 @@ struct dg_vmath {
     dg_vmath_binary_fn softplus_grad; /* (x, grad):  grad * sigmoid(x) */
     /* plain binary arithmetic on equal-length arrays: out = a op b */
     dg_vmath_binary_fn add, sub, mul, div;
+    dg_vmath_dropout_fn dropout;
 };
 
 /* The table for dg__isa(). Never NULL. */

@@ -88,6 +88,15 @@ static inline vf v_erfc(vf a) { return Sleef_erfcf8_u15avx2(a); }
 static inline vf v_log1p(vf a) { return Sleef_log1pf8_u10avx2(a); }
 #endif
 
+#include "dropout_hash.h"
+
+/* AVX2 has no 64-bit lane multiply: the hash runs one element at a time. */
+static void dropout_k(uint64_t base, int64_t start, uint32_t threshold, float scale,
+                      const float *x, float *out, int64_t n)
+{
+    dg__dropout_scalar(base, start, threshold, scale, x, out, n);
+}
+
 #include "vmath_kernels.h"
 
 const struct dg_vmath dg__vmath_avx2_table = {

@@ -91,6 +91,43 @@ static inline vf v_erfc(vf a) { return Sleef_erfcf16_u15avx512f(a); }
 static inline vf v_log1p(vf a) { return Sleef_log1pf16_u10avx512f(a); }
 #endif
 
+#include "dropout_hash.h"
+
+/* The hash of 8 consecutive elements idx .. idx + 7 (64-bit lanes; vpmullq is AVX-512DQ). */
+static inline __m512i dropout_u24_x8(__m512i base, __m512i idx)
+{
+    const __m512i golden = _mm512_set1_epi64((long long)DG_DROPOUT_GOLDEN);
+    __m512i z = _mm512_add_epi64(base, _mm512_mullo_epi64(idx, golden));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)DG_DROPOUT_MIX1));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)DG_DROPOUT_MIX2));
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    return _mm512_srli_epi64(z, 40);
+}
+
+/* 16 elements a step (two hashes of 8 lanes); the tail element by element, with the same
+ * integer hash, so the mask never depends on where a chunk starts. */
+static void dropout_k(uint64_t base, int64_t start, uint32_t threshold, float scale,
+                      const float *x, float *out, int64_t n)
+{
+    const __m512i vbase = _mm512_set1_epi64((long long)base);
+    const __m512i thr = _mm512_set1_epi64((long long)threshold);
+    const __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(start + i), lanes);
+        __mmask8 lo = _mm512_cmpge_epu64_mask(dropout_u24_x8(vbase, idx), thr);
+        idx = _mm512_add_epi64(idx, _mm512_set1_epi64(8));
+        __mmask8 hi = _mm512_cmpge_epu64_mask(dropout_u24_x8(vbase, idx), thr);
+        __mmask16 keep = (__mmask16)((unsigned)lo | (unsigned)hi << 8);
+        __m512 v = x != NULL ? _mm512_mul_ps(_mm512_loadu_ps(x + i), vscale) : vscale;
+        _mm512_storeu_ps(out + i, _mm512_maskz_mov_ps(keep, v));
+    }
+    dg__dropout_scalar(base, start + i, threshold, scale, x ? x + i : NULL, out + i, n - i);
+}
+
 #include "vmath_kernels.h"
 
 const struct dg_vmath dg__vmath_avx512_table = {

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "vmath_impl.h"
+#include "dropout_hash.h"
 
 static void exp_k(const float *x, float *out, int64_t n)
 {
@@ -144,11 +145,17 @@ static void div_k(const float *a, const float *b, float *out, int64_t n)
         out[i] = a[i] / b[i];
 }
 
+static void dropout_k(uint64_t base, int64_t start, uint32_t threshold, float scale,
+                      const float *x, float *out, int64_t n)
+{
+    dg__dropout_scalar(base, start, threshold, scale, x, out, n);
+}
+
 const struct dg_vmath dg__vmath_generic_table = {
     .isa_name = "generic",
     .exp = exp_k, .log = log_k, .sqrt = sqrt_k, .tanh = tanh_k, .sigmoid = sigmoid_k,
     .gelu = gelu_k, .softplus = softplus_k, .relu = relu_k,
     .relu_grad = relu_grad_k, .sigmoid_grad = sigmoid_grad_k, .tanh_grad = tanh_grad_k,
     .gelu_grad = gelu_grad_k, .softplus_grad = softplus_grad_k,
-    .add = add_k, .sub = sub_k, .mul = mul_k, .div = div_k,
+    .add = add_k, .sub = sub_k, .mul = mul_k, .div = div_k, .dropout = dropout_k,
 };

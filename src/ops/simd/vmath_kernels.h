@@ -193,7 +193,8 @@ static void div_k(const float *a, const float *b, float *out, int64_t n) { binar
     .exp = exp_k, .log = log_k, .sqrt = sqrt_k, .tanh = tanh_k, .sigmoid = sigmoid_k,          \
     .gelu = gelu_k, .softplus = softplus_k, .relu = relu_k, .relu_grad = relu_grad_k,           \
     .sigmoid_grad = sigmoid_grad_k, .tanh_grad = tanh_grad_k, .gelu_grad = gelu_grad_k,        \
-    .softplus_grad = softplus_grad_k, .add = add_k, .sub = sub_k, .mul = mul_k, .div = div_k
+    .softplus_grad = softplus_grad_k, .add = add_k, .sub = sub_k, .mul = mul_k, .div = div_k, \
+    .dropout = dropout_k
 
 #endif
 
