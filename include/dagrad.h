@@ -417,8 +417,8 @@ DG_API dg_status dg_plan_set_block_ready(dg_plan *p, dg_block_ready_fn fn, void 
 /* A profiling hook: dg_run calls fn on the calling thread after each step it computes, with
  * the step's node and its wall time in seconds (views that alias their root are not steps).
  * Without one (fn == NULL, the default) dg_run reads no clock per step. It must not call back
- * into the plan. bench/bench_cnn.c --profile sums it per op. DG_ERR_INVALID_ARG for a NULL
- * plan. */
+ * into the plan. It shares its one clock reading per step with dg_plan_set_profile.
+ * bench/bench_cnn.c --profile sums it per op. DG_ERR_INVALID_ARG for a NULL plan. */
 typedef void (*dg_step_timer_fn)(void *user, const dg_node *node, double seconds);
 DG_API dg_status dg_plan_set_step_timer(dg_plan *p, dg_step_timer_fn fn, void *user);
 /* A collective for data-parallel runs: sums `n` doubles element-wise across the processes of a

@@ -548,15 +548,6 @@ dg_status dg_plan_set_block_ready(dg_plan *p, dg_block_ready_fn fn, void *user)
     return DG_OK;
 }
 
-dg_status dg_plan_set_step_timer(dg_plan *p, dg_step_timer_fn fn, void *user)
-{
-    if (p == NULL)
-        return DG_ERR_INVALID_ARG;
-    p->step_timer = fn;
-    p->step_timer_user = fn ? user : NULL;
-    return DG_OK;
-}
-
 void dg__plan_block_ready(const dg_plan *p, int node_index)
 {
     int entry = p->values[node_index].block_entry;

@@ -98,6 +98,9 @@ struct dg_plan {
 
 /* The profile's clock (profile.c): wall seconds, or the calling thread's CPU seconds. */
 double dg__profile_clock(const dg_plan *p);
+/* Step s has finished (profile.c): adds the time since `since` to the profile and tells the step
+ * timer, when set; returns the clock's reading for the next step. */
+double dg__plan_step_timed(dg_plan *p, int s, double since);
 
 /* Tells the block_ready hook (when set) that the value of node_index is final, if it lives in
  * the gradient block; after the steps, tells it every copied entry. Called by dg_run. */

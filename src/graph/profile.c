@@ -1,8 +1,9 @@
 /*
- * Per-step timing of a plan (dg_plan_set_profile): off by default, when off dg_run pays one
- * branch per step. When on, dg_run adds each step's wall time to a counter of that step;
- * dg_plan_profile_report groups the steps by op, shapes and pass (forward or backward) and
- * prints the groups by total time. The clock is wall time, or with DG_PROFILE_CLOCK=cpu the
+ * Per-step timing of a plan, the one place dg_run's clock is read per step: the built-in
+ * profile (dg_plan_set_profile) and the user's step timer (dg_plan_set_step_timer) share it.
+ * Both are off by default; then dg_run pays one branch per step. With the profile on, dg_run
+ * adds each step's time to a counter of that step; dg_plan_profile_report groups the steps by
+ * op, shapes and pass (forward or backward) and prints the groups by total time. The clock is wall time, or with DG_PROFILE_CLOCK=cpu the
  * calling thread's CPU time (steady on a shared machine, but blind to other threads' work:
  * for one-thread runs).
  */
@@ -21,6 +22,25 @@ double dg__profile_clock(const dg_plan *p)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+dg_status dg_plan_set_step_timer(dg_plan *p, dg_step_timer_fn fn, void *user)
+{
+    if (p == NULL)
+        return DG_ERR_INVALID_ARG;
+    p->step_timer = fn;
+    p->step_timer_user = fn ? user : NULL;
+    return DG_OK;
+}
+
+double dg__plan_step_timed(dg_plan *p, int s, double since)
+{
+    double now = dg__profile_clock(p);
+    if (p->profile_seconds != NULL)
+        p->profile_seconds[s] += now - since;
+    if (p->step_timer != NULL)
+        p->step_timer(p->step_timer_user, p->graph->nodes[p->steps[s]], now - since);
+    return now;
 }
 
 dg_status dg_plan_set_profile(dg_plan *p, bool on)

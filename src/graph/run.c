@@ -82,8 +82,9 @@ dg_status dg_run(dg_plan *p)
     };
     const bool probing = dg__thread_policy_probing(policy);
     struct dg_tensor *in = p->step_inputs;
-    double *prof = p->profile_seconds; /* NULL unless dg_plan_set_profile */
-    double t_step = prof ? dg__profile_clock(p) : 0.0;
+    /* One clock read per step, only when a step timer or the profile listens. */
+    const bool timing = p->step_timer != NULL || p->profile_seconds != NULL;
+    double t_step = timing ? dg__profile_clock(p) : 0.0;
     for (int s = 0; s < p->n_steps; s++) {
         const dg_node *n = g->nodes[p->steps[s]];
         const struct dg_plan_value *v = &p->values[n->index];
@@ -97,14 +98,10 @@ dg_status dg_run(dg_plan *p)
             memcpy(out_data, dg__plan_value_data(p, n->inputs[0]->index),
                    (size_t)dg__numel(&v->shape) * 4);
             dg__plan_block_ready(p, n->index);
-            if (prof) {
-                double t = dg__profile_clock(p);
-                prof[s] += t - t_step;
-                t_step = t;
-            }
+            if (timing)
+                t_step = dg__plan_step_timed(p, s, t_step);
             continue;
         }
-        const double step_start = p->step_timer != NULL ? dg__seconds() : 0.0;
         for (int i = 0; i < n->n_inputs; i++) {
             int idx = n->inputs[i]->index;
             in[i].data = dg__plan_value_data(p, idx);
@@ -120,14 +117,9 @@ dg_status dg_run(dg_plan *p)
                                dg__node_str(n, (char[160]){0}, 160), fault.msg);
             return DG_ERR_INVALID_ARG;
         }
-        if (p->step_timer != NULL)
-            p->step_timer(p->step_timer_user, n, dg__seconds() - step_start);
         dg__plan_block_ready(p, n->index);
-        if (prof) {
-            double t = dg__profile_clock(p);
-            prof[s] += t - t_step;
-            t_step = t;
-        }
+        if (timing)
+            t_step = dg__plan_step_timed(p, s, t_step);
         if (probing)
             ctx.n_threads = dg__thread_policy_step(policy, dg__seconds() - start);
     }
@@ -137,7 +129,7 @@ dg_status dg_run(dg_plan *p)
             memcpy(p->arena + p->block_offset[k] * 4, dg__plan_value_data(p, p->block_nodes[k]),
                    (size_t)(p->block_offset[k + 1] - p->block_offset[k]) * 4);
     dg__plan_block_copied(p);
-    if (prof)
+    if (p->profile_seconds != NULL)
         p->profile_runs++;
     if (timed)
         dg__thread_policy_end(policy, dg__seconds() - start);
