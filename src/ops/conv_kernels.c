@@ -73,8 +73,9 @@ static int64_t weight_blocks(const struct dg__conv_geom *g)
 /* GEMM orientation (see the top of the file). Few output channels make a short, wide product
  * (Co/G rows), which fills the GEMM's register tiles (12 x 32 on AVX-512) worse than its
  * transpose: measured on the parity CNN's conv2, 32x196x144 runs at 78 GFLOP/s and 196x32x144
- * at 95; its weight gradient 32x144x196 at 81 and 144x32x196 at 98. So the forward pass
- * computes y[n]^T (P x Co) = col^T w^T when Co/G <= 32, P >= 4 Co/G and Kg >= 32, and
+ * at 95; its weight gradient 32x144x196 at 81 and 144x32x196 at 98 (and the strong recipe's
+ * conv2, 64 channels: 64x196x288 at 83, 196x64x288 at 99). So the forward pass computes
+ * y[n]^T (P x Co) = col^T w^T when Co/G <= 64, P >= 2 Co/G and Kg >= 32, and
  * transposes it into y with the bias; the weight gradient accumulates dw^T (Kg x Co/G) =
  * col dy^T when Kg > Co/G, transposed once per block of images. Shallow products (conv1's
  * Kg = 9) stay as they are: they take the GEMM's unpacked path, where the transposed forward
@@ -82,7 +83,7 @@ static int64_t weight_blocks(const struct dg__conv_geom *g)
 static bool forward_transposed(const struct dg__conv_geom *g)
 {
     int64_t cog = g->out_c / g->groups;
-    return cog <= 32 && out_pixels(g) >= 4 * cog && col_rows(g) / g->groups >= 32;
+    return cog <= 64 && out_pixels(g) >= 2 * cog && col_rows(g) / g->groups >= 32;
 }
 
 static bool weight_transposed(const struct dg__conv_geom *g)
