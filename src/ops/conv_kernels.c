@@ -265,19 +265,58 @@ static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
     }
 }
 
+/* col2im of one kernel tap (a, b) into one channel plane when is_shifted_plane: plane[t +
+ * shift] += src[t] over the valid rows in one flat loop. The border columns, whose flat
+ * targets wrap into the neighbouring row, are first set to -0 in src (scratch that col2im
+ * may clobber): adding -0 leaves every float as it is (-0 + -0 = -0, +0 + -0 = +0, NaN stays),
+ * so the sums are bit for bit those of the row-by-row loop. */
+static void col2im_shifted(const struct dg__conv_geom *g, float *src, int64_t a, int64_t b,
+                           float *plane)
+{
+    const int64_t W = g->in_w;
+    int64_t i0, i1, j0, j1, col_offset = b * g->dil_w - g->pad_w;
+    valid_rows(g, a, &i0, &i1);
+    valid_columns(g, col_offset, &j0, &j1);
+    if (j1 < j0)
+        j1 = j0;
+    if (i1 == i0)
+        return;
+    for (int64_t j = 0; j < j0; j++)
+        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
+            src[t] = -0.0f;
+    for (int64_t j = j1; j < W; j++)
+        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
+            src[t] = -0.0f;
+    const int64_t shift = (a * g->dil_h - g->pad_h) * W + col_offset;
+    int64_t lo = i0 * W, hi = i1 * W;
+    if (lo + shift < 0)
+        lo = -shift;
+    if (hi + shift > g->in_h * W)
+        hi = g->in_h * W - shift;
+    float *restrict d = plane + shift;
+    const float *restrict r = src;
+    for (int64_t t = lo; t < hi; t++)
+        d[t] += r[t];
+}
+
 /* x = the sum of col's entries into the positions im2col read them from (x overwritten),
  * in a fixed order: channel, kernel tap, output row, output column (the same sums with and
- * without the stride-1 specialisation). */
-static void col2im(const struct dg__conv_geom *g, const float *col, float *x)
+ * without the stride-1 specialisations). col is scratch: its border entries may be
+ * overwritten. */
+static void col2im(const struct dg__conv_geom *g, float *col, float *x)
 {
     const int64_t oh = g->out_h, ow = g->out_w, P = oh * ow;
     memset(x, 0, (size_t)(g->in_c * g->in_h * g->in_w) * sizeof *x);
-    const bool unit_stride = g->stride_w == 1;
+    const bool unit_stride = g->stride_w == 1, shifted = is_shifted_plane(g);
     for (int64_t c = 0; c < g->in_c; c++) {
         float *plane = x + c * g->in_h * g->in_w;
         for (int64_t a = 0; a < g->k_h; a++) {
             for (int64_t b = 0; b < g->k_w; b++) {
-                const float *src = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                float *src = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                if (shifted) {
+                    col2im_shifted(g, src, a, b, plane);
+                    continue;
+                }
                 int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
                 valid_columns(g, offset, &j0, &j1);
                 for (int64_t i = 0; i < oh; i++) {
