@@ -136,10 +136,14 @@ START_TEST(kernels_match_direct_loops)
                                          .out_c = 3, .k_h = 3, .k_w = 3, .groups = 1,
                                          .stride_h = 1, .stride_w = 1, .pad_h = 3, .pad_w = 1,
                                          .dil_h = 1, .dil_w = 1});
-    /* the transposed forward product (Co/G <= 32, P >= 4 Co/G, Kg >= 32) with groups, and
+    /* the transposed forward product (Co/G <= 64, P >= 2 Co/G, Kg >= 32) with groups, and
      * pixel and channel counts that are not multiples of the 4x4 transpose blocks */
     check_kernels((struct dg__conv_geom){.batch = 5, .in_c = 8, .in_h = 9, .in_w = 7,
                                          .out_c = 6, .k_h = 3, .k_w = 3, .groups = 2,
+                                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1,
+                                         .dil_h = 1, .dil_w = 1});
+    check_kernels((struct dg__conv_geom){.batch = 3, .in_c = 4, .in_h = 10, .in_w = 10,
+                                         .out_c = 40, .k_h = 3, .k_w = 3, .groups = 1,
                                          .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1,
                                          .dil_h = 1, .dil_w = 1});
 }

@@ -73,8 +73,9 @@ static int64_t weight_blocks(const struct dg__conv_geom *g)
 /* GEMM orientation (see the top of the file). Few output channels make a short, wide product
  * (Co/G rows), which fills the GEMM's register tiles (12 x 32 on AVX-512) worse than its
  * transpose: measured on the parity CNN's conv2, 32x196x144 runs at 78 GFLOP/s and 196x32x144
- * at 95; its weight gradient 32x144x196 at 81 and 144x32x196 at 98. So the forward pass
- * computes y[n]^T (P x Co) = col^T w^T when Co/G <= 32, P >= 4 Co/G and Kg >= 32, and
+ * at 95; its weight gradient 32x144x196 at 81 and 144x32x196 at 98 (and the strong recipe's
+ * conv2, 64 channels: 64x196x288 at 83, 196x64x288 at 99). So the forward pass computes
+ * y[n]^T (P x Co) = col^T w^T when Co/G <= 64, P >= 2 Co/G and Kg >= 32, and
  * transposes it into y with the bias; the weight gradient accumulates dw^T (Kg x Co/G) =
  * col dy^T when Kg > Co/G, transposed once per block of images. Shallow products (conv1's
  * Kg = 9) stay as they are: they take the GEMM's unpacked path, where the transposed forward
@@ -82,7 +83,7 @@ static int64_t weight_blocks(const struct dg__conv_geom *g)
 static bool forward_transposed(const struct dg__conv_geom *g)
 {
     int64_t cog = g->out_c / g->groups;
-    return cog <= 32 && out_pixels(g) >= 4 * cog && col_rows(g) / g->groups >= 32;
+    return cog <= 64 && out_pixels(g) >= 2 * cog && col_rows(g) / g->groups >= 32;
 }
 
 static bool weight_transposed(const struct dg__conv_geom *g)
@@ -264,19 +265,58 @@ static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
     }
 }
 
+/* col2im of one kernel tap (a, b) into one channel plane when is_shifted_plane: plane[t +
+ * shift] += src[t] over the valid rows in one flat loop. The border columns, whose flat
+ * targets wrap into the neighbouring row, are first set to -0 in src (scratch that col2im
+ * may clobber): adding -0 leaves every float as it is (-0 + -0 = -0, +0 + -0 = +0, NaN stays),
+ * so the sums are bit for bit those of the row-by-row loop. */
+static void col2im_shifted(const struct dg__conv_geom *g, float *src, int64_t a, int64_t b,
+                           float *plane)
+{
+    const int64_t W = g->in_w;
+    int64_t i0, i1, j0, j1, col_offset = b * g->dil_w - g->pad_w;
+    valid_rows(g, a, &i0, &i1);
+    valid_columns(g, col_offset, &j0, &j1);
+    if (j1 < j0)
+        j1 = j0;
+    if (i1 == i0)
+        return;
+    for (int64_t j = 0; j < j0; j++)
+        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
+            src[t] = -0.0f;
+    for (int64_t j = j1; j < W; j++)
+        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
+            src[t] = -0.0f;
+    const int64_t shift = (a * g->dil_h - g->pad_h) * W + col_offset;
+    int64_t lo = i0 * W, hi = i1 * W;
+    if (lo + shift < 0)
+        lo = -shift;
+    if (hi + shift > g->in_h * W)
+        hi = g->in_h * W - shift;
+    float *restrict d = plane + shift;
+    const float *restrict r = src;
+    for (int64_t t = lo; t < hi; t++)
+        d[t] += r[t];
+}
+
 /* x = the sum of col's entries into the positions im2col read them from (x overwritten),
  * in a fixed order: channel, kernel tap, output row, output column (the same sums with and
- * without the stride-1 specialisation). */
-static void col2im(const struct dg__conv_geom *g, const float *col, float *x)
+ * without the stride-1 specialisations). col is scratch: its border entries may be
+ * overwritten. */
+static void col2im(const struct dg__conv_geom *g, float *col, float *x)
 {
     const int64_t oh = g->out_h, ow = g->out_w, P = oh * ow;
     memset(x, 0, (size_t)(g->in_c * g->in_h * g->in_w) * sizeof *x);
-    const bool unit_stride = g->stride_w == 1;
+    const bool unit_stride = g->stride_w == 1, shifted = is_shifted_plane(g);
     for (int64_t c = 0; c < g->in_c; c++) {
         float *plane = x + c * g->in_h * g->in_w;
         for (int64_t a = 0; a < g->k_h; a++) {
             for (int64_t b = 0; b < g->k_w; b++) {
-                const float *src = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                float *src = col + ((c * g->k_h + a) * g->k_w + b) * P;
+                if (shifted) {
+                    col2im_shifted(g, src, a, b, plane);
+                    continue;
+                }
                 int64_t offset = b * g->dil_w - g->pad_w, j0, j1;
                 valid_columns(g, offset, &j0, &j1);
                 for (int64_t i = 0; i < oh; i++) {
