@@ -89,14 +89,16 @@ DG_API dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg
 /* ---- Recurrence ----------------------------------------------------------------------------- */
 
 /* A whole LSTM layer's recurrence as one fused op (what dg_lstm/dg_recurrent build on):
- *   xw [B,T,4H] = x W_ih^T + b_ih + b_hh for every step (gate order i, f, g, o, PyTorch's),
- *   w_hh [4H,H], h0, c0 [B,H] or NULL (zeros). Per step: [a_i a_f a_g a_o] = xw_t +
- *   h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+ *   xw [B,T,4H] = x W_ih^T for every step (gate order i, f, g, o, PyTorch's), w_hh [4H,H],
+ *   bias [4H] (b_ih + b_hh) or NULL, h0, c0 [B,H] or NULL (zeros). Per step: [a_i a_f a_g a_o]
+ *   = xw_t + bias + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g;
+ *   h_t = o tanh(c_t).
  * Returns y [B,T,6H] packing per step [h_t | c_t | i | f | g | o]: the h sequence is
- * dg_slice(y, 2, 0, H), the final states the slices of step T-1. Gradients for xw, w_hh, h0
- * and c0 through a fused backward op (first order only). */
-DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *h0,
-                            dg_node *c0);
+ * dg_slice(y, 2, 0, H), the final states the slices of step T-1. Gradients for every input
+ * through a fused backward op (first order only: a second dg_grad through it fails with
+ * DG_ERR_NOT_DIFFERENTIABLE naming lstm_seq_grad). */
+DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *bias,
+                            dg_node *h0, dg_node *c0);
 
 #ifdef __cplusplus
 }

@@ -185,11 +185,12 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
         /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
          * gradient reduction); the GRU keeps b_hh on the recurrent side. */
         dg_node *bias = cell == DG_CELL_GRU ? L.b_ih : dg_add(g, L.b_ih, L.b_hh);
-        dg_node *xw = dg_add(g, dg_matmul_ex(g, seq, L.w_ih, false, true), bias);
+        dg_node *xw = dg_matmul_ex(g, seq, L.w_ih, false, true);
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
         if (cell == DG_CELL_LSTM) {
-            /* One fused op for the recurrence (see "Unrolled or fused"). */
-            dg_node *y = dg_lstm_seq(g, xw, L.w_hh, h, c);
+            /* One fused op for the recurrence, the bias added inside it (see "Unrolled or
+             * fused" in docs/sequence-models.md). */
+            dg_node *y = dg_lstm_seq(g, xw, L.w_hh, bias, h, c);
             seq = dg_slice(g, y, 2, 0, H);
             if (h_n)
                 h_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), 0, H);
@@ -197,6 +198,7 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
                 c_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), H, 2 * H);
             continue;
         }
+        xw = dg_add(g, xw, bias);
         for (int64_t t = 0; t < T; t++) {
             dg_node *xt = dg_reshape(g, dg_slice(g, xw, 1, t, t + 1), 2,
                                      (int64_t[]){-1, G * H});
