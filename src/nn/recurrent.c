@@ -1,6 +1,6 @@
 /*
- * Recurrent layers (vanilla tanh RNN, LSTM, GRU), single or stacked, unrolled over time in the
- * static graph from public ops. Equations, gate order and parameter shapes are PyTorch's
+ * Recurrent layers (vanilla tanh RNN, LSTM, GRU), single or stacked, from public ops: the LSTM's
+ * recurrence is one fused dg_lstm_seq op, the GRU and RNN are unrolled over time. Equations, gate order and parameter shapes are PyTorch's
  * (torch.nn.RNN / LSTM / GRU, batch_first), so a state_dict's tensors load unchanged:
  *
  *   per layer l (input size F for l = 0, H above), parameters "<name>.weight_ih_l<l>" [G*H, F],
@@ -13,10 +13,12 @@
  *   GRU:  [r z] = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})
  *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)); h' = (1 - z) * n + z * h
  *
- * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]); each
- * step slices its row (a view), adds the recurrent matmul and applies the gates. A missing
- * initial state means zeros and its terms are left out of the graph (no zero tensors).
- * Why unrolled rather than a fused cell op: see docs/sequence-models.md ("Unrolled or fused").
+ * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]). The
+ * LSTM hands it, the summed biases and the states to dg_lstm_seq, whose packed [B,T,6H] output
+ * is sliced into the h sequence and the final states. The GRU and RNN steps slice their row
+ * (a view), add the recurrent matmul and apply the gates; a missing initial state means zeros
+ * and its terms are left out of the graph (no zero tensors). Why the LSTM is fused and what
+ * it measured: docs/sequence-models.md ("Unrolled or fused").
  */
 #include "dagrad.h"
 
