@@ -86,17 +86,6 @@ DG_API dg_node *dg_masked_softmax(dg_graph *g, dg_node *x, dg_node *mask, int ax
 DG_API dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg_node *key,
                              bool causal, float dropout_p);
 
-/* ---- Recurrence ----------------------------------------------------------------------------- */
-
-/* A whole LSTM layer's recurrence as one fused op (what dg_lstm/dg_recurrent build on):
- *   xw [B,T,4H] = x W_ih^T + b_ih + b_hh for every step (gate order i, f, g, o, PyTorch's),
- *   w_hh [4H,H], h0, c0 [B,H] or NULL (zeros). Per step: [a_i a_f a_g a_o] = xw_t +
- *   h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
- * Returns y [B,T,6H] packing per step [h_t | c_t | i | f | g | o]: the h sequence is
- * dg_slice(y, 2, 0, H), the final states the slices of step T-1. Gradients for xw, w_hh, h0
- * and c0 through a fused backward op (first order only). */
-DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *h0,
-                            dg_node *c0);
 /* The same attention over a packed projection: qkv [B,T,3C] holds q, k and v side by side
  * (columns [0,C), [C,2C), [2C,3C)), each split into `heads` heads of C/heads columns, and the
  * result is [B,T,C] with the heads side by side: exactly
@@ -107,6 +96,20 @@ DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *h0
  * kernels of dg_attention are for long contexts). dg_transformer_block uses it up to T = 256. */
 DG_API dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_node *key,
                                     bool causal, float dropout_p);
+
+/* ---- Recurrence ----------------------------------------------------------------------------- */
+
+/* A whole LSTM layer's recurrence as one fused op (what dg_lstm/dg_recurrent build on):
+ *   xw [B,T,4H] = x W_ih^T for every step (gate order i, f, g, o, PyTorch's), w_hh [4H,H],
+ *   bias [4H] (b_ih + b_hh) or NULL, h0, c0 [B,H] or NULL (zeros). Per step: [a_i a_f a_g a_o]
+ *   = xw_t + bias + h_{t-1} W_hh^T; i, f, o = sigmoid, g = tanh; c_t = f c_{t-1} + i g;
+ *   h_t = o tanh(c_t).
+ * Returns y [B,T,6H] packing per step [h_t | c_t | i | f | g | o]: the h sequence is
+ * dg_slice(y, 2, 0, H), the final states the slices of step T-1. Gradients for every input
+ * through a fused backward op (first order only: a second dg_grad through it fails with
+ * DG_ERR_NOT_DIFFERENTIABLE naming lstm_seq_grad). */
+DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *bias,
+                            dg_node *h0, dg_node *c0);
 
 #ifdef __cplusplus
 }

@@ -177,22 +177,27 @@ static dg_node *build_attention_grad_qkv(dg_graph *g, dg_node *const *in)
     return build_attention_grad(g, in, 3, (int[]){0, 1, 2}, true);
 }
 
-/* The fused LSTM recurrence: in0 = xw [B,T,4H], in1 = w_hh [4H,H], then h0, c0 [B,H]. */
+/* The fused LSTM recurrence: in0 = xw [B,T,4H], in1 = w_hh [4H,H], then bias [4H], h0, c0
+ * [B,H] as the row says. */
 static dg_node *build_lstm_seq(dg_graph *g, dg_node *const *in)
 {
-    return dg_lstm_seq(g, in[0], in[1], NULL, NULL);
+    return dg_lstm_seq(g, in[0], in[1], NULL, NULL, NULL);
 }
 static dg_node *build_lstm_seq_h0(dg_graph *g, dg_node *const *in)
 {
-    return dg_lstm_seq(g, in[0], in[1], in[2], NULL);
+    return dg_lstm_seq(g, in[0], in[1], NULL, in[2], NULL);
 }
 static dg_node *build_lstm_seq_c0(dg_graph *g, dg_node *const *in)
 {
-    return dg_lstm_seq(g, in[0], in[1], NULL, in[2]);
+    return dg_lstm_seq(g, in[0], in[1], NULL, NULL, in[2]);
+}
+static dg_node *build_lstm_seq_bias(dg_graph *g, dg_node *const *in)
+{
+    return dg_lstm_seq(g, in[0], in[1], in[2], NULL, NULL);
 }
 static dg_node *build_lstm_seq_states(dg_graph *g, dg_node *const *in)
 {
-    return dg_lstm_seq(g, in[0], in[1], in[2], in[3]);
+    return dg_lstm_seq(g, in[0], in[1], in[2], in[3], in[4]);
 }
 /* The fused backward on its own: in0 = gy [B,T,6H], in1 = y [B,T,6H] (arbitrary: the op is a
  * formula in y's entries), in2 = w_hh [4H,H], in3 = c0 when given. dg_grad of an lstm_seq
@@ -202,7 +207,7 @@ static dg_node *build_lstm_seq_states(dg_graph *g, dg_node *const *in)
 static dg_node *build_lstm_seq_grad_any(dg_graph *g, dg_node *const *in, bool with_c0)
 {
     int64_t H = dg_node_dim(in[2], 1);
-    dg_node *y = dg_lstm_seq(g, dg_slice(g, in[1], 2, 0, 4 * H), in[2], NULL,
+    dg_node *y = dg_lstm_seq(g, dg_slice(g, in[1], 2, 0, 4 * H), in[2], NULL, NULL,
                              with_c0 ? in[3] : NULL);
     dg_node *loss = dg_sum(g, dg_mul(g, y, in[0]), 0, NULL, false);
     dg_node *grads[2];
@@ -275,6 +280,7 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "lstm_seq_basic", .op = "lstm_seq", .build = build_lstm_seq},
     {.name = "lstm_seq_h0", .op = "lstm_seq", .build = build_lstm_seq_h0},
     {.name = "lstm_seq_c0", .op = "lstm_seq", .build = build_lstm_seq_c0},
+    {.name = "lstm_seq_bias", .op = "lstm_seq", .build = build_lstm_seq_bias},
     {.name = "lstm_seq_states", .op = "lstm_seq", .build = build_lstm_seq_states},
     {.name = "lstm_seq_one_step", .op = "lstm_seq", .build = build_lstm_seq_states},
     {.name = "lstm_seq_wide", .op = "lstm_seq", .build = build_lstm_seq_states},

@@ -376,13 +376,14 @@ static void grow(struct gen *s)
             dg_node *w_x = new_param(s, 2, (int64_t[]){m, 24});
             dg_node *w_hh = new_param(s, 2, (int64_t[]){8, 2});
             dg_node *w_s = new_param(s, 2, (int64_t[]){m, 4});
+            dg_node *bias = below(s, 2) ? new_param(s, 1, (int64_t[]){8}) : NULL;
             if (w_x == NULL || w_hh == NULL || w_s == NULL)
                 break;
             dg_node *xw = dg_reshape(g, dg_matmul(g, x, w_x), 3, (int64_t[]){-1, 3, 8});
             dg_node *states = dg_matmul(g, x, w_s);
             dg_node *h0 = below(s, 2) ? dg_slice(g, states, 1, 0, 2) : NULL;
             dg_node *c0 = below(s, 2) ? dg_tanh(g, dg_slice(g, states, 1, 2, 4)) : NULL;
-            dg_node *y = dg_lstm_seq(g, xw, w_hh, h0, c0);
+            dg_node *y = dg_lstm_seq(g, xw, w_hh, bias, h0, c0);
             push(s, dg_reshape(g, y, 2, (int64_t[]){-1, 36}));
         }
         break;

@@ -1,6 +1,6 @@
 /*
- * Recurrent layers (vanilla tanh RNN, LSTM, GRU), single or stacked, unrolled over time in the
- * static graph from public ops. Equations, gate order and parameter shapes are PyTorch's
+ * Recurrent layers (vanilla tanh RNN, LSTM, GRU), single or stacked, from public ops: the LSTM's
+ * recurrence is one fused dg_lstm_seq op, the GRU and RNN are unrolled over time. Equations, gate order and parameter shapes are PyTorch's
  * (torch.nn.RNN / LSTM / GRU, batch_first), so a state_dict's tensors load unchanged:
  *
  *   per layer l (input size F for l = 0, H above), parameters "<name>.weight_ih_l<l>" [G*H, F],
@@ -13,10 +13,12 @@
  *   GRU:  [r z] = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})
  *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)); h' = (1 - z) * n + z * h
  *
- * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]); each
- * step slices its row (a view), adds the recurrent matmul and applies the gates. A missing
- * initial state means zeros and its terms are left out of the graph (no zero tensors).
- * Why unrolled rather than a fused cell op: see docs/sequence-models.md ("Unrolled or fused").
+ * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]). The
+ * LSTM hands it, the summed biases and the states to dg_lstm_seq, whose packed [B,T,6H] output
+ * is sliced into the h sequence and the final states. The GRU and RNN steps slice their row
+ * (a view), add the recurrent matmul and apply the gates; a missing initial state means zeros
+ * and its terms are left out of the graph (no zero tensors). Why the LSTM is fused and what
+ * it measured: docs/sequence-models.md ("Unrolled or fused").
  */
 #include "dagrad.h"
 
@@ -185,11 +187,12 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
         /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
          * gradient reduction); the GRU keeps b_hh on the recurrent side. */
         dg_node *bias = cell == DG_CELL_GRU ? L.b_ih : dg_add(g, L.b_ih, L.b_hh);
-        dg_node *xw = dg_add(g, dg_matmul_ex(g, seq, L.w_ih, false, true), bias);
+        dg_node *xw = dg_matmul_ex(g, seq, L.w_ih, false, true);
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
         if (cell == DG_CELL_LSTM) {
-            /* One fused op for the recurrence (see "Unrolled or fused"). */
-            dg_node *y = dg_lstm_seq(g, xw, L.w_hh, h, c);
+            /* One fused op for the recurrence, the bias added inside it (see "Unrolled or
+             * fused" in docs/sequence-models.md). */
+            dg_node *y = dg_lstm_seq(g, xw, L.w_hh, bias, h, c);
             seq = dg_slice(g, y, 2, 0, H);
             if (h_n)
                 h_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), 0, H);
@@ -197,6 +200,7 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
                 c_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), H, 2 * H);
             continue;
         }
+        xw = dg_add(g, xw, bias);
         for (int64_t t = 0; t < T; t++) {
             dg_node *xt = dg_reshape(g, dg_slice(g, xw, 1, t, t + 1), 2,
                                      (int64_t[]){-1, G * H});

@@ -1,13 +1,14 @@
 /*
  * lstm_seq: a whole LSTM layer's recurrence as one op, and its fused backward lstm_seq_grad.
  *
- *   lstm_seq(xw [B,T,4H], w_hh [4H,H] [, h0 [B,H]] [, c0 [B,H]]) -> y [B,T,6H]
+ *   lstm_seq(xw [B,T,4H], w_hh [4H,H] [, bias [4H]] [, h0 [B,H]] [, c0 [B,H]]) -> y [B,T,6H]
  *
- * xw holds the input projection of every step with both biases added (x W_ih^T + b_ih + b_hh,
- * one GEMM over all steps, made by the caller). Per step t, with h_{-1} = h0, c_{-1} = c0
- * (zeros when absent) and PyTorch's gate order:
+ * xw holds the input projection of every step (x W_ih^T, one GEMM over all steps, made by the
+ * caller), bias the sum b_ih + b_hh (added here, in cache, rather than in a pass over
+ * [B,T,4H]). Per step t, with h_{-1} = h0, c_{-1} = c0 (zeros when absent) and PyTorch's gate
+ * order:
  *
- *   [a_i a_f a_g a_o] = xw_t + h_{t-1} W_hh^T
+ *   [a_i a_f a_g a_o] = xw_t + bias + h_{t-1} W_hh^T
  *   i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g)
  *   c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)
  *
@@ -34,9 +35,12 @@
  * dW_hh = sum_t d a_t^T h_{t-1} is left to lstm_seq's backward rule: ONE GEMM over all B*T
  * rows, as is dW_ih through the caller's input projection.
  *
- * Threads: each step's GEMM is split by dg__sgemm, the pointwise part by batch rows. Every
- * element is computed by the same code whatever the split, and dg__sgemm is bitwise
- * independent of its thread count, so results are identical at any thread count.
+ * Threads: batch rows never interact, so where each thread's block of rows still makes GEMMs
+ * on dg__sgemm's packed path, each thread runs the whole recurrence on its rows (no barrier
+ * per step); otherwise each step's GEMM is split by dg__sgemm and the gates by rows. Every
+ * element is computed by the same code whatever the split (the packed GEMM path's value of
+ * an element does not depend on the rows around it, and dg__sgemm is bitwise independent of
+ * its thread count), so results are identical at any thread count.
  * Second derivatives are not provided: dg_grad through lstm_seq_grad fails with
  * DG_ERR_NOT_DIFFERENTIABLE naming it (as attention_grad).
  */
@@ -51,9 +55,14 @@
 struct lstm_attrs {
     int32_t has_h0, has_c0; /* lstm_seq: which optional inputs follow; lstm_seq_grad: has_c0 */
     int32_t with_state;     /* lstm_seq_grad: append row T = [dh0 | dc0 | 0 | 0] */
+    int32_t has_bias;       /* lstm_seq: a bias [4H] follows w_hh */
 };
 
 static inline const struct lstm_attrs *lstm_attrs(const void *attrs) { return attrs; }
+
+/* lstm_seq's inputs: xw, w_hh, then bias, h0, c0 where present, in that order. */
+static int h0_index(const struct lstm_attrs *a) { return 2 + a->has_bias; }
+static int c0_index(const struct lstm_attrs *a) { return 2 + a->has_bias + a->has_h0; }
 
 static bool is_f32(const struct dg_shape *s, int ndim)
 {
@@ -73,9 +82,9 @@ static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, 
 {
     const struct lstm_attrs *a = lstm_attrs(attrs);
     char s0[96], s1[96], s2[96];
-    if (n_inputs != 2 + a->has_h0 + a->has_c0)
+    if (n_inputs != 2 + a->has_bias + a->has_h0 + a->has_c0)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "lstm_seq: takes xw, w_hh, then "
-                               "h0 and c0 when given; got %d inputs", n_inputs);
+                               "bias, h0 and c0 when given; got %d inputs", n_inputs);
     if (!is_f32(&in[0], 3) || in[0].dim[2] % 4 != 0 || in[0].dim[2] == 0 ||
         !is_f32(&in[1], 2) || in[1].dim[0] != in[0].dim[2] ||
         in[1].dim[1] * 4 != in[1].dim[0])
@@ -84,11 +93,16 @@ static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, 
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1));
     int64_t batch = in[0].dim[0], hidden = in[1].dim[1];
-    for (int i = 2; i < n_inputs; i++)
+    if (a->has_bias && !(is_f32(&in[2], 1) && in[2].dim[0] == 4 * hidden))
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: bias must be float32 [4H] = "
+                               "[%lld] for w_hh %s, got %s", (long long)(4 * hidden),
+                               dg__shape_str(&in[1], s1, sizeof s1),
+                               dg__shape_str(&in[2], s2, sizeof s2));
+    for (int i = h0_index(a); i < n_inputs; i++)
         if (!is_state(&in[i], batch, hidden))
             return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: %s must be float32 "
                                    "[B,H] = [%lld,%lld] for xw %s, got %s",
-                                   i == 2 && a->has_h0 ? "h0" : "c0", (long long)batch,
+                                   i == h0_index(a) && a->has_h0 ? "h0" : "c0", (long long)batch,
                                    (long long)hidden, dg__shape_str(&in[0], s0, sizeof s0),
                                    dg__shape_str(&in[i], s2, sizeof s2));
     *out = in[0];
@@ -106,7 +120,7 @@ static size_t lstm_seq_workspace(const struct dg_op_def *def, const void *attrs,
 /* One step of the forward pointwise part for rows [b0, b1): the gates from xw_t + hw (hw NULL:
  * no recurrent term), then c and h, written into y's rows at t. */
 struct forward_step {
-    const float *xw, *hw, *c0;
+    const float *xw, *hw, *bias, *c0; /* hw, bias, c0: NULL when absent */
     float *y;
     int64_t T, H, t;
 };
@@ -123,6 +137,8 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
             vm->add(x, s->hw + b * 4 * H, gates, 4 * H);
         else
             memcpy(gates, x, (size_t)(4 * H) * sizeof *gates);
+        if (s->bias != NULL)
+            vm->add(gates, s->bias, gates, 4 * H);
         vm->sigmoid(gates, gates, 2 * H);         /* i, f */
         vm->tanh(gates + 2 * H, gates + 2 * H, H); /* g */
         vm->sigmoid(gates + 3 * H, gates + 3 * H, H); /* o */
@@ -151,31 +167,77 @@ static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hi
     return threads < batch ? threads : (int)batch;
 }
 
+/* Rows of a part below which a per-step GEMM could leave dg__sgemm's packed path (gemm.c: at
+ * most DG__GEMM_SMALL_M = 4 rows, or at most 64^3 multiply-adds, take other kernels, which
+ * sum in another order), with a margin. */
+enum { PART_MIN_ROWS = 8 };
+#define PART_MIN_MACS ((int64_t)2 * 64 * 64 * 64)
+
+/* Batch rows never interact, so with several threads each takes a contiguous block of rows
+ * and runs the whole recurrence on it alone: no barrier per step (a per-step split of the
+ * GEMM and the gates costs two fork/joins per step, which a busy machine turns into
+ * milliseconds). Only where every part's GEMMs stay on the packed path as the whole batch's
+ * do, whose value of an element does not depend on the rows around it: so the result is
+ * bitwise the one of a single thread. 1 (split each step instead) otherwise. */
+static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
+{
+    int64_t parts = ctx->n_threads;
+    if (parts > batch / PART_MIN_ROWS)
+        parts = batch / PART_MIN_ROWS;
+    if (parts < 2 || batch / parts * 4 * hidden * hidden < PART_MIN_MACS)
+        return 1;
+    return (int)parts;
+}
+
+struct forward_job {
+    const float *xw, *w_hh, *bias, *h0, *c0;
+    float *y, *hw;
+    int64_t B, T, H;
+};
+
+/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads, gates on point_threads. */
+static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
+                          int gemm_threads, int point_threads)
+{
+    const int64_t T = job->T, H = job->H;
+    for (int64_t t = 0; t < T; t++) {
+        const float *h_prev = t > 0 ? job->y + (b0 * T + t - 1) * 6 * H
+                              : job->h0 != NULL ? job->h0 + b0 * H : NULL;
+        if (h_prev != NULL)
+            dg__sgemm(false, true, b1 - b0, 4 * H, H, 1.0f, h_prev, t > 0 ? T * 6 * H : H,
+                      job->w_hh, H, 0.0f, job->hw + b0 * 4 * H, 4 * H, gemm_threads);
+        struct forward_step step = {job->xw, h_prev != NULL ? job->hw : NULL, job->bias,
+                                    job->c0, job->y, T, H, t};
+        if (point_threads <= 1) {
+            forward_rows(&step, b0, b1);
+            continue;
+        }
+#pragma omp parallel for num_threads(point_threads) schedule(static)
+        for (int part = 0; part < point_threads; part++)
+            forward_rows(&step, b0 + (b1 - b0) * part / point_threads,
+                         b0 + (b1 - b0) * (part + 1) / point_threads);
+    }
+}
+
 static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                              const struct dg_tensor *in, struct dg_tensor *out,
                              const struct dg_exec_ctx *ctx)
 {
     const struct lstm_attrs *a = lstm_attrs(attrs);
     const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
-    const float *w_hh = in[1].data;
-    const float *h0 = a->has_h0 ? in[2].data : NULL;
-    const float *c0 = a->has_c0 ? in[2 + a->has_h0].data : NULL;
-    float *y = out->data, *hw = ctx->workspace;
-    const int threads = rows_threads(ctx, B, H);
-    for (int64_t t = 0; t < T; t++) {
-        const float *h_prev = t > 0 ? y + (t - 1) * 6 * H : h0;
-        if (h_prev != NULL)
-            dg__sgemm(false, true, B, 4 * H, H, 1.0f, h_prev, t > 0 ? T * 6 * H : H, w_hh, H,
-                      0.0f, hw, 4 * H, ctx->n_threads);
-        struct forward_step step = {in[0].data, h_prev != NULL ? hw : NULL, c0, y, T, H, t};
-        if (threads <= 1) {
-            forward_rows(&step, 0, B);
-            continue;
-        }
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int part = 0; part < threads; part++)
-            forward_rows(&step, B * part / threads, B * (part + 1) / threads);
+    const struct forward_job job = {
+        in[0].data, in[1].data, a->has_bias ? in[2].data : NULL,
+        a->has_h0 ? in[h0_index(a)].data : NULL, a->has_c0 ? in[c0_index(a)].data : NULL,
+        out->data, ctx->workspace, B, T, H,
+    };
+    const int parts = batch_parts(ctx, B, H);
+    if (parts <= 1) {
+        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
+        return;
     }
+#pragma omp parallel for num_threads(parts) schedule(static)
+    for (int part = 0; part < parts; part++)
+        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1);
 }
 
 static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0,
@@ -191,21 +253,23 @@ static dg_node *flat(dg_graph *g, dg_node *x, int64_t width)
     return dg_reshape(g, x, 2, (int64_t[]){-1, width});
 }
 
-/* d xw = rows [0,T) of lstm_seq_grad; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
+/* d xw = rows [0,T) of lstm_seq_grad, d bias their sum over B and T; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
  * GEMM over all B*T rows, h_prev = [h0 (or zeros), h_0 .. h_{T-2}] along time. */
 static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                    dg_node *grad, dg_node **gin)
 {
     const struct lstm_attrs *a = lstm_attrs(dg__attrs(node));
     dg_node *w_hh = dg__input(node, 1);
-    dg_node *h0 = a->has_h0 ? dg__input(node, 2) : NULL;
-    dg_node *c0 = a->has_c0 ? dg__input(node, 2 + a->has_h0) : NULL;
+    dg_node *h0 = a->has_h0 ? dg__input(node, h0_index(a)) : NULL;
+    dg_node *c0 = a->has_c0 ? dg__input(node, c0_index(a)) : NULL;
     const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
-    const bool with_state = (h0 && dg__grad_needed(ctx, 2)) ||
-                            (c0 && dg__grad_needed(ctx, 2 + a->has_h0));
+    const bool with_state = (h0 && dg__grad_needed(ctx, h0_index(a))) ||
+                            (c0 && dg__grad_needed(ctx, c0_index(a)));
     dg_node *d = make_grad(g, grad, node, w_hh, c0, with_state);
     dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
     gin[0] = d_pre;
+    if (a->has_bias && dg__grad_needed(ctx, 2))
+        gin[2] = dg_sum(g, d_pre, 2, (int[]){0, 1}, false);
     if (dg__grad_needed(ctx, 1)) {
         dg_node *h_seq = dg_slice(g, node, 2, 0, H);
         dg_node *h_prev;
@@ -226,9 +290,9 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     if (with_state) {
         dg_node *state = flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H);
         if (h0)
-            gin[2] = dg_slice(g, state, 1, 0, H);
+            gin[h0_index(a)] = dg_slice(g, state, 1, 0, H);
         if (c0)
-            gin[2 + a->has_h0] = dg_slice(g, state, 1, H, 2 * H);
+            gin[c0_index(a)] = dg_slice(g, state, 1, H, 2 * H);
     }
     return dg_graph_status(g);
 }
@@ -236,7 +300,8 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
 static void lstm_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)
 {
     const struct lstm_attrs *a = lstm_attrs(attrs);
-    snprintf(buf, len, "h0=%d c0=%d state=%d", a->has_h0, a->has_c0, a->with_state);
+    snprintf(buf, len, "bias=%d h0=%d c0=%d state=%d", a->has_bias, a->has_h0, a->has_c0,
+             a->with_state);
 }
 
 const struct dg_op_def dg_op_lstm_seq = {
@@ -245,11 +310,16 @@ const struct dg_op_def dg_op_lstm_seq = {
     .label = lstm_label, .workspace_bytes = lstm_seq_workspace,
 };
 
-dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *h0, dg_node *c0)
+dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *bias, dg_node *h0,
+                     dg_node *c0)
 {
-    struct lstm_attrs attrs = {.has_h0 = h0 != NULL, .has_c0 = c0 != NULL};
-    dg_node *in[4] = {xw, w_hh};
+    struct lstm_attrs attrs = {
+        .has_h0 = h0 != NULL, .has_c0 = c0 != NULL, .has_bias = bias != NULL,
+    };
+    dg_node *in[5] = {xw, w_hh};
     int n = 2;
+    if (bias != NULL)
+        in[n++] = bias;
     if (h0 != NULL)
         in[n++] = h0;
     if (c0 != NULL)
@@ -292,13 +362,14 @@ static size_t lstm_seq_grad_workspace(const struct dg_op_def *def, const void *a
                                       int n_inputs, const struct dg_shape *in,
                                       const struct dg_shape *out, int n_threads)
 {
-    /* dh and dc carried between steps, tanh(c_t): [B,H] each */
-    return 3 * (size_t)in[1].dim[0] * (size_t)in[2].dim[1] * sizeof(float);
+    /* dh and dc carried between steps, tanh(c_t): [B,H] each; a zero row standing for c0 */
+    return (3 * (size_t)in[1].dim[0] + 1) * (size_t)in[2].dim[1] * sizeof(float);
 }
 
 struct backward_step {
     const float *gy, *y, *c0;
-    float *d, *dh, *dc, *tc; /* d: the output; dh, dc, tc: [B,H] workspace */
+    float *d, *dh, *dc, *tc; /* d: the output; dh, dc (zeros at first), tc: [B,H] workspace */
+    const float *zeros;      /* H zeros: c_{-1} without c0 */
     int64_t T, rows, H, t;  /* rows: d's rows per batch entry (T or T + 1) */
 };
 
@@ -306,22 +377,20 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 {
     const struct dg_vmath *vm = dg__vmath();
     const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
-    const bool last = t == T - 1;
     for (int64_t b = b0; b < b1; b++) {
         const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
-        const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : NULL;
+        const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : s->zeros;
         const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
         float *d = s->d + (b * s->rows + t) * 4 * H;
         float *dh = s->dh + b * H, *dc = s->dc + b * H, *tc = s->tc + b * H;
         vm->tanh(row + H, tc, H);
 #pragma omp simd
         for (int64_t j = 0; j < H; j++) {
-            float dh_j = gy[j] + (last ? 0.0f : dh[j]);
-            float dc_j = gy[H + j] + (last ? 0.0f : dc[j]) +
+            float dh_j = gy[j] + dh[j];
+            float dc_j = gy[H + j] + dc[j] +
                          dh_j * o[j] * (1.0f - tc[j] * tc[j]);
-            float cp = c_prev != NULL ? c_prev[j] : 0.0f;
             float di = dc_j * g[j] + gy[2 * H + j];
-            float df = dc_j * cp + gy[3 * H + j];
+            float df = dc_j * c_prev[j] + gy[3 * H + j];
             float dg = dc_j * i[j] + gy[4 * H + j];
             float d_o = dh_j * tc[j] + gy[5 * H + j];
             d[j] = di * i[j] * (1.0f - i[j]);
@@ -333,6 +402,29 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
     }
 }
 
+/* The backward recurrence over rows [b0, b1) (see forward_range). */
+static void backward_range(const struct backward_step *proto, const float *w_hh, int64_t b0,
+                           int64_t b1, int gemm_threads, int point_threads)
+{
+    struct backward_step step = *proto;
+    const int64_t T = step.T, H = step.H, rows = step.rows;
+    for (int64_t t = T - 1; t >= 0; t--) {
+        step.t = t;
+        if (point_threads <= 1) {
+            backward_rows(&step, b0, b1);
+        } else {
+#pragma omp parallel for num_threads(point_threads) schedule(static)
+            for (int part = 0; part < point_threads; part++)
+                backward_rows(&step, b0 + (b1 - b0) * part / point_threads,
+                              b0 + (b1 - b0) * (part + 1) / point_threads);
+        }
+        /* dh_{t-1} = d a_t W_hh (at t = 0: dh0, wanted only with the state row) */
+        if (t > 0 || rows > T)
+            dg__sgemm(false, false, b1 - b0, H, 4 * H, 1.0f, step.d + (b0 * rows + t) * 4 * H,
+                      rows * 4 * H, w_hh, H, 0.0f, step.dh + b0 * H, H, gemm_threads);
+    }
+}
+
 static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs,
                                   int n_inputs, const struct dg_tensor *in,
                                   struct dg_tensor *out, const struct dg_exec_ctx *ctx)
@@ -341,24 +433,19 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
     const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
     const float *w_hh = in[2].data;
     float *ws = ctx->workspace, *d = out->data;
-    struct backward_step step = {
+    const struct backward_step step = {
         in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 2 * B * H, T, rows, H, 0,
+        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0,
     };
-    const int threads = rows_threads(ctx, B, H);
-    for (int64_t t = T - 1; t >= 0; t--) {
-        step.t = t;
-        if (threads <= 1) {
-            backward_rows(&step, 0, B);
-        } else {
-#pragma omp parallel for num_threads(threads) schedule(static)
-            for (int part = 0; part < threads; part++)
-                backward_rows(&step, B * part / threads, B * (part + 1) / threads);
-        }
-        /* dh_{t-1} = d a_t W_hh (at t = 0: dh0) */
-        if (t > 0 || rows > T)
-            dg__sgemm(false, false, B, H, 4 * H, 1.0f, d + t * 4 * H, rows * 4 * H, w_hh, H,
-                      0.0f, step.dh, H, ctx->n_threads);
+    memset(ws, 0, (size_t)(2 * B * H) * sizeof *ws);
+    memset(ws + 3 * B * H, 0, (size_t)H * sizeof *ws);
+    const int parts = batch_parts(ctx, B, H);
+    if (parts <= 1) {
+        backward_range(&step, w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
+    } else {
+#pragma omp parallel for num_threads(parts) schedule(static)
+        for (int part = 0; part < parts; part++)
+            backward_range(&step, w_hh, B * part / parts, B * (part + 1) / parts, 1, 1);
     }
     for (int64_t b = 0; rows > T && b < B; b++) {
         float *row = d + (b * rows + T) * 4 * H;

@@ -95,7 +95,7 @@ def attention_grad_ref(which, causal):
     return fn
 
 
-def lstm_seq_ref(xw, w_hh, h0=None, c0=None):
+def lstm_seq_ref(xw, w_hh, bias=None, h0=None, c0=None):
     """The fused LSTM recurrence: per step [h | c | i | f | g | o] (gate order i, f, g, o)."""
     b, t, h4 = xw.shape
     hid = h4 // 4
@@ -104,6 +104,8 @@ def lstm_seq_ref(xw, w_hh, h0=None, c0=None):
     rows = []
     for s in range(t):
         a = xw[:, s] + h @ w_hh.t()
+        if bias is not None:
+            a = a + bias
         i, f = torch.sigmoid(a[:, :hid]), torch.sigmoid(a[:, hid:2 * hid])
         g, o = torch.tanh(a[:, 2 * hid:3 * hid]), torch.sigmoid(a[:, 3 * hid:])
         c = f * c + i * g
@@ -243,13 +245,17 @@ CASES = [
          lambda xw, w, h0: lstm_seq_ref(xw, w, h0=h0)),
     Case("lstm_seq_c0", "lstm_seq", [Spec([2, 2, 8]), Spec([8, 2]), Spec([2, 2])],
          lambda xw, w, c0: lstm_seq_ref(xw, w, c0=c0)),
+    Case("lstm_seq_bias", "lstm_seq", [Spec([2, 3, 8]), Spec([8, 2]), Spec([8])],
+         lambda xw, w, b: lstm_seq_ref(xw, w, bias=b)),
     Case("lstm_seq_states", "lstm_seq",
-         [Spec([3, 4, 12]), Spec([12, 3]), Spec([3, 3]), Spec([3, 3])], lstm_seq_ref),
+         [Spec([3, 4, 12]), Spec([12, 3]), Spec([12]), Spec([3, 3]), Spec([3, 3])],
+         lstm_seq_ref),
     Case("lstm_seq_one_step", "lstm_seq",
-         [Spec([2, 1, 8]), Spec([8, 2]), Spec([2, 2]), Spec([2, 2])], lstm_seq_ref),
+         [Spec([2, 1, 8]), Spec([8, 2]), Spec([8]), Spec([2, 2]), Spec([2, 2])], lstm_seq_ref),
     # H = 20: vector bodies and tails of the gate kernels, several steps
     Case("lstm_seq_wide", "lstm_seq",
-         [Spec([2, 5, 80]), Spec([80, 20], lo=-0.5, hi=0.5), Spec([2, 20]), Spec([2, 20])],
+         [Spec([2, 5, 80]), Spec([80, 20], lo=-0.5, hi=0.5), Spec([80]), Spec([2, 20]),
+          Spec([2, 20])],
          lstm_seq_ref),
     Case("lstm_seq_grad_basic", "lstm_seq_grad",
          [Spec([2, 3, 12]), Spec([2, 3, 12]), Spec([8, 2])], lstm_seq_grad_ref, grad=False),
