@@ -527,6 +527,125 @@ START_TEST(synchronised_batch_norm_needs_an_example_per_rank)
 }
 END_TEST
 
+/* ---- A small conv net: conv2d + batch norm + pool through the layer helpers ------------- */
+
+#define IMG 6        /* 1 x 6 x 6 images */
+#define N_IMG 48     /* 4 batches of 12: equal shares on 1, 2 and 3 ranks */
+#define CONV_CH 4
+
+struct conv_model {
+    struct model md;
+    dg_node *mean, *var;
+};
+
+static float conv_x[N_IMG * IMG * IMG];
+static int32_t conv_y[N_IMG];
+
+/* The label: which of the top-left, top-right and bottom halves is brightest. */
+static void make_conv_data(void)
+{
+    dg_test_rng r;
+    dg_test_rng_seed(&r, 13);
+    dg_test_fill_uniform(&r, conv_x, N_IMG * IMG * IMG, 0.0f, 1.0f);
+    for (int i = 0; i < N_IMG; i++) {
+        const float *im = conv_x + i * IMG * IMG;
+        float s[CLASSES] = {0};
+        for (int yy = 0; yy < IMG; yy++)
+            for (int xx = 0; xx < IMG; xx++)
+                s[yy >= IMG / 2 ? 2 : xx < IMG / 2 ? 0 : 1] +=
+                    im[yy * IMG + xx] * (yy >= IMG / 2 ? 0.5f : 1.0f);
+        conv_y[i] = s[0] > s[1] ? (s[0] > s[2] ? 0 : 2) : (s[1] > s[2] ? 1 : 2);
+    }
+}
+
+/* conv(1->4, 3x3, pad 1, no bias) -> batch norm -> relu -> maxpool 2 -> flatten -> dense(36->3),
+ * SGD: the layers of examples/fashion_cnn.c's strong recipe, small. */
+static void build_conv(struct conv_model *c)
+{
+    struct model *md = &c->md;
+    dg_rng rng;
+    dg_rng_seed(&rng, 3);
+    md->g = dg_graph_new();
+    dg_node *x = dg_input(md->g, "x", 4, (int64_t[]){12, 1, IMG, IMG});
+    dg_node *y = dg_input_typed(md->g, "y", DG_I32, 1, (int64_t[]){12});
+    dg_conv2d_params pad1 = DG_CONV2D_DEFAULTS;
+    pad1.padding[0] = pad1.padding[1] = 1;
+    dg_node *h = dg_conv2d_layer(md->g, x, CONV_CH, 3, 3, &pad1, false, DG_ACT_NONE, "conv",
+                                 &rng);
+    h = dg_batch_norm_layer(md->g, h, 0.1f, 1e-5f, "bn", &c->mean, &c->var);
+    h = dg_max_pool2d_layer(md->g, dg_relu(md->g, h), 2);
+    dg_node *logits = dg_dense(md->g, dg_flatten(md->g, h), CLASSES, DG_ACT_NONE, "fc", &rng);
+    dg_node *loss = dg_softmax_cross_entropy(md->g, logits, y);
+    dg_node *grads[6];
+    ck_assert_msg(dg_grad_params(md->g, loss, 6, md->params, grads, &md->n_params) == DG_OK,
+                  "%s", dg_graph_error(md->g));
+    ck_assert_int_eq(md->n_params, 5); /* conv.weight, bn.weight, bn.bias, fc.weight, fc.bias */
+    dg_sgd_config cfg = DG_SGD_DEFAULTS;
+    cfg.lr = 0.1;
+    md->opt = dg_optim_new_sgd(md->n_params, md->params, grads, &cfg);
+    md->m = (dg_model){.graph = md->g, .x = x, .y = y, .loss = loss, .output = logits};
+}
+
+static uint64_t conv_stats_hash(const struct conv_model *c)
+{
+    return hash_floats(dg_param_data(c->mean), CONV_CH) ^
+           (hash_floats(dg_param_data(c->var), CONV_CH) * 31u);
+}
+
+/* The conv net trains data-parallel with bit-identical parameters on every rank after every
+ * epoch, with per-rank batch-norm statistics (the default) and with synchronised ones (then
+ * the statistics are bit-identical too, and the run equals one process at the global batch up
+ * to float reassociation, REL_TOL as for the MLP). Its loss falls over the 3 epochs. */
+START_TEST(conv_net_identical_on_every_rank_each_epoch)
+{
+    make_conv_data();
+    dg_fit_data train = {.x = conv_x, .y = conv_y, .n = N_IMG};
+    for (int sync = 0; sync < 2; sync++) {
+        struct conv_model par, alone;
+        build_conv(&par);
+        build_conv(&alone);
+        dg_fit_state state = {0}, alone_state = {0};
+        dg_fit_config cfg = config(true), one = config(false);
+        cfg.parallel = dg_dist_fit(sync ? sync_dist : dist);
+        cfg.batch_size = one.batch_size = 12;
+        cfg.state = &state;
+        one.state = &alone_state;
+        dg_dist_reset_stats(dist);
+        double first = 0, last = 0;
+        for (int epoch = 0; epoch < 3; epoch++) {
+            dg_epoch_stats es, es1;
+            ck_assert_msg(dg_fit(&par.md.m, par.md.opt, &train, NULL, &cfg, &es) == DG_OK,
+                          "%s", dg_graph_error(par.md.g));
+            ck_assert(isfinite(es.loss));
+            assert_same_on_every_rank(checksum(&par.md));
+            if (sync)
+                assert_same_on_every_rank(conv_stats_hash(&par));
+            ck_assert_int_eq(dg_fit(&alone.md.m, alone.md.opt, &train, NULL, &one, &es1), DG_OK);
+            if (sync)
+                ck_assert_double_eq_tol(es.loss, es1.loss, 1e-4 * (1 + fabs(es1.loss)));
+            first = epoch == 0 ? es.loss : first;
+            last = es.loss;
+        }
+        ck_assert_int_eq(state.step, 3 * N_IMG / 12);
+        ck_assert_msg(last < first, "%s batch norm: loss %g after 3 epochs, %g after 1",
+                      sync ? "synchronised" : "per-rank", last, first);
+        if (sync) {
+            assert_close(&par.md, &alone.md);
+            const float *pm = dg_param_data(par.mean), *am = dg_param_data(alone.mean);
+            for (int ch = 0; ch < CONV_CH; ch++)
+                ck_assert_msg(fabsf(pm[ch] - am[ch]) <= REL_TOL * (1 + fabsf(am[ch])),
+                              "channel %d: running mean %.9g vs %.9g", ch, pm[ch], am[ch]);
+        } else {
+            dg_dist_stats ds = dg_dist_get_stats(dist);
+            ck_assert_int_eq(ds.steps, 3 * N_IMG / 12);
+            ck_assert_int_eq(ds.buckets_early, ds.buckets); /* started inside dg_run */
+        }
+        release(&par.md);
+        release(&alone.md);
+    }
+}
+END_TEST
+
 /* Rank 1 builds a wider input: every rank gets the error, nobody hangs. */
 START_TEST(different_models_are_refused_on_every_rank)
 {
@@ -603,6 +722,7 @@ int main(int argc, char **argv)
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, first_batch_smaller_than_the_rank_count);
     tcase_add_test(tc, synchronised_batch_norm_equals_one_process);
+    tcase_add_test(tc, conv_net_identical_on_every_rank_each_epoch);
     if (dg_dist_size(dist) > 1)
         tcase_add_test(tc, synchronised_batch_norm_needs_an_example_per_rank);
     suite_add_tcase(s, tc);
