@@ -946,7 +946,7 @@ END_TEST
  * tests compare the double backward with the same model unrolled from sigmoid, tanh, mul and
  * matmul nodes (every step ordinary ops) and check it by central differences of the compiled
  * first gradient. */
-enum { LB = 2, LT = 3, LF = 4, LH = 5 };
+enum { LB = 2, LT_MAX = 3, LF = 4, LH = 5 };
 
 static dg_node *lstm_param(dg_graph *g, const char *what)
 {
@@ -962,10 +962,11 @@ static dg_node *lstm_param(dg_graph *g, const char *what)
 static dg_node *reference_lstm(dg_graph *g, dg_node *x, dg_node *h0, dg_node *c0, dg_node **hn,
                                dg_node **cn)
 {
+    const int steps = (int)dg_node_dim(x, 1);
     dg_node *w_ih = lstm_param(g, "weight_ih"), *w_hh = lstm_param(g, "weight_hh");
     dg_node *bias = dg_add(g, lstm_param(g, "bias_ih"), lstm_param(g, "bias_hh"));
-    dg_node *h = h0, *c = c0, *hs[LT];
-    for (int t = 0; t < LT; t++) {
+    dg_node *h = h0, *c = c0, *hs[LT_MAX];
+    for (int t = 0; t < steps; t++) {
         dg_node *xt = dg_reshape(g, dg_slice(g, x, 1, t, t + 1), 2, (int64_t[]){LB, LF});
         dg_node *a = dg_add(g, dg_matmul_ex(g, xt, w_ih, false, true), bias);
         if (h != NULL)
@@ -980,7 +981,7 @@ static dg_node *reference_lstm(dg_graph *g, dg_node *x, dg_node *h0, dg_node *c0
     }
     *hn = h;
     *cn = c;
-    return dg_concat(g, LT, hs, 1);
+    return steps == 1 ? hs[0] : dg_concat(g, steps, hs, 1);
 }
 
 static dg_node *lstm_state_param(dg_graph *g, const char *name, int ndim, const int64_t *shape,
@@ -1011,12 +1012,12 @@ static dg_node *lstm_loss2(dg_graph *g, dg_node *loss, int n_first, dg_node *con
     return loss2;
 }
 
-static void lstm_double_backward(bool with_state)
+static void lstm_double_backward(int steps, bool with_state)
 {
     dg_graph *g = dg_graph_new();
     dg_rng rng;
     dg_rng_seed(&rng, 21);
-    dg_node *x = lstm_state_param(g, "x", 3, (int64_t[]){LB, LT, LF}, 31);
+    dg_node *x = lstm_state_param(g, "x", 3, (int64_t[]){LB, steps, LF}, 31);
     dg_node *h0 = NULL, *c0 = NULL;
     if (with_state) {
         h0 = lstm_state_param(g, "h0", 2, (int64_t[]){LB, LH}, 32);
@@ -1085,10 +1086,14 @@ static void lstm_double_backward(bool with_state)
     dg_graph_free(g);
 }
 
-START_TEST(test_lstm_double_backward) { lstm_double_backward(false); }
+START_TEST(test_lstm_double_backward) { lstm_double_backward(LT_MAX, false); }
 END_TEST
 
-START_TEST(test_lstm_double_backward_states) { lstm_double_backward(true); }
+START_TEST(test_lstm_double_backward_states) { lstm_double_backward(LT_MAX, true); }
+END_TEST
+
+/* One step: the gradients of y and gy are a single step's (no concat along time). */
+START_TEST(test_lstm_double_backward_one_step) { lstm_double_backward(1, true); }
 END_TEST
 
 static Suite *suite(void)
@@ -1121,6 +1126,7 @@ static Suite *suite(void)
     TCase *lstm = tcase_create("lstm");
     tcase_add_test(lstm, test_lstm_double_backward);
     tcase_add_test(lstm, test_lstm_double_backward_states);
+    tcase_add_test(lstm, test_lstm_double_backward_one_step);
     suite_add_tcase(s, lstm);
     return s;
 }
