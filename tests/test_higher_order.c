@@ -1028,13 +1028,15 @@ static void lstm_double_backward(int steps, bool with_state)
     ck_assert_msg(y != NULL, "%s", dg_graph_error(g));
     dg_node *y_r = reference_lstm(g, x, h0, c0, &hn_r, &cn_r);
     ck_assert_msg(y_r != NULL, "%s", dg_graph_error(g));
-    /* Without states: the reviewer's case, loss = sum(y). With them: weighted y, h_n and c_n
-     * (c_n is the packed output's c slice: gradients in lstm_seq_grad's gy beyond h). */
+    /* Without states: the reviewer's case, loss = sum(y). With them: weighted y^2, h_n and c_n
+     * (c_n is the packed output's c slice: gradients in lstm_seq_grad's gy beyond h; y^2 makes
+     * gy itself a function of y, so the rule must take partial derivatives). */
     dg_node *loss = sum_all(g, y), *loss_r = sum_all(g, y_r);
     if (with_state) {
-        loss = dg_add(g, dg_add(g, weighted_sum(g, y, 41), weighted_sum(g, hn, 42)),
+        loss = dg_add(g, dg_add(g, weighted_sum(g, dg_square(g, y), 41), weighted_sum(g, hn, 42)),
                       weighted_sum(g, cn, 43));
-        loss_r = dg_add(g, dg_add(g, weighted_sum(g, y_r, 41), weighted_sum(g, hn_r, 42)),
+        loss_r = dg_add(g, dg_add(g, weighted_sum(g, dg_square(g, y_r), 41),
+                                  weighted_sum(g, hn_r, 42)),
                         weighted_sum(g, cn_r, 43));
     }
     dg_node *first[3] = {x, h0, c0};
