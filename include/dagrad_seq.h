@@ -106,8 +106,9 @@ DG_API dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_nod
  *   h_t = o tanh(c_t).
  * Returns y [B,T,6H] packing per step [h_t | c_t | i | f | g | o]: the h sequence is
  * dg_slice(y, 2, 0, H), the final states the slices of step T-1. Gradients for every input
- * through a fused backward op (first order only: a second dg_grad through it fails with
- * DG_ERR_NOT_DIFFERENTIABLE naming lstm_seq_grad). */
+ * through a fused backward op; that op is differentiable again (second and higher orders:
+ * its rule rebuilds the same formula from ordinary ops, T steps unrolled, and differentiates
+ * it), so dg_grad of a gradient works as through an unrolled LSTM. */
 DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *bias,
                             dg_node *h0, dg_node *c0);
 

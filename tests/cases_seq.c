@@ -284,10 +284,13 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "lstm_seq_states", .op = "lstm_seq", .build = build_lstm_seq_states},
     {.name = "lstm_seq_one_step", .op = "lstm_seq", .build = build_lstm_seq_states},
     {.name = "lstm_seq_wide", .op = "lstm_seq", .build = build_lstm_seq_states},
+    /* Its gradients (second derivatives of lstm_seq, by the composed rule of lstm_grad2.c)
+     * reach ~100 in magnitude here (c0's) and come from float32 sums of such terms: a fixture
+     * tolerance of 1e-4 rather than 1e-5 (measured errors up to 2e-5 relative). */
     {.name = "lstm_seq_grad_basic", .op = "lstm_seq_grad", .build = build_lstm_seq_grad,
-     .forward_only = true},
+     .fixture_tol = 1e-4},
     {.name = "lstm_seq_grad_c0", .op = "lstm_seq_grad", .build = build_lstm_seq_grad_c0,
-     .forward_only = true},
+     .fixture_tol = 1e-4},
     {.name = "attention_grad_qkv", .op = "attention_grad", .build = build_attention_grad_qkv,
      .forward_only = true},
     {.name = "attention_packed_causal", .op = "attention",

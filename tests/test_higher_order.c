@@ -14,6 +14,9 @@
  *    layout ops, losses, dropout, batch norm, ...) whose double backward is checked by dg_gradcheck on
  *    loss2 = sum(g1 * C): the analytic side is the double-backward graph, the numeric side
  *    central differences of the compiled first gradient;
+ *  - the fused LSTM (lstm_seq, whose fused gradient lstm_seq_grad has a composed rule):
+ *    second derivatives equal to the same layer unrolled from ordinary ops and to central
+ *    differences of the compiled first gradient, without and with initial states;
  *  - what is not a second-order feature: a gradient that is not a scalar is refused as a loss.
  */
 #include "dagrad.h"
@@ -953,6 +956,164 @@ START_TEST(test_concat_inputs_limit)
 }
 END_TEST
 
+/* ---- Second derivatives through the fused LSTM -------------------------------------------
+ * dg_lstm is one fused op (lstm_seq) with a fused gradient op (lstm_seq_grad), whose own
+ * backward rule builds the gradient formula from ordinary ops (src/ops/lstm_grad2.c). These
+ * tests compare the double backward with the same model unrolled from sigmoid, tanh, mul and
+ * matmul nodes (every step ordinary ops) and check it by central differences of the compiled
+ * first gradient. */
+enum { LB = 2, LT_MAX = 3, LF = 4, LH = 5 };
+
+static dg_node *lstm_param(dg_graph *g, const char *what)
+{
+    char name[64];
+    snprintf(name, sizeof name, "lstm.%s_l0", what);
+    dg_node *p = dg_graph_find(g, name);
+    ck_assert_msg(p != NULL, "no parameter %s", name);
+    return p;
+}
+
+/* The layer dg_lstm built (its parameters, PyTorch's equations) unrolled from ordinary ops;
+ * h0, c0 may be NULL (zeros). Returns every step's h [B,T,H], the final h and c in *hn, *cn. */
+static dg_node *reference_lstm(dg_graph *g, dg_node *x, dg_node *h0, dg_node *c0, dg_node **hn,
+                               dg_node **cn)
+{
+    const int steps = (int)dg_node_dim(x, 1);
+    dg_node *w_ih = lstm_param(g, "weight_ih"), *w_hh = lstm_param(g, "weight_hh");
+    dg_node *bias = dg_add(g, lstm_param(g, "bias_ih"), lstm_param(g, "bias_hh"));
+    dg_node *h = h0, *c = c0, *hs[LT_MAX];
+    for (int t = 0; t < steps; t++) {
+        dg_node *xt = dg_reshape(g, dg_slice(g, x, 1, t, t + 1), 2, (int64_t[]){LB, LF});
+        dg_node *a = dg_add(g, dg_matmul_ex(g, xt, w_ih, false, true), bias);
+        if (h != NULL)
+            a = dg_add(g, a, dg_matmul_ex(g, h, w_hh, false, true));
+        dg_node *i = dg_sigmoid(g, dg_slice(g, a, 1, 0, LH));
+        dg_node *f = dg_sigmoid(g, dg_slice(g, a, 1, LH, 2 * LH));
+        dg_node *gg = dg_tanh(g, dg_slice(g, a, 1, 2 * LH, 3 * LH));
+        dg_node *o = dg_sigmoid(g, dg_slice(g, a, 1, 3 * LH, 4 * LH));
+        c = c != NULL ? dg_add(g, dg_mul(g, f, c), dg_mul(g, i, gg)) : dg_mul(g, i, gg);
+        h = dg_mul(g, o, dg_tanh(g, c));
+        hs[t] = dg_reshape(g, h, 3, (int64_t[]){LB, 1, LH});
+    }
+    *hn = h;
+    *cn = c;
+    return steps == 1 ? hs[0] : dg_concat(g, steps, hs, 1);
+}
+
+static dg_node *lstm_state_param(dg_graph *g, const char *name, int ndim, const int64_t *shape,
+                                 uint64_t seed)
+{
+    dg_node *p = dg_param(g, name, ndim, shape);
+    ck_assert_ptr_nonnull(p);
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, seed);
+    dg_test_fill_uniform(&rng, dg_param_data(p), dg_node_numel(p), -1, 1);
+    return p;
+}
+
+/* loss2 = sum over the first gradients of their squares, its gradients with respect to wrt2.
+ * `first` are the nodes differentiated first (x, then h0 and c0 where given). */
+static dg_node *lstm_loss2(dg_graph *g, dg_node *loss, int n_first, dg_node *const *first,
+                           int n_wrt2, dg_node *const *wrt2, dg_node **d2)
+{
+    dg_node *g1[3];
+    ck_assert_msg(dg_grad(g, loss, n_first, first, g1) == DG_OK, "grad: %s", dg_graph_error(g));
+    dg_node *loss2 = NULL;
+    for (int k = 0; k < n_first; k++) {
+        dg_node *sq = sum_all(g, dg_mul(g, g1[k], g1[k]));
+        loss2 = loss2 != NULL ? dg_add(g, loss2, sq) : sq;
+    }
+    dg_status st = dg_grad(g, loss2, n_wrt2, wrt2, d2);
+    ck_assert_msg(st == DG_OK, "second grad: %s", dg_graph_error(g));
+    return loss2;
+}
+
+static void lstm_double_backward(int steps, bool with_state)
+{
+    dg_graph *g = dg_graph_new();
+    dg_rng rng;
+    dg_rng_seed(&rng, 21);
+    dg_node *x = lstm_state_param(g, "x", 3, (int64_t[]){LB, steps, LF}, 31);
+    dg_node *h0 = NULL, *c0 = NULL;
+    if (with_state) {
+        h0 = lstm_state_param(g, "h0", 2, (int64_t[]){LB, LH}, 32);
+        c0 = lstm_state_param(g, "c0", 2, (int64_t[]){LB, LH}, 33);
+    }
+    dg_node *hn, *cn, *hn_r, *cn_r;
+    dg_node *y = dg_lstm(g, x, LH, h0, c0, "lstm", &rng, &hn, &cn);
+    ck_assert_msg(y != NULL, "%s", dg_graph_error(g));
+    dg_node *y_r = reference_lstm(g, x, h0, c0, &hn_r, &cn_r);
+    ck_assert_msg(y_r != NULL, "%s", dg_graph_error(g));
+    /* Without states: the reviewer's case, loss = sum(y). With them: weighted y^2, h_n and c_n
+     * (c_n is the packed output's c slice: gradients in lstm_seq_grad's gy beyond h; y^2 makes
+     * gy itself a function of y, so the rule must take partial derivatives). */
+    dg_node *loss = sum_all(g, y), *loss_r = sum_all(g, y_r);
+    if (with_state) {
+        loss = dg_add(g, dg_add(g, weighted_sum(g, dg_square(g, y), 41), weighted_sum(g, hn, 42)),
+                      weighted_sum(g, cn, 43));
+        loss_r = dg_add(g, dg_add(g, weighted_sum(g, dg_square(g, y_r), 41),
+                                  weighted_sum(g, hn_r, 42)),
+                        weighted_sum(g, cn_r, 43));
+    }
+    dg_node *first[3] = {x, h0, c0};
+    const int n_first = with_state ? 3 : 1;
+    dg_node *wrt2[5] = {lstm_param(g, "weight_hh"), lstm_param(g, "weight_ih"), x, h0, c0};
+    const int n_wrt2 = 2 + n_first;
+    dg_node *d2[5], *d2_r[5];
+    dg_node *loss2 = lstm_loss2(g, loss, n_first, first, n_wrt2, wrt2, d2);
+    dg_node *loss2_r = lstm_loss2(g, loss_r, n_first, first, n_wrt2, wrt2, d2_r);
+    /* The double backward really goes through the fused ops (the reviewer's failure). */
+    bool fused_grad = false;
+    for (int i = 0; i < dg_graph_node_count(g); i++)
+        fused_grad = fused_grad || strcmp(dg_node_op_name(dg_graph_node(g, i)),
+                                          "lstm_seq_grad") == 0;
+    ck_assert(fused_grad);
+
+    dg_node *outs[12] = {loss2, loss2_r};
+    for (int k = 0; k < n_wrt2; k++) {
+        outs[2 + k] = d2[k];
+        outs[2 + n_wrt2 + k] = d2_r[k];
+    }
+    dg_plan *p = compile_run(g, 2 + 2 * n_wrt2, outs, 0, NULL, NULL);
+    check_close(dg_data(p, loss2)[0], dg_data(p, loss2_r)[0], 1e-5, "loss2", 0);
+    for (int k = 0; k < n_wrt2; k++) {
+        int64_t n = dg_node_numel(wrt2[k]);
+        double err = dg_test_max_rel_err(dg_data(p, d2[k]), dg_data(p, d2_r[k]), n, 1e-2);
+        ck_assert_msg(err < 2e-5, "d2 loss2 / d %s: max relative error %g against the "
+                      "unrolled LSTM", dg_node_name(wrt2[k]), err);
+    }
+    dg_plan_free(p);
+
+    /* Central differences of the compiled first gradient (the fused path). */
+    dg_gradcheck_options opts = dg_gradcheck_defaults();
+    opts.max_elements_per_node = 0;
+    dg_gradcheck_report report;
+    dg_status st = dg_gradcheck(g, loss2, n_wrt2, wrt2, 0, NULL, NULL, &opts, &report);
+    ck_assert_msg(st == DG_OK, "gradcheck did not run: %s", dg_graph_error(g));
+    ck_assert_msg(report.passed, "%s", report.summary);
+    ck_assert_int_gt(report.n_checked, 0);
+
+    /* A third order is built too (the composed rule's nodes are ordinary ones). */
+    dg_node *d3 = NULL;
+    ck_assert_msg(dg_grad(g, sum_all(g, dg_mul(g, d2[2], d2[2])), 1, &x, &d3) == DG_OK, "%s",
+                  dg_graph_error(g));
+    p = compile_run(g, 1, &d3, 0, NULL, NULL);
+    for (int64_t i = 0; i < dg_node_numel(x); i++)
+        ck_assert(isfinite(dg_data(p, d3)[i]));
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+
+START_TEST(test_lstm_double_backward) { lstm_double_backward(LT_MAX, false); }
+END_TEST
+
+START_TEST(test_lstm_double_backward_states) { lstm_double_backward(LT_MAX, true); }
+END_TEST
+
+/* One step: the gradients of y and gy are a single step's (no concat along time). */
+START_TEST(test_lstm_double_backward_one_step) { lstm_double_backward(1, true); }
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("higher_order");
@@ -980,6 +1141,11 @@ static Suite *suite(void)
     tcase_add_test(graph, test_double_backward_graph_and_dot);
     tcase_add_test(graph, test_concat_inputs_limit);
     suite_add_tcase(s, graph);
+    TCase *lstm = tcase_create("lstm");
+    tcase_add_test(lstm, test_lstm_double_backward);
+    tcase_add_test(lstm, test_lstm_double_backward_states);
+    tcase_add_test(lstm, test_lstm_double_backward_one_step);
+    suite_add_tcase(s, lstm);
     return s;
 }
 

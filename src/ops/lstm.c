@@ -41,10 +41,11 @@
  * element is computed by the same code whatever the split (the packed GEMM path's value of
  * an element does not depend on the rows around it, and dg__sgemm is bitwise independent of
  * its thread count), so results are identical at any thread count.
- * Second derivatives are not provided: dg_grad through lstm_seq_grad fails with
- * DG_ERR_NOT_DIFFERENTIABLE naming it (as attention_grad).
+ * Second derivatives: lstm_seq_grad's own backward rule (lstm_grad2.c) builds this formula
+ * from ordinary ops on fresh proxies of its inputs and differentiates that (first order
+ * stays on these kernels).
  */
-#include "op.h"
+#include "lstm.h"
 #include "gemm/gemm.h"
 #include "layout_attrs.h"
 #include "simd/vmath.h"
@@ -455,17 +456,9 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
     }
 }
 
-static dg_status lstm_seq_grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g,
-                                        dg_node *node, dg_node *grad, dg_node **gin)
-{
-    dg_graph_set_error(g, DG_ERR_NOT_DIFFERENTIABLE, "lstm_seq_grad: node %d: second "
-                       "derivatives of lstm_seq are not provided", dg_node_index(node));
-    return dg_graph_status(g);
-}
-
 const struct dg_op_def dg_op_lstm_seq_grad = {
     .name = "lstm_seq_grad", .n_inputs = -1, .attrs_size = sizeof(struct lstm_attrs),
     .infer = lstm_seq_grad_infer, .forward = lstm_seq_grad_forward,
-    .backward = lstm_seq_grad_backward, .label = lstm_label,
+    .backward = dg__lstm_seq_grad_backward, .label = lstm_label,
     .workspace_bytes = lstm_seq_grad_workspace,
 };

@@ -257,11 +257,12 @@ CASES = [
          [Spec([2, 5, 80]), Spec([80, 20], lo=-0.5, hi=0.5), Spec([80]), Spec([2, 20]),
           Spec([2, 20])],
          lstm_seq_ref),
+    # differentiable again (src/ops/lstm_grad2.c): the gradients of the formula in gy, y, w_hh
+    # and c0 are second derivatives of lstm_seq
     Case("lstm_seq_grad_basic", "lstm_seq_grad",
-         [Spec([2, 3, 12]), Spec([2, 3, 12]), Spec([8, 2])], lstm_seq_grad_ref, grad=False),
+         [Spec([2, 3, 12]), Spec([2, 3, 12]), Spec([8, 2])], lstm_seq_grad_ref),
     Case("lstm_seq_grad_c0", "lstm_seq_grad",
-         [Spec([3, 4, 18]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref,
-         grad=False),
+         [Spec([3, 4, 18]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref),
     # d q, d k and d v side by side (self-attention over a short context: the rule's one pass)
     Case("attention_grad_qkv", "attention_grad",
          [Spec([2, 70, 4]), Spec([2, 70, 4]), Spec([2, 70, 3]), Spec([2, 70, 3]),
