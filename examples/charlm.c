@@ -91,7 +91,7 @@ static void parse(int argc, char **argv, struct options *o)
         (strcmp(o->attention, "fused") && strcmp(o->attention, "composed")))
         usage();
     if (o->lr < 0)
-        o->lr = gpt ? 1e-3 : 2e-3;
+        o->lr = 2e-3; /* LSTM Adam; GPT AdamW (1e-3 reached 1.607 after 1000 steps, 2e-3 1.551) */
 }
 
 /* ---- the models ------------------------------------------------------------------------ */
