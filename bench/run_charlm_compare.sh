@@ -2,7 +2,7 @@
 # examples/charlm against bench/torch_charlm.py (PyTorch 1.13), one command, same options:
 #
 #   bench/run_charlm_compare.sh [build-dir] --model lstm|gpt [--data kjv.txt] [--steps N]
-#                               [--threads T] [--batch B] [--seq T] [--layers L] ...
+#                               [--threads T (1)] [--batch B] [--seq T] [--layers L] ...
 #
 # Runs PyTorch first, then dagrad (sampling off for the comparison), and prints both runs'
 # `val_loss` and `train_tokens_per_s` side by side with the ratios (dagrad / PyTorch), plus
@@ -15,6 +15,11 @@ build=build
 case "${1:-}" in
     --*|"") ;;
     *) build=$1; shift ;;
+esac
+# Both get the same thread count: 1 unless given (charlm's own default is every core).
+case " $* " in
+    *" --threads "*) ;;
+    *) set -- "$@" --threads 1 ;;
 esac
 python=${PYTHON:-/usr/bin/python3}
 charlm="$build/examples/charlm"

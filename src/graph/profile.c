@@ -112,8 +112,9 @@ dg_status dg_plan_profile_report(const dg_plan *p, FILE *f, int top)
         fprintf(f, "profile: no profiled run (dg_plan_set_profile, then dg_run)\n");
         return DG_OK;
     }
-    struct group *ops = dg__calloc((size_t)p->n_steps, sizeof *ops);
-    struct group *shaped = dg__calloc((size_t)p->n_steps, sizeof *shaped);
+    size_t cap = (size_t)(p->n_steps > 0 ? p->n_steps : 1);
+    struct group *ops = dg__calloc(cap, sizeof *ops);
+    struct group *shaped = dg__calloc(cap, sizeof *shaped);
     if (ops == NULL || shaped == NULL) {
         dg__free(ops);
         dg__free(shaped);

@@ -488,7 +488,6 @@ static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
                 continue;
             }
             float top = -INFINITY;
-#pragma omp simd reduction(max : top)
             for (int64_t c = 0; c < lim; c++)
                 top = row[c] > top ? row[c] : top;
 #pragma omp simd
