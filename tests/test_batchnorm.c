@@ -288,6 +288,42 @@ START_TEST(bitwise_at_any_thread_count)
 }
 END_TEST
 
+/* In evaluation the input gradient is g * gamma / sqrt(running_var + eps) (PyTorch's): x is not
+ * read, so an infinite input leaves every gradient finite. */
+START_TEST(eval_gradient_does_not_read_x)
+{
+    enum { B = 2, CH = 3, HW = 4, N = B * CH * HW };
+    float x[N], w[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = 0.25f * (float)(i % 7) - 0.5f;
+        w[i] = 1.0f - 0.125f * (float)(i % 5);
+    }
+    x[0] = INFINITY;
+    x[N - 1] = -INFINITY;
+    dg_graph *g = dg_graph_new();
+    dg_node *xi = dg_input(g, "x", 4, (int64_t[]){B, CH, 2, 2});
+    dg_node *wi = dg_input(g, "w", 4, (int64_t[]){B, CH, 2, 2});
+    dg_node *y = dg_batch_norm_layer(g, xi, 0.1f, 1e-5f, "bn", NULL, NULL);
+    dg_node *loss = dg_sum(g, dg_mul(g, y, wi), 0, NULL, false);
+    dg_node *dx = NULL;
+    ck_assert_int_eq(dg_grad(g, loss, 1, &xi, &dx), DG_OK);
+    dg_plan *p = dg_compile(g, 1, &dx);
+    ck_assert_msg(p != NULL, "%s", dg_graph_error(g));
+    ck_assert_int_eq(dg_feed(p, xi, x), DG_OK);
+    ck_assert_int_eq(dg_feed(p, wi, w), DG_OK);
+    ck_assert_int_eq(dg_dropout_feed_key(p, 1, 0, false), DG_OK);
+    ck_assert_int_eq(dg_run(p), DG_OK);
+    const float *got = dg_data(p, dx);
+    /* fresh layer: gamma 1, running variance 1 */
+    const float scale = (float)(1.0 / sqrt(1.0 + 1e-5));
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(fabsf(got[i] - w[i] * scale) <= 1e-6f, "dx[%d] = %g, want %g", i,
+                      (double)got[i], (double)(w[i] * scale));
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("batchnorm");
@@ -295,6 +331,7 @@ int main(void)
     tcase_add_test(tc, sync_equals_full_batch);
     tcase_add_test(tc, collective_calls_and_failure);
     tcase_add_test(tc, bitwise_at_any_thread_count);
+    tcase_add_test(tc, eval_gradient_does_not_read_x);
     suite_add_tcase(s, tc);
     return dg_test_run(s);
 }

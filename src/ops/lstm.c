@@ -286,7 +286,7 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
                                    &shift);
         }
         gin[1] = h_prev ? dg_matmul_ex(g, flat(g, d_pre, 4 * H), flat(g, h_prev, H), true, false)
-                        : dg_scale(g, w_hh, 0.0f);
+                        : dg__filled_like(g, w_hh, 0.0f); /* exact zeros (not 0 * w_hh) */
     }
     if (with_state) {
         dg_node *state = flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H);
