@@ -27,11 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_fma.h"
 #include "bench_util.h"
-
-#ifdef __x86_64__
-#include <immintrin.h>
-#endif
 
 enum { N_BATCHES = 8, SIDE = 28, MAX_REPETITIONS = 31 };
 
@@ -163,44 +160,6 @@ static int run(int64_t batch, bool train, int threads, double seconds, int repet
 
 /* ---- --profile ---------------------------------------------------------------------------- */
 
-#ifdef __x86_64__
-/* 24 independent FMA chains, no memory traffic: the one-core FMA peak. */
-__attribute__((target("avx512f"), noinline)) static float fma_chains_512(int64_t iterations)
-{
-    __m512 acc[24];
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < 24; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    for (int64_t it = 0; it < iterations; it++) {
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++)
-            acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    }
-    for (int i = 1; i < 24; i++)
-        acc[0] = _mm512_add_ps(acc[0], acc[i]);
-    return _mm512_reduce_add_ps(acc[0]);
-}
-#endif
-
-/* GFLOP/s of one core's AVX-512 FMAs (0 when the CPU has none). */
-static double fma_peak(void)
-{
-    double best = 0.0;
-#ifdef __x86_64__
-    if (!__builtin_cpu_supports("avx512f"))
-        return 0.0;
-    volatile float sink = 0.0f;
-    const int64_t iterations = 10 * 1000 * 1000;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = bench_clock();
-        sink += fma_chains_512(iterations);
-        double gflops = 2.0 * 16 * 24 * (double)iterations / (bench_clock() - t0) / 1e9;
-        best = gflops > best ? gflops : best;
-    }
-    (void)sink;
-#endif
-    return best;
-}
 
 enum { MAX_STEPS = 256 };
 
@@ -393,7 +352,7 @@ int main(int argc, char **argv)
     if (repetitions < 1 || repetitions > MAX_REPETITIONS || seconds <= 0)
         return 2;
     if (profile) {
-        double peak = fma_peak();
+        double peak = dg_bench_fma_peak();
         printf("fma_peak_1core %.1f GFLOP/s\n", peak);
         for (int t = 0; t < n_threads; t++)
             if (profile_config(64, true, threads[t], seconds, peak) != 0 ||

@@ -22,15 +22,13 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef __x86_64__
-#include <immintrin.h>
-#endif
 #ifdef DG_BENCH_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
 
 #include "gemm/gemm.h"
 
+#include "bench_fma.h"
 #include "bench_util.h"
 
 enum { ROUNDS = 2, REPETITIONS = 4 };
@@ -81,75 +79,6 @@ static const struct shape shapes[] = {
     {"gpt_fc2_dX_4096x512x128_NT", false, true, 4096, 512, 128},
 };
 
-/* ---- FMA peak of one core ---------------------------------------------------------------
- * 24 independent accumulator chains (more than latency x throughput on any current core), no
- * memory traffic. Built with a target attribute: this file has no ISA flags. */
-#ifdef __x86_64__
-__attribute__((target("avx512f"), noinline)) static float fma_loop_avx512(int64_t iterations)
-{
-    __m512 acc[24];
-    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < 24; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    for (int64_t it = 0; it < iterations; it++) {
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++)
-            acc[i] = _mm512_fmadd_ps(acc[i], x, y);
-    }
-    __m512 sum = acc[0];
-    for (int i = 1; i < 24; i++)
-        sum = _mm512_add_ps(sum, acc[i]);
-    return _mm512_reduce_add_ps(sum);
-}
-
-__attribute__((target("avx2,fma"), noinline)) static float fma_loop_avx2(int64_t iterations)
-{
-    __m256 acc[12];
-    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < 12; i++)
-        acc[i] = _mm256_set1_ps((float)i);
-    for (int64_t it = 0; it < iterations; it++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++)
-            acc[i] = _mm256_fmadd_ps(acc[i], x, y);
-    }
-    __m256 sum = acc[0];
-    for (int i = 1; i < 12; i++)
-        sum = _mm256_add_ps(sum, acc[i]);
-    float lanes[8];
-    _mm256_storeu_ps(lanes, sum);
-    return lanes[0];
-}
-#endif
-
-/* GFLOP/s of the widest FMA this build can name on this CPU (0 when none). */
-static double measure_fma_peak(void)
-{
-#ifdef __x86_64__
-    volatile float sink = 0.0f;
-    double best = 0.0;
-    const int64_t iterations = 20 * 1000 * 1000;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = dg_bench_seconds(), flops;
-        if (dg__isa_supported() >= DG_ISA_AVX512) {
-            sink += fma_loop_avx512(iterations);
-            flops = 2.0 * 16 * 24 * (double)iterations;
-        } else if (dg__isa_supported() >= DG_ISA_AVX2) {
-            sink += fma_loop_avx2(iterations);
-            flops = 2.0 * 8 * 12 * (double)iterations;
-        } else {
-            return 0.0;
-        }
-        double gflops = flops / (dg_bench_seconds() - t0) / 1e9;
-        if (gflops > best)
-            best = gflops;
-    }
-    (void)sink;
-    return best;
-#else
-    return 0.0;
-#endif
-}
 
 /* ---- Timed runs ------------------------------------------------------------------------- */
 
@@ -236,7 +165,7 @@ int main(int argc, char **argv)
     const char *coretype = getenv("OPENBLAS_CORETYPE");
     printf("# dagrad isa %s; OPENBLAS_CORETYPE=%s\n", dg__isa_name(dg__isa()),
            coretype ? coretype : "(unset: OpenBLAS may run an SSE kernel)");
-    double peak = measure_fma_peak();
+    double peak = dg_bench_fma_peak();
     printf("fma_peak_1core %.1f GFLOP/s\n", peak);
 
     for (int t = 0; t < n_counts; t++) {
