@@ -13,7 +13,8 @@
  * 24 independent accumulator chains (more than latency x throughput on any current core), no
  * memory traffic. Built with target attributes: the benches have no ISA flags. */
 #ifdef __x86_64__
-__attribute__((target("avx512f"), noinline, unused)) static float dg_bench_fma_avx512(int64_t iterations)
+__attribute__((target("avx512f"), noinline, unused))
+static float dg_bench_fma_avx512(int64_t iterations)
 {
     __m512 acc[24];
     const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
@@ -30,7 +31,8 @@ __attribute__((target("avx512f"), noinline, unused)) static float dg_bench_fma_a
     return _mm512_reduce_add_ps(sum);
 }
 
-__attribute__((target("avx2,fma"), noinline, unused)) static float dg_bench_fma_avx2(int64_t iterations)
+__attribute__((target("avx2,fma"), noinline, unused))
+static float dg_bench_fma_avx2(int64_t iterations)
 {
     __m256 acc[12];
     const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
