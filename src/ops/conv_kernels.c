@@ -188,40 +188,60 @@ static void valid_rows(const struct dg__conv_geom *g, int64_t a, int64_t *i0, in
         *i1 = *i0;
 }
 
+/* Kernel tap (a, b) of a shifted-plane geometry: output rows [i0, i1) and columns [j0, j1)
+ * read inside the plane, and the flat copy plane[t + shift] for t in [lo, hi) (the rows
+ * [i0*W, i1*W) clipped to the plane; the wrapped reads of the border columns are fixed up by
+ * the caller). */
+struct shifted_tap {
+    int64_t i0, i1, j0, j1, shift, lo, hi;
+};
+
+static struct shifted_tap shifted_tap(const struct dg__conv_geom *g, int64_t a, int64_t b)
+{
+    const int64_t W = g->in_w, col_offset = b * g->dil_w - g->pad_w;
+    struct shifted_tap t;
+    valid_rows(g, a, &t.i0, &t.i1);
+    valid_columns(g, col_offset, &t.j0, &t.j1);
+    if (t.j1 < t.j0)
+        t.j1 = t.j0;
+    t.shift = (a * g->dil_h - g->pad_h) * W + col_offset;
+    t.lo = t.i0 * W;
+    t.hi = t.i1 * W;
+    if (t.lo + t.shift < 0)
+        t.lo = -t.shift;
+    if (t.hi + t.shift > g->in_h * W)
+        t.hi = g->in_h * W - t.shift;
+    return t;
+}
+
+/* buf[t] = value in the border columns (outside [j0, j1)) of rows [i0, i1), column by column
+ * down the rows: strided stores (a loop along a row would become a memset call per row, most
+ * of im2col's time for 3x3 kernels). */
+static void fill_border_columns(const struct shifted_tap *t, int64_t W, float value, float *buf)
+{
+    for (int64_t j = 0; j < t->j0; j++)
+        for (int64_t k = t->i0 * W + j; k < t->i1 * W; k += W)
+            buf[k] = value;
+    for (int64_t j = t->j1; j < W; j++)
+        for (int64_t k = t->i0 * W + j; k < t->i1 * W; k += W)
+            buf[k] = value;
+}
+
 /* im2col of one kernel tap (a, b) of one channel plane when is_shifted_plane. */
 static void im2col_shifted(const struct dg__conv_geom *g, const float *plane, int64_t a,
                            int64_t b, float *dst)
 {
     const int64_t W = g->in_w, P = g->out_h * W;
-    int64_t i0, i1, j0, j1, col_offset = b * g->dil_w - g->pad_w;
-    valid_rows(g, a, &i0, &i1);
-    valid_columns(g, col_offset, &j0, &j1);
-    if (j1 < j0)
-        j1 = j0;
-    if (i0 > 0)
-        memset(dst, 0, (size_t)(i0 * W) * sizeof *dst);
-    if (i1 * W < P)
-        memset(dst + i1 * W, 0, (size_t)(P - i1 * W) * sizeof *dst);
-    if (i1 == i0)
+    const struct shifted_tap t = shifted_tap(g, a, b);
+    if (t.i0 > 0)
+        memset(dst, 0, (size_t)(t.i0 * W) * sizeof *dst);
+    if (t.i1 * W < P)
+        memset(dst + t.i1 * W, 0, (size_t)(P - t.i1 * W) * sizeof *dst);
+    if (t.i1 == t.i0)
         return;
-    /* dst[t] = plane[t + shift] for t in [i0*W, i1*W), clipped to the plane; what the
-     * clipping leaves out, and the wrapped reads of the border columns, are zeroed below */
-    const int64_t shift = (a * g->dil_h - g->pad_h) * W + col_offset;
-    int64_t lo = i0 * W, hi = i1 * W;
-    if (lo + shift < 0)
-        lo = -shift;
-    if (hi + shift > g->in_h * W)
-        hi = g->in_h * W - shift;
-    if (hi > lo)
-        memcpy(dst + lo, plane + lo + shift, (size_t)(hi - lo) * sizeof *dst);
-    /* border columns, column by column down the rows: strided stores (a loop along a row
-     * would become a memset call per row, most of im2col's time for 3x3 kernels) */
-    for (int64_t j = 0; j < j0; j++)
-        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
-            dst[t] = 0.0f;
-    for (int64_t j = j1; j < W; j++)
-        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
-            dst[t] = 0.0f;
+    if (t.hi > t.lo)
+        memcpy(dst + t.lo, plane + t.lo + t.shift, (size_t)(t.hi - t.lo) * sizeof *dst);
+    fill_border_columns(&t, W, 0.0f, dst);
 }
 
 /* col[(c*kh + a)*kw + b][i*Wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + b*dw], 0 outside. */
@@ -273,30 +293,14 @@ static void im2col(const struct dg__conv_geom *g, const float *x, float *col)
 static void col2im_shifted(const struct dg__conv_geom *g, float *src, int64_t a, int64_t b,
                            float *plane)
 {
-    const int64_t W = g->in_w;
-    int64_t i0, i1, j0, j1, col_offset = b * g->dil_w - g->pad_w;
-    valid_rows(g, a, &i0, &i1);
-    valid_columns(g, col_offset, &j0, &j1);
-    if (j1 < j0)
-        j1 = j0;
-    if (i1 == i0)
+    const struct shifted_tap t = shifted_tap(g, a, b);
+    if (t.i1 == t.i0)
         return;
-    for (int64_t j = 0; j < j0; j++)
-        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
-            src[t] = -0.0f;
-    for (int64_t j = j1; j < W; j++)
-        for (int64_t t = i0 * W + j; t < i1 * W; t += W)
-            src[t] = -0.0f;
-    const int64_t shift = (a * g->dil_h - g->pad_h) * W + col_offset;
-    int64_t lo = i0 * W, hi = i1 * W;
-    if (lo + shift < 0)
-        lo = -shift;
-    if (hi + shift > g->in_h * W)
-        hi = g->in_h * W - shift;
-    float *restrict d = plane + shift;
+    fill_border_columns(&t, g->in_w, -0.0f, src);
+    float *restrict d = plane + t.shift;
     const float *restrict r = src;
-    for (int64_t t = lo; t < hi; t++)
-        d[t] += r[t];
+    for (int64_t k = t.lo; k < t.hi; k++)
+        d[k] += r[k];
 }
 
 /* x = the sum of col's entries into the positions im2col read them from (x overwritten),
