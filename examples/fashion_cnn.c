@@ -16,14 +16,15 @@
  *   conv(1->32) + BN + ReLU + maxpool 2     [N, 32, 14, 14]
  *   conv(32->64) + BN + ReLU + maxpool 2    [N, 64, 7, 7]
  *   conv(64->128) + BN + ReLU + maxpool 2   [N, 128, 3, 3]
- *   flatten -> dropout 0.1 -> dense(1152->256) + ReLU -> dropout 0.25 -> dense(256->10)
+ *   flatten -> dropout 0.1 -> dense(1152->512) + ReLU -> dropout 0.25 -> dense(512->10)
  *   (every conv 3x3, pad 1); cross-entropy with label smoothing 0.1; AdamW lr 2e-3, weight
- *   decay 0.05, batch 128, 10 epochs (STRONG_EPOCHS; --epochs changes it): one epoch of
+ *   decay 0.05, batch 128, 12 epochs (STRONG_EPOCHS; --epochs changes it): one epoch of
  *   linear warm-up, then cosine annealing to 0 at the end of the last epoch; training batches
  *   augmented (random crop with 1 pixel of zero padding, horizontal flip with probability 0.5;
  *   dg_augment; --augment 0 turns it off). The knobs (--dropout-conv, --dropout-fc,
  *   --smoothing, --lr, --weight-decay, --crop, --flip, --fc) change these defaults. The
- *   earlier recipe (dropout 0.25/0.5, no smoothing, crop 2) under-fitted: test 0.9125.
+ *   earlier recipe (dropout 0.25/0.5, no smoothing, crop 2, fc 256, 10 epochs) under-fitted:
+ *   test 0.9125; this one reached val 0.9394 / test 0.9319 (docs/performance.md).
  *
  * The last --val (5000) training images are held out for validation (reported each epoch);
  * the model trains on the rest (--limit N: only the first N of those, for a quick run). The
@@ -36,9 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The strong recipe's default length, sized to ~10 minutes of training at 2 threads on the
- * reference machine (docs/performance.md). */
-enum { STRONG_EPOCHS = 10, STRONG_CROP = 1, STRONG_FC = 256 };
+/* The strong recipe's defaults; its length is sized to ~8 minutes of training at 2 threads on
+ * a quiet reference machine (docs/performance.md), inside the 10-minute budget. */
+enum { STRONG_EPOCHS = 12, STRONG_CROP = 1, STRONG_FC = 512 };
 #define STRONG_DROPOUT_CONV 0.1
 #define STRONG_DROPOUT_FC 0.25
 #define STRONG_SMOOTHING 0.1
