@@ -335,6 +335,60 @@ START_TEST(test_small_m_column_bits)
 END_TEST
 
 /* k == 0 gives C = beta*C (zeros when beta == 0, NaNs in C ignored); alpha == 0 the same. */
+/* Determinism across the packed path's right-edge tiles: a column has the same bits whether
+ * its tile is full or an edge tile with few columns (kernels may run a narrower tile there,
+ * e.g. AVX-512's one-vector tile for <= 16 columns). Columns [0, n) of an n-column product are
+ * compared with the same columns of a 64-column one on identical data, over every ISA, both
+ * layouts of B, and beta 0 / non-zero; 128 x n x 100 takes the packed path. */
+START_TEST(test_packed_edge_column_bits)
+{
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 4242);
+    enum { M = 128, K = 100, N_TOTAL = 64 };
+    static const int64_t ns[] = {33, 40, 48, 49, 63};
+    float *a = malloc(sizeof(float) * M * K);
+    float *b = malloc(sizeof(float) * K * N_TOTAL);
+    float *c0 = malloc(sizeof(float) * M * N_TOTAL);
+    float *wide = malloc(sizeof(float) * M * N_TOTAL);
+    float *part = malloc(sizeof(float) * M * N_TOTAL);
+    ck_assert(a && b && c0 && wide && part);
+    dg_test_fill_uniform(&rng, a, M * K, -1.0f, 1.0f);
+    dg_test_fill_uniform(&rng, b, K * N_TOTAL, -1.0f, 1.0f);
+    dg_test_fill_uniform(&rng, c0, M * N_TOTAL, -1.0f, 1.0f);
+    for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
+        for (int t = 0; t < 4; t++) {
+            const bool transpose_b = t & 1;
+            const float beta = t >> 1 ? -0.5f : 0.0f;
+            /* B is K x N_TOTAL row-major, or its transpose N_TOTAL x K: the first n columns
+             * of op(B) are the same data either way. */
+            const int64_t ldb = transpose_b ? K : N_TOTAL;
+            memcpy(wide, c0, sizeof(float) * M * N_TOTAL);
+            dg__sgemm_isa((enum dg_isa)isa, false, transpose_b, M, N_TOTAL, K, 1.25f, a, K, b,
+                          ldb, beta, wide, N_TOTAL, 1);
+            for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++) {
+                memcpy(part, c0, sizeof(float) * M * N_TOTAL);
+                dg__sgemm_isa((enum dg_isa)isa, false, transpose_b, M, ns[in], K, 1.25f, a, K,
+                              b, ldb, beta, part, N_TOTAL, 1);
+                for (int64_t i = 0; i < M; i++) {
+                    ck_assert_msg(memcmp(part + i * N_TOTAL, wide + i * N_TOTAL,
+                                         sizeof(float) * (size_t)ns[in]) == 0,
+                                  "isa %d, transpose_b %d, beta %g, n %lld: row %lld differs",
+                                  isa, (int)transpose_b, (double)beta, (long long)ns[in],
+                                  (long long)i);
+                    ck_assert(memcmp(part + i * N_TOTAL + ns[in], c0 + i * N_TOTAL + ns[in],
+                                     sizeof(float) * (size_t)(N_TOTAL - ns[in])) == 0);
+                }
+            }
+        }
+    }
+    free(a);
+    free(b);
+    free(c0);
+    free(wide);
+    free(part);
+}
+END_TEST
+
 START_TEST(test_degenerate)
 {
     for (int isa = DG_ISA_GENERIC; isa <= (int)dg__isa_supported(); isa++) {
@@ -505,6 +559,7 @@ static Suite *gemm_suite(void)
     tcase_add_test(tc, test_small_m);
     tcase_add_test(tc, test_small_m_large);
     tcase_add_test(tc, test_small_m_column_bits);
+    tcase_add_test(tc, test_packed_edge_column_bits);
     tcase_add_test(tc, test_degenerate);
     tcase_add_test(tc, test_thread_determinism);
     tcase_add_test(tc, test_dispatch);

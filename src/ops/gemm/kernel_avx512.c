@@ -115,6 +115,14 @@ static void micro(int64_t k, const float *a_packed, const float *b_packed, float
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + NR - 1), _MM_HINT_T0);
     }
+    /* A right-edge tile whose columns fit one vector (n = 65: 64 + 1) takes a one-vector
+     * tile: the padding vectors would cost a full tile's FMAs for nothing. Every lane still
+     * sums p = 0..k-1 with one FMA per term, so its bits are those of the full tile. */
+    if (NV > 1 && n_valid <= 16) {
+        tile(MR, 1, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc,
+             m_valid);
+        return;
+    }
     tile(MR, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc, m_valid);
 }
 
