@@ -47,8 +47,34 @@ static inline vmask v_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 static inline vmask v_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 static inline vf v_select(vmask m, vf t, vf f) { return _mm256_blendv_ps(f, t, m); }
 static inline vf v_keep(vmask m, vf a) { return _mm256_and_ps(m, a); }
-static inline vf v_rcp_approx(vf a) { return _mm256_rcp_ps(a); }
 static inline vf v_sqrt(vf a) { return _mm256_sqrt_ps(a); }
+/* m (p(u) / q(u) + k u) in double, rounded once to float; as in vmath_avx512.c (two halves
+ * of 4 lanes). */
+static inline __m256d ratio_half(__m256d u, __m256d m, __m256d k, const double *p, int np,
+                                  const double *q, int nq)
+{
+    __m256d a = _mm256_set1_pd(p[0]), b = _mm256_set1_pd(q[0]);
+    for (int i = 1; i < np; i++)
+        a = _mm256_fmadd_pd(a, u, _mm256_set1_pd(p[i]));
+    for (int i = 1; i < nq; i++)
+        b = _mm256_fmadd_pd(b, u, _mm256_set1_pd(q[i]));
+    a = _mm256_div_pd(a, b);
+    a = _mm256_fmadd_pd(k, u, a);
+    return _mm256_mul_pd(a, m);
+}
+static inline vf v_ratio_f64(vf u, vf m, vf k, const double *p, int np, const double *q,
+                             int nq)
+{
+    __m256d ulo = _mm256_cvtps_pd(_mm256_castps256_ps128(u));
+    __m256d uhi = _mm256_cvtps_pd(_mm256_extractf128_ps(u, 1));
+    __m256d mlo = _mm256_cvtps_pd(_mm256_castps256_ps128(m));
+    __m256d mhi = _mm256_cvtps_pd(_mm256_extractf128_ps(m, 1));
+    __m256d klo = _mm256_cvtps_pd(_mm256_castps256_ps128(k));
+    __m256d khi = _mm256_cvtps_pd(_mm256_extractf128_ps(k, 1));
+    __m128 rlo = _mm256_cvtpd_ps(ratio_half(ulo, mlo, klo, p, np, q, nq));
+    __m128 rhi = _mm256_cvtpd_ps(ratio_half(uhi, mhi, khi, p, np, q, nq));
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(rlo), rhi, 1);
+}
 /* e^x inline, as in vmath_avx512.c (see there for why and how), except that AVX2 has no
  * vscalefps: 2^n is applied as two exact powers of two, 2^(n>>1) then 2^(n - (n>>1)), each a
  * normal float for n in [-150, 129], so only the last multiply rounds (once, into the

@@ -12,7 +12,7 @@
 struct dg_vmath_bare {
     dg_vmath_unary_fn exp, log, sqrt, tanh, erfc;
     dg_vmath_unary_fn exp_log1p;   /* log1p(exp(x)): the two calls softplus needs */
-    dg_vmath_binary_fn erfc_exp;   /* erfc(a) + exp(b): the two calls gelu' needs */
+    dg_vmath_binary_fn erfc_exp;   /* erfc(a) + exp(b): the library calls an erfc-based gelu' would need */
     dg_vmath_binary_fn mul;        /* a * b: two streams in, one out */
 };
 

@@ -8,9 +8,11 @@
  *                                            lanes read as 0 and memory past k is not touched)
  *   v_set1, v_add, v_sub, v_mul, v_div, v_fmadd(a, b, c) = a*b + c, v_fnmadd(a, b, c) = c - a*b
  *   v_min(k, x), v_max(k, x)                 x if x is NaN (the x86 rule: second operand wins)
- *   v_rcp_approx(a)                          1/a to 12 bits or better (only where that is enough)
+ *   v_ratio_f64(u, m, k, p, np, q, nq)      m (p(u) / q(u) + k u), in double, rounded once
+ *                                            (p, q: coefficients, highest degree first)
  *   v_abs, v_gt(a, b), v_ge(a, b), v_select(m, if_true, if_false), v_keep(m, a) = m ? a : 0
- *   v_exp, v_log, v_log1p, v_tanh, v_erfc, v_sqrt   vector math (inline, SLEEF or libmvec)
+ *   v_exp, v_log, v_log1p, v_tanh, v_sqrt    vector math (inline, SLEEF or libmvec)
+ *   v_erfc                                   library erfc, for the bench's bare loops only
  *   v_exp_library                            SLEEF's exp, for the bench's bare loops only
  *
  * Why one body: both ISAs must compute the same formulas with the same cut-offs, and the
@@ -59,26 +61,33 @@ DG_VMATH_INLINE vf sigmoid_lane(vf x)
     return v_div(num, v_add(v_set1(1.0f), e));
 }
 
-/* 2 * Phi(x) = erfc(-x / sqrt 2), accurate in the left tail where 1 + erf would cancel.
- * The argument t = -x / sqrt 2 cannot be exact in float, and erfc magnifies a relative error
- * in t by about 2 t^2 (100 at x = -10), so the rounding error of t is carried separately:
- * t_hi + t_lo = -x * (c_hi + c_lo) to about 2^-48, and to first order
- *   erfc(t_hi + t_lo) = erfc(t_hi) * (1 - d(t_hi) * t_lo),  d(t) = 2 e^-t^2 / (sqrt(pi) erfc(t)).
- * d only needs a few per cent accuracy (t_lo is 2^-24 t): for t > 0 it is approximated by
- * 2t + 1 / (t + 0.886) (exact at 0 and asymptotically; the reciprocal is the hardware
- * estimate, 12+ bits, a division here cost a fifth of gelu's speed); for t <= 0 the correction is below
- * 0.3 ulp and is skipped. x must already be clamped to [-20, 20] (no infinities). */
-DG_VMATH_INLINE vf twice_normal_cdf(vf x)
+/* The normal tail Phi(-u), u = |x| in [0, 20], without erfc: Phi(-u) = e^(-u^2/2) S(u), where
+ * S(u) = Phi(-u) e^(u^2/2) (the Mills ratio over sqrt(2 pi)) is smooth and slowly varying on
+ * [0, inf) (0.5 at 0, about 0.4 / u far out), so one rational function of degree 4 / 5 fits
+ * it to 1.2e-8 relative on [0, 20] (tools/fit_gelu_mills.py). P / Q is evaluated in double
+ * (v_ratio_f64), together with the factor and term each caller needs, and rounded once: in
+ * float, Horner's rule alone added 2 ulp. u^2 / 2 is split exactly (h + l, FMA) and
+ * e^-(h+l) = e^-h (1 - l), since e^-u^2/2 magnifies the rounding of u^2 by u^2 / 2. So one
+ * inline exp and one double division per lane and no opaque library call: libmvec's erfcf,
+ * used before, ran gelu at 0.5 Gelem/s (a third of it spent spilling around the call); this
+ * runs at 1.1. gauss_half(u) = e^(-u^2/2); mills(u, m, k) = m (S(u) + k u). */
+DG_VMATH_INLINE vf gauss_half(vf u)
 {
-    const float c_hi = 0.70710677f;            /* (float)(1 / sqrt 2) */
-    const float c_lo = 1.21016175e-08f;        /* 1 / sqrt 2 - c_hi */
-    vf neg_x = v_sub(v_set1(0.0f), x);
-    vf t_hi = v_mul(neg_x, v_set1(c_hi));
-    vf t_lo = v_fmadd(neg_x, v_set1(c_lo), v_fmadd(neg_x, v_set1(c_hi), v_sub(v_set1(0.0f), t_hi)));
-    vf e = v_erfc(t_hi);
-    vf d = v_add(v_add(t_hi, t_hi), v_rcp_approx(v_add(t_hi, v_set1(0.886f))));
-    d = v_keep(v_gt(t_hi, v_set1(0.0f)), d);
-    return v_fnmadd(v_mul(e, d), t_lo, e);
+    vf sq = v_mul(u, u);
+    vf sq_err = v_fmadd(u, u, v_sub(v_set1(0.0f), sq)); /* u^2 - sq, exactly */
+    vf g = v_exp(v_mul(sq, v_set1(-0.5f)));
+    return v_fmadd(g, v_mul(sq_err, v_set1(-0.5f)), g);
+}
+
+static const double mills_p[] = {0.004415124992963004, 0.04261940347753859, 0.18908130637797896,
+                                 0.4461089879884048, 0.5000000050396503};
+static const double mills_q[] = {0.011067011943397426, 0.10683511248083405, 0.4849152209779136,
+                                 1.2266625424600925, 1.6901032110082774, 1.0};
+
+/* m (S(u) + k u), rounded once */
+DG_VMATH_INLINE vf mills(vf u, vf m, vf k)
+{
+    return v_ratio_f64(u, m, k, mills_p, 5, mills_q, 6);
 }
 
 DG_VMATH_INLINE vf gelu_clamp(vf x)
@@ -86,14 +95,20 @@ DG_VMATH_INLINE vf gelu_clamp(vf x)
     return v_min(v_set1(DG_VMATH_GELU_CLAMP), v_max(v_set1(-DG_VMATH_GELU_CLAMP), x));
 }
 
-/* gelu(x) = x Phi(x) = (x / 2) erfc(-x / sqrt 2). Phi uses x clamped to [-20, 20] (where it
- * is already 0 or 1 in float); the factor x is clamped only below, so gelu(-inf) = -0 rather
- * than -inf * 0 = NaN, gelu(+inf) = inf, NaN stays NaN. */
+/* gelu(x) = x Phi(x). Phi uses x clamped to [-20, 20] (where it is already 0 or 1 in float).
+ * For x < 0, gelu = (x S(|x|)) e^(-x^2/2), multiplied in that order so that the product
+ * stays normal as long as the result does (Phi(-13) alone is subnormal, gelu(-13) is not);
+ * for x >= 0, gelu = x (1 - S e^(-x^2/2)), with the unclamped x so that gelu(+inf) = inf.
+ * gelu(-inf) = -20 * 0 = -0 rather than NaN, and NaN stays NaN. */
 DG_VMATH_INLINE vf gelu_lane(vf x)
 {
     vf xc = gelu_clamp(x);
-    vf half_x = v_mul(v_max(v_set1(-DG_VMATH_GELU_CLAMP), x), v_set1(0.5f));
-    return v_mul(half_x, twice_normal_cdf(xc));
+    vf u = v_abs(xc);
+    vmask neg = v_gt(v_set1(0.0f), xc);
+    vf g = gauss_half(u);
+    vf r = mills(u, v_select(neg, xc, v_set1(1.0f)), v_set1(0.0f)); /* x S or S */
+    vf right = v_mul(x, v_fnmadd(g, r, v_set1(1.0f)));
+    return v_select(neg, v_mul(r, g), right);
 }
 
 /* softplus(x) = log1p(e^x), x itself above 20 (PyTorch). log1p(e^x) stays accurate at both
@@ -127,22 +142,21 @@ DG_VMATH_INLINE vf tanh_grad_lane(vf y, vf grad)
     return v_mul(grad, v_fnmadd(y, y, v_set1(1.0f)));
 }
 
-/* gelu'(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi). x^2 / 2 is split exactly
- * (h + l, FMA) and e^-(h+l) = e^-h (1 - l), since e^-x^2/2 magnifies the rounding of x^2 by
- * x^2 / 2. x is clamped to [-20, 20], past which the result is exactly 0 or 1 in float. */
+/* gelu'(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi), with Phi(-|x|) = S e^(-x^2/2)
+ * as in gelu_lane, so one exp serves both terms: for x < 0 the derivative is
+ * e^(-x^2/2) (S + x / sqrt(2 pi)), for x >= 0 it is (1 - S e^(-x^2/2)) + x phi(x). x is
+ * clamped to [-20, 20], past which the result is exactly 0 or 1 in float. */
 DG_VMATH_INLINE vf gelu_grad_lane(vf x, vf grad)
 {
     const float inv_sqrt_2pi = 0.398942280f;
     vf xc = gelu_clamp(x);
-    vf sq = v_mul(xc, xc);
-    vf sq_err = v_fmadd(xc, xc, v_sub(v_set1(0.0f), sq)); /* xc^2 - sq, exactly */
-    vf h = v_mul(sq, v_set1(-0.5f));
-    vf l = v_mul(sq_err, v_set1(-0.5f));
-    vf g = v_exp(h);
-    g = v_fmadd(g, l, g);
-    vf cdf = v_mul(twice_normal_cdf(xc), v_set1(0.5f));
-    vf deriv = v_fmadd(v_mul(xc, v_set1(inv_sqrt_2pi)), g, cdf);
-    return v_mul(grad, deriv);
+    vf u = v_abs(xc);
+    vmask neg = v_gt(v_set1(0.0f), xc);
+    vf g = gauss_half(u);
+    /* S - u / sqrt(2 pi) = S + x / sqrt(2 pi) for x < 0, S for x >= 0 */
+    vf r = mills(u, v_set1(1.0f), v_keep(neg, v_set1(-inv_sqrt_2pi)));
+    vf right = v_fmadd(v_mul(xc, v_set1(inv_sqrt_2pi)), g, v_fnmadd(g, r, v_set1(1.0f)));
+    return v_mul(grad, v_select(neg, v_mul(g, r), right));
 }
 
 DG_VMATH_INLINE vf softplus_grad_lane(vf x, vf grad) { return v_mul(grad, sigmoid_lane(x)); }
