@@ -1001,53 +1001,48 @@ const struct dg_op_def dg_op_attention_grad = {
     .workspace_bytes = attention_workspace,
 };
 
-dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg_node *key,
-                      bool causal, float dropout_p)
+/* The attention node both constructors build: in[0..n) are its data inputs (in has room for
+ * the key after them); dh is the head width that sets the scale; `what` names the constructor
+ * in errors. */
+static dg_node *make_attention(dg_graph *g, const char *what, int n, dg_node **in,
+                               dg_node *key, int64_t dh, bool causal, int heads,
+                               float dropout_p)
 {
-    if (dg_graph_status(g) == DG_OK && q != NULL) {
+    if (dg_graph_status(g) == DG_OK && in[0] != NULL) {
         if (!(dropout_p >= 0.0f && dropout_p < 1.0f))
-            return dg__fail(g, DG_ERR_INVALID_ARG, "attention: dropout p = %g is outside "
-                            "[0, 1)", (double)dropout_p);
+            return dg__fail(g, DG_ERR_INVALID_ARG, "%s: dropout p = %g is outside [0, 1)",
+                            what, (double)dropout_p);
         if (dropout_p > 0.0f && key == NULL)
-            return dg__fail(g, DG_ERR_INVALID_ARG, "attention: dropout p = %g needs the "
-                            "dropout key (dg_dropout_key)", (double)dropout_p);
+            return dg__fail(g, DG_ERR_INVALID_ARG, "%s: dropout p = %g needs the dropout key "
+                            "(dg_dropout_key)", what, (double)dropout_p);
     }
     struct attention_attrs attrs;
     memset(&attrs, 0, sizeof attrs);
-    int ndim = q != NULL ? dg_node_ndim(q) : 0;
-    int64_t dh = ndim >= 1 ? dg_node_dim(q, ndim - 1) : 1;
-    attrs.scale = (float)(1.0 / sqrt((double)(dh > 0 ? dh : 1)));
-    attrs.p = key != NULL ? dropout_p : 0.0f;
-    attrs.causal = causal;
-    attrs.salt = (uint64_t)dg_graph_node_count(g);
-    if (key != NULL)
-        return dg__make_node(g, DG_OP_attention, 4, (dg_node *[]){q, k, v, key}, &attrs);
-    return dg__make_node(g, DG_OP_attention, 3, (dg_node *[]){q, k, v}, &attrs);
-}
-
-dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_node *key, bool causal,
-                             float dropout_p)
-{
-    if (dg_graph_status(g) == DG_OK && qkv != NULL) {
-        if (heads < 1)
-            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: %d heads", heads);
-        if (!(dropout_p >= 0.0f && dropout_p < 1.0f))
-            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: dropout p = %g is "
-                            "outside [0, 1)", (double)dropout_p);
-        if (dropout_p > 0.0f && key == NULL)
-            return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: dropout p = %g needs "
-                            "the dropout key (dg_dropout_key)", (double)dropout_p);
-    }
-    struct attention_attrs attrs;
-    memset(&attrs, 0, sizeof attrs);
-    int ndim = qkv != NULL ? dg_node_ndim(qkv) : 0;
-    int64_t dh = ndim == 3 && heads > 0 ? dg_node_dim(qkv, 2) / 3 / heads : 1;
     attrs.scale = (float)(1.0 / sqrt((double)(dh > 0 ? dh : 1)));
     attrs.p = key != NULL ? dropout_p : 0.0f;
     attrs.causal = causal;
     attrs.heads = heads;
     attrs.salt = (uint64_t)dg_graph_node_count(g);
-    if (key != NULL)
-        return dg__make_node(g, DG_OP_attention, 2, (dg_node *[]){qkv, key}, &attrs);
-    return dg__make_node(g, DG_OP_attention, 1, (dg_node *[]){qkv}, &attrs);
+    in[n] = key;
+    return dg__make_node(g, DG_OP_attention, key != NULL ? n + 1 : n, in, &attrs);
+}
+
+dg_node *dg_attention(dg_graph *g, dg_node *q, dg_node *k, dg_node *v, dg_node *key,
+                      bool causal, float dropout_p)
+{
+    int ndim = q != NULL ? dg_node_ndim(q) : 0;
+    int64_t dh = ndim >= 1 ? dg_node_dim(q, ndim - 1) : 1;
+    return make_attention(g, "attention", 3, (dg_node *[4]){q, k, v}, key, dh, causal, 0,
+                          dropout_p);
+}
+
+dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_node *key, bool causal,
+                             float dropout_p)
+{
+    if (dg_graph_status(g) == DG_OK && qkv != NULL && heads < 1)
+        return dg__fail(g, DG_ERR_INVALID_ARG, "attention_packed: %d heads", heads);
+    int ndim = qkv != NULL ? dg_node_ndim(qkv) : 0;
+    int64_t dh = ndim == 3 && heads > 0 ? dg_node_dim(qkv, 2) / 3 / heads : 1;
+    return make_attention(g, "attention_packed", 1, (dg_node *[2]){qkv}, key, dh, causal, heads,
+                          dropout_p);
 }
