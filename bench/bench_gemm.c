@@ -40,43 +40,17 @@ enum { ROUNDS = 2, REPETITIONS = 4 };
 /* Set by BENCH_GEMM_CPUTIME: time 1-thread runs by thread CPU time (see the header). */
 static bool cpu_clock;
 
-static double seconds_for(int threads)
+/* The thread CPU clock, BENCH_GEMM_CPUTIME's clock. */
+static double thread_seconds(void)
 {
-    if (cpu_clock && threads == 1) {
-        struct timespec t;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-        return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-    }
-    return dg_bench_seconds();
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* dg_bench_fma_peak's measurement (best of 5) on the thread CPU clock. */
-static double cpu_fma_peak(void)
+static double seconds_for(int threads)
 {
-#ifdef __x86_64__
-    volatile float sink = 0.0f;
-    double best = 0.0;
-    const int64_t iterations = 20 * 1000 * 1000;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = seconds_for(1), flops;
-        if (__builtin_cpu_supports("avx512f")) {
-            sink += dg_bench_fma_avx512(iterations);
-            flops = 2.0 * 16 * 24 * (double)iterations;
-        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-            sink += dg_bench_fma_avx2(iterations);
-            flops = 2.0 * 8 * 12 * (double)iterations;
-        } else {
-            return 0.0;
-        }
-        double gflops = flops / (seconds_for(1) - t0) / 1e9;
-        if (gflops > best)
-            best = gflops;
-    }
-    (void)sink;
-    return best;
-#else
-    return 0.0;
-#endif
+    return cpu_clock && threads == 1 ? thread_seconds() : dg_bench_seconds();
 }
 
 /* Each repetition runs the product enough times to last about this long. */
@@ -217,7 +191,7 @@ int main(int argc, char **argv)
     cpu_clock = getenv("BENCH_GEMM_CPUTIME") != NULL && atoi(getenv("BENCH_GEMM_CPUTIME")) != 0;
     double cpu_peak = 0.0;
     if (cpu_clock) {
-        cpu_peak = cpu_fma_peak();
+        cpu_peak = dg_bench_fma_peak_on(thread_seconds);
         printf("gemm_cpu_fma_peak_1core %.1f GFLOP/s (thread CPU time)\n", cpu_peak);
     }
 
