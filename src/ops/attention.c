@@ -345,6 +345,21 @@ static void att_scores(const struct att_head *hd, const struct att_dims *d,
     }
 }
 
+/* row[c] = exp(row[c] - shift) for c < n; returns their sum (in the vectorised order both
+ * softmax kernels use). */
+static float exp_shifted_sum(float *row, int64_t n, float shift, const struct dg_vmath *vm)
+{
+#pragma omp simd
+    for (int64_t c = 0; c < n; c++)
+        row[c] -= shift;
+    vm->exp(row, row, n);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < n; c++)
+        sum += row[c];
+    return sum;
+}
+
 /* Online softmax statistics of query rows [i0, i0 + br): lse[r] = logsumexp of the visible
  * scores (-inf when none). With o != NULL also the output rows (o: br x dv, row stride dv),
  * dropout applied to the weights. tile: ATT_BLOCK^2 floats; m, l: ATT_BLOCK floats. */
@@ -382,16 +397,7 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
                         o[r * d->dv + c] *= correction;
                 m[r] = tmax;
             }
-            const float shift = m[r];
-#pragma omp simd
-            for (int64_t c = 0; c < bc; c++)
-                row[c] -= shift;
-            vm->exp(row, row, bc);
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t c = 0; c < bc; c++)
-                sum += row[c];
-            l[r] += sum;
+            l[r] += exp_shifted_sum(row, bc, m[r], vm);
             if (o != NULL && mask->on)
                 for (int64_t c = 0; c < bc; c++)
                     row[c] *= att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
@@ -490,14 +496,7 @@ static void att_whole_probs(const struct att_head *hd, const struct att_dims *d,
             float top = -INFINITY;
             for (int64_t c = 0; c < lim; c++)
                 top = row[c] > top ? row[c] : top;
-#pragma omp simd
-            for (int64_t c = 0; c < lim; c++)
-                row[c] -= top;
-            vm->exp(row, row, lim);
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t c = 0; c < lim; c++)
-                sum += row[c];
+            const float sum = exp_shifted_sum(row, lim, top, vm);
             const float inv = 1.0f / sum;
 #pragma omp simd
             for (int64_t c = 0; c < lim; c++)
