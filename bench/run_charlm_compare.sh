@@ -3,11 +3,14 @@
 #
 #   bench/run_charlm_compare.sh [build-dir] --model lstm|gpt [--data kjv.txt] [--steps N]
 #                               [--threads T (1)] [--batch B] [--seq T] [--layers L] ...
+#                               [--target-loss X]
 #
 # Runs PyTorch first, then dagrad (sampling off for the comparison), and prints both runs'
 # `val_loss` and `train_tokens_per_s` side by side with the ratios (dagrad / PyTorch), plus
 # the load average before and after (the machine may be shared). Make the corpus first with
-# tools/kjv_text.sh. PYTHON overrides the interpreter (default /usr/bin/python3).
+# tools/kjv_text.sh. With --target-loss X both stop at their first evaluation with
+# val_loss <= X, and the script also prints both wall times to it and their ratio (the
+# schedule still spans --steps, 2000 by default). PYTHON overrides the interpreter (default /usr/bin/python3).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,4 +48,19 @@ awk -v d="$dv" -v t="$tv" 'BEGIN { printf "charlm_val_loss_ratio %.4f dagrad/tor
 echo "charlm_train_tokens_per_s_torch $tt tokens/s"
 echo "charlm_train_tokens_per_s_dagrad $dt tokens/s"
 awk -v d="$dt" -v t="$tt" 'BEGIN { printf "charlm_train_tokens_ratio %.2f dagrad/torch\n", d / t }'
+case " $* " in *" --target-loss "*)
+    ts=$(value seconds_to_target "$work/torch"); ds=$(value seconds_to_target "$work/dagrad")
+    for who in torch dagrad; do
+        n=$(value steps_to_target "$work/$who")
+        if [ -n "$n" ]; then
+            echo "charlm_steps_to_target_$who $n steps"
+            echo "charlm_seconds_to_target_$who $(value seconds_to_target "$work/$who") s"
+        else
+            echo "# $who did not reach the target within --steps"
+        fi
+    done
+    if [ -n "$ts" ] && [ -n "$ds" ]; then
+        awk -v d="$ds" -v t="$ts" 'BEGIN { printf "charlm_time_to_target_ratio %.2f dagrad/torch\n", d / t }'
+    fi ;;
+esac
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

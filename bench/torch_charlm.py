@@ -4,7 +4,7 @@ thread count, for side-by-side validation loss and training tokens/s.
 
     /usr/bin/python3 bench/torch_charlm.py --model lstm|gpt [--data kjv.txt] [--steps N]
         [--batch 32] [--seq 128] [--layers 1] [--lr LR] [--threads 1] [--seed 1]
-        [--eval-every 100] [--val-batches 20]
+        [--eval-every 100] [--val-batches 20] [--target-loss X]
 
 Data as charlm: the text's distinct characters sorted by code point are the vocabulary; the
 last 5% (by position) is validation; training windows are uniform random starts in the first
@@ -19,6 +19,8 @@ gpt:  token + learned position embeddings (N(0, 0.02)), dropout 0.1, 4 pre-norm 
 Both: cross-entropy in nats/char, gradient norm clipped at 1.0.
 Prints `step ...` progress, then `val_loss X` and `train_tokens_per_s N` (training steps only:
 batch fetch, forward, backward, clip, optimizer step; evaluation excluded), as charlm does.
+--target-loss X stops at the first evaluation with val_loss <= X and prints `steps_to_target N`
+and `seconds_to_target S` (wall time since training started, evaluations included), as charlm.
 OpenBLAS is forced to its SkylakeX kernel and given the same thread count (see torch_mlp.py).
 """
 import argparse
@@ -131,6 +133,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--val-batches", type=int, default=20)
+    ap.add_argument("--target-loss", type=float, default=0)
     a, _ = ap.parse_known_args()  # sampling options of charlm are ignored here
     gpt = a.model == "gpt"
     lr = a.lr if a.lr > 0 else 2e-3  # charlm's default for both models
@@ -183,6 +186,7 @@ def main():
 
     train_seconds, recent, recent_n, val = 0.0, 0.0, 0, float("nan")
     wall = time.perf_counter()
+    steps_done, reached = 0, False
     for step in range(1, a.steps + 1):
         t0 = time.perf_counter()
         starts = torch.from_numpy(rng.integers(0, split - a.seq, a.batch))
@@ -198,14 +202,22 @@ def main():
         train_seconds += time.perf_counter() - t0
         recent += loss.item()
         recent_n += 1
+        steps_done = step
         if step % a.eval_every == 0 or step == a.steps:
             val = validate()
             print("step %5d  train_loss %.4f  val_loss %.4f nats/char  %.0f tokens/s  %.1f s"
                   % (step, recent / recent_n, val, a.batch * a.seq * step / train_seconds,
                      time.perf_counter() - wall), flush=True)
             recent, recent_n = 0.0, 0
+            if a.target_loss > 0 and val <= a.target_loss:
+                reached = True
+                print("steps_to_target %d" % step)
+                print("seconds_to_target %.1f" % (time.perf_counter() - wall), flush=True)
+                break
+    if a.target_loss > 0 and not reached:
+        print("target_not_reached %g" % a.target_loss)
     print("val_loss %.4f" % val)
-    print("train_tokens_per_s %.0f" % (a.batch * a.seq * a.steps / train_seconds))
+    print("train_tokens_per_s %.0f" % (a.batch * a.seq * steps_done / train_seconds))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@
  * --plot PATH (the curves as SVG through dg_plot_history, one point per evaluation).
  * --profile 1 (after 5 warm-up steps, time every step of the training plan and the optimizer
  * step; prints the per-op profile of dg_plan_profile_report at the end).
+ * --target-loss X (stop at the first evaluation whose validation loss is <= X and print
+ * "steps_to_target N" and "seconds_to_target S", the wall time since training started,
+ * evaluations included; the schedule still spans --steps. "target_not_reached X" otherwise).
  */
 #include <dagrad.h>
 
@@ -29,7 +32,7 @@ struct options {
     const char *model, *data, *prompt, *csv, *attention, *plot;
     int steps, layers, threads, eval_every, val_batches, top_k, sample_len, profile;
     int64_t batch, seq, hidden, embed, width, heads, blocks;
-    double lr, temperature, dropout;
+    double lr, temperature, dropout, target_loss;
     uint64_t seed;
 };
 
@@ -46,7 +49,7 @@ static void usage(void)
                     "[--seq T] [--layers L] [--lr LR] [--threads N] [--seed S] [--eval-every N] "
                     "[--val-batches N] [--prompt STR] [--temperature X] [--top-k K] "
                     "[--sample-len N] [--csv PATH] [--plot PATH] [--attention composed|fused] "
-                    "[--profile 0|1]\n");
+                    "[--profile 0|1] [--target-loss X]\n");
     exit(2);
 }
 
@@ -81,6 +84,7 @@ static void parse(int argc, char **argv, struct options *o)
         else if (!strcmp(a, "--seq")) o->seq = atoll(v);
         else if (!strcmp(a, "--lr")) o->lr = atof(v);
         else if (!strcmp(a, "--temperature")) o->temperature = atof(v);
+        else if (!strcmp(a, "--target-loss")) o->target_loss = atof(v);
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
         else usage();
     }
@@ -88,6 +92,7 @@ static void parse(int argc, char **argv, struct options *o)
     if ((!gpt && strcmp(o->model, "lstm")) || o->steps < 1 || o->batch < 1 || o->seq < 2 ||
         o->layers < 1 || o->layers > 4 || o->threads < 0 || o->eval_every < 1 ||
         o->val_batches < 1 || o->temperature <= 0 || o->sample_len < 0 ||
+        !(o->target_loss >= 0) ||
         (strcmp(o->attention, "fused") && strcmp(o->attention, "composed")))
         usage();
     if (o->lr < 0)
@@ -443,7 +448,9 @@ int main(int argc, char **argv)
     dg_epoch_stats *history = calloc((size_t)(o.steps / o.eval_every + 2), sizeof *history);
     const int profile_from = o.steps > 5 ? 6 : 1;
     double opt_seconds = 0;
-    for (int step = 1; step <= o.steps; step++) {
+    int steps_done = 0;
+    bool reached = false;
+    for (int step = 1; step <= o.steps && !reached; step++) {
         if (o.profile && step == profile_from)
             dg_plan_set_profile(train, true);
         double t0 = now();
@@ -462,6 +469,7 @@ int main(int argc, char **argv)
         train_seconds += now() - t0;
         recent += dg_data(train, m.loss)[0];
         recent_n++;
+        steps_done = step;
         if (step % o.eval_every == 0 || step == o.steps) {
             val = validate(&m, eval, &text, split, text.n_tokens, &o, x, y);
             printf("step %5d  train_loss %.4f  val_loss %.4f nats/char  %.0f tokens/s  "
@@ -479,19 +487,26 @@ int main(int argc, char **argv)
                                                   .val_metric = NAN, .lr = dg_optim_lr(opt)};
             recent = 0;
             recent_n = 0;
+            if (o.target_loss > 0 && val <= o.target_loss) {
+                reached = true;
+                printf("steps_to_target %d\n", step);
+                printf("seconds_to_target %.1f\n", now() - wall_start);
+            }
         }
     }
+    if (o.target_loss > 0 && !reached)
+        printf("target_not_reached %g\n", o.target_loss);
     if (csv)
         fclose(csv);
     if (o.plot && dg_plot_history(history, n_evals, NULL, o.plot) != DG_OK)
         fprintf(stderr, "charlm: cannot write %s\n", o.plot);
     free(history);
     printf("val_loss %.4f\n", val);
-    printf("train_tokens_per_s %.0f\n", (double)(o.batch * o.seq) * o.steps / train_seconds);
-    if (o.profile) {
+    printf("train_tokens_per_s %.0f\n", (double)(o.batch * o.seq) * steps_done / train_seconds);
+    if (o.profile && steps_done >= profile_from) {
         dg_plan_profile_report(train, stdout, 40);
         printf("optimizer step (clip + %s): %.3f ms per step\n", gpt ? "AdamW" : "Adam",
-               1e3 * opt_seconds / (o.steps - profile_from + 1));
+               1e3 * opt_seconds / (steps_done - profile_from + 1));
     }
     if (o.sample_len > 0)
         generate(&m, &o, &text);
