@@ -1,7 +1,7 @@
 #!/bin/sh
 # examples/charlm against bench/torch_charlm.py (PyTorch 1.13), one command, same options:
 #
-#   bench/run_charlm_compare.sh [build-dir] --model lstm|gpt [--data kjv.txt] [--steps N]
+#   bench/run_charlm_compare.sh [build-dir] --model lstm|gru|gpt [--data kjv.txt] [--steps N]
 #                               [--threads T (1)] [--batch B] [--seq T] [--layers L] ...
 #                               [--target-loss X]
 #

@@ -2,7 +2,7 @@
 """PyTorch peer of examples/charlm.c: the same character models, recipe, batch, steps and
 thread count, for side-by-side validation loss and training tokens/s.
 
-    /usr/bin/python3 bench/torch_charlm.py --model lstm|gpt [--data kjv.txt] [--steps N]
+    /usr/bin/python3 bench/torch_charlm.py --model lstm|gru|gpt [--data kjv.txt] [--steps N]
         [--batch 32] [--seq 128] [--layers 1] [--lr LR] [--threads 1] [--seed 1]
         [--eval-every 100] [--val-batches 20] [--target-loss X]
 
@@ -12,6 +12,7 @@ last 5% (by position) is validation; training windows are uniform random starts 
 validation is the first val_batches * batch consecutive windows of the held-out part (the
 same windows as charlm's).
 lstm: Embedding(V, 64) -> LSTM(64, 256, layers, batch_first) -> Linear(256, V); Adam lr 2e-3.
+gru:  the same with nn.GRU.
 gpt:  token + learned position embeddings (N(0, 0.02)), dropout 0.1, 4 pre-norm blocks
       (4 heads, width 128, GELU MLP of 512, dropout 0.1 on attention weights and both residual
       branches), final LayerNorm, Linear(128, V); AdamW lr 2e-3, weight decay 0.1 on every
@@ -109,20 +110,20 @@ class GPT(nn.Module):
         return self.head(self.ln_f(h))
 
 
-class LSTMLM(nn.Module):
-    def __init__(self, vocab, layers, embed=64, hidden=256):
+class RecurrentLM(nn.Module):
+    def __init__(self, vocab, layers, cell, embed=64, hidden=256):
         super().__init__()
         self.embed = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True)
+        self.rnn = cell(embed, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, x):
-        return self.head(self.lstm(self.embed(x))[0])
+        return self.head(self.rnn(self.embed(x))[0])
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="lstm", choices=["lstm", "gpt"])
+    ap.add_argument("--model", default="lstm", choices=["lstm", "gru", "gpt"])
     ap.add_argument("--data", default="kjv.txt")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=32)
@@ -148,7 +149,10 @@ def main():
     split = n - int(n * 0.05)
     print("torch_charlm: %d characters, vocabulary %d, train %d / validation %d"
           % (n, len(vocab), split, n - split))
-    model = GPT(len(vocab), a.seq) if gpt else LSTMLM(len(vocab), a.layers)
+    if gpt:
+        model = GPT(len(vocab), a.seq)
+    else:
+        model = RecurrentLM(len(vocab), a.layers, nn.GRU if a.model == "gru" else nn.LSTM)
     if gpt:
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
         warm, total, min_lr = a.steps // 20, a.steps, lr / 10

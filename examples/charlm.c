@@ -2,6 +2,7 @@
  * Character-level language models on a plain text (the King James Bible: tools/kjv_text.sh).
  *
  *   charlm --model lstm   embedding 64, LSTM layers of 256 (--layers 1 or 2), Adam
+ *   charlm --model gru    the same with GRU layers (PyTorch's nn.GRU equations)
  *   charlm --model gpt    4 pre-norm transformer blocks, 4 heads, width 128, context 128,
  *                         dropout 0.1, AdamW, cosine schedule
  *
@@ -45,7 +46,7 @@ static double now(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: charlm [--model lstm|gpt] [--data kjv.txt] [--steps N] [--batch B] "
+    fprintf(stderr, "usage: charlm [--model lstm|gru|gpt] [--data kjv.txt] [--steps N] [--batch B] "
                     "[--seq T] [--layers L] [--lr LR] [--threads N] [--seed S] [--eval-every N] "
                     "[--val-batches N] [--prompt STR] [--temperature X] [--top-k K] "
                     "[--sample-len N] [--csv PATH] [--plot PATH] [--attention composed|fused] "
@@ -89,7 +90,8 @@ static void parse(int argc, char **argv, struct options *o)
         else usage();
     }
     bool gpt = !strcmp(o->model, "gpt");
-    if ((!gpt && strcmp(o->model, "lstm")) || o->steps < 1 || o->batch < 1 || o->seq < 2 ||
+    bool recurrent = !strcmp(o->model, "lstm") || !strcmp(o->model, "gru");
+    if ((!gpt && !recurrent) || o->steps < 1 || o->batch < 1 || o->seq < 2 ||
         o->layers < 1 || o->layers > 4 || o->threads < 0 || o->eval_every < 1 ||
         o->val_batches < 1 || o->temperature <= 0 || o->sample_len < 0 ||
         !(o->target_loss >= 0) ||
@@ -106,7 +108,7 @@ struct model {
     dg_node *tokens, *targets, *logits, *loss; /* training graph over [B, T] */
     /* one-step decode graph over [1, 1] */
     dg_node *tok1, *logits1;
-    int n_state;                     /* LSTM: 2 per layer (h, c); GPT: 2 per block (k, v) */
+    int n_state; /* LSTM: 2 per layer (h, c); GRU: 1 per layer (h); GPT: 2 per block (k, v) */
     dg_node *state_in[16], *state_out[16];
     dg_node *pos1, *mask1;           /* GPT: position id [1] and cache mask [1,1,1,S+1] */
     int64_t cache_slots;             /* GPT: S = context - 1 */
@@ -131,14 +133,18 @@ static dg_node *head(dg_graph *g, dg_node *x, int64_t vocab, dg_rng *rng, dg_nod
     return dg_reshape(g, dg_add(g, dg_matmul(g, rows, *w), *b), 3, (int64_t[]){-1, t, vocab});
 }
 
-static void build_lstm(struct model *m, const struct options *o, int64_t vocab, dg_rng *rng)
+/* --model lstm or gru: embedding, recurrent layers, head. */
+static void build_recurrent(struct model *m, const struct options *o, int64_t vocab,
+                            dg_rng *rng)
 {
     dg_graph *g = m->g;
+    dg_cell_kind cell = strcmp(o->model, "gru") ? DG_CELL_LSTM : DG_CELL_GRU;
+    bool lstm = cell == DG_CELL_LSTM;
     dg_node *table = dg_param(g, "embed.weight", 2, (int64_t[]){vocab, o->embed});
     dg_init_normal(table, rng, 0.0f, 1.0f); /* nn.Embedding's N(0, 1) */
     dg_node *hw = NULL, *hb = NULL;
-    dg_node *seq = dg_recurrent(g, DG_CELL_LSTM, dg_embedding(g, table, m->tokens), o->hidden,
-                                o->layers, NULL, NULL, "lstm", rng, NULL, NULL);
+    dg_node *seq = dg_recurrent(g, cell, dg_embedding(g, table, m->tokens), o->hidden,
+                                o->layers, NULL, NULL, o->model, rng, NULL, NULL);
     m->logits = head(g, seq, vocab, rng, &hw, &hb);
     m->loss = dg_softmax_cross_entropy(g, m->logits, m->targets);
     /* Decode: one character, states carried in and out. */
@@ -148,17 +154,20 @@ static void build_lstm(struct model *m, const struct options *o, int64_t vocab, 
         snprintf(name, sizeof name, "h0_%d", l);
         h0[l] = dg_input(g, name, 2, (int64_t[]){1, o->hidden});
         snprintf(name, sizeof name, "c0_%d", l);
-        c0[l] = dg_input(g, name, 2, (int64_t[]){1, o->hidden});
+        c0[l] = lstm ? dg_input(g, name, 2, (int64_t[]){1, o->hidden}) : NULL;
     }
-    dg_node *one = dg_recurrent(g, DG_CELL_LSTM, dg_embedding(g, table, m->tok1), o->hidden,
-                                o->layers, h0, c0, "lstm", NULL, hn, cn);
+    dg_node *one = dg_recurrent(g, cell, dg_embedding(g, table, m->tok1), o->hidden, o->layers,
+                                h0, lstm ? c0 : NULL, o->model, NULL, hn, lstm ? cn : NULL);
     m->logits1 = head(g, one, vocab, rng, &hw, &hb);
-    m->n_state = 2 * o->layers;
+    int per = lstm ? 2 : 1;
+    m->n_state = per * o->layers;
     for (int l = 0; l < o->layers; l++) {
-        m->state_in[2 * l] = h0[l];
-        m->state_in[2 * l + 1] = c0[l];
-        m->state_out[2 * l] = hn[l];
-        m->state_out[2 * l + 1] = cn[l];
+        m->state_in[per * l] = h0[l];
+        m->state_out[per * l] = hn[l];
+        if (lstm) {
+            m->state_in[2 * l + 1] = c0[l];
+            m->state_out[2 * l + 1] = cn[l];
+        }
     }
 }
 
@@ -397,7 +406,7 @@ int main(int argc, char **argv)
     if (gpt)
         build_gpt(&m, &o, text.vocab_size, &rng);
     else
-        build_lstm(&m, &o, text.vocab_size, &rng);
+        build_recurrent(&m, &o, text.vocab_size, &rng);
     dg_node *params[256], *grads[256];
     int n_params = 0;
     if (dg_graph_status(m.g) != DG_OK ||
