@@ -25,15 +25,13 @@ and `seconds_to_target S` (wall time since training started, evaluations include
 OpenBLAS is forced to its SkylakeX kernel and given the same thread count (see torch_mlp.py).
 """
 import argparse
-import ctypes
 import math
-import os
 import sys
 import time
 
-if "OPENBLAS_CORETYPE" not in os.environ:
-    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+from torch_util import find_openblas, loaded_blas, pin_openblas_core, set_blas_threads
+
+pin_openblas_core()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -47,19 +45,13 @@ def set_threads(n):
     such a run is no baseline)."""
     torch.set_num_threads(n)
     torch.ones(2, 2) @ torch.ones(2, 2)  # the BLAS library is mapped on first use
-    with open("/proc/self/maps") as maps:
-        blas = {l.split()[-1] for l in maps if "blas" in l.lower() and "/" in l}
-    print("# blas: %s" % (" ".join(sorted(blas)) or "none found"))
-    if not any("openblas" in b for b in blas):
+    blas = loaded_blas()
+    print("# blas: %s" % (" ".join(blas) or "none found"))
+    openblas = find_openblas()
+    if openblas is None:
         print("torch_charlm: WARNING: torch is not using OpenBLAS (apt-get install "
               "libopenblas0-pthread); its tokens/s are not a fair baseline", file=sys.stderr)
-    paths = {b for b in blas if "openblas" in b}
-    for path in sorted(paths):
-        try:
-            ctypes.CDLL(path).openblas_set_num_threads(n)
-            return
-        except (OSError, AttributeError):
-            continue
+    set_blas_threads(openblas, n)
 
 
 class Block(nn.Module):

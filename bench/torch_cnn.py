@@ -15,34 +15,18 @@ it), OpenBLAS gets T threads, and torch.set_num_threads(T) and (1) are both time
 faster reported (a `#` line says which). Run with Debian's /usr/bin/python3 (python3-torch).
 """
 import argparse
-import ctypes
 import os
 import statistics
 import sys
 import time
 
-if "OPENBLAS_CORETYPE" not in os.environ:
-    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+from torch_util import find_openblas, pin_openblas_core, set_blas_threads
+
+pin_openblas_core()
 
 import torch  # noqa: E402
 
 N_BATCHES = 8
-
-
-def find_openblas():
-    paths = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            if len(fields) >= 6 and "openblas" in fields[-1]:
-                paths.add(fields[-1])
-    for path in sorted(paths):
-        try:
-            return ctypes.CDLL(path)
-        except OSError:
-            continue
-    return None
 
 
 def make_model():
@@ -112,8 +96,7 @@ def main():
             best, best_intra = 0.0, threads
             for intra in ([threads, 1] if threads > 1 else [1]):
                 torch.set_num_threads(intra)
-                if openblas is not None:
-                    openblas.openblas_set_num_threads(threads)
+                set_blas_threads(openblas, threads)
                 rate = bench(batch, train, args.repetitions, args.seconds)
                 if rate > best:
                     best, best_intra = rate, intra

@@ -32,15 +32,14 @@ than 1 + 2, which is also PyTorch's default here. A `#` line says which setting 
 Must run with Debian's /usr/bin/python3 (python3-torch); another python3 may lack torch.
 """
 import argparse
-import ctypes
 import os
 import statistics
 import sys
 import time
 
-if "OPENBLAS_CORETYPE" not in os.environ:
-    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+from torch_util import find_openblas, pin_openblas_core, set_blas_threads
+
+pin_openblas_core()
 
 import torch  # noqa: E402  (imported after the environment is settled on purpose)
 
@@ -53,28 +52,9 @@ WARMUP_STEPS = 1000
 WARMUP_MAX_SECONDS = 3.0
 
 
-def find_openblas():
-    """The OpenBLAS library torch has loaded (ctypes handle), or None."""
-    paths = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            if len(fields) >= 6 and "openblas" in fields[-1]:
-                paths.add(fields[-1])
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.openblas_get_corename.restype = ctypes.c_char_p
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
 def set_threads(openblas, intra_op, blas):
     torch.set_num_threads(intra_op)
-    if openblas is not None:
-        openblas.openblas_set_num_threads(blas)
+    set_blas_threads(openblas, blas)
 
 
 def sgemm_probe(n=1024):
