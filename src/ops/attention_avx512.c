@@ -1,7 +1,8 @@
 /*
- * The fused attention's small GEMM on AVX-512 (the contract: dg_att_gemm_fn in
- * attention_kernels.h). Built alone with -mavx512f ... (src/ops/meson.build) and called only
- * where the CPU runs AVX-512 (attention_kernels.c picks it at run time).
+ * The fused attention's whole-head kernels on AVX-512: attention_whole.h compiled with the
+ * ISA's flags (src/ops/meson.build), on this file's small GEMM (the att_gemm contract in
+ * attention_kernels.h). Called only where the CPU runs AVX-512 (attention_kernels.c picks
+ * these at run time).
  *
  * The register tile is up to 8 rows x 32 columns (16 accumulators of 16 floats): per step p
  * two loads of B's row p and one broadcast of A(r, p) per row, 16 FMAs. A is read through its
@@ -10,6 +11,7 @@
  * through the one kernel without copies. Columns past n are masked (never read or written).
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "attention_kernels.h"
 
@@ -87,9 +89,9 @@ static void tile_any(int rows, int vecs, int64_t k, float alpha, const float *a,
     }
 }
 
-void dg__att_gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                         int64_t a_rs, int64_t a_ks, const float *b, int64_t ldb,
-                         bool accumulate, float *c, int64_t ldc)
+static void att_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                     int64_t a_rs, int64_t a_ks, const float *b, int64_t ldb, bool accumulate,
+                     float *c, int64_t ldc)
 {
     for (int64_t j = 0; j < n; j += 32) {
         int64_t w = n - j < 32 ? n - j : 32;
@@ -101,4 +103,48 @@ void dg__att_gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const flo
                      c + i * ldc + j, ldc, m0, m1);
         }
     }
+}
+
+/* The row reductions (attention_whole.h): 16 lanes, the tail under a mask, then one tree
+ * reduction across the lanes. */
+static float att_row_max(const float *row, int64_t n)
+{
+    __m512 top = _mm512_set1_ps(-INFINITY);
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16)
+        top = _mm512_max_ps(_mm512_loadu_ps(row + c), top);
+    if (c < n)
+        top = _mm512_mask_max_ps(top, lanes(n - c), _mm512_maskz_loadu_ps(lanes(n - c), row + c),
+                                 top);
+    return _mm512_reduce_max_ps(top);
+}
+
+static float att_row_sum(const float *row, int64_t n)
+{
+    __m512 sum = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16)
+        sum = _mm512_add_ps(_mm512_loadu_ps(row + c), sum);
+    if (c < n)
+        sum = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(n - c), row + c), sum);
+    return _mm512_reduce_add_ps(sum);
+}
+
+#include "attention_whole.h"
+
+void dg__att_whole_forward_avx512(const struct att_head *hd, const struct att_dims *d,
+                                  const struct attention_attrs *a, const struct att_mask *mask,
+                                  int64_t h, float *out, int64_t lo, float *scratch,
+                                  const struct att_next *next, const struct dg_vmath *vm)
+{
+    whole_forward(hd, d, a, mask, h, out, lo, scratch, next, vm);
+}
+
+void dg__att_whole_grad_avx512(const struct att_head *hd, const struct att_dims *d,
+                               const struct attention_attrs *a, const struct att_mask *mask,
+                               int64_t h, float *dst_q, float *dst_k, float *dst_v,
+                               int64_t width, float *scratch, const struct att_next *next,
+                               const struct dg_vmath *vm)
+{
+    whole_grad(hd, d, a, mask, h, dst_q, dst_k, dst_v, width, scratch, next, vm);
 }

@@ -25,12 +25,6 @@
 
 /* ---- the dropout mask ------------------------------------------------------------------- */
 
-struct att_mask {
-    bool on;
-    uint64_t base;
-    uint32_t threshold;
-    float inv_keep; /* 1 / (1 - p) */
-};
 
 static void att_mask_init(struct att_mask *m, const struct attention_attrs *a,
                           const struct dg_tensor *key_tensor)
@@ -59,30 +53,8 @@ static inline float att_keep(const struct att_mask *m, int64_t idx)
  * block per task; a block streams over the other side in tiles of ATT_BLOCK with small GEMMs
  * (dg__sgemm on one thread) into per-thread scratch of ATT_BLOCK x ATT_BLOCK scores. */
 
-/* Keys [0, limit) are visible to query i. */
-static inline int64_t att_limit(bool causal, int64_t i, const struct att_dims *d)
-{
-    if (!causal)
-        return d->s;
-    int64_t lim = i + (d->s - d->t) + 1;
-    return lim < 0 ? 0 : lim > d->s ? d->s : lim;
-}
 
-static inline float dot(const float *a, const float *b, int64_t n)
-{
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < n; i++)
-        acc += a[i] * b[i];
-    return acc;
-}
 
-/* The tensors of one problem (one entry of the leading axes). */
-struct att_head {
-    const float *q, *k, *v, *out, *grad_out;
-    int64_t lq, lk, lv, lo; /* row strides of q, k, v and of out / grad_out (whole-head
-                               kernels; the streaming ones assume Dh, Dh, Dv, Dv) */
-};
 
 static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
                                 const struct att_dims *d, int64_t h)
@@ -140,20 +112,6 @@ static void att_scores(const struct att_head *hd, const struct att_dims *d,
     }
 }
 
-/* row[c] = exp(row[c] - shift) for c < n; returns their sum (in the vectorised order both
- * softmax kernels use). */
-static float exp_shifted_sum(float *row, int64_t n, float shift, const struct dg_vmath *vm)
-{
-#pragma omp simd
-    for (int64_t c = 0; c < n; c++)
-        row[c] -= shift;
-    vm->exp(row, row, n);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < n; c++)
-        sum += row[c];
-    return sum;
-}
 
 /* Online softmax statistics of query rows [i0, i0 + br): lse[r] = logsumexp of the visible
  * scores (-inf when none). With o != NULL also the output rows (o: br x dv, row stride dv),
@@ -192,7 +150,7 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
                         o[r * d->dv + c] *= correction;
                 m[r] = tmax;
             }
-            l[r] += exp_shifted_sum(row, bc, m[r], vm);
+            l[r] += att_exp_shifted_sum(row, bc, m[r], vm);
             if (o != NULL && mask->on)
                 for (int64_t c = 0; c < bc; c++)
                     row[c] *= att_keep(mask, ((h * d->t) + i0 + r) * d->s + j0 + c);
@@ -213,33 +171,21 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
     }
 }
 
-/* ---- whole-head kernels (short contexts) ------------------------------------------------
- * With T, S <= ATT_WHOLE one task owns a whole head and keeps its T x S probabilities (and,
- * backward, their gradients) in per-thread scratch: one pass computes the softmax exactly (no
- * running rescale), and the backward gets d q, d k and d v from the same tiles. The scores are
- * computed in bands of ATT_BAND query rows, each only up to the last key its rows see, so a
- * causal head does about half the GEMM work of a dense one.
- *
- * Their GEMMs (K = Dh, Dv or a band's keys, M a band) are too small for the packing of
- * dg__sgemm to pay: they go through att_gemm (attention_kernels.h), a register-tiled kernel
- * that reads q, k, v, out and grad_out in place and k, v transposed once per head, with
- * dg__sgemm as the portable path. */
-
-#define ATT_BAND 16 /* query rows per band of the causal score GEMMs */
+/* ---- whole-head kernels (short contexts): attention_whole.h ---------------------------- */
 
 /* Per-thread scratch of the whole-head kernels: the P and dS tiles (T x S each), a row of
- * dropout factors (S), k^T and v^T (Dh x S, Dv x S), and the packed mode's contiguous copies
+ * dropout factors (S + 16, att_keep_row), k^T and v^T (Dh x S, Dv x S), and the packed mode's contiguous copies
  * of one head's q, k, v, out and grad_out, rounded to 64 bytes. */
 static size_t att_whole_floats(const struct att_dims *d)
 {
-    return ((size_t)(2 * d->t * d->s + d->s + d->s * (d->dh + d->dv) +
+    return ((size_t)(2 * d->t * d->s + d->s + 16 + d->s * (d->dh + d->dv) +
                      d->t * (2 * d->dh + 3 * d->dv)) + 15) / 16 * 16;
 }
 
 /* The offset of att_gather's buffer in that scratch. */
 static size_t att_gather_at(const struct att_dims *d)
 {
-    return (size_t)(2 * d->t * d->s + d->s + d->s * (d->dh + d->dv));
+    return (size_t)(2 * d->t * d->s + d->s + 16 + d->s * (d->dh + d->dv));
 }
 
 /* Copies one packed head's q, k, v (and out, grad_out when present) into buf, contiguous rows
@@ -264,33 +210,9 @@ static struct att_head att_gather(const struct att_head *src, const struct att_d
                              .lv = d->dv, .lo = d->dv};
 }
 
-/* Asks for the rows of a packed head (q, k, v, and out, grad_out when present; `dst`, the
- * head's output rows of `ld_dst` floats, for writing when not NULL) to be brought into the
- * caches while the current head computes: a head's rows sit 3C apart in tensors larger than
- * the caches, and fetched on first touch they cost the kernels more than their arithmetic. */
-static void att_prefetch_head(const struct att_head *src, const struct att_dims *d,
-                              const float *dst, int64_t ld_dst, int64_t dst_width)
-{
-    for (int64_t r = 0; r < d->t; r++) {
-        for (int64_t c = 0; c < d->dh; c += 16) {
-            __builtin_prefetch(src->q + r * src->lq + c, 0, 2);
-            __builtin_prefetch(src->k + r * src->lk + c, 0, 2);
-        }
-        for (int64_t c = 0; c < d->dv; c += 16) {
-            __builtin_prefetch(src->v + r * src->lv + c, 0, 2);
-            if (src->out != NULL) {
-                __builtin_prefetch(src->out + r * src->lo + c, 0, 2);
-                __builtin_prefetch(src->grad_out + r * src->lo + c, 0, 2);
-            }
-        }
-        for (int64_t c = 0; dst != NULL && c < dst_width; c += 16)
-            __builtin_prefetch(dst + r * ld_dst + c, 1, 2);
-    }
-}
-
-/* att_gemm on the portable path: dg__sgemm on one thread (A's unit stride says whether it is
+/* att_gemm on the portable path (attention_whole.h): dg__sgemm on one thread (A's unit stride says whether it is
  * stored transposed). */
-static void att_gemm_portable(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+static void att_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                               int64_t a_rs, int64_t a_ks, const float *b, int64_t ldb,
                               bool accumulate, float *c, int64_t ldc)
 {
@@ -299,157 +221,56 @@ static void att_gemm_portable(int64_t m, int64_t n, int64_t k, float alpha, cons
               accumulate ? 1.0f : 0.0f, c, ldc, 1);
 }
 
-/* The att_gemm of dg__isa(): the AVX-512 kernel, else dg__sgemm. */
-static dg_att_gemm_fn att_gemm_for_isa(void)
+/* The row reductions of the portable path (attention_whole.h): plain loops in index order. */
+static float att_row_max(const float *row, int64_t n)
 {
-#if DG_X86_64
-    if (dg__isa() >= DG_ISA_AVX512)
-        return dg__att_gemm_avx512;
-#endif
-    return att_gemm_portable;
+    float top = row[0];
+    for (int64_t c = 1; c < n; c++)
+        top = row[c] > top ? row[c] : top;
+    return top;
 }
 
-/* dst (cols x rows, row stride rows) = src^T, src rows rows x cols with row stride ld. */
-static void att_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst)
+static float att_row_sum(const float *row, int64_t n)
 {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-            dst[c * rows + r] = src[r * ld + c];
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < n; c++)
+        sum += row[c];
+    return sum;
 }
 
-/* The dropout factors of row i, keys [0, n): 0 or 1/(1-p) (the vector hash of vmath). */
-static void att_keep_row(const struct att_mask *mask, int64_t h, int64_t i,
-                         const struct att_dims *d, int64_t n, float *f,
-                         const struct dg_vmath *vm)
-{
-    vm->dropout(mask->base, (h * d->t + i) * d->s, mask->threshold, mask->inv_keep, NULL, f, n);
-}
+#include "attention_whole.h"
 
-/* Rows [i0, i0 + br) of p (row stride S) = softmax of scale q k^T over the visible keys, 0
- * from there up to `zero_to` (at least the band's last visible key); kt = k^T (Dh x S). */
-static void att_band_probs(const struct att_head *hd, const struct att_dims *d,
-                           const struct attention_attrs *a, int64_t i0, int64_t br,
-                           const float *kt, float *p, int64_t zero_to, dg_att_gemm_fn gemm,
-                           const struct dg_vmath *vm)
-{
-    int64_t cols = att_limit(a->causal, i0 + br - 1, d);
-    if (cols > 0)
-        gemm(br, cols, d->dh, a->scale, hd->q + i0 * hd->lq, hd->lq, 1, kt, d->s, false,
-             p + i0 * d->s, d->s);
-    for (int64_t r = i0; r < i0 + br; r++) {
-        float *row = p + r * d->s;
-        int64_t lim = att_limit(a->causal, r, d);
-        if (lim > 0) {
-            float top = -INFINITY;
-#pragma omp simd reduction(max : top)
-            for (int64_t c = 0; c < lim; c++)
-                top = row[c] > top ? row[c] : top;
-            const float inv = 1.0f / exp_shifted_sum(row, lim, top, vm);
-#pragma omp simd
-            for (int64_t c = 0; c < lim; c++)
-                row[c] *= inv;
-        }
-        int64_t from = lim > 0 ? lim : 0;
-        if (from < zero_to)
-            memset(row + from, 0, (size_t)(zero_to - from) * sizeof *row);
-    }
-}
-
-/* Forward of head h: out (T x dv, row stride lo) = P~ v. */
+/* The whole-head kernels of dg__isa(): AVX-512 where the CPU has it, else the portable ones
+ * (on dg__sgemm). */
 static void att_whole_forward(const struct att_head *hd, const struct att_dims *d,
                               const struct attention_attrs *a, const struct att_mask *mask,
                               int64_t h, float *out, int64_t lo, float *scratch,
-                              const struct dg_vmath *vm)
+                              const struct att_next *next, const struct dg_vmath *vm)
 {
-    const dg_att_gemm_fn gemm = att_gemm_for_isa();
-    float *p = scratch, *keep = p + 2 * d->t * d->s, *kt = keep + d->s;
-    att_transpose(hd->k, hd->lk, d->s, d->dh, kt);
-    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
-        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
-        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
-        att_band_probs(hd, d, a, i0, br, kt, p, cols, gemm, vm);
-        if (mask->on)
-            for (int64_t r = i0; r < i0 + br; r++) {
-                int64_t lim = att_limit(a->causal, r, d);
-                float *row = p + r * d->s;
-                att_keep_row(mask, h, r, d, lim, keep, vm);
-#pragma omp simd
-                for (int64_t c = 0; c < lim; c++)
-                    row[c] *= keep[c];
-            }
-        /* cols == 0: K = 0 and the rows come out 0 */
-        gemm(br, d->dv, cols, 1.0f, p + i0 * d->s, d->s, 1, hd->v, hd->lv, false, out + i0 * lo,
-             lo);
+#if DG_X86_64
+    if (dg__isa() >= DG_ISA_AVX512) {
+        dg__att_whole_forward_avx512(hd, d, a, mask, h, out, lo, scratch, next, vm);
+        return;
     }
+#endif
+    whole_forward(hd, d, a, mask, h, out, lo, scratch, next, vm);
 }
 
-/* Gradients of head h into dst_q (T rows), dst_k and dst_v (S rows), each NULL when not
- * wanted; rows `width` floats apart. */
 static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
                            const struct attention_attrs *a, const struct att_mask *mask,
                            int64_t h, float *dst_q, float *dst_k, float *dst_v, int64_t width,
-                           float *scratch, const struct dg_vmath *vm)
+                           float *scratch, const struct att_next *next,
+                           const struct dg_vmath *vm)
 {
-    const dg_att_gemm_fn gemm = att_gemm_for_isa();
-    const bool want_q = dst_q != NULL, want_k = dst_k != NULL, want_v = dst_v != NULL;
-    float *p = scratch, *ds = p + d->t * d->s, *keep = ds + d->t * d->s;
-    float *kt = keep + d->s, *vt = kt + d->dh * d->s;
-    att_transpose(hd->k, hd->lk, d->s, d->dh, kt);
-    if (want_q || want_k)
-        att_transpose(hd->v, hd->lv, d->s, d->dv, vt);
-    /* p becomes P~ (for d v), ds becomes dS = P (dP~ keep - D) (for d q, d k); both are 0
-     * past each row's last visible key, as d k and d v read whole columns */
-    for (int64_t i0 = 0; i0 < d->t; i0 += ATT_BAND) {
-        int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
-        int64_t cols = att_limit(a->causal, i0 + br - 1, d);
-        att_band_probs(hd, d, a, i0, br, kt, p, d->s, gemm, vm);
-        if (cols > 0 && (want_q || want_k))
-            gemm(br, cols, d->dv, 1.0f, hd->grad_out + i0 * hd->lo, hd->lo, 1, vt, d->s, false,
-                 ds + i0 * d->s, d->s);
-        for (int64_t r = i0; r < i0 + br; r++) {
-            int64_t lim = att_limit(a->causal, r, d);
-            float *prow = p + r * d->s, *dsrow = ds + r * d->s;
-            if (mask->on)
-                att_keep_row(mask, h, r, d, lim, keep, vm);
-            if (want_q || want_k) {
-                const float delta = dot(hd->grad_out + r * hd->lo, hd->out + r * hd->lo, d->dv);
-                if (mask->on) {
-#pragma omp simd
-                    for (int64_t c = 0; c < lim; c++)
-                        dsrow[c] = prow[c] * (dsrow[c] * keep[c] - delta);
-                } else {
-#pragma omp simd
-                    for (int64_t c = 0; c < lim; c++)
-                        dsrow[c] = prow[c] * (dsrow[c] - delta);
-                }
-                int64_t from = lim > 0 ? lim : 0;
-                if (from < d->s)
-                    memset(dsrow + from, 0, (size_t)(d->s - from) * sizeof *dsrow);
-            }
-            if (mask->on && want_v) {
-#pragma omp simd
-                for (int64_t c = 0; c < lim; c++)
-                    prow[c] *= keep[c];
-            }
-        }
-        if (want_q) /* d q rows of this band = scale dS k (0 when the band sees no key) */
-            gemm(br, d->dh, cols, a->scale, ds + i0 * d->s, d->s, 1, hd->k, hd->lk, false,
-                 dst_q + i0 * width, width);
+#if DG_X86_64
+    if (dg__isa() >= DG_ISA_AVX512) {
+        dg__att_whole_grad_avx512(hd, d, a, mask, h, dst_q, dst_k, dst_v, width, scratch, next,
+                                  vm);
+        return;
     }
-    /* d k = scale dS^T q, d v = P~^T grad_out, in bands of keys: rows before the first query
-     * that sees a band's first key are 0 and skipped */
-    for (int64_t j0 = 0; j0 < d->s; j0 += ATT_BAND) {
-        int64_t bc = d->s - j0 < ATT_BAND ? d->s - j0 : ATT_BAND;
-        int64_t first = a->causal ? j0 - (d->s - d->t) : 0;
-        first = first < 0 ? 0 : first;
-        int64_t rows = d->t - first > 0 ? d->t - first : 0; /* 0: K = 0, the rows come out 0 */
-        if (want_k)
-            gemm(bc, d->dh, rows, a->scale, ds + first * d->s + j0, 1, d->s,
-                 hd->q + first * hd->lq, hd->lq, false, dst_k + j0 * width, width);
-        if (want_v)
-            gemm(bc, d->dv, rows, 1.0f, p + first * d->s + j0, 1, d->s,
-                 hd->grad_out + first * hd->lo, hd->lo, false, dst_v + j0 * width, width);
-    }
+#endif
+    whole_grad(hd, d, a, mask, h, dst_q, dst_k, dst_v, width, scratch, next, vm);
 }
 
 
@@ -471,17 +292,19 @@ void dg__attention_run(const struct attention_attrs *a, int n_inputs,
             int64_t c = d.dh * a->heads;
             float *scratch = (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread;
             struct att_head hd = att_gather(&packed, &d, scratch + att_gather_at(&d));
+            struct att_next next, *np = NULL;
             if (h + 1 < d.heads) {
-                struct att_head next = att_head_packed(in[0].data, NULL, NULL, &d, a->heads,
-                                                       h + 1);
-                att_prefetch_head(&next, &d, (float *)out->data +
-                                  ((h + 1) / a->heads) * d.t * c + ((h + 1) % a->heads) * d.dh,
-                                  c, d.dv);
+                next = (struct att_next){
+                    .src = att_head_packed(in[0].data, NULL, NULL, &d, a->heads, h + 1),
+                    .dst = (float *)out->data + ((h + 1) / a->heads) * d.t * c +
+                           ((h + 1) % a->heads) * d.dh,
+                    .ld_dst = c, .dst_width = d.dv, .n_dst = 1};
+                np = &next;
             }
             att_whole_forward(&hd, &d, a, &mask, h,
                               (float *)out->data + (h / a->heads) * d.t * c +
                                   (h % a->heads) * d.dh,
-                              c, scratch, vm);
+                              c, scratch, np, vm);
         }
         return;
     }
@@ -495,7 +318,7 @@ void dg__attention_run(const struct attention_attrs *a, int n_inputs,
             struct att_head hd = att_head(in, 3, &d, h);
             att_whole_forward(&hd, &d, a, &mask, h, (float *)out->data + h * d.t * d.dv, d.dv,
                               (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
-                              vm);
+                              NULL, vm);
         }
         return;
     }
@@ -545,7 +368,7 @@ static void grad_q_block(const struct att_head *hd, const struct att_dims *d,
     float *delta = lse + ATT_BLOCK;
     att_forward_block(hd, d, a, mask, h, i0, br, NULL, lse, tile, m, l, vm);
     for (int64_t r = 0; r < br; r++)
-        delta[r] = dot(hd->grad_out + (i0 + r) * d->dv, hd->out + (i0 + r) * d->dv, d->dv);
+        delta[r] = att_dot(hd->grad_out + (i0 + r) * d->dv, hd->out + (i0 + r) * d->dv, d->dv);
     memset(dq, 0, (size_t)(br * d->dh) * sizeof *dq);
     int64_t lim_max = att_limit(a->causal, i0 + br - 1, d);
     for (int64_t j0 = 0; j0 < lim_max; j0 += ATT_BLOCK) {
@@ -651,14 +474,18 @@ void dg__attention_grad_run(const struct attention_attrs *a, int n_inputs,
                         (h % pa->heads) * d.dh;
             float *scratch = (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread;
             struct att_head hd = att_gather(&packed, &d, scratch + att_gather_at(&d));
+            struct att_next next, *np = NULL;
             if (h + 1 < d.heads) {
-                struct att_head next = att_head_packed(in[0].data, in[1].data, in[2].data, &d,
-                                                       pa->heads, h + 1);
-                att_prefetch_head(&next, &d, (float *)out->data +
-                                  ((h + 1) / pa->heads) * d.t * 3 * c +
-                                  ((h + 1) % pa->heads) * d.dh, 3 * c, d.dh);
+                next = (struct att_next){
+                    .src = att_head_packed(in[0].data, in[1].data, in[2].data, &d, pa->heads,
+                                           h + 1),
+                    .dst = (float *)out->data + ((h + 1) / pa->heads) * d.t * 3 * c +
+                           ((h + 1) % pa->heads) * d.dh,
+                    .ld_dst = 3 * c, .dst_width = d.dh, .dst_step = c, .n_dst = 3};
+                np = &next;
             }
-            att_whole_grad(&hd, &d, pa, &mask, h, dq, dq + c, dq + 2 * c, 3 * c, scratch, vm);
+            att_whole_grad(&hd, &d, pa, &mask, h, dq, dq + c, dq + 2 * c, 3 * c, scratch, np,
+                           vm);
         }
         return;
     }
@@ -687,7 +514,7 @@ void dg__attention_grad_run(const struct attention_attrs *a, int n_inputs,
                            w == ATT_K || w >= ATT_KV ? dst + k_at : NULL,
                            w == ATT_V || w >= ATT_KV ? dst + v_at : NULL, width,
                            (float *)ctx->workspace + (size_t)omp_get_thread_num() * per_thread,
-                           vm);
+                           NULL, vm);
         }
         return;
     }
@@ -716,7 +543,7 @@ void dg__attention_grad_run(const struct attention_attrs *a, int n_inputs,
         att_forward_block(&hd, &d, a, &mask, h, i0, br, NULL, lse_all + h * d.t + i0, scratch,
                           m, l, vm);
         for (int64_t r = 0; r < br; r++)
-            delta_all[h * d.t + i0 + r] = dot(hd.grad_out + (i0 + r) * d.dv,
+            delta_all[h * d.t + i0 + r] = att_dot(hd.grad_out + (i0 + r) * d.dv,
                                               hd.out + (i0 + r) * d.dv, d.dv);
     }
     int64_t width = (a->which != ATT_V ? d.dh : 0) + (a->which != ATT_K ? d.dv : 0);

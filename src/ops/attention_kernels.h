@@ -7,6 +7,7 @@
 #define DG_ATTENTION_KERNELS_H
 
 #include "op.h"
+#include "simd/vmath.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,21 +66,91 @@ static inline bool att_whole(const struct att_dims *d)
     return d->t <= ATT_WHOLE && d->s <= ATT_WHOLE;
 }
 
-/* The whole-head kernels' small GEMM:
+/* The whole-head kernels' small GEMM, which each file that includes attention_whole.h defines
+ * as `static void att_gemm(m, n, k, alpha, a, a_rs, a_ks, b, ldb, accumulate, c, ldc)`:
  *   C (m x n, row stride ldc) = alpha * A B (+ C when accumulate),
  *   A(r, p) = a[r * a_rs + p * a_ks] (m x k; a_rs or a_ks is 1), B k x n with row stride ldb.
- * On the calling thread. Every element of C is one sum in the order p = 0, 1, ..., k - 1
- * (then scaled by alpha), so a result depends on neither the thread count nor where the
- * operands sit in memory (packed rows 3C apart or contiguous). k == 0 gives alpha * 0 (+ C).
+ * On the calling thread. Every element of C is one sum whose order depends only on k (the
+ * AVX-512 kernel: p = 0, 1, ..., k - 1, then the scaling by alpha), so a result depends on
+ * neither the thread count nor where the operands sit in memory. k == 0 gives 0 (+ C).
  * Columns past n and rows past m are never read or written. */
-typedef void (*dg_att_gemm_fn)(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                               int64_t a_rs, int64_t a_ks, const float *b, int64_t ldb,
-                               bool accumulate, float *c, int64_t ldc);
-/* AVX-512 (attention_avx512.c, built alone with the ISA's flags); call only where
- * dg__isa() >= DG_ISA_AVX512. */
-void dg__att_gemm_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                         int64_t a_rs, int64_t a_ks, const float *b, int64_t ldb,
-                         bool accumulate, float *c, int64_t ldc);
+
+/* The dropout mask of a node's run (attention_kernels.c: att_mask_init). */
+struct att_mask {
+    bool on;
+    uint64_t base;
+    uint32_t threshold;
+    float inv_keep; /* 1 / (1 - p) */
+};
+
+/* The tensors of one problem (one entry of the leading axes). */
+struct att_head {
+    const float *q, *k, *v, *out, *grad_out;
+    int64_t lq, lk, lv, lo; /* row strides of q, k, v and of out / grad_out (whole-head
+                               kernels; the streaming ones assume Dh, Dh, Dv, Dv) */
+};
+
+/* Asks for rows [r0, r1) of a packed head (q, k, v, and out, grad_out when present; and its
+ * output rows, `dst_width` floats at each of `n_dst` places `dst_step` apart in rows of
+ * `ld_dst`, for writing) to be brought into the caches while the current head computes: a
+ * head's rows sit 3C apart in tensors larger than the caches, and fetched on first touch they
+ * stall the gather. The whole-head kernels ask for one band of the next head per band of
+ * their own, so that the requests spread over the head's work. */
+struct att_next {
+    struct att_head src;
+    float *dst;
+    int64_t ld_dst, dst_width, dst_step;
+    int n_dst;
+};
+
+/* Keys [0, limit) are visible to query i. */
+static inline int64_t att_limit(bool causal, int64_t i, const struct att_dims *d)
+{
+    if (!causal)
+        return d->s;
+    int64_t lim = i + (d->s - d->t) + 1;
+    return lim < 0 ? 0 : lim > d->s ? d->s : lim;
+}
+
+/* a . b over n floats */
+static inline float att_dot(const float *a, const float *b, int64_t n)
+{
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < n; i++)
+        acc += a[i] * b[i];
+    return acc;
+}
+
+/* row[c] = exp(row[c] - shift) for c < n; returns their sum (in the vectorised order both
+ * softmax kernels use). */
+static inline float att_exp_shifted_sum(float *row, int64_t n, float shift, const struct dg_vmath *vm)
+{
+#pragma omp simd
+    for (int64_t c = 0; c < n; c++)
+        row[c] -= shift;
+    vm->exp(row, row, n);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < n; c++)
+        sum += row[c];
+    return sum;
+}
+
+/* The whole-head kernels (attention_whole.h), compiled once per path: the portable one in
+ * attention_kernels.c and these in attention_avx512.c (call only where dg__isa() >=
+ * DG_ISA_AVX512). Forward of head h: out (T x Dv, row stride lo) = P~ v. Backward: the
+ * gradients into dst_q (T rows), dst_k and dst_v (S rows), each NULL when not wanted, rows
+ * `width` floats apart. scratch: att_whole_floats; next: the head to prefetch, or NULL. */
+void dg__att_whole_forward_avx512(const struct att_head *hd, const struct att_dims *d,
+                                  const struct attention_attrs *a, const struct att_mask *mask,
+                                  int64_t h, float *out, int64_t lo, float *scratch,
+                                  const struct att_next *next, const struct dg_vmath *vm);
+void dg__att_whole_grad_avx512(const struct att_head *hd, const struct att_dims *d,
+                               const struct attention_attrs *a, const struct att_mask *mask,
+                               int64_t h, float *dst_q, float *dst_k, float *dst_v,
+                               int64_t width, float *scratch, const struct att_next *next,
+                               const struct dg_vmath *vm);
 
 /* The forward of an attention node (variant 0) and of an attention_grad node (variant 1):
  * the op's forward functions, with the node's attributes. */
