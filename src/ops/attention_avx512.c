@@ -130,6 +130,61 @@ static float att_row_sum(const float *row, int64_t n)
     return _mm512_reduce_add_ps(sum);
 }
 
+/* r[0..16) (16 rows of 16) becomes its transpose: r[c] = column c. Four stages of lane
+ * shuffles: pairs of rows interleaved, then groups of 4 rows within each 128-bit lane, then
+ * the 128-bit lanes across groups of 8 and 16 rows. */
+TILE_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) { /* t[2i] lane L: a(4L) b(4L) a(4L+1) b(4L+1), a = r[2i] */
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) { /* r[4i + k] lane L: column 4L + k of rows 4i .. 4i + 3 */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) { /* t[k]: columns k and 8 + k of rows 0-7, t[8 + k] rows 8-15 */
+        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+        t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
+        r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xDD);
+    }
+}
+
+/* dst (cols x rows, row stride rows) = src^T, src rows x cols with row stride ld: 16 x 16
+ * blocks in registers, the ragged edges one element at a time. */
+static void att_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst)
+{
+    const int64_t full_r = rows / 16 * 16, full_c = cols / 16 * 16;
+    for (int64_t r0 = 0; r0 < full_r; r0 += 16)
+        for (int64_t c0 = 0; c0 < full_c; c0 += 16) {
+            __m512 v[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                v[i] = _mm512_loadu_ps(src + (r0 + i) * ld + c0);
+            transpose16(v);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                _mm512_storeu_ps(dst + (c0 + i) * rows + r0, v[i]);
+        }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = r < full_r ? full_c : 0; c < cols; c++)
+            dst[c * rows + r] = src[r * ld + c];
+}
+
 #include "attention_whole.h"
 
 void dg__att_whole_forward_avx512(const struct att_head *hd, const struct att_dims *d,

@@ -239,6 +239,14 @@ static float att_row_sum(const float *row, int64_t n)
     return sum;
 }
 
+/* dst (cols x rows, row stride rows) = src^T, src rows x cols with row stride ld. */
+static void att_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            dst[c * rows + r] = src[r * ld + c];
+}
+
 #include "attention_whole.h"
 
 /* The whole-head kernels of dg__isa(): AVX-512 where the CPU has it, else the portable ones

@@ -5,6 +5,9 @@
  *   static void att_gemm(...)   the contract in attention_kernels.h
  *   static float att_row_max(const float *row, int64_t n)   max of row[0..n), n >= 1
  *   static float att_row_sum(const float *row, int64_t n)   sum of row[0..n) (its own order)
+ *   static void att_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols,
+ *                             float *dst)   dst (cols x rows, row stride rows) = src^T, src
+ *                                           rows x cols with row stride ld
  * before including this file and wraps whole_forward / whole_grad under its own names (the
  * reductions are written out per path: GCC's `omp simd` reduction epilogue adds the lanes
  * one by one through memory, which costs more than the 128-key rows themselves). The
@@ -60,14 +63,6 @@ __attribute__((noipa)) static void att_prefetch_rows(const struct att_next *next
 
 
 
-/* dst (cols x rows, row stride rows) = src^T, src rows rows x cols with row stride ld. */
-static void att_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst)
-{
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-            dst[c * rows + r] = src[r * ld + c];
-}
-
 /* The dropout factors of row i, keys [0, n): 0 or 1/(1-p) (the vector hash of vmath), into f
  * (room for n + 15): n is rounded up to whole vectors, as the vector hash does its tail one
  * element at a time; the factors past n are computed and never used. */
@@ -79,19 +74,19 @@ static void att_keep_row(const struct att_mask *mask, int64_t h, int64_t i,
                 (n + 15) / 16 * 16);
 }
 
-/* Rows [i0, i0 + br) of p (row stride S) = softmax of scale q k^T over the visible keys, 0
+/* Rows [i0, i0 + br) of P into band (row i at band + (i - i0) * S) = softmax of scale q k^T over the visible keys, 0
  * from there up to `zero_to` (at least the band's last visible key); kt = k^T (Dh x S). */
 static void att_band_probs(const struct att_head *hd, const struct att_dims *d,
                            const struct attention_attrs *a, int64_t i0, int64_t br,
-                           const float *kt, float *p, int64_t zero_to,
+                           const float *kt, float *band, int64_t zero_to,
                            const struct dg_vmath *vm)
 {
     int64_t cols = att_limit(a->causal, i0 + br - 1, d);
     if (cols > 0)
         att_gemm(br, cols, d->dh, a->scale, hd->q + i0 * hd->lq, hd->lq, 1, kt, d->s, false,
-             p + i0 * d->s, d->s);
+                 band, d->s);
     for (int64_t r = i0; r < i0 + br; r++) {
-        float *row = p + r * d->s;
+        float *row = band + (r - i0) * d->s;
         int64_t lim = att_limit(a->causal, r, d);
         if (lim > 0) {
             const float top = att_row_max(row, lim);
@@ -110,11 +105,12 @@ static void att_band_probs(const struct att_head *hd, const struct att_dims *d,
     }
 }
 
-/* Forward of head h: out (T x dv, row stride lo) = P~ v. */
+/* Forward of head h: out (T x dv, row stride lo) = P~ v, one band of P at a time (it stays in
+ * the first-level cache). */
 static void whole_forward(const struct att_head *hd, const struct att_dims *d,
-                              const struct attention_attrs *a, const struct att_mask *mask,
-                              int64_t h, float *out, int64_t lo, float *scratch,
-                              const struct att_next *next, const struct dg_vmath *vm)
+                          const struct attention_attrs *a, const struct att_mask *mask,
+                          int64_t h, float *out, int64_t lo, float *scratch,
+                          const struct att_next *next, const struct dg_vmath *vm)
 {
     float *p = scratch, *keep = p + 2 * d->t * d->s, *kt = keep + d->s + 16;
     att_transpose(hd->k, hd->lk, d->s, d->dh, kt);
@@ -126,15 +122,14 @@ static void whole_forward(const struct att_head *hd, const struct att_dims *d,
         if (mask->on)
             for (int64_t r = i0; r < i0 + br; r++) {
                 int64_t lim = att_limit(a->causal, r, d);
-                float *row = p + r * d->s;
+                float *row = p + (r - i0) * d->s;
                 att_keep_row(mask, h, r, d, lim, keep, vm);
 #pragma omp simd
                 for (int64_t c = 0; c < lim; c++)
                     row[c] *= keep[c];
             }
         /* cols == 0: K = 0 and the rows come out 0 */
-        att_gemm(br, d->dv, cols, 1.0f, p + i0 * d->s, d->s, 1, hd->v, hd->lv, false, out + i0 * lo,
-             lo);
+        att_gemm(br, d->dv, cols, 1.0f, p, d->s, 1, hd->v, hd->lv, false, out + i0 * lo, lo);
     }
 }
 
@@ -158,7 +153,7 @@ static void whole_grad(const struct att_head *hd, const struct att_dims *d,
         int64_t br = d->t - i0 < ATT_BAND ? d->t - i0 : ATT_BAND;
         int64_t cols = att_limit(a->causal, i0 + br - 1, d);
         att_prefetch_rows(next, d, i0, i0 + br);
-        att_band_probs(hd, d, a, i0, br, kt, p, d->s, vm);
+        att_band_probs(hd, d, a, i0, br, kt, p + i0 * d->s, d->s, vm);
         if (cols > 0 && (want_q || want_k))
             att_gemm(br, cols, d->dv, 1.0f, hd->grad_out + i0 * hd->lo, hd->lo, 1, vt, d->s, false,
                  ds + i0 * d->s, d->s);
