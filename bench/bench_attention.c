@@ -8,7 +8,8 @@
  *   bench_attention [threads] [max_T] [heads] [min_T]
  *       (defaults: 1 thread, T from 16 up to 512, 8 heads)
  *
- * Shape per step: [heads/4, 4, T, 32] (B·H = heads, Dh = 32), T = S.
+ * Shape per step: [heads/4, 4, T, 32] (B·H = heads, Dh = 32), T = S. At 1 thread the times are
+ * the thread's CPU time (other jobs on a shared machine do not count), else wall-clock.
  *
  *   bench_attention gpt [threads] [dropout p, default 0.1]
  *
@@ -134,7 +135,7 @@ static int gpt_main(int threads)
 {
     if (threads == 1)
         now = thread_seconds;
-    double peak = getenv("NOPEAK") ? 0.0 : dg_bench_fma_peak_on(now);
+    double peak = dg_bench_fma_peak_on(now);
     double fwd = time_gpt(false, threads), both = time_gpt(true, threads);
     /* QK^T and PV over the 128 * 129 / 2 visible pairs of 128 heads, Dh = 32 */
     double flops = 128.0 * (128.0 * 129.0 / 2.0) * 32.0 * 2.0 * 2.0;
@@ -163,8 +164,10 @@ int main(int argc, char **argv)
     int64_t min_t = argc > 4 ? atoll(argv[4]) : 16;
     if (heads < 4)
         heads = 4;
-    printf("# attention fwd+bwd, causal, B*H=%lld, Dh=%d, %d thread(s)\n", (long long)heads, DH,
-           threads);
+    if (threads == 1)
+        now = thread_seconds;
+    printf("# attention fwd+bwd, causal, B*H=%lld, Dh=%d, %d thread(s), %s clock\n",
+           (long long)heads, DH, threads, threads == 1 ? "thread CPU" : "wall");
     for (int64_t t = min_t; t <= max_t; t *= 2) {
         int reps = t <= 128 ? 9 : t <= 512 ? 5 : 3;
         struct setup fused = build(t, true, threads), composed = build(t, false, threads);
