@@ -34,11 +34,17 @@
 
 #define ATT_BAND 16 /* query rows per band of the causal score GEMMs */
 
-/* noipa: a function of nothing but prefetches has no effect the optimiser can see, and GCC
- * 12 deletes its calls as those of a pure function. */
-__attribute__((noipa)) static void att_prefetch_rows(const struct att_next *next,
-                                                     const struct att_dims *d, int64_t r0,
-                                                     int64_t r1)
+/* A function of nothing but prefetches has no effect the optimiser can see, and GCC 12
+ * deletes its calls as those of a pure function unless it is kept out of inter-procedural
+ * analysis (noipa, which clang does not know; clang keeps the calls). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ATT_KEEP_CALLS __attribute__((noipa))
+#else
+#define ATT_KEEP_CALLS __attribute__((noinline))
+#endif
+
+ATT_KEEP_CALLS static void att_prefetch_rows(const struct att_next *next,
+                                             const struct att_dims *d, int64_t r0, int64_t r1)
 {
     if (next == NULL)
         return;
