@@ -106,7 +106,7 @@ static void att_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *
 }
 
 /* The row reductions (attention_whole.h): 16 lanes, the tail under a mask, then one tree
- * reduction across the lanes. */
+ * reduction across the lanes (GCC's `omp simd` epilogue adds them one by one through memory). */
 static float att_row_max(const float *row, int64_t n)
 {
     __m512 top = _mm512_set1_ps(-INFINITY);
@@ -127,6 +127,18 @@ static float att_row_sum(const float *row, int64_t n)
         sum = _mm512_add_ps(_mm512_loadu_ps(row + c), sum);
     if (c < n)
         sum = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes(n - c), row + c), sum);
+    return _mm512_reduce_add_ps(sum);
+}
+
+static float att_row_dot(const float *a, const float *b, int64_t n)
+{
+    __m512 sum = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16)
+        sum = _mm512_fmadd_ps(_mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c), sum);
+    if (c < n)
+        sum = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes(n - c), a + c),
+                              _mm512_maskz_loadu_ps(lanes(n - c), b + c), sum);
     return _mm512_reduce_add_ps(sum);
 }
 

@@ -1,13 +1,13 @@
 /*
  * The fused attention's kernels (the op, its maths and its rules: attention.c).
  *
- * Long contexts (T or S > ATT_WHOLE): flash-attention style. A task owns a block of ATT_BLOCK query rows (forward, d q)
- * or key rows (d k, d v) and streams over the other side in tiles of ATT_BLOCK with small
- * single-threaded GEMMs (dg__sgemm) into per-thread scratch from the planned workspace, with
- * an online softmax (running max and sum per row, rescaling the partial output when the max
- * grows): no T x S score matrix exists, memory per head is O((T + S) * D). Each block is
- * computed by one thread with the same code and the same block boundaries whatever the thread
- * count: results are bitwise identical for any thread count.
+ * Long contexts (T or S > ATT_WHOLE): flash-attention style. A task owns a block of ATT_BLOCK
+ * query rows (forward, d q) or key rows (d k, d v) and streams over the other side in tiles
+ * of ATT_BLOCK with small single-threaded GEMMs (dg__sgemm) into per-thread scratch from the
+ * planned workspace, with an online softmax (running max and sum per row, rescaling the
+ * partial output when the max grows): no T x S score matrix exists, memory per head is
+ * O((T + S) * D). Each block is computed by one thread with the same code and the same block
+ * boundaries whatever the thread count: results are bitwise identical for any thread count.
  *
  * Short contexts (T, S <= ATT_WHOLE, and always in packed mode): one task per head with its
  * whole T x S probabilities in scratch (the whole-head kernels below), on a register-tiled
@@ -173,9 +173,9 @@ static void att_forward_block(const struct att_head *hd, const struct att_dims *
 
 /* ---- whole-head kernels (short contexts): attention_whole.h ---------------------------- */
 
-/* Per-thread scratch of the whole-head kernels: the P and dS tiles (T x S each), a row of
- * dropout factors (S + 16, att_keep_row), k^T and v^T (Dh x S, Dv x S), and the packed mode's contiguous copies
- * of one head's q, k, v, out and grad_out, rounded to 64 bytes. */
+/* Per-thread scratch of the whole-head kernels: the P and dS tiles (T x S each), a row of dropout
+ * factors (S + 16, att_keep_row), k^T and v^T (Dh x S, Dv x S), and the packed mode's contiguous
+ * copies of one head's q, k, v, out and grad_out, rounded to 64 bytes. */
 static size_t att_whole_floats(const struct att_dims *d)
 {
     return ((size_t)(2 * d->t * d->s + d->s + 16 + d->s * (d->dh + d->dv) +
@@ -210,8 +210,8 @@ static struct att_head att_gather(const struct att_head *src, const struct att_d
                              .lv = d->dv, .lo = d->dv};
 }
 
-/* att_gemm on the portable path (attention_whole.h): dg__sgemm on one thread (A's unit stride says whether it is
- * stored transposed). */
+/* att_gemm on the portable path (attention_whole.h): dg__sgemm on one thread (A's unit stride says
+ * whether it is stored transposed). */
 static void att_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                               int64_t a_rs, int64_t a_ks, const float *b, int64_t ldb,
                               bool accumulate, float *c, int64_t ldc)
@@ -237,6 +237,11 @@ static float att_row_sum(const float *row, int64_t n)
     for (int64_t c = 0; c < n; c++)
         sum += row[c];
     return sum;
+}
+
+static float att_row_dot(const float *a, const float *b, int64_t n)
+{
+    return att_dot(a, b, n);
 }
 
 /* dst (cols x rows, row stride rows) = src^T, src rows x cols with row stride ld. */

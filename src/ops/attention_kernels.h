@@ -124,7 +124,8 @@ static inline float att_dot(const float *a, const float *b, int64_t n)
 
 /* row[c] = exp(row[c] - shift) for c < n; returns their sum (in the vectorised order both
  * softmax kernels use). */
-static inline float att_exp_shifted_sum(float *row, int64_t n, float shift, const struct dg_vmath *vm)
+static inline float att_exp_shifted_sum(float *row, int64_t n, float shift,
+                                        const struct dg_vmath *vm)
 {
 #pragma omp simd
     for (int64_t c = 0; c < n; c++)

@@ -5,6 +5,7 @@
  *   static void att_gemm(...)   the contract in attention_kernels.h
  *   static float att_row_max(const float *row, int64_t n)   max of row[0..n), n >= 1
  *   static float att_row_sum(const float *row, int64_t n)   sum of row[0..n) (its own order)
+ *   static float att_row_dot(const float *a, const float *b, int64_t n)   a . b (its own order)
  *   static void att_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols,
  *                             float *dst)   dst (cols x rows, row stride rows) = src^T, src
  *                                           rows x cols with row stride ld
@@ -80,8 +81,9 @@ static void att_keep_row(const struct att_mask *mask, int64_t h, int64_t i,
                 (n + 15) / 16 * 16);
 }
 
-/* Rows [i0, i0 + br) of P into band (row i at band + (i - i0) * S) = softmax of scale q k^T over the visible keys, 0
- * from there up to `zero_to` (at least the band's last visible key); kt = k^T (Dh x S). */
+/* Rows [i0, i0 + br) of P into band (row i at band + (i - i0) * S) = softmax of scale q k^T over
+ * the visible keys, 0 from there up to `zero_to` (at least the band's last visible key); kt = k^T
+ * (Dh x S). */
 static void att_band_probs(const struct att_head *hd, const struct att_dims *d,
                            const struct attention_attrs *a, int64_t i0, int64_t br,
                            const float *kt, float *band, int64_t zero_to,
@@ -142,10 +144,9 @@ static void whole_forward(const struct att_head *hd, const struct att_dims *d,
 /* Gradients of head h into dst_q (T rows), dst_k and dst_v (S rows), each NULL when not
  * wanted; rows `width` floats apart. */
 static void whole_grad(const struct att_head *hd, const struct att_dims *d,
-                           const struct attention_attrs *a, const struct att_mask *mask,
-                           int64_t h, float *dst_q, float *dst_k, float *dst_v, int64_t width,
-                           float *scratch, const struct att_next *next,
-                           const struct dg_vmath *vm)
+                       const struct attention_attrs *a, const struct att_mask *mask, int64_t h,
+                       float *dst_q, float *dst_k, float *dst_v, int64_t width, float *scratch,
+                       const struct att_next *next, const struct dg_vmath *vm)
 {
     const bool want_q = dst_q != NULL, want_k = dst_k != NULL, want_v = dst_v != NULL;
     float *p = scratch, *ds = p + d->t * d->s, *keep = ds + d->t * d->s;
@@ -161,15 +162,16 @@ static void whole_grad(const struct att_head *hd, const struct att_dims *d,
         att_prefetch_rows(next, d, i0, i0 + br);
         att_band_probs(hd, d, a, i0, br, kt, p + i0 * d->s, d->s, vm);
         if (cols > 0 && (want_q || want_k))
-            att_gemm(br, cols, d->dv, 1.0f, hd->grad_out + i0 * hd->lo, hd->lo, 1, vt, d->s, false,
-                 ds + i0 * d->s, d->s);
+            att_gemm(br, cols, d->dv, 1.0f, hd->grad_out + i0 * hd->lo, hd->lo, 1, vt, d->s,
+                     false, ds + i0 * d->s, d->s);
         for (int64_t r = i0; r < i0 + br; r++) {
             int64_t lim = att_limit(a->causal, r, d);
             float *prow = p + r * d->s, *dsrow = ds + r * d->s;
             if (mask->on)
                 att_keep_row(mask, h, r, d, lim, keep, vm);
             if (want_q || want_k) {
-                const float delta = att_dot(hd->grad_out + r * hd->lo, hd->out + r * hd->lo, d->dv);
+                const float delta =
+                    att_row_dot(hd->grad_out + r * hd->lo, hd->out + r * hd->lo, d->dv);
                 if (mask->on) {
 #pragma omp simd
                     for (int64_t c = 0; c < lim; c++)
@@ -191,7 +193,7 @@ static void whole_grad(const struct att_head *hd, const struct att_dims *d,
         }
         if (want_q) /* d q rows of this band = scale dS k (0 when the band sees no key) */
             att_gemm(br, d->dh, cols, a->scale, ds + i0 * d->s, d->s, 1, hd->k, hd->lk, false,
-                 dst_q + i0 * width, width);
+                     dst_q + i0 * width, width);
     }
     /* d k = scale dS^T q, d v = P~^T grad_out, in bands of keys: rows before the first query
      * that sees a band's first key are 0 and skipped */
@@ -202,10 +204,10 @@ static void whole_grad(const struct att_head *hd, const struct att_dims *d,
         int64_t rows = d->t - first > 0 ? d->t - first : 0; /* 0: K = 0, the rows come out 0 */
         if (want_k)
             att_gemm(bc, d->dh, rows, a->scale, ds + first * d->s + j0, 1, d->s,
-                 hd->q + first * hd->lq, hd->lq, false, dst_k + j0 * width, width);
+                     hd->q + first * hd->lq, hd->lq, false, dst_k + j0 * width, width);
         if (want_v)
             att_gemm(bc, d->dv, rows, 1.0f, p + first * d->s + j0, 1, d->s,
-                 hd->grad_out + first * hd->lo, hd->lo, false, dst_v + j0 * width, width);
+                     hd->grad_out + first * hd->lo, hd->lo, false, dst_v + j0 * width, width);
     }
 }
 
