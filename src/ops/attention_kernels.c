@@ -25,7 +25,6 @@
 
 /* ---- the dropout mask ------------------------------------------------------------------- */
 
-
 static void att_mask_init(struct att_mask *m, const struct attention_attrs *a,
                           const struct dg_tensor *key_tensor)
 {
@@ -52,9 +51,6 @@ static inline float att_keep(const struct att_mask *m, int64_t idx)
  * Work is split into blocks of ATT_BLOCK query rows (forward, d q) or key rows (d k, d v), one
  * block per task; a block streams over the other side in tiles of ATT_BLOCK with small GEMMs
  * (dg__sgemm on one thread) into per-thread scratch of ATT_BLOCK x ATT_BLOCK scores. */
-
-
-
 
 static struct att_head att_head(const struct dg_tensor *in, int n_tensors,
                                 const struct att_dims *d, int64_t h)
@@ -111,7 +107,6 @@ static void att_scores(const struct att_head *hd, const struct att_dims *d,
             tile[r * ATT_BLOCK + c] = -INFINITY;
     }
 }
-
 
 /* Online softmax statistics of query rows [i0, i0 + br): lse[r] = logsumexp of the visible
  * scores (-inf when none). With o != NULL also the output rows (o: br x dv, row stride dv),
@@ -285,7 +280,6 @@ static void att_whole_grad(const struct att_head *hd, const struct att_dims *d,
 #endif
     whole_grad(hd, d, a, mask, h, dst_q, dst_k, dst_v, width, scratch, next, vm);
 }
-
 
 void dg__attention_run(const struct attention_attrs *a, int n_inputs,
                        const struct dg_tensor *in, struct dg_tensor *out,

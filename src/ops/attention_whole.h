@@ -68,8 +68,6 @@ ATT_KEEP_CALLS static void att_prefetch_rows(const struct att_next *next,
     }
 }
 
-
-
 /* The dropout factors of row i, keys [0, n): 0 or 1/(1-p) (the vector hash of vmath), into f
  * (room for n + 15): n is rounded up to whole vectors, as the vector hash does its tail one
  * element at a time; the factors past n are computed and never used. */
