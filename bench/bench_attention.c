@@ -8,13 +8,24 @@
  *   bench_attention [threads] [max_T] [heads] [min_T]
  *       (defaults: 1 thread, T from 16 up to 512, 8 heads)
  *
- * Shape per step: [heads/4, 4, T, 32] (B·H = heads, Dh = 32), T = S.
+ * Shape per step: [heads/4, 4, T, 32] (B·H = heads, Dh = 32), T = S. At 1 thread the times are
+ * the thread's CPU time (other jobs on a shared machine do not count), else wall-clock.
+ *
+ *   bench_attention gpt [threads] [dropout p, default 0.1]
+ *
+ * The character-level GPT's attention alone: dg_attention_packed over qkv [32, 128, 384],
+ * 4 heads (Dh = 32), causal, dropout 0.1 in training, as one layer of examples/charlm runs it.
+ * Prints the forward and the forward + backward (d qkv) per step, the one-core FMA peak and
+ * the fraction of it the causal flops reach (QK^T and PV over the lower triangle forward, twice
+ * that backward). At 1 thread all three are timed by the thread's CPU clock, so that other jobs
+ * on a shared machine do not count.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
+#include "bench_fma.h"
 #include "bench_util.h"
 #include "dagrad.h"
 
@@ -65,28 +76,98 @@ static struct setup build(int64_t t, bool fused, int threads)
     return s;
 }
 
+/* The calling thread's CPU time in seconds (the gpt mode's clock at 1 thread). */
+static double thread_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double (*now)(void) = dg_bench_seconds;
+
 static double time_step(dg_plan *p, int reps)
 {
-    double t[9];
+    double t[15];
     dg_run(p); /* warm-up */
     for (int r = 0; r < reps; r++) {
-        double t0 = dg_bench_seconds();
+        double t0 = now();
         dg_run(p);
-        t[r] = dg_bench_seconds() - t0;
+        t[r] = now() - t0;
     }
     return dg_bench_median(t, reps);
 }
 
+/* The GPT layer's attention: forward alone (backward == false) or forward + d qkv. */
+static float gpt_dropout = 0.1f;
+
+static double time_gpt(bool backward, int threads)
+{
+    const int64_t shape[3] = {32, 128, 384};
+    dg_graph *g = dg_graph_new();
+    dg_graph_set_threads(g, threads);
+    dg_node *qkv = dg_param(g, "qkv", 3, shape);
+    float *d = dg_param_data(qkv);
+    unsigned seed = 1;
+    for (int64_t j = 0; j < 32 * 128 * 384; j++) {
+        seed = seed * 1103515245u + 12345u;
+        d[j] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+    dg_node *out = dg_attention_packed(g, qkv, 4, dg_dropout_key(g), true, gpt_dropout);
+    dg_node *loss = dg_sum(g, dg_square(g, out), 0, NULL, false);
+    dg_node *outs[2] = {loss, NULL};
+    if (backward && dg_grad(g, loss, 1, &qkv, &outs[1]) != DG_OK) {
+        fprintf(stderr, "grad: %s\n", dg_graph_error(g));
+        exit(1);
+    }
+    dg_plan *plan = dg_compile(g, backward ? 2 : 1, outs);
+    if (plan == NULL || dg_dropout_feed_key(plan, 7, 1, true) != DG_OK) {
+        fprintf(stderr, "compile: %s\n", dg_graph_error(g));
+        exit(1);
+    }
+    double t = time_step(plan, 15);
+    dg_plan_free(plan);
+    dg_graph_free(g);
+    return t;
+}
+
+static int gpt_main(int threads)
+{
+    if (threads == 1)
+        now = thread_seconds;
+    double peak = dg_bench_fma_peak_on(now);
+    double fwd = time_gpt(false, threads), both = time_gpt(true, threads);
+    /* QK^T and PV over the 128 * 129 / 2 visible pairs of 128 heads, Dh = 32 */
+    double flops = 128.0 * (128.0 * 129.0 / 2.0) * 32.0 * 2.0 * 2.0;
+    printf("# attention_packed [32,128,384], 4 heads, causal, dropout %g (training), "
+           "%d thread(s), %s clock\n", (double)gpt_dropout, threads, threads == 1 ? "thread CPU" : "wall");
+    printf("attention_gpt_fwd %.3f ms\n", fwd * 1e3);
+    printf("attention_gpt_bwd %.3f ms\n", (both - fwd) * 1e3);
+    printf("attention_gpt_fwd_bwd %.3f ms\n", both * 1e3);
+    printf("attention_gpt_fma_peak %.1f GFLOP/s\n", peak);
+    if (peak > 0.0)
+        printf("attention_gpt_fwd_bwd_of_peak %.1f %%\n",
+               100.0 * 3.0 * flops / both / (peak * 1e9));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "gpt") == 0)
+    {
+        gpt_dropout = argc > 3 ? (float)atof(argv[3]) : 0.1f;
+        return gpt_main(argc > 2 ? atoi(argv[2]) : 1);
+    }
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int64_t max_t = argc > 2 ? atoll(argv[2]) : 512;
     heads = argc > 3 ? atoll(argv[3]) / 4 * 4 : 8;
     int64_t min_t = argc > 4 ? atoll(argv[4]) : 16;
     if (heads < 4)
         heads = 4;
-    printf("# attention fwd+bwd, causal, B*H=%lld, Dh=%d, %d thread(s)\n", (long long)heads, DH,
-           threads);
+    if (threads == 1)
+        now = thread_seconds;
+    printf("# attention fwd+bwd, causal, B*H=%lld, Dh=%d, %d thread(s), %s clock\n",
+           (long long)heads, DH, threads, threads == 1 ? "thread CPU" : "wall");
     for (int64_t t = min_t; t <= max_t; t *= 2) {
         int reps = t <= 128 ? 9 : t <= 512 ? 5 : 3;
         struct setup fused = build(t, true, threads), composed = build(t, false, threads);

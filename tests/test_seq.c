@@ -258,16 +258,19 @@ static void att_free(struct att_graph *a)
 }
 
 /* The fused op equals the composed one (matmul, softmax, matmul) in value and gradients,
- * causal and not: T = 150 through the whole-head kernels (several bands), T = 300 through
- * the streaming ones (several tiles of keys). */
+ * causal and not: T = 150 through the whole-head kernels (several bands, ragged edges of the
+ * 16 x 16 transposes and of the GEMM tiles), T = 300 through the streaming ones (several tiles
+ * of keys), and the whole-head kernels at the head widths of the GPTs: Dh = 32 at T = 128
+ * (every tile and transpose block full) and Dh = 64 at T = 72. */
 START_TEST(attention_equals_composed)
 {
-    for (int run = 0; run < 4; run++) {
+    static const int64_t sizes[][2] = {{150, 16}, {300, 16}, {128, 32}, {72, 64}};
+    for (int run = 0; run < 8; run++) {
         int causal = run & 1;
-        int64_t t = run < 2 ? 150 : 300;
+        int64_t t = sizes[run / 2][0], dh = sizes[run / 2][1];
         struct att_graph fused, composed;
-        att_build(&fused, t, 16, causal, false, 0.0f, 2);
-        att_build(&composed, t, 16, causal, true, 0.0f, 2);
+        att_build(&fused, t, dh, causal, false, 0.0f, 2);
+        att_build(&composed, t, dh, causal, true, 0.0f, 2);
         ck_assert_int_eq(dg_run(fused.plan), DG_OK);
         ck_assert_int_eq(dg_run(composed.plan), DG_OK);
         dg_node *a[4] = {fused.out, fused.grads[0], fused.grads[1], fused.grads[2]};
@@ -276,8 +279,8 @@ START_TEST(attention_equals_composed)
             double err = dg_test_max_rel_err(dg_data(fused.plan, a[i]),
                                              dg_data(composed.plan, b[i]),
                                              dg_plan_numel(fused.plan, a[i]), 1.0);
-            ck_assert_msg(err < 2e-5, "T %d causal %d, %s: fused differs from composed by %g",
-                          (int)t, causal, i == 0 ? "out" : "a gradient", err);
+            ck_assert_msg(err < 2e-5, "T %d Dh %d causal %d, %s: fused differs from composed "
+                          "by %g", (int)t, (int)dh, causal, i == 0 ? "out" : "a gradient", err);
         }
         att_free(&fused);
         att_free(&composed);
