@@ -209,8 +209,9 @@ DG_API int dg_graph_params(dg_graph *g, int max, dg_node **out);
  *   GRU:  r, z = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z}),
  *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),  h' = (1 - z) * n + z * h
  * An LSTM layer's recurrence is one fused op (dg_lstm_seq: one GEMM per step inside, a fused
- * backward; second and higher derivatives through a composed rule, as for any op); GRU and
- * tanh RNN layers are unrolled over time in the graph (every step ordinary op nodes).
+ * backward; second and higher derivatives through a composed rule, as for any op), a GRU
+ * layer's likewise (dg_gru_seq); tanh RNN layers are unrolled over time in the graph (every
+ * step ordinary op nodes).
  * If parameters of those names already exist (an earlier call with the same name), they are
  * reused: build a training graph over [B, T, F] and a one-step decode graph over [B, 1, F]
  * sharing one set of weights. A node of such a name with another shape is an error. */

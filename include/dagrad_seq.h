@@ -112,6 +112,19 @@ DG_API dg_node *dg_attention_packed(dg_graph *g, dg_node *qkv, int heads, dg_nod
 DG_API dg_node *dg_lstm_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *bias,
                             dg_node *h0, dg_node *c0);
 
+/* A whole GRU layer's recurrence as one fused op (what dg_gru/dg_recurrent build on):
+ *   xw [B,T,3H] = x W_ih^T for every step (gate order r, z, n, PyTorch's), w_hh [3H,H],
+ *   b_ih, b_hh [3H] or NULL (none), h0 [B,H] or NULL (zeros). Per step, torch.nn.GRU's
+ *   equations: hw = h_{t-1} W_hh^T + b_hh; r, z = sigmoid(xw_{r,z} + b_i{r,z} + hw_{r,z});
+ *   n = tanh(xw_n + b_in + r hw_n) (the reset gate multiplies h W_hn^T + b_hn);
+ *   h_t = (1 - z) n + z h_{t-1}.
+ * Returns y [B,T,5H] packing per step [h_t | r | z | n | hw_n]: the h sequence is
+ * dg_slice(y, 2, 0, H), the final state the slice of step T-1. Gradients for every input
+ * through a fused backward op, itself differentiable again (second and higher orders), as
+ * dg_lstm_seq. */
+DG_API dg_node *dg_gru_seq(dg_graph *g, dg_node *xw, dg_node *w_hh, dg_node *b_ih,
+                           dg_node *b_hh, dg_node *h0);
+
 #ifdef __cplusplus
 }
 #endif

@@ -230,6 +230,55 @@ static dg_node *build_lstm_seq_grad_c0(dg_graph *g, dg_node *const *in)
     return build_lstm_seq_grad_any(g, in, true);
 }
 
+/* The fused GRU recurrence: in0 = xw [B,T,3H], in1 = w_hh [3H,H], then b_ih, b_hh [3H], h0
+ * [B,H] as the row says. */
+static dg_node *build_gru_seq(dg_graph *g, dg_node *const *in)
+{
+    return dg_gru_seq(g, in[0], in[1], NULL, NULL, NULL);
+}
+static dg_node *build_gru_seq_h0(dg_graph *g, dg_node *const *in)
+{
+    return dg_gru_seq(g, in[0], in[1], NULL, NULL, in[2]);
+}
+static dg_node *build_gru_seq_bias(dg_graph *g, dg_node *const *in)
+{
+    return dg_gru_seq(g, in[0], in[1], in[2], in[3], NULL);
+}
+static dg_node *build_gru_seq_states(dg_graph *g, dg_node *const *in)
+{
+    return dg_gru_seq(g, in[0], in[1], in[2], in[3], in[4]);
+}
+/* The fused backward on its own: in0 = gy [B,T,5H], in1 = y [B,T,5H] (arbitrary: the op is a
+ * formula in y's entries), in2 = w_hh [3H,H], in3 = h0 when given. dg_grad of a gru_seq
+ * (built on the first 3H columns of y) builds the gru_seq_grad node, with the state row when
+ * h0's gradient is wanted; the case rebuilds it on the fixture's inputs with the same
+ * attributes. */
+static dg_node *build_gru_seq_grad_any(dg_graph *g, dg_node *const *in, bool with_h0)
+{
+    int64_t H = dg_node_dim(in[2], 1);
+    dg_node *y = dg_gru_seq(g, dg_slice(g, in[1], 2, 0, 3 * H), in[2], NULL, NULL,
+                            with_h0 ? in[3] : NULL);
+    dg_node *loss = dg_sum(g, dg_mul(g, y, in[0]), 0, NULL, false);
+    dg_node *grads[2];
+    if (loss == NULL ||
+        dg_grad(g, loss, with_h0 ? 2 : 1, (dg_node *[]){in[2], in[3]}, grads) != DG_OK)
+        return NULL;
+    for (int i = dg_graph_node_count(g) - 1; i >= 0; i--) {
+        dg_node *n = dg_graph_node(g, i);
+        if (strcmp(dg_node_op_name(n), "gru_seq_grad") == 0)
+            return dg__make_node(g, DG_OP_gru_seq_grad, with_h0 ? 4 : 3, in, dg__attrs(n));
+    }
+    return NULL;
+}
+static dg_node *build_gru_seq_grad(dg_graph *g, dg_node *const *in)
+{
+    return build_gru_seq_grad_any(g, in, false);
+}
+static dg_node *build_gru_seq_grad_h0(dg_graph *g, dg_node *const *in)
+{
+    return build_gru_seq_grad_any(g, in, true);
+}
+
 const struct dg_op_case dg_cases_seq[] = {
     {.name = "embedding_basic", .op = "embedding", .build = build_embedding},
     {.name = "embedding_repeat", .op = "embedding", .build = build_embedding},
@@ -290,6 +339,18 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "lstm_seq_grad_basic", .op = "lstm_seq_grad", .build = build_lstm_seq_grad,
      .fixture_tol = 1e-4},
     {.name = "lstm_seq_grad_c0", .op = "lstm_seq_grad", .build = build_lstm_seq_grad_c0,
+     .fixture_tol = 1e-4},
+    {.name = "gru_seq_basic", .op = "gru_seq", .build = build_gru_seq},
+    {.name = "gru_seq_h0", .op = "gru_seq", .build = build_gru_seq_h0},
+    {.name = "gru_seq_bias", .op = "gru_seq", .build = build_gru_seq_bias},
+    {.name = "gru_seq_states", .op = "gru_seq", .build = build_gru_seq_states},
+    {.name = "gru_seq_one_step", .op = "gru_seq", .build = build_gru_seq_states},
+    {.name = "gru_seq_wide", .op = "gru_seq", .build = build_gru_seq_states},
+    /* Its gradients: second derivatives of gru_seq, by the composed rule of gru_grad2.c (the
+     * same fixture tolerance as lstm_seq_grad's, for the same reason). */
+    {.name = "gru_seq_grad_basic", .op = "gru_seq_grad", .build = build_gru_seq_grad,
+     .fixture_tol = 1e-4},
+    {.name = "gru_seq_grad_h0", .op = "gru_seq_grad", .build = build_gru_seq_grad_h0,
      .fixture_tol = 1e-4},
     {.name = "attention_grad_qkv", .op = "attention_grad", .build = build_attention_grad_qkv,
      .forward_only = true},

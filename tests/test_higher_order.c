@@ -16,7 +16,8 @@
  *    central differences of the compiled first gradient;
  *  - the fused LSTM (lstm_seq, whose fused gradient lstm_seq_grad has a composed rule):
  *    second derivatives equal to the same layer unrolled from ordinary ops and to central
- *    differences of the compiled first gradient, without and with initial states;
+ *    differences of the compiled first gradient, without and with initial states; the fused
+ *    GRU (gru_seq / gru_seq_grad) the same way;
  *  - what is not a second-order feature: a gradient that is not a scalar is refused as a loss.
  */
 #include "dagrad.h"
@@ -1114,6 +1115,123 @@ END_TEST
 START_TEST(test_lstm_double_backward_one_step) { lstm_double_backward(1, true); }
 END_TEST
 
+/* ---- Second derivatives through the fused GRU --------------------------------------------
+ * dg_gru is one fused op (gru_seq) with a fused gradient op (gru_seq_grad) whose own backward
+ * rule is composed from ordinary ops (src/ops/gru_grad2.c): the same checks as the LSTM's,
+ * against the layer unrolled from sigmoid, tanh, mul and matmul nodes. */
+static dg_node *gru_param(dg_graph *g, const char *what)
+{
+    char name[64];
+    snprintf(name, sizeof name, "gru.%s_l0", what);
+    dg_node *p = dg_graph_find(g, name);
+    ck_assert_msg(p != NULL, "no parameter %s", name);
+    return p;
+}
+
+/* The layer dg_gru built (its parameters, torch.nn.GRU's equations) unrolled from ordinary
+ * ops; h0 may be NULL (zeros). Returns every step's h [B,T,H], the final h in *hn. */
+static dg_node *reference_gru(dg_graph *g, dg_node *x, dg_node *h0, dg_node **hn)
+{
+    const int steps = (int)dg_node_dim(x, 1);
+    dg_node *w_ih = gru_param(g, "weight_ih"), *w_hh = gru_param(g, "weight_hh");
+    dg_node *b_ih = gru_param(g, "bias_ih"), *b_hh = gru_param(g, "bias_hh");
+    dg_node *h = h0, *hs[LT_MAX];
+    for (int t = 0; t < steps; t++) {
+        dg_node *xt = dg_reshape(g, dg_slice(g, x, 1, t, t + 1), 2, (int64_t[]){LB, LF});
+        dg_node *a = dg_add(g, dg_matmul_ex(g, xt, w_ih, false, true), b_ih);
+        dg_node *hw = h != NULL ? dg_add(g, dg_matmul_ex(g, h, w_hh, false, true), b_hh)
+                                : dg_reshape(g, b_hh, 2, (int64_t[]){1, 3 * LH});
+        dg_node *r = dg_sigmoid(g, dg_add(g, dg_slice(g, a, 1, 0, LH),
+                                          dg_slice(g, hw, 1, 0, LH)));
+        dg_node *z = dg_sigmoid(g, dg_add(g, dg_slice(g, a, 1, LH, 2 * LH),
+                                          dg_slice(g, hw, 1, LH, 2 * LH)));
+        dg_node *n = dg_tanh(g, dg_add(g, dg_slice(g, a, 1, 2 * LH, 3 * LH),
+                                       dg_mul(g, r, dg_slice(g, hw, 1, 2 * LH, 3 * LH))));
+        dg_node *one_minus_z = dg_add_scalar(g, dg_neg(g, z), 1.0f);
+        h = h != NULL ? dg_add(g, dg_mul(g, one_minus_z, n), dg_mul(g, z, h))
+                      : dg_mul(g, one_minus_z, n);
+        hs[t] = dg_reshape(g, h, 3, (int64_t[]){LB, 1, LH});
+    }
+    *hn = h;
+    return steps == 1 ? hs[0] : dg_concat(g, steps, hs, 1);
+}
+
+static void gru_double_backward(int steps, bool with_state)
+{
+    dg_graph *g = dg_graph_new();
+    dg_rng rng;
+    dg_rng_seed(&rng, 22);
+    dg_node *x = lstm_state_param(g, "x", 3, (int64_t[]){LB, steps, LF}, 34);
+    dg_node *h0 = with_state ? lstm_state_param(g, "h0", 2, (int64_t[]){LB, LH}, 35) : NULL;
+    dg_node *hn, *hn_r;
+    dg_node *y = dg_gru(g, x, LH, h0, "gru", &rng, &hn);
+    ck_assert_msg(y != NULL, "%s", dg_graph_error(g));
+    dg_node *y_r = reference_gru(g, x, h0, &hn_r);
+    ck_assert_msg(y_r != NULL, "%s", dg_graph_error(g));
+    /* With states: weighted y^2 (gy a function of y: partial derivatives) and h_n. */
+    dg_node *loss = sum_all(g, y), *loss_r = sum_all(g, y_r);
+    if (with_state) {
+        loss = dg_add(g, weighted_sum(g, dg_square(g, y), 44), weighted_sum(g, hn, 45));
+        loss_r = dg_add(g, weighted_sum(g, dg_square(g, y_r), 44), weighted_sum(g, hn_r, 45));
+    }
+    dg_node *first[2] = {x, h0};
+    const int n_first = with_state ? 2 : 1;
+    dg_node *wrt2[6] = {gru_param(g, "weight_hh"), gru_param(g, "weight_ih"),
+                        gru_param(g, "bias_hh"), gru_param(g, "bias_ih"), x, h0};
+    const int n_wrt2 = 4 + n_first;
+    dg_node *d2[6], *d2_r[6];
+    dg_node *loss2 = lstm_loss2(g, loss, n_first, first, n_wrt2, wrt2, d2);
+    dg_node *loss2_r = lstm_loss2(g, loss_r, n_first, first, n_wrt2, wrt2, d2_r);
+    bool fused_grad = false;
+    for (int i = 0; i < dg_graph_node_count(g); i++)
+        fused_grad = fused_grad || strcmp(dg_node_op_name(dg_graph_node(g, i)),
+                                          "gru_seq_grad") == 0;
+    ck_assert(fused_grad);
+
+    dg_node *outs[14] = {loss2, loss2_r};
+    for (int k = 0; k < n_wrt2; k++) {
+        outs[2 + k] = d2[k];
+        outs[2 + n_wrt2 + k] = d2_r[k];
+    }
+    dg_plan *p = compile_run(g, 2 + 2 * n_wrt2, outs, 0, NULL, NULL);
+    check_close(dg_data(p, loss2)[0], dg_data(p, loss2_r)[0], 1e-5, "loss2", 0);
+    for (int k = 0; k < n_wrt2; k++) {
+        int64_t n = dg_node_numel(wrt2[k]);
+        double err = dg_test_max_rel_err(dg_data(p, d2[k]), dg_data(p, d2_r[k]), n, 1e-2);
+        ck_assert_msg(err < 2e-5, "d2 loss2 / d %s: max relative error %g against the "
+                      "unrolled GRU", dg_node_name(wrt2[k]), err);
+    }
+    dg_plan_free(p);
+
+    /* Central differences of the compiled first gradient (the fused path). */
+    dg_gradcheck_options opts = dg_gradcheck_defaults();
+    opts.max_elements_per_node = 0;
+    dg_gradcheck_report report;
+    dg_status st = dg_gradcheck(g, loss2, n_wrt2, wrt2, 0, NULL, NULL, &opts, &report);
+    ck_assert_msg(st == DG_OK, "gradcheck did not run: %s", dg_graph_error(g));
+    ck_assert_msg(report.passed, "%s", report.summary);
+    ck_assert_int_gt(report.n_checked, 0);
+
+    /* A third order is built too. */
+    dg_node *d3 = NULL;
+    ck_assert_msg(dg_grad(g, sum_all(g, dg_mul(g, d2[4], d2[4])), 1, &x, &d3) == DG_OK, "%s",
+                  dg_graph_error(g));
+    p = compile_run(g, 1, &d3, 0, NULL, NULL);
+    for (int64_t i = 0; i < dg_node_numel(x); i++)
+        ck_assert(isfinite(dg_data(p, d3)[i]));
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+
+START_TEST(test_gru_double_backward) { gru_double_backward(LT_MAX, false); }
+END_TEST
+
+START_TEST(test_gru_double_backward_states) { gru_double_backward(LT_MAX, true); }
+END_TEST
+
+START_TEST(test_gru_double_backward_one_step) { gru_double_backward(1, true); }
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("higher_order");
@@ -1146,6 +1264,11 @@ static Suite *suite(void)
     tcase_add_test(lstm, test_lstm_double_backward_states);
     tcase_add_test(lstm, test_lstm_double_backward_one_step);
     suite_add_tcase(s, lstm);
+    TCase *gru = tcase_create("gru");
+    tcase_add_test(gru, test_gru_double_backward);
+    tcase_add_test(gru, test_gru_double_backward_states);
+    tcase_add_test(gru, test_gru_double_backward_one_step);
+    suite_add_tcase(s, gru);
     return s;
 }
 

@@ -213,7 +213,7 @@ static void grow(struct gen *s)
     dg_node *x = operand(s);
     int ndim = dg_node_ndim(x);
     int axis = ndim > 0 ? below(s, ndim) - (below(s, 2) ? ndim : 0) : 0;
-    switch (below(s, 22)) {
+    switch (below(s, 23)) {
     case 0: {
         dg_node *y = partner(s, x);
         dg_node *(*ops[])(dg_graph *, dg_node *, dg_node *) = {dg_add, dg_sub, dg_mul,
@@ -385,6 +385,23 @@ static void grow(struct gen *s)
             dg_node *c0 = below(s, 2) ? dg_tanh(g, dg_slice(g, states, 1, 2, 4)) : NULL;
             dg_node *y = dg_lstm_seq(g, xw, w_hh, bias, h0, c0);
             push(s, dg_reshape(g, y, 2, (int64_t[]){-1, 36}));
+        }
+        break;
+    case 21: /* the fused GRU recurrence over B = x's rows, T = 3, H = 2, with or without
+              * biases and h0; the packed [B,3,10] output flattened. */
+        if (ndim == 2) {
+            int64_t m = dg_node_dim(x, 1);
+            dg_node *w_x = new_param(s, 2, (int64_t[]){m, 18});
+            dg_node *w_hh = new_param(s, 2, (int64_t[]){6, 2});
+            dg_node *w_s = new_param(s, 2, (int64_t[]){m, 2});
+            dg_node *b_ih = below(s, 2) ? new_param(s, 1, (int64_t[]){6}) : NULL;
+            dg_node *b_hh = below(s, 2) ? new_param(s, 1, (int64_t[]){6}) : NULL;
+            if (w_x == NULL || w_hh == NULL || w_s == NULL)
+                break;
+            dg_node *xw = dg_reshape(g, dg_matmul(g, x, w_x), 3, (int64_t[]){-1, 3, 6});
+            dg_node *h0 = below(s, 2) ? dg_tanh(g, dg_matmul(g, x, w_s)) : NULL;
+            dg_node *y = dg_gru_seq(g, xw, w_hh, b_ih, b_hh, h0);
+            push(s, dg_reshape(g, y, 2, (int64_t[]){-1, 30}));
         }
         break;
     default:

@@ -362,29 +362,35 @@ START_TEST(test_delayed_recall_learned)
 }
 END_TEST
 
-/* The fused LSTM gives the same bits at 1, 2 and 3 threads, forward and gradients, at sizes
- * where its per-step GEMMs and gate rows are split across threads (B = 32, H = 128), with
- * initial states whose gradients are wanted (the state row of lstm_seq_grad). */
-START_TEST(test_lstm_threads_bitwise)
+/* The fused LSTM and GRU give the same bits at 1, 2 and 3 threads, forward and gradients, at
+ * sizes where their per-step GEMMs and gate rows are split across threads (B = 32, H = 128:
+ * at 2 threads blocks of batch rows, at 3 the GRU's blocks are too small and each step is
+ * split instead), with initial states whose gradients are wanted (the state rows of
+ * lstm_seq_grad and gru_seq_grad). */
+static void threads_bitwise(dg_cell_kind cell)
 {
     enum { NB = 32, NT = 5, NF = 8, NH = 128 };
+    const bool lstm = cell == DG_CELL_LSTM;
     dg_graph *g = dg_graph_new();
     dg_rng rng;
     dg_rng_seed(&rng, 11);
     dg_node *x = dg_input(g, "x", 3, (int64_t[]){NB, NT, NF});
     dg_node *h0 = dg_input(g, "h0", 2, (int64_t[]){NB, NH});
-    dg_node *c0 = dg_input(g, "c0", 2, (int64_t[]){NB, NH});
+    dg_node *c0 = lstm ? dg_input(g, "c0", 2, (int64_t[]){NB, NH}) : NULL;
     dg_node *hn[2], *cn[2];
-    dg_node *y = dg_recurrent(g, DG_CELL_LSTM, x, NH, 2, (dg_node *[]){h0, NULL},
-                              (dg_node *[]){c0, NULL}, "lstm", &rng, hn, cn);
+    dg_node *y = dg_recurrent(g, cell, x, NH, 2, (dg_node *[]){h0, NULL},
+                              lstm ? (dg_node *[]){c0, NULL} : NULL, "rnn", &rng, hn,
+                              lstm ? cn : NULL);
+    dg_node *last = lstm ? dg_mul(g, hn[1], cn[1]) : dg_square(g, hn[1]);
     dg_node *loss = dg_add(g, dg_sum(g, dg_square(g, y), 0, NULL, false),
-                           dg_sum(g, dg_mul(g, hn[1], cn[1]), 0, NULL, false));
+                           dg_sum(g, last, 0, NULL, false));
     ck_assert_msg(loss != NULL, "%s", dg_graph_error(g));
     dg_node *wrt[11], *outs[12];
     int n = dg_graph_params(g, 8, wrt);
     wrt[n++] = x;
     wrt[n++] = h0;
-    wrt[n++] = c0;
+    if (lstm)
+        wrt[n++] = c0;
     ck_assert_int_eq(dg_grad(g, loss, n, wrt, outs), DG_OK);
     outs[n] = y;
     dg_test_rng trng;
@@ -400,7 +406,8 @@ START_TEST(test_lstm_threads_bitwise)
         ck_assert_int_eq(dg_plan_set_threads(plan, threads), DG_OK);
         dg_feed(plan, x, xv);
         dg_feed(plan, h0, hv);
-        dg_feed(plan, c0, cv);
+        if (lstm)
+            dg_feed(plan, c0, cv);
         ck_assert_msg(dg_run(plan) == DG_OK, "%s", dg_graph_error(g));
         for (int i = 0; i <= n; i++) {
             size_t bytes = (size_t)dg_plan_numel(plan, outs[i]) * sizeof(float);
@@ -418,6 +425,11 @@ START_TEST(test_lstm_threads_bitwise)
         free(first[i]);
     dg_graph_free(g);
 }
+
+START_TEST(test_lstm_threads_bitwise) { threads_bitwise(DG_CELL_LSTM); }
+END_TEST
+
+START_TEST(test_gru_threads_bitwise) { threads_bitwise(DG_CELL_GRU); }
 END_TEST
 
 static Suite *recurrent_suite(void)
@@ -433,6 +445,7 @@ static Suite *recurrent_suite(void)
     tcase_add_test(tc, test_lstm_carried_state);
     tcase_add_test(tc, test_delayed_recall_learned);
     tcase_add_test(tc, test_lstm_threads_bitwise);
+    tcase_add_test(tc, test_gru_threads_bitwise);
     suite_add_tcase(s, tc);
     return s;
 }

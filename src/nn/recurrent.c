@@ -1,6 +1,7 @@
 /*
  * Recurrent layers (vanilla tanh RNN, LSTM, GRU), single or stacked, from public ops: the LSTM's
- * recurrence is one fused dg_lstm_seq op, the GRU and RNN are unrolled over time. Equations, gate order and parameter shapes are PyTorch's
+ * recurrence is one fused dg_lstm_seq op, the GRU's one fused dg_gru_seq op, the tanh RNN is
+ * unrolled over time. Equations, gate order and parameter shapes are PyTorch's
  * (torch.nn.RNN / LSTM / GRU, batch_first), so a state_dict's tensors load unchanged:
  *
  *   per layer l (input size F for l = 0, H above), parameters "<name>.weight_ih_l<l>" [G*H, F],
@@ -15,10 +16,12 @@
  *
  * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]). The
  * LSTM hands it, the summed biases and the states to dg_lstm_seq, whose packed [B,T,6H] output
- * is sliced into the h sequence and the final states. The GRU and RNN steps slice their row
- * (a view), add the recurrent matmul and apply the gates; a missing initial state means zeros
- * and its terms are left out of the graph (no zero tensors). Why the LSTM is fused and what
- * it measured: docs/sequence-models.md ("Unrolled or fused").
+ * is sliced into the h sequence and the final states; the GRU hands it, b_ih, b_hh (kept apart:
+ * the reset gate multiplies h W_hn^T + b_hn) and h0 to dg_gru_seq ([B,T,5H] packed output).
+ * The RNN steps slice their row (a view), add the recurrent matmul and apply tanh; a missing
+ * initial state means zeros and its terms are left out of the graph (no zero tensors). Why
+ * the LSTM and GRU are fused and what it measured: docs/sequence-models.md ("Unrolled or
+ * fused").
  */
 #include "dagrad.h"
 
@@ -90,35 +93,12 @@ struct layer {
     dg_node *w_ih, *w_hh, *b_ih, *b_hh;
 };
 
-/* One step of the cell. xw: x W_ih^T + b_ih (+ b_hh except for the GRU) for this step
- * [B, G*H]; h, c: previous states or NULL (zeros). Writes the new states. */
-static void cell_step(dg_graph *g, dg_cell_kind cell, int64_t H, const struct layer *L,
-                      dg_node *xw, dg_node *h, dg_node *c, dg_node **h_new, dg_node **c_new)
+/* One step of the tanh RNN (the LSTM and GRU are fused ops). xw: x W_ih^T + b_ih + b_hh for
+ * this step [B, H]; h: the previous state or NULL (zeros). Returns the new state. */
+static dg_node *rnn_step(dg_graph *g, const struct layer *L, dg_node *xw, dg_node *h)
 {
     dg_node *hw = h ? dg_matmul_ex(g, h, L->w_hh, false, true) : NULL;
-    if (cell == DG_CELL_RNN_TANH) {
-        *h_new = dg_tanh(g, add_opt(g, hw, xw));
-        return;
-    }
-    if (cell == DG_CELL_LSTM) {
-        dg_node *gates = add_opt(g, hw, xw);
-        dg_node *i = dg_sigmoid(g, cols(g, gates, 0, H));
-        dg_node *f = dg_sigmoid(g, cols(g, gates, H, 2 * H));
-        dg_node *gg = dg_tanh(g, cols(g, gates, 2 * H, 3 * H));
-        dg_node *o = dg_sigmoid(g, cols(g, gates, 3 * H, 4 * H));
-        dg_node *ig = dg_mul(g, i, gg);
-        *c_new = c ? dg_add(g, dg_mul(g, f, c), ig) : ig;
-        *h_new = dg_mul(g, o, dg_tanh(g, *c_new));
-        return;
-    }
-    /* GRU: b_hh stays on the recurrent side because r multiplies (h W_hn^T + b_hn). */
-    hw = h ? dg_add(g, hw, L->b_hh) : L->b_hh;
-    dg_node *rz = dg_sigmoid(g, dg_add(g, cols(g, xw, 0, 2 * H), cols(g, hw, 0, 2 * H)));
-    dg_node *r = cols(g, rz, 0, H), *z = cols(g, rz, H, 2 * H);
-    dg_node *n = dg_tanh(g, dg_add(g, cols(g, xw, 2 * H, 3 * H),
-                                   dg_mul(g, r, cols(g, hw, 2 * H, 3 * H))));
-    /* h' = n + z * (h - n); with h = 0: n - z * n. */
-    *h_new = dg_add(g, n, dg_mul(g, z, h ? dg_sub(g, h, n) : dg_neg(g, n)));
+    return dg_tanh(g, add_opt(g, hw, xw));
 }
 
 static bool check_state(dg_graph *g, const char *what, const char *kind, int layer,
@@ -185,8 +165,8 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
         if (L.w_ih == NULL || L.w_hh == NULL || L.b_ih == NULL || L.b_hh == NULL)
             break;
         /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
-         * gradient reduction); the GRU keeps b_hh on the recurrent side. */
-        dg_node *bias = cell == DG_CELL_GRU ? L.b_ih : dg_add(g, L.b_ih, L.b_hh);
+         * gradient reduction); the GRU's op takes them apart (b_hh on the recurrent side). */
+        dg_node *bias = cell == DG_CELL_GRU ? NULL : dg_add(g, L.b_ih, L.b_hh);
         dg_node *xw = dg_matmul_ex(g, seq, L.w_ih, false, true);
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
         if (cell == DG_CELL_LSTM) {
@@ -200,20 +180,22 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
                 c_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), H, 2 * H);
             continue;
         }
+        if (cell == DG_CELL_GRU) {
+            /* One fused op, both biases added inside it (b_hh on the recurrent side). */
+            dg_node *y = dg_gru_seq(g, xw, L.w_hh, L.b_ih, L.b_hh, h);
+            seq = dg_slice(g, y, 2, 0, H);
+            if (h_n)
+                h_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), 0, H);
+            continue;
+        }
         xw = dg_add(g, xw, bias);
         for (int64_t t = 0; t < T; t++) {
-            dg_node *xt = dg_reshape(g, dg_slice(g, xw, 1, t, t + 1), 2,
-                                     (int64_t[]){-1, G * H});
-            dg_node *h_new = NULL, *c_new = NULL;
-            cell_step(g, cell, H, &L, xt, h, c, &h_new, &c_new);
-            h = h_new;
-            c = c_new;
+            dg_node *xt = dg_reshape(g, dg_slice(g, xw, 1, t, t + 1), 2, (int64_t[]){-1, H});
+            h = rnn_step(g, &L, xt, h);
             steps[t] = h;
         }
         if (h_n)
             h_n[l] = h;
-        if (c_n && cell == DG_CELL_LSTM)
-            c_n[l] = c;
         seq = T == 1 ? steps[0] : dg_concat(g, (int)T, steps, 1);
         seq = dg_reshape(g, seq, 3, (int64_t[]){-1, T, H});
     }

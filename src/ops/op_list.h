@@ -118,3 +118,6 @@ DG_OP(attention_grad)
 /* a whole LSTM layer's recurrence, fused: lstm.c */
 DG_OP(lstm_seq)
 DG_OP(lstm_seq_grad)
+/* a whole GRU layer's recurrence, fused: gru.c */
+DG_OP(gru_seq)
+DG_OP(gru_seq_grad)

@@ -143,6 +143,52 @@ def lstm_seq_grad_ref(gy, y, w_hh, c0=None):
     return out
 
 
+def gru_seq_ref(xw, w_hh, b_ih=None, b_hh=None, h0=None):
+    """The fused GRU recurrence (torch.nn.GRU's equations, gate order r, z, n): per step
+    [h | r | z | n | hn], hn = h W_hn^T + b_hn."""
+    b, t, h3 = xw.shape
+    hid = h3 // 3
+    h = h0 if h0 is not None else torch.zeros(b, hid, dtype=xw.dtype)
+    rows = []
+    for s in range(t):
+        x = xw[:, s] + (b_ih if b_ih is not None else 0)
+        hw = h @ w_hh.t() + (b_hh if b_hh is not None else 0)
+        r = torch.sigmoid(x[:, :hid] + hw[:, :hid])
+        z = torch.sigmoid(x[:, hid:2 * hid] + hw[:, hid:2 * hid])
+        hn = hw[:, 2 * hid:]
+        n = torch.tanh(x[:, 2 * hid:] + r * hn)
+        h = (1 - z) * n + z * h
+        rows.append(torch.cat([h, r, z, n, hn], 1))
+    return torch.stack(rows, 1)
+
+
+def gru_seq_grad_ref(gy, y, w_hh, h0=None):
+    """gru_seq_grad's formula in y's entries: rows t < T [d a_r | d a_z | d a_n | d hn], then
+    (with h0, whose gradient the case asks for) row T [dh0 | 0 | 0 | 0]."""
+    b, t, _ = y.shape
+    hid = w_hh.shape[1]
+    dh_carry = torch.zeros(b, hid, dtype=y.dtype)
+    out = torch.zeros(b, t + 1, 4 * hid, dtype=y.dtype)
+    for s in reversed(range(t)):
+        _, r, z, n, hn = [y[:, s, k * hid:(k + 1) * hid] for k in range(5)]
+        gp = [gy[:, s, k * hid:(k + 1) * hid] for k in range(5)]
+        h_prev = y[:, s - 1, :hid] if s > 0 else (
+            h0 if h0 is not None else torch.zeros(b, hid, dtype=y.dtype))
+        dh = gp[0] + dh_carry
+        dn = dh * (1 - z) + gp[3]
+        dz = dh * (h_prev - n) + gp[2]
+        da_n = dn * (1 - n * n)
+        dhn = da_n * r + gp[4]
+        da_r = (da_n * hn + gp[1]) * r * (1 - r)
+        da_z = dz * z * (1 - z)
+        out[:, s] = torch.cat([da_r, da_z, da_n, dhn], 1)
+        dh_carry = dh * z + torch.cat([da_r, da_z, dhn], 1) @ w_hh
+    if h0 is None:  # the case wants only w_hh's gradient: no state row
+        return out[:, :t]
+    out[:, t, :hid] = dh_carry
+    return out
+
+
 CASES = [
     Case("embedding_basic", "embedding",
          [Spec([7, 4]), Spec([2, 3], lo=0, hi=7, dtype="i32")], embedding),
@@ -263,6 +309,28 @@ CASES = [
          [Spec([2, 3, 12]), Spec([2, 3, 12]), Spec([8, 2])], lstm_seq_grad_ref),
     Case("lstm_seq_grad_c0", "lstm_seq_grad",
          [Spec([3, 4, 18]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref),
+    Case("gru_seq_basic", "gru_seq", [Spec([2, 3, 6]), Spec([6, 2])], gru_seq_ref),
+    Case("gru_seq_h0", "gru_seq", [Spec([2, 2, 6]), Spec([6, 2]), Spec([2, 2])],
+         lambda xw, w, h0: gru_seq_ref(xw, w, h0=h0)),
+    Case("gru_seq_bias", "gru_seq", [Spec([2, 3, 6]), Spec([6, 2]), Spec([6]), Spec([6])],
+         gru_seq_ref),
+    Case("gru_seq_states", "gru_seq",
+         [Spec([3, 4, 9]), Spec([9, 3]), Spec([9]), Spec([9]), Spec([3, 3])], gru_seq_ref),
+    Case("gru_seq_one_step", "gru_seq",
+         [Spec([2, 1, 6]), Spec([6, 2]), Spec([6]), Spec([6]), Spec([2, 2])], gru_seq_ref),
+    # H = 20: vector bodies and tails of the gate kernels, several steps
+    Case("gru_seq_wide", "gru_seq",
+         [Spec([2, 5, 60]), Spec([60, 20], lo=-0.5, hi=0.5), Spec([60]), Spec([60]),
+          Spec([2, 20])],
+         gru_seq_ref),
+    # differentiable again (src/ops/gru_grad2.c): the gradients of the formula in gy, y, w_hh
+    # and h0 are second derivatives of gru_seq (w_hh in [-0.5, 0.5): with arbitrary y the
+    # carried dh grows ~|W_hh| per step, and float32 sums of terms ~1e3 drift past 1e-4)
+    Case("gru_seq_grad_basic", "gru_seq_grad",
+         [Spec([2, 3, 10]), Spec([2, 3, 10]), Spec([6, 2])], gru_seq_grad_ref),
+    Case("gru_seq_grad_h0", "gru_seq_grad",
+         [Spec([3, 4, 15]), Spec([3, 4, 15]), Spec([9, 3], lo=-0.5, hi=0.5), Spec([3, 3])],
+         gru_seq_grad_ref),
     # d q, d k and d v side by side (self-attention over a short context: the rule's one pass)
     Case("attention_grad_qkv", "attention_grad",
          [Spec([2, 70, 4]), Spec([2, 70, 4]), Spec([2, 70, 3]), Spec([2, 70, 3]),
