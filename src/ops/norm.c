@@ -11,28 +11,19 @@
  * Forward: one fused pass per row (mean and variance accumulated in double, in 8 interleaved
  * partial sums added in a fixed order, by the one thread that owns the row: the same bits for
  * any thread count).
- * Backward: built from ordinary ops on the rows as a [-1, M] reshape (so second derivatives
- * come from their rules), with xhat = (x - mu) * rstd recomputed and d = g * gamma:
+ * Backward, with xhat = (x - mu) * rstd recomputed and d = g * gamma:
  *   dx = rstd * (d - mean(d) - xhat * mean(d * xhat))   (means over the row)
  *   dgamma = sum of g * xhat over everything but gamma's axes;  dbeta = the same of g.
- * The backward is not fused yet (a recomputation of the row statistics plus a few elementwise
- * passes); a fused kernel is future work when a profile shows it matters.
+ * layer_norm: dx and dgamma are the fused ops layer_norm_grad and layer_norm_gamma_grad
+ * (norm_grad.c, one kernel each); dbeta is a sum. group_norm: built from ordinary ops on the
+ * rows as a [-1, M] reshape (dg__norm_composed_dx), which is also the formula the fused ops
+ * differentiate for second derivatives.
  */
-#include "op.h"
+#include "norm.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-enum norm_variant { NORM_LAYER, NORM_GROUP };
-
-struct norm_attrs {
-    int64_t n_axes; /* layer_norm: normalised trailing axes */
-    int64_t groups; /* group_norm */
-    float eps;
-};
-
-static inline const struct norm_attrs *norm_attrs(const void *attrs) { return attrs; }
 
 static bool same_dims(const struct dg_shape *a, const int64_t *dims, int n)
 {
@@ -98,10 +89,9 @@ static void rows_of(const struct dg_op_def *def, const struct norm_attrs *a,
 {
     int64_t numel = dg__numel(x);
     if (def->variant == NORM_LAYER) {
-        *length = 1;
-        for (int64_t i = x->ndim - a->n_axes; i < x->ndim; i++)
-            *length *= x->dim[i];
+        dg__layer_norm_rows(x, a->n_axes, rows, length);
         *spatial = 1;
+        return;
     } else {
         *spatial = 1;
         for (int i = 2; i < x->ndim; i++)
@@ -109,6 +99,15 @@ static void rows_of(const struct dg_op_def *def, const struct norm_attrs *a,
         *length = x->dim[1] / a->groups * *spatial;
     }
     *rows = *length > 0 ? numel / *length : 0;
+}
+
+void dg__layer_norm_rows(const struct dg_shape *x, int64_t n_axes, int64_t *rows,
+                         int64_t *length)
+{
+    *length = 1;
+    for (int64_t i = x->ndim - n_axes; i < x->ndim; i++)
+        *length *= x->dim[i];
+    *rows = *length > 0 ? dg__numel(x) / *length : 0;
 }
 
 /* sum of x[j] (square: of (x[j] - shift)^2) in double, over NORM_LANES interleaved partial
@@ -135,6 +134,13 @@ static double row_sum(const float *x, int64_t n, double shift, bool square)
     return total;
 }
 
+void dg__norm_row_stats(const float *row, int64_t n, float eps, double *mean, double *rstd)
+{
+    *mean = row_sum(row, n, 0.0, false) / (double)n;
+    double sq = row_sum(row, n, *mean, true);
+    *rstd = 1.0 / sqrt(sq / (double)n + (double)eps);
+}
+
 static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                          const struct dg_tensor *in, struct dg_tensor *out,
                          const struct dg_exec_ctx *ctx)
@@ -153,9 +159,8 @@ static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_i
     for (int64_t r = 0; r < rows; r++) {
         const float *row = x + r * length;
         float *dst = y + r * length;
-        double mean = row_sum(row, length, 0.0, false) / (double)length;
-        double sq = row_sum(row, length, mean, true);
-        double rstd = 1.0 / sqrt(sq / (double)length + (double)a->eps);
+        double mean, rstd;
+        dg__norm_row_stats(row, length, a->eps, &mean, &rstd);
         float m = (float)mean, s = (float)rstd;
         if (gamma == NULL) {
             for (int64_t j = 0; j < length; j++)
@@ -186,6 +191,39 @@ static dg_node *sum_but_channels(dg_graph *g, dg_node *v, int ndim)
     return dg_sum(g, v, n, axes, false);
 }
 
+/* x^ and rstd on the rows of x as [-1, length]; x2 the reshaped x. */
+static dg_node *composed_rows(dg_graph *g, dg_node *x, int64_t length, float eps,
+                              dg_node **rstd)
+{
+    dg_node *x2 = dg_reshape(g, x, 2, (int64_t[]){-1, length});
+    const int row_axis[1] = {1};
+    dg_node *centred = dg_sub(g, x2, dg_mean(g, x2, 1, row_axis, true));
+    dg_node *var = dg_mean(g, dg_square(g, centred), 1, row_axis, true);
+    *rstd = dg_pow_scalar(g, dg_add_scalar(g, var, eps), -0.5f);
+    return dg_mul(g, centred, *rstd);
+}
+
+dg_node *dg__norm_composed_xhat(dg_graph *g, dg_node *x, int64_t length, float eps)
+{
+    dg_node *rstd;
+    dg_node *xhat2 = composed_rows(g, x, length, eps, &rstd);
+    return dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){xhat2, x}, NULL);
+}
+
+dg_node *dg__norm_composed_dx(dg_graph *g, dg_node *x, dg_node *grad, dg_node *gamma_b,
+                              int64_t length, float eps)
+{
+    dg_node *rstd;
+    dg_node *xhat2 = composed_rows(g, x, length, eps, &rstd);
+    const int row_axis[1] = {1};
+    dg_node *d = gamma_b != NULL ? dg_mul(g, grad, gamma_b) : grad;
+    dg_node *d2 = dg_reshape(g, d, 2, (int64_t[]){-1, length});
+    dg_node *mean_d = dg_mean(g, d2, 1, row_axis, true);
+    dg_node *mean_dx = dg_mean(g, dg_mul(g, d2, xhat2), 1, row_axis, true);
+    dg_node *dx2 = dg_mul(g, rstd, dg_sub(g, dg_sub(g, d2, mean_d), dg_mul(g, xhat2, mean_dx)));
+    return dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){dx2, x}, NULL);
+}
+
 static dg_status norm_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                dg_node *grad, dg_node **gin)
 {
@@ -194,43 +232,35 @@ static dg_status norm_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_no
     const int n = dg__n_inputs(node);
     dg_node *gamma = n == 3 ? dg__input(node, 1) : NULL, *beta = n == 3 ? dg__input(node, 2) : NULL;
     const struct dg_shape *xs = dg__node_shape(x);
-    const bool group = ctx->def->variant == NORM_GROUP;
+    if (ctx->def->variant == NORM_LAYER) {
+        struct norm_attrs attrs = {.n_axes = a->n_axes, .eps = a->eps};
+        if (dg__grad_needed(ctx, 0))
+            gin[0] = dg__make_node(g, DG_OP_layer_norm_grad, gamma != NULL ? 3 : 2,
+                                   (dg_node *[]){x, grad, gamma}, &attrs);
+        if (gamma != NULL && dg__grad_needed(ctx, 1))
+            gin[1] = dg__make_node(g, DG_OP_layer_norm_gamma_grad, 2, (dg_node *[]){x, grad},
+                                   &attrs);
+        if (beta != NULL && dg__grad_needed(ctx, 2))
+            gin[2] = dg__unbroadcast(g, grad, beta);
+        return dg_graph_status(g);
+    }
     int64_t rows, length, spatial;
     rows_of(ctx->def, a, xs, &rows, &length, &spatial);
-    /* xhat on the rows as [-1, length] */
-    dg_node *x2 = dg_reshape(g, x, 2, (int64_t[]){-1, length});
-    const int row_axis[1] = {1};
-    dg_node *centred = dg_sub(g, x2, dg_mean(g, x2, 1, row_axis, true));
-    dg_node *var = dg_mean(g, dg_square(g, centred), 1, row_axis, true);
-    dg_node *rstd = dg_pow_scalar(g, dg_add_scalar(g, var, a->eps), -0.5f);
-    dg_node *xhat2 = dg_mul(g, centred, rstd);
-    dg_node *xhat = dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){xhat2, x}, NULL);
-    dg_node *gamma_b = NULL; /* gamma broadcastable against x */
+    dg_node *gamma_b = NULL; /* gamma [C] as [C, 1, ...], broadcastable against x */
     if (gamma != NULL) {
-        if (group) {
-            int64_t shape[DG_MAX_DIMS];
-            shape[0] = xs->dim[1];
-            for (int i = 2; i < xs->ndim; i++)
-                shape[i - 1] = 1;
-            gamma_b = dg_reshape(g, gamma, xs->ndim - 1, shape);
-        } else {
-            gamma_b = gamma;
-        }
+        int64_t shape[DG_MAX_DIMS];
+        shape[0] = xs->dim[1];
+        for (int i = 2; i < xs->ndim; i++)
+            shape[i - 1] = 1;
+        gamma_b = dg_reshape(g, gamma, xs->ndim - 1, shape);
     }
-    if (dg__grad_needed(ctx, 0)) {
-        dg_node *d = gamma_b != NULL ? dg_mul(g, grad, gamma_b) : grad;
-        dg_node *d2 = dg_reshape(g, d, 2, (int64_t[]){-1, length});
-        dg_node *mean_d = dg_mean(g, d2, 1, row_axis, true);
-        dg_node *mean_dx = dg_mean(g, dg_mul(g, d2, xhat2), 1, row_axis, true);
-        dg_node *dx2 = dg_mul(g, rstd, dg_sub(g, dg_sub(g, d2, mean_d), dg_mul(g, xhat2, mean_dx)));
-        gin[0] = dg__make_node(g, DG_OP_reshape_as, 2, (dg_node *[]){dx2, x}, NULL);
-    }
-    if (gamma != NULL && dg__grad_needed(ctx, 1)) {
-        dg_node *gx = dg_mul(g, grad, xhat);
-        gin[1] = group ? sum_but_channels(g, gx, xs->ndim) : dg__unbroadcast(g, gx, gamma);
-    }
+    if (dg__grad_needed(ctx, 0))
+        gin[0] = dg__norm_composed_dx(g, x, grad, gamma_b, length, a->eps);
+    if (gamma != NULL && dg__grad_needed(ctx, 1))
+        gin[1] = sum_but_channels(g, dg_mul(g, grad, dg__norm_composed_xhat(g, x, length, a->eps)),
+                                  xs->ndim);
     if (beta != NULL && dg__grad_needed(ctx, 2))
-        gin[2] = group ? sum_but_channels(g, grad, xs->ndim) : dg__unbroadcast(g, grad, beta);
+        gin[2] = sum_but_channels(g, grad, xs->ndim);
     return dg_graph_status(g);
 }
 

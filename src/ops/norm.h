@@ -1,0 +1,39 @@
+/*
+ * What layer_norm / group_norm (norm.c) and layer norm's fused gradients (norm_grad.c) share:
+ * the attributes, the row layout, the row statistics (so the backward recomputes exactly the
+ * forward's mean and rstd), and the composed formulas the fused gradients fall back to for
+ * their own gradients (second derivatives).
+ */
+#ifndef DG_NORM_H
+#define DG_NORM_H
+
+#include "op.h"
+
+enum norm_variant { NORM_LAYER, NORM_GROUP };
+
+struct norm_attrs {
+    int64_t n_axes; /* layer_norm: normalised trailing axes */
+    int64_t groups; /* group_norm */
+    float eps;
+};
+
+static inline const struct norm_attrs *norm_attrs(const void *attrs) { return attrs; }
+
+/* Rows and row length of x normalised over its last n_axes axes (layer norm). */
+void dg__layer_norm_rows(const struct dg_shape *x, int64_t n_axes, int64_t *rows,
+                         int64_t *length);
+
+/* The mean and 1 / sqrt(var + eps) of one row of n > 0 floats, in double (biased variance
+ * about the mean). The order of the additions depends on n only: the same bits for a row
+ * wherever it runs. */
+void dg__norm_row_stats(const float *row, int64_t n, float eps, double *mean, double *rstd);
+
+/* Composed from ordinary ops on the rows of x as [-1, length] (so that their rules give any
+ * order of derivative): the normalised input x^ shaped like x, and the input gradient
+ *   dx = rstd (d - mean(d) - x^ mean(d x^)),  d = grad * gamma_b  (grad when gamma_b is NULL),
+ * with gamma_b broadcastable against x. */
+dg_node *dg__norm_composed_xhat(dg_graph *g, dg_node *x, int64_t length, float eps);
+dg_node *dg__norm_composed_dx(dg_graph *g, dg_node *x, dg_node *grad, dg_node *gamma_b,
+                              int64_t length, float eps);
+
+#endif /* DG_NORM_H */
