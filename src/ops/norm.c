@@ -8,9 +8,9 @@
  *   mu = mean(row), var = mean((row - mu)^2) (biased, as PyTorch), rstd = 1 / sqrt(var + eps)
  *   y = (x - mu) * rstd * gamma + beta          (gamma and beta may both be absent)
  *
- * Forward: one fused pass per row (mean and variance accumulated in double, in 8 interleaved
- * partial sums added in a fixed order, by the one thread that owns the row: the same bits for
- * any thread count).
+ * Forward: one fused pass per row by the one thread that owns it (mean and variance in 16
+ * float lanes added in double in a fixed order, dg__norm_row_stats: the same bits for any
+ * thread count).
  * Backward, with xhat = (x - mu) * rstd recomputed and d = g * gamma:
  *   dx = rstd * (d - mean(d) - xhat * mean(d * xhat))   (means over the row)
  *   dgamma = sum of g * xhat over everything but gamma's axes;  dbeta = the same of g.
@@ -110,35 +110,67 @@ void dg__layer_norm_rows(const struct dg_shape *x, int64_t n_axes, int64_t *rows
     *rows = *length > 0 ? dg__numel(x) / *length : 0;
 }
 
-/* sum of x[j] (square: of (x[j] - shift)^2) in double, over NORM_LANES interleaved partial
- * sums added in a fixed order at the end: the same bits for a row wherever it runs, and
- * NORM_LANES independent chains instead of one (a single chain of double adds is latency-bound
- * at about four cycles an element). */
-#define NORM_LANES 8
-static double row_sum(const float *x, int64_t n, double shift, bool square)
+/* sum of x[j] - shift (square: of (x[j] - shift)^2): 32 float lanes (eight norm_v4
+ * accumulators, four-deep chains on a row of 128) within blocks of 1024 elements (at most 32
+ * terms a lane), the rest of a block and the lanes in double, in an order that depends on n
+ * only: the same bits for a row wherever it runs. */
+enum { NORM_STEP = 32, NORM_BLOCK = 1024 };
+
+static double row_sum(const float *x, int64_t n, float shift, bool square)
 {
-    double part[NORM_LANES] = {0};
-    int64_t j = 0;
-    for (; j + NORM_LANES <= n; j += NORM_LANES)
-        for (int l = 0; l < NORM_LANES; l++) {
-            double v = (double)x[j + l] - shift;
-            part[l] += square ? v * v : v;
-        }
-    for (int l = 0; j < n; j++, l++) {
-        double v = (double)x[j] - shift;
-        part[l] += square ? v * v : v;
-    }
     double total = 0.0;
-    for (int l = 0; l < NORM_LANES; l++)
-        total += part[l];
+    for (int64_t start = 0; start < n; start += NORM_BLOCK) {
+        const int64_t len = n - start < NORM_BLOCK ? n - start : NORM_BLOCK;
+        const float *p = x + start;
+        norm_v4 a = {0}, b = {0}, c = {0}, d = {0}, e = {0}, f = {0}, g = {0}, h = {0};
+        int64_t j = 0;
+        if (square) {
+            for (; j + NORM_STEP <= len; j += NORM_STEP) {
+                norm_v4 va = norm_load4(p + j) - shift, vb = norm_load4(p + j + 4) - shift;
+                norm_v4 vc = norm_load4(p + j + 8) - shift, vd = norm_load4(p + j + 12) - shift;
+                norm_v4 ve = norm_load4(p + j + 16) - shift, vf = norm_load4(p + j + 20) - shift;
+                norm_v4 vg = norm_load4(p + j + 24) - shift, vh = norm_load4(p + j + 28) - shift;
+                a += va * va;
+                b += vb * vb;
+                c += vc * vc;
+                d += vd * vd;
+                e += ve * ve;
+                f += vf * vf;
+                g += vg * vg;
+                h += vh * vh;
+            }
+        } else {
+            for (; j + NORM_STEP <= len; j += NORM_STEP) {
+                a += norm_load4(p + j) - shift;
+                b += norm_load4(p + j + 4) - shift;
+                c += norm_load4(p + j + 8) - shift;
+                d += norm_load4(p + j + 12) - shift;
+                e += norm_load4(p + j + 16) - shift;
+                f += norm_load4(p + j + 20) - shift;
+                g += norm_load4(p + j + 24) - shift;
+                h += norm_load4(p + j + 28) - shift;
+            }
+        }
+        double block = 0.0;
+        for (; j < len; j++) {
+            double v = (double)(p[j] - shift);
+            block += square ? v * v : v;
+        }
+        total += block + norm_total4(a + e, b + f, c + g, d + h);
+    }
     return total;
 }
 
+/* The mean in double; the variance from squares centred on the float mean m, moved to the
+ * double mean (sum (x - mean)^2 = sum (x - m)^2 - n (mean - m)^2), so that a large offset
+ * costs no accuracy. */
 void dg__norm_row_stats(const float *row, int64_t n, float eps, double *mean, double *rstd)
 {
-    *mean = row_sum(row, n, 0.0, false) / (double)n;
-    double sq = row_sum(row, n, *mean, true);
-    *rstd = 1.0 / sqrt(sq / (double)n + (double)eps);
+    *mean = row_sum(row, n, 0.0f, false) / (double)n;
+    const float m = (float)*mean;
+    const double shift = *mean - (double)m;
+    double sq = row_sum(row, n, m, true) - (double)n * shift * shift;
+    *rstd = 1.0 / sqrt((sq > 0.0 ? sq : 0.0) / (double)n + (double)eps);
 }
 
 static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,

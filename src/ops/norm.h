@@ -9,6 +9,8 @@
 
 #include "op.h"
 
+#include <string.h>
+
 enum norm_variant { NORM_LAYER, NORM_GROUP };
 
 struct norm_attrs {
@@ -16,6 +18,27 @@ struct norm_attrs {
     int64_t groups; /* group_norm */
     float eps;
 };
+
+/* Four float lanes (GCC/Clang vector extension: one SSE register on the baseline x86-64
+ * build, NEON elsewhere). The row reductions keep several of them as named accumulators
+ * (independent chains, in registers: GCC keeps a float array of lanes, or one 64-byte
+ * vector, in memory, which ran the row statistics 3x slower) and add them in a fixed tree at
+ * the end, so the order of the additions depends on the row length only. */
+typedef float norm_v4 __attribute__((vector_size(16)));
+
+static inline norm_v4 norm_load4(const float *p)
+{
+    norm_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* a + b + c + d lane by lane, then the four lanes in double: ((l0 + l1) + (l2 + l3)). */
+static inline double norm_total4(norm_v4 a, norm_v4 b, norm_v4 c, norm_v4 d)
+{
+    norm_v4 s = (a + c) + (b + d);
+    return ((double)s[0] + s[1]) + ((double)s[2] + s[3]);
+}
 
 static inline const struct norm_attrs *norm_attrs(const void *attrs) { return attrs; }
 

@@ -9,7 +9,8 @@
  *       dgamma = sum of g x^ over the rows
  *
  * dx: one pass per row (by the thread that owns it): the statistics, then the sums of d and
- * d (x - m) in 16 float lanes (added in double in a fixed order), then dx = a d + b (x - m) + k
+ * d (x - m) in 16 float lanes (norm_v4 accumulators, added in double in a fixed order), then
+ * dx = a d + b (x - m) + k
  * with per-row a, b, k computed in double. dgamma: the rows in fixed blocks (their number and
  * size depend on the shape only), each block summed in float by one thread into its own
  * slice of the workspace, then the blocks added in double in block order. Both give the same
@@ -29,8 +30,6 @@
 #include <string.h>
 
 enum { LN_GRAD_DX, LN_GRAD_GAMMA };
-
-enum { LN_LANES = 16 };
 
 static bool same_shape(const struct dg_shape *a, const struct dg_shape *b)
 {
@@ -93,39 +92,40 @@ static size_t grad_workspace(const struct dg_op_def *def, const void *attrs, int
     return (size_t)(blocks * length) * sizeof(float);
 }
 
-/* sum of d[j] and of d[j] (x[j] - m), d = g gamma (g when gamma is NULL): out[0], out[1]. */
+/* sum of d[j] and of d[j] (x[j] - m), d = g gamma (g when gamma is NULL): out[0], out[1];
+ * 16 float lanes each (four norm_v4 accumulators), the rest and the lanes in double. */
+enum { LN_STEP = 16 };
+
+static inline norm_v4 d_at(const float *g, const float *gamma, int64_t j)
+{
+    return gamma != NULL ? norm_load4(g + j) * norm_load4(gamma + j) : norm_load4(g + j);
+}
+
 static void row_sums(const float *x, const float *g, const float *gamma, float m, int64_t n,
                      double out[2])
 {
-    float sd[LN_LANES] = {0}, sdx[LN_LANES] = {0};
+    norm_v4 sa = {0}, sb = {0}, sc = {0}, sd = {0}, xa = {0}, xb = {0}, xc = {0}, xd = {0};
     int64_t j = 0;
-    if (gamma != NULL) {
-        for (; j + LN_LANES <= n; j += LN_LANES)
-            for (int l = 0; l < LN_LANES; l++) {
-                float d = g[j + l] * gamma[j + l];
-                sd[l] += d;
-                sdx[l] += d * (x[j + l] - m);
-            }
-    } else {
-        for (; j + LN_LANES <= n; j += LN_LANES)
-            for (int l = 0; l < LN_LANES; l++) {
-                float d = g[j + l];
-                sd[l] += d;
-                sdx[l] += d * (x[j + l] - m);
-            }
+    for (; j + LN_STEP <= n; j += LN_STEP) {
+        norm_v4 da = d_at(g, gamma, j), db = d_at(g, gamma, j + 4);
+        norm_v4 dc = d_at(g, gamma, j + 8), dd = d_at(g, gamma, j + 12);
+        sa += da;
+        sb += db;
+        sc += dc;
+        sd += dd;
+        xa += da * (norm_load4(x + j) - m);
+        xb += db * (norm_load4(x + j + 4) - m);
+        xc += dc * (norm_load4(x + j + 8) - m);
+        xd += dd * (norm_load4(x + j + 12) - m);
     }
     double total_d = 0.0, total_dx = 0.0;
     for (; j < n; j++) {
-        double d = gamma != NULL ? (double)(g[j] * gamma[j]) : (double)g[j];
-        total_d += d;
-        total_dx += d * (double)(x[j] - m);
+        double dj = gamma != NULL ? (double)(g[j] * gamma[j]) : (double)g[j];
+        total_d += dj;
+        total_dx += dj * (double)(x[j] - m);
     }
-    for (int l = 0; l < LN_LANES; l++) {
-        total_d += sd[l];
-        total_dx += sdx[l];
-    }
-    out[0] = total_d;
-    out[1] = total_dx;
+    out[0] = total_d + norm_total4(sa, sb, sc, sd);
+    out[1] = total_dx + norm_total4(xa, xb, xc, xd);
 }
 
 static void dx_forward(const struct norm_attrs *a, int n_inputs, const struct dg_tensor *in,
