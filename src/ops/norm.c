@@ -8,9 +8,9 @@
  *   mu = mean(row), var = mean((row - mu)^2) (biased, as PyTorch), rstd = 1 / sqrt(var + eps)
  *   y = (x - mu) * rstd * gamma + beta          (gamma and beta may both be absent)
  *
- * Forward: one fused pass per row by the one thread that owns it (mean and variance in 16
- * float lanes added in double in a fixed order, dg__norm_row_stats: the same bits for any
- * thread count).
+ * Forward: one fused pass per row by the one thread that owns it (mean and variance in 32
+ * float lanes added in double in a fixed order, simd/norm_rows.h: the same bits for any
+ * thread count, and on the portable and AVX-512 paths).
  * Backward, with xhat = (x - mu) * rstd recomputed and d = g * gamma:
  *   dx = rstd * (d - mean(d) - xhat * mean(d * xhat))   (means over the row)
  *   dgamma = sum of g * xhat over everything but gamma's axes;  dbeta = the same of g.
@@ -110,12 +110,10 @@ void dg__layer_norm_rows(const struct dg_shape *x, int64_t n_axes, int64_t *rows
     *rows = *length > 0 ? dg__numel(x) / *length : 0;
 }
 
-/* sum of x[j] - shift (square: of (x[j] - shift)^2): 32 float lanes (eight norm_v4
- * accumulators, four-deep chains on a row of 128) within blocks of 1024 elements (at most 32
- * terms a lane), the rest of a block and the lanes in double, in an order that depends on n
- * only: the same bits for a row wherever it runs. */
-enum { NORM_STEP = 32, NORM_BLOCK = 1024 };
-
+/* sum of x[j] - shift (square: of (x[j] - shift)^2) as simd/norm_rows.h describes: 32 float
+ * lanes as eight norm_v4 accumulators (four-deep chains on a row of 128) within blocks of
+ * NORM_BLOCK elements (at most 32 terms a lane), the rest of a block and the lanes in double;
+ * the same operations, in the same order, as the AVX-512 kernel (simd/norm_avx512.c). */
 static double row_sum(const float *x, int64_t n, float shift, bool square)
 {
     double total = 0.0;
@@ -161,16 +159,10 @@ static double row_sum(const float *x, int64_t n, float shift, bool square)
     return total;
 }
 
-/* The mean in double; the variance from squares centred on the float mean m, moved to the
- * double mean (sum (x - mean)^2 = sum (x - m)^2 - n (mean - m)^2), so that a large offset
- * costs no accuracy. */
-void dg__norm_row_stats(const float *row, int64_t n, float eps, double *mean, double *rstd)
+void dg__norm_stats_generic(const float *row, int64_t n, float eps, double *mean, double *rstd)
 {
-    *mean = row_sum(row, n, 0.0f, false) / (double)n;
-    const float m = (float)*mean;
-    const double shift = *mean - (double)m;
-    double sq = row_sum(row, n, m, true) - (double)n * shift * shift;
-    *rstd = 1.0 / sqrt((sq > 0.0 ? sq : 0.0) / (double)n + (double)eps);
+    *mean = norm_mean(row_sum(row, n, 0.0f, false), n);
+    *rstd = norm_rstd(*mean, row_sum(row, n, (float)*mean, true), n, eps);
 }
 
 static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
@@ -186,13 +178,14 @@ static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_i
     float *y = out->data;
     const bool group = def->variant == NORM_GROUP;
     const int64_t channels_per_group = group ? length / spatial : 0;
+    const struct dg_norm_rows *kernels = dg__norm_rows();
     const int threads = dg__threads_for(ctx, rows * length);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *row = x + r * length;
         float *dst = y + r * length;
         double mean, rstd;
-        dg__norm_row_stats(row, length, a->eps, &mean, &rstd);
+        kernels->stats(row, length, a->eps, &mean, &rstd);
         float m = (float)mean, s = (float)rstd;
         if (gamma == NULL) {
             for (int64_t j = 0; j < length; j++)

@@ -8,6 +8,7 @@
 #define DG_NORM_H
 
 #include "op.h"
+#include "simd/norm_rows.h"
 
 #include <string.h>
 
@@ -33,11 +34,15 @@ static inline norm_v4 norm_load4(const float *p)
     return v;
 }
 
-/* a + b + c + d lane by lane, then the four lanes in double: ((l0 + l1) + (l2 + l3)). */
+/* a, b, c, d as the 16 lanes [a | b | c | d], added by norm_tree (simd/norm_rows.h). */
 static inline double norm_total4(norm_v4 a, norm_v4 b, norm_v4 c, norm_v4 d)
 {
-    norm_v4 s = (a + c) + (b + d);
-    return ((double)s[0] + s[1]) + ((double)s[2] + s[3]);
+    float lanes[16];
+    memcpy(lanes, &a, sizeof a);
+    memcpy(lanes + 4, &b, sizeof b);
+    memcpy(lanes + 8, &c, sizeof c);
+    memcpy(lanes + 12, &d, sizeof d);
+    return norm_tree(lanes);
 }
 
 static inline const struct norm_attrs *norm_attrs(const void *attrs) { return attrs; }
@@ -46,10 +51,8 @@ static inline const struct norm_attrs *norm_attrs(const void *attrs) { return at
 void dg__layer_norm_rows(const struct dg_shape *x, int64_t n_axes, int64_t *rows,
                          int64_t *length);
 
-/* The mean and 1 / sqrt(var + eps) of one row of n > 0 floats, in double (biased variance
- * about the mean). The order of the additions depends on n only: the same bits for a row
- * wherever it runs. */
-void dg__norm_row_stats(const float *row, int64_t n, float eps, double *mean, double *rstd);
+/* The portable row statistics (simd/norm_rows.h: the generic table's stats). */
+void dg__norm_stats_generic(const float *row, int64_t n, float eps, double *mean, double *rstd);
 
 /* Composed from ordinary ops on the rows of x as [-1, length] (so that their rules give any
  * order of derivative): the normalised input x^ shaped like x, and the input gradient

@@ -4,13 +4,13 @@
  *   layer_norm_grad(x, g [, gamma]; n_axes, eps) = dx   [like x]
  *       dx = rstd (d - mean(d) - x^ mean(d x^)) over each row (the last n_axes axes),
  *       d = g gamma, x^ = (x - mean) rstd, rstd = (var + eps)^-1/2 (the row statistics of the
- *       forward, recomputed by the same code: dg__norm_row_stats)
+ *       forward, recomputed by the same code: dg__norm_rows()->stats)
  *   layer_norm_gamma_grad(x, g; n_axes, eps) = dgamma   [like the last n_axes axes of x]
  *       dgamma = sum of g x^ over the rows
  *
- * dx: one pass per row (by the thread that owns it): the statistics, then the sums of d and
- * d (x - m) in 16 float lanes (norm_v4 accumulators, added in double in a fixed order), then
- * dx = a d + b (x - m) + k
+ * dx: one pass per row (by the thread that owns it; simd/norm_rows.h, portable or AVX-512,
+ * the same bits): the statistics, then the sums of d and d (x - m) in 16 float lanes (added
+ * in double in a fixed order), then dx = a d + b (x - m) + k
  * with per-row a, b, k computed in double. dgamma: the rows in fixed blocks (their number and
  * size depend on the shape only), each block summed in float by one thread into its own
  * slice of the workspace, then the blocks added in double in block order. Both give the same
@@ -23,6 +23,8 @@
  * g or the upstream gradient depend on x (as batch_norm_grad, batchnorm_grad.c).
  */
 #include "dagrad_autodiff.h"
+#include "cpu.h"
+#include "dg_config.h"
 #include "norm.h"
 
 #include <math.h>
@@ -94,8 +96,6 @@ static size_t grad_workspace(const struct dg_op_def *def, const void *attrs, int
 
 /* sum of d[j] and of d[j] (x[j] - m), d = g gamma (g when gamma is NULL): out[0], out[1];
  * 16 float lanes each (four norm_v4 accumulators), the rest and the lanes in double. */
-enum { LN_STEP = 16 };
-
 static inline norm_v4 d_at(const float *g, const float *gamma, int64_t j)
 {
     return gamma != NULL ? norm_load4(g + j) * norm_load4(gamma + j) : norm_load4(g + j);
@@ -106,7 +106,7 @@ static void row_sums(const float *x, const float *g, const float *gamma, float m
 {
     norm_v4 sa = {0}, sb = {0}, sc = {0}, sd = {0}, xa = {0}, xb = {0}, xc = {0}, xd = {0};
     int64_t j = 0;
-    for (; j + LN_STEP <= n; j += LN_STEP) {
+    for (; j + NORM_DX_STEP <= n; j += NORM_DX_STEP) {
         norm_v4 da = d_at(g, gamma, j), db = d_at(g, gamma, j + 4);
         norm_v4 dc = d_at(g, gamma, j + 8), dd = d_at(g, gamma, j + 12);
         sa += da;
@@ -128,6 +128,37 @@ static void row_sums(const float *x, const float *g, const float *gamma, float m
     out[1] = total_dx + norm_total4(xa, xb, xc, xd);
 }
 
+/* One row of layer_norm_grad, portably (simd/norm_rows.h). */
+static void dx_row_generic(const float *xr, const float *gr, const float *gamma, int64_t n,
+                           float eps, float *out)
+{
+    double mean, rstd, sums[2];
+    dg__norm_stats_generic(xr, n, eps, &mean, &rstd);
+    const float m = (float)mean;
+    row_sums(xr, gr, gamma, m, n, sums);
+    float fa, fb, fk;
+    norm_dx_coefficients(mean, rstd, sums[0], sums[1], n, &fa, &fb, &fk);
+    if (gamma != NULL)
+        for (int64_t j = 0; j < n; j++)
+            out[j] = fa * (gr[j] * gamma[j]) + fb * (xr[j] - m) + fk;
+    else
+        for (int64_t j = 0; j < n; j++)
+            out[j] = fa * gr[j] + fb * (xr[j] - m) + fk;
+}
+
+const struct dg_norm_rows dg__norm_rows_generic = {
+    .stats = dg__norm_stats_generic, .dx_row = dx_row_generic,
+};
+
+const struct dg_norm_rows *dg__norm_rows(void)
+{
+#if DG_X86_64
+    if (dg__isa() >= DG_ISA_AVX512)
+        return &dg__norm_rows_avx512;
+#endif
+    return &dg__norm_rows_generic;
+}
+
 static void dx_forward(const struct norm_attrs *a, int n_inputs, const struct dg_tensor *in,
                        float *dx, const struct dg_exec_ctx *ctx)
 {
@@ -135,29 +166,12 @@ static void dx_forward(const struct norm_attrs *a, int n_inputs, const struct dg
     dg__layer_norm_rows(&in[0].shape, a->n_axes, &rows, &length);
     const float *x = in[0].data, *g = in[1].data;
     const float *gamma = n_inputs == 3 ? in[2].data : NULL;
+    const struct dg_norm_rows *kernels = dg__norm_rows();
     const int threads = dg__threads_for(ctx, rows * length);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * length, *gr = g + r * length;
-        float *out = dx + r * length;
-        double mean, rstd, sums[2];
-        dg__norm_row_stats(xr, length, a->eps, &mean, &rstd);
-        const float m = (float)mean;
-        row_sums(xr, gr, gamma, m, length, sums);
-        /* dx = rstd d - rstd mean(d) - rstd^3 (x - mean) mean(d (x - mean)), with x - mean =
-         * (x - m) - shift */
-        const double shift = mean - (double)m;
-        const double sum_dxc = sums[1] - sums[0] * shift;
-        const double b = -rstd * rstd * rstd * sum_dxc / (double)length;
-        const double k = -rstd * sums[0] / (double)length - b * shift;
-        const float fa = (float)rstd, fb = (float)b, fk = (float)k;
-        if (gamma != NULL)
-            for (int64_t j = 0; j < length; j++)
-                out[j] = fa * (gr[j] * gamma[j]) + fb * (xr[j] - m) + fk;
-        else
-            for (int64_t j = 0; j < length; j++)
-                out[j] = fa * gr[j] + fb * (xr[j] - m) + fk;
-    }
+    for (int64_t r = 0; r < rows; r++)
+        kernels->dx_row(x + r * length, g + r * length, gamma, length, a->eps,
+                        dx + r * length);
 }
 
 static void gamma_forward(const struct norm_attrs *a, const struct dg_tensor *in,
@@ -169,6 +183,7 @@ static void gamma_forward(const struct norm_attrs *a, const struct dg_tensor *in
     const int64_t per = gamma_block_rows(rows);
     const int64_t blocks = rows > 0 ? (rows + per - 1) / per : 0;
     float *partial = ctx->workspace; /* [blocks, length] */
+    const struct dg_norm_rows *kernels = dg__norm_rows();
     const int threads = dg__threads_for(ctx, rows * length);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t blk = 0; blk < blocks; blk++) {
@@ -178,7 +193,7 @@ static void gamma_forward(const struct norm_attrs *a, const struct dg_tensor *in
         for (int64_t r = blk * per; r < end; r++) {
             const float *xr = x + r * length, *gr = g + r * length;
             double mean, rstd;
-            dg__norm_row_stats(xr, length, a->eps, &mean, &rstd);
+            kernels->stats(xr, length, a->eps, &mean, &rstd);
             const float m = (float)mean, s = (float)rstd;
             for (int64_t j = 0; j < length; j++)
                 acc[j] += gr[j] * ((xr[j] - m) * s);
