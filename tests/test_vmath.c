@@ -437,7 +437,7 @@ START_TEST(test_dropout_mask_bitwise)
 END_TEST
 
 /* Layer norm's row kernels (simd/norm_rows.h): the AVX-512 path gives the portable path's
- * bits, statistics and dx, for row lengths around every lane and block boundary, with and
+ * bits (statistics, dx, the forward row, gamma's row sum), for row lengths around every lane and block boundary, with and
  * without gamma, on offset rows too. */
 START_TEST(test_norm_rows_paths_agree)
 {
@@ -471,6 +471,15 @@ START_TEST(test_norm_rows_paths_agree)
             dg__norm_rows_avx512.dx_row(x, g, gm, n, 1e-5f, dx_avx);
             ck_assert_msg(memcmp(dx_generic, dx_avx, sizeof(float) * (size_t)n) == 0,
                           "n = %lld, gamma %s: dx differs", (long long)n, gm ? "yes" : "no");
+            dg__norm_rows_generic.forward_row(x, gm, gm != NULL ? g : NULL, n, 1e-5f, dx_generic);
+            dg__norm_rows_avx512.forward_row(x, gm, gm != NULL ? g : NULL, n, 1e-5f, dx_avx);
+            ck_assert_msg(memcmp(dx_generic, dx_avx, sizeof(float) * (size_t)n) == 0,
+                          "n = %lld, gamma %s: forward differs", (long long)n, gm ? "yes" : "no");
+            memcpy(dx_avx, dx_generic, sizeof(float) * (size_t)n); /* the same accumulator */
+            dg__norm_rows_generic.gamma_row(x, g, n, 1e-5f, dx_generic);
+            dg__norm_rows_avx512.gamma_row(x, g, n, 1e-5f, dx_avx);
+            ck_assert_msg(memcmp(dx_generic, dx_avx, sizeof(float) * (size_t)n) == 0,
+                          "n = %lld: gamma's row sum differs", (long long)n);
         }
     }
     free(x);

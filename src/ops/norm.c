@@ -165,6 +165,20 @@ void dg__norm_stats_generic(const float *row, int64_t n, float eps, double *mean
     *rstd = norm_rstd(*mean, row_sum(row, n, (float)*mean, true), n, eps);
 }
 
+void dg__norm_forward_row_generic(const float *x, const float *gamma, const float *beta,
+                                  int64_t n, float eps, float *y)
+{
+    double mean, rstd;
+    dg__norm_stats_generic(x, n, eps, &mean, &rstd);
+    const float m = (float)mean, s = (float)rstd;
+    if (gamma == NULL)
+        for (int64_t j = 0; j < n; j++)
+            y[j] = (x[j] - m) * s;
+    else
+        for (int64_t j = 0; j < n; j++)
+            y[j] = (x[j] - m) * s * gamma[j] + beta[j];
+}
+
 static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_inputs,
                          const struct dg_tensor *in, struct dg_tensor *out,
                          const struct dg_exec_ctx *ctx)
@@ -184,16 +198,12 @@ static void norm_forward(const struct dg_op_def *def, const void *attrs, int n_i
     for (int64_t r = 0; r < rows; r++) {
         const float *row = x + r * length;
         float *dst = y + r * length;
-        double mean, rstd;
-        kernels->stats(row, length, a->eps, &mean, &rstd);
-        float m = (float)mean, s = (float)rstd;
-        if (gamma == NULL) {
-            for (int64_t j = 0; j < length; j++)
-                dst[j] = (row[j] - m) * s;
-        } else if (!group) {
-            for (int64_t j = 0; j < length; j++)
-                dst[j] = (row[j] - m) * s * gamma[j] + beta[j];
+        if (!group || gamma == NULL) {
+            kernels->forward_row(row, gamma, beta, length, a->eps, dst);
         } else {
+            double mean, rstd;
+            kernels->stats(row, length, a->eps, &mean, &rstd);
+            const float m = (float)mean, s = (float)rstd;
             int64_t first = (r % a->groups) * channels_per_group;
             for (int64_t c = 0; c < channels_per_group; c++) {
                 float gc = gamma[first + c], bc = beta[first + c];

@@ -51,8 +51,10 @@ static inline const struct norm_attrs *norm_attrs(const void *attrs) { return at
 void dg__layer_norm_rows(const struct dg_shape *x, int64_t n_axes, int64_t *rows,
                          int64_t *length);
 
-/* The portable row statistics (simd/norm_rows.h: the generic table's stats). */
+/* The portable row statistics and forward row (simd/norm_rows.h: the generic table's). */
 void dg__norm_stats_generic(const float *row, int64_t n, float eps, double *mean, double *rstd);
+void dg__norm_forward_row_generic(const float *x, const float *gamma, const float *beta,
+                                  int64_t n, float eps, float *y);
 
 /* Composed from ordinary ops on the rows of x as [-1, length] (so that their rules give any
  * order of derivative): the normalised input x^ shaped like x, and the input gradient

@@ -146,8 +146,18 @@ static void dx_row_generic(const float *xr, const float *gr, const float *gamma,
             out[j] = fa * gr[j] + fb * (xr[j] - m) + fk;
 }
 
+static void gamma_row_generic(const float *x, const float *g, int64_t n, float eps, float *acc)
+{
+    double mean, rstd;
+    dg__norm_stats_generic(x, n, eps, &mean, &rstd);
+    const float m = (float)mean, s = (float)rstd;
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += g[j] * ((x[j] - m) * s);
+}
+
 const struct dg_norm_rows dg__norm_rows_generic = {
     .stats = dg__norm_stats_generic, .dx_row = dx_row_generic,
+    .forward_row = dg__norm_forward_row_generic, .gamma_row = gamma_row_generic,
 };
 
 const struct dg_norm_rows *dg__norm_rows(void)
@@ -190,14 +200,8 @@ static void gamma_forward(const struct norm_attrs *a, const struct dg_tensor *in
         float *acc = partial + blk * length;
         memset(acc, 0, (size_t)length * sizeof *acc);
         const int64_t end = (blk + 1) * per < rows ? (blk + 1) * per : rows;
-        for (int64_t r = blk * per; r < end; r++) {
-            const float *xr = x + r * length, *gr = g + r * length;
-            double mean, rstd;
-            kernels->stats(xr, length, a->eps, &mean, &rstd);
-            const float m = (float)mean, s = (float)rstd;
-            for (int64_t j = 0; j < length; j++)
-                acc[j] += gr[j] * ((xr[j] - m) * s);
-        }
+        for (int64_t r = blk * per; r < end; r++)
+            kernels->gamma_row(x + r * length, g + r * length, length, a->eps, acc);
     }
     const int col_threads = dg__threads_for(ctx, blocks * length);
 #pragma omp parallel for num_threads(col_threads) if (col_threads > 1) schedule(static)

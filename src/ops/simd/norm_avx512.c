@@ -99,4 +99,41 @@ static void dx_row(const float *x, const float *g, const float *gamma, int64_t n
     }
 }
 
-const struct dg_norm_rows dg__norm_rows_avx512 = {.stats = stats, .dx_row = dx_row};
+static void forward_row(const float *x, const float *gamma, const float *beta, int64_t n,
+                        float eps, float *y)
+{
+    double mean, rstd;
+    stats(x, n, eps, &mean, &rstd);
+    const float m = (float)mean, s = (float)rstd;
+    const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm), vs);
+        if (gamma != NULL)
+            v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_loadu_ps(gamma + j)),
+                              _mm512_loadu_ps(beta + j));
+        _mm512_storeu_ps(y + j, v);
+    }
+    for (; j < n; j++)
+        y[j] = gamma != NULL ? (x[j] - m) * s * gamma[j] + beta[j] : (x[j] - m) * s;
+}
+
+static void gamma_row(const float *x, const float *g, int64_t n, float eps, float *acc)
+{
+    double mean, rstd;
+    stats(x, n, eps, &mean, &rstd);
+    const float m = (float)mean, s = (float)rstd;
+    const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm), vs);
+        v = _mm512_add_ps(_mm512_loadu_ps(acc + j), _mm512_mul_ps(_mm512_loadu_ps(g + j), v));
+        _mm512_storeu_ps(acc + j, v);
+    }
+    for (; j < n; j++)
+        acc[j] += g[j] * ((x[j] - m) * s);
+}
+
+const struct dg_norm_rows dg__norm_rows_avx512 = {
+    .stats = stats, .dx_row = dx_row, .forward_row = forward_row, .gamma_row = gamma_row,
+};

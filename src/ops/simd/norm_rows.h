@@ -13,6 +13,7 @@
  *   dx_row(x, g, gamma, n, eps, dx): one row of layer_norm_grad: the statistics, then
  *       sum d and sum d (x - m) (d = g gamma, or g when gamma is NULL) in 16 float lanes
  *       (norm_tree), the rest in double, then dx = a d + b (x - m) + k (norm_dx_coefficients).
+ *   forward_row, gamma_row: the statistics, then one elementwise pass (below).
  */
 #ifndef DG_NORM_ROWS_H
 #define DG_NORM_ROWS_H
@@ -25,6 +26,12 @@ struct dg_norm_rows {
     void (*stats)(const float *row, int64_t n, float eps, double *mean, double *rstd);
     void (*dx_row)(const float *x, const float *g, const float *gamma, int64_t n, float eps,
                    float *dx);
+    /* y = ((x - m) s) gamma + beta (gamma and beta both NULL: (x - m) s), m and s the float
+     * mean and rstd */
+    void (*forward_row)(const float *x, const float *gamma, const float *beta, int64_t n,
+                        float eps, float *y);
+    /* acc += g ((x - m) s): one row's part of layer_norm_gamma_grad */
+    void (*gamma_row)(const float *x, const float *g, int64_t n, float eps, float *acc);
 };
 
 /* The table for dg__isa() (AVX-512 where it runs, else the portable one). Never NULL. */
