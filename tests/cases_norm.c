@@ -31,6 +31,33 @@ static dg_node *build_group3(dg_graph *g, dg_node *const *in)
     return dg_group_norm(g, in[0], 3, affine(g, in, 1), affine(g, in, 2), 1e-5f);
 }
 
+/* layer norm's fused gradients: x, grad [, gamma] */
+static dg_node *build_ln_grad(dg_graph *g, dg_node *const *in, int n_axes, int op)
+{
+    struct {
+        int64_t n_axes, groups;
+        float eps;
+    } attrs = {n_axes, 0, 1e-5f};
+    int n = dg__find_name(g, "in2") != NULL ? 3 : 2;
+    return dg__make_node(g, op, n, in, &attrs);
+}
+static dg_node *build_ln_grad1(dg_graph *g, dg_node *const *in)
+{
+    return build_ln_grad(g, in, 1, DG_OP_layer_norm_grad);
+}
+static dg_node *build_ln_grad2(dg_graph *g, dg_node *const *in)
+{
+    return build_ln_grad(g, in, 2, DG_OP_layer_norm_grad);
+}
+static dg_node *build_ln_gamma_grad1(dg_graph *g, dg_node *const *in)
+{
+    return build_ln_grad(g, in, 1, DG_OP_layer_norm_gamma_grad);
+}
+static dg_node *build_ln_gamma_grad2(dg_graph *g, dg_node *const *in)
+{
+    return build_ln_grad(g, in, 2, DG_OP_layer_norm_gamma_grad);
+}
+
 /* batch_norm on fed inputs (the public constructor wants constants for the running
  * statistics; the op itself reads whatever it is given): x, mean, var, key [, gamma, beta] */
 static dg_node *build_batch_norm(dg_graph *g, dg_node *const *in)
@@ -82,6 +109,15 @@ const struct dg_op_case dg_cases_norm[] = {
     {.name = "layer_norm_plain", .op = "layer_norm", .build = build_layer1},
     /* values near 92 with a spread of 4: the default tolerance holds (mean subtracted first) */
     {.name = "layer_norm_offset", .op = "layer_norm", .build = build_layer1},
+    {.name = "ln_grad_last", .op = "layer_norm_grad", .build = build_ln_grad1},
+    {.name = "ln_grad_two_axes", .op = "layer_norm_grad", .build = build_ln_grad2},
+    {.name = "ln_grad_plain", .op = "layer_norm_grad", .build = build_ln_grad1},
+    {.name = "ln_grad_offset", .op = "layer_norm_grad", .build = build_ln_grad1},
+    {.name = "ln_gamma_grad_last", .op = "layer_norm_gamma_grad", .build = build_ln_gamma_grad1},
+    {.name = "ln_gamma_grad_two_axes", .op = "layer_norm_gamma_grad",
+     .build = build_ln_gamma_grad2},
+    /* every axis normalised: a single row */
+    {.name = "ln_gamma_grad_all", .op = "layer_norm_gamma_grad", .build = build_ln_gamma_grad2},
     {.name = "group_norm_basic", .op = "group_norm", .build = build_group2},
     {.name = "group_norm_one_group", .op = "group_norm", .build = build_group1},
     {.name = "group_norm_instance", .op = "group_norm", .build = build_group3},

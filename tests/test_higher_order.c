@@ -710,6 +710,17 @@ static dg_node *c_batch_norm(dg_graph *g, struct dbl_inputs *in)
     return weighted_sum(g, dg_tanh(g, y), 17);
 }
 
+static dg_node *c_layer_norm(dg_graph *g, struct dbl_inputs *in)
+{
+    /* x0 [4,5] normalised per row, gamma = x1 [1,5] as [5], beta = gamma / 2: second
+     * derivatives through the fused layer_norm_grad / layer_norm_gamma_grad (their composed
+     * fallback) */
+    dg_node *gamma = dg_reshape(g, in->x[1], 1, (int64_t[]){5});
+    dg_node *y = dg_layer_norm(g, dg_tanh(g, in->x[0]), gamma, dg_scale(g, gamma, 0.5f), 1,
+                               1e-5f);
+    return weighted_sum(g, dg_tanh(g, y), 18);
+}
+
 static const struct dbl_case dbl_cases[] = {
     {"softmax axis 1", 1, {{3, 5}}, -2, 2, c_softmax},
     {"softmax axis 0", 1, {{4, 3}}, -2, 2, c_softmax_axis0},
@@ -739,6 +750,7 @@ static const struct dbl_case dbl_cases[] = {
     {"dropout", 1, {{3, 4}}, -2, 2, c_dropout},
     {"batch_norm (training) with gamma and beta", 2, {{5, 3}, {1, 3}}, -1.5f, 1.5f,
      c_batch_norm},
+    {"layer_norm with gamma and beta", 2, {{4, 5}, {1, 5}}, -1.5f, 1.5f, c_layer_norm},
 };
 #define N_DBL ((int)(sizeof dbl_cases / sizeof dbl_cases[0]))
 

@@ -165,9 +165,14 @@ static dg_node *image_chain(struct gen *s, dg_node *x)
         h = dg_conv_transpose2d(g, x, new_param(s, 4, (int64_t[]){2, 2, 2, 2}), NULL, &p);
     }
     switch (below(s, 6)) {
-    case 0:
-        h = dg_layer_norm(g, h, NULL, NULL, 2, 1e-5f);
+    case 0: {
+        /* with or without gamma/beta (the fused layer_norm_grad, layer_norm_gamma_grad) */
+        int64_t hw[2] = {h != NULL ? dg_node_dim(h, 2) : 1, h != NULL ? dg_node_dim(h, 3) : 1};
+        bool affine = below(s, 2);
+        h = dg_layer_norm(g, h, affine ? new_param(s, 2, hw) : NULL,
+                          affine ? new_param(s, 2, hw) : NULL, 2, 1e-5f);
         break;
+    }
     case 1: {
         int64_t c = h != NULL ? dg_node_dim(h, 1) : 1;
         h = dg_group_norm(g, h, 2, new_param(s, 1, (int64_t[]){c}),

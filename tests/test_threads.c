@@ -384,6 +384,57 @@ START_TEST(any_thread_count_same_bits)
 }
 END_TEST
 
+/* layer_norm forward and its fused backward (layer_norm_grad, layer_norm_gamma_grad):
+ * bitwise equal at 1 and 2 threads, on rows enough to split (gamma's blocks included). */
+START_TEST(layer_norm_same_bits_any_thread_count)
+{
+    enum { ROWS = 1000, A = 3, B = 40, N = ROWS * A * B };
+    float *x = malloc(sizeof(float) * N), *w = malloc(sizeof(float) * N);
+    float *first[4] = {malloc(sizeof(float) * N), malloc(sizeof(float) * N),
+                       malloc(sizeof(float) * A * B), malloc(sizeof(float) * A * B)};
+    ck_assert(x && w && first[0] && first[1] && first[2] && first[3]);
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 21);
+    dg_test_fill_uniform(&rng, x, N, -3.0f, 5.0f);
+    dg_test_fill_uniform(&rng, w, N, -1.0f, 1.0f);
+    dg_graph *g = dg_graph_new();
+    dg_node *xi = dg_input(g, "x", 3, (int64_t[]){ROWS, A, B});
+    dg_node *wi = dg_input(g, "w", 3, (int64_t[]){ROWS, A, B});
+    dg_node *gamma = dg_param(g, "gamma", 2, (int64_t[]){A, B});
+    dg_node *beta = dg_param(g, "beta", 2, (int64_t[]){A, B});
+    ck_assert(gamma && beta);
+    dg_test_fill_uniform(&rng, dg_param_data(gamma), A * B, 0.5f, 1.5f);
+    dg_test_fill_uniform(&rng, dg_param_data(beta), A * B, -0.5f, 0.5f);
+    dg_node *y = dg_layer_norm(g, xi, gamma, beta, 2, 1e-5f);
+    dg_node *loss = dg_sum(g, dg_mul(g, y, wi), 0, NULL, false);
+    dg_node *wrt[3] = {xi, gamma, beta}, *grads[3];
+    ck_assert_int_eq(dg_grad(g, loss, 3, wrt, grads), DG_OK);
+    dg_node *outs[4] = {y, grads[0], grads[1], grads[2]};
+    const int64_t sizes[4] = {N, N, A * B, A * B};
+    for (int threads = 1; threads <= 2; threads++) {
+        dg_plan *p = dg_compile(g, 4, outs);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(dg_plan_set_threads(p, threads), DG_OK);
+        ck_assert_int_eq(dg_feed(p, xi, x), DG_OK);
+        ck_assert_int_eq(dg_feed(p, wi, w), DG_OK);
+        ck_assert_int_eq(dg_run(p), DG_OK);
+        for (int k = 0; k < 4; k++) {
+            if (threads == 1)
+                memcpy(first[k], dg_data(p, outs[k]), sizeof(float) * sizes[k]);
+            else
+                ck_assert_msg(memcmp(first[k], dg_data(p, outs[k]),
+                                     sizeof(float) * sizes[k]) == 0, "output %d differs", k);
+        }
+        dg_plan_free(p);
+    }
+    dg_graph_free(g);
+    free(x);
+    free(w);
+    for (int k = 0; k < 4; k++)
+        free(first[k]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("threads");
@@ -391,6 +442,7 @@ static Suite *suite(void)
     tcase_add_test(tc, thread_count_settings);
     tcase_add_test(tc, same_threads_same_bits);
     tcase_add_test(tc, any_thread_count_same_bits);
+    tcase_add_test(tc, layer_norm_same_bits_any_thread_count);
     suite_add_tcase(s, tc);
     TCase *policy = tcase_create("policy");
     tcase_add_test(policy, policy_fixed);

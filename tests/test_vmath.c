@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "simd/dropout_hash.h"
+#include "dg_config.h"
+#include "simd/norm_rows.h"
 #include "simd/vmath.h"
 #include "test_util.h"
 
@@ -434,6 +436,61 @@ START_TEST(test_dropout_mask_bitwise)
 }
 END_TEST
 
+/* Layer norm's row kernels (simd/norm_rows.h): the AVX-512 path gives the portable path's
+ * bits (statistics, dx, the forward row, gamma's row sum), for row lengths around every lane and block boundary, with and
+ * without gamma, on offset rows too. */
+START_TEST(test_norm_rows_paths_agree)
+{
+#if DG_X86_64
+    if (dg__isa_supported() < DG_ISA_AVX512)
+        return;
+    const int64_t lengths[] = {1, 3, 15, 16, 17, 31, 32, 33, 47, 128, 129, 200, 1023, 1024,
+                               1025, 2100};
+    enum { MAX_N = 2100 };
+    float *x = malloc(sizeof(float) * MAX_N), *g = malloc(sizeof(float) * MAX_N);
+    float *gamma = malloc(sizeof(float) * MAX_N);
+    float *dx_generic = malloc(sizeof(float) * MAX_N), *dx_avx = malloc(sizeof(float) * MAX_N);
+    ck_assert(x && g && gamma && dx_generic && dx_avx);
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 77);
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        const int64_t n = lengths[li];
+        for (int variant = 0; variant < 2; variant++) {
+            const float offset = variant ? 90.0f : 0.0f;
+            dg_test_fill_uniform(&rng, x, n, offset - 2.0f, offset + 3.0f);
+            dg_test_fill_uniform(&rng, g, n, -1.0f, 1.0f);
+            dg_test_fill_uniform(&rng, gamma, n, 0.5f, 1.5f);
+            double m1, r1, m2, r2;
+            dg__norm_rows_generic.stats(x, n, 1e-5f, &m1, &r1);
+            dg__norm_rows_avx512.stats(x, n, 1e-5f, &m2, &r2);
+            ck_assert_msg(memcmp(&m1, &m2, sizeof m1) == 0 && memcmp(&r1, &r2, sizeof r1) == 0,
+                          "n = %lld: stats differ (%.17g %.17g vs %.17g %.17g)", (long long)n,
+                          m1, r1, m2, r2);
+            const float *gm = variant ? NULL : gamma;
+            dg__norm_rows_generic.dx_row(x, g, gm, n, 1e-5f, dx_generic);
+            dg__norm_rows_avx512.dx_row(x, g, gm, n, 1e-5f, dx_avx);
+            ck_assert_msg(memcmp(dx_generic, dx_avx, sizeof(float) * (size_t)n) == 0,
+                          "n = %lld, gamma %s: dx differs", (long long)n, gm ? "yes" : "no");
+            dg__norm_rows_generic.forward_row(x, gm, gm != NULL ? g : NULL, n, 1e-5f, dx_generic);
+            dg__norm_rows_avx512.forward_row(x, gm, gm != NULL ? g : NULL, n, 1e-5f, dx_avx);
+            ck_assert_msg(memcmp(dx_generic, dx_avx, sizeof(float) * (size_t)n) == 0,
+                          "n = %lld, gamma %s: forward differs", (long long)n, gm ? "yes" : "no");
+            memcpy(dx_avx, dx_generic, sizeof(float) * (size_t)n); /* the same accumulator */
+            dg__norm_rows_generic.gamma_row(x, g, n, 1e-5f, dx_generic);
+            dg__norm_rows_avx512.gamma_row(x, g, n, 1e-5f, dx_avx);
+            ck_assert_msg(memcmp(dx_generic, dx_avx, sizeof(float) * (size_t)n) == 0,
+                          "n = %lld: gamma's row sum differs", (long long)n);
+        }
+    }
+    free(x);
+    free(g);
+    free(gamma);
+    free(dx_generic);
+    free(dx_avx);
+#endif
+}
+END_TEST
+
 static Suite *vmath_suite(void)
 {
     Suite *s = suite_create("vmath");
@@ -443,6 +500,7 @@ static Suite *vmath_suite(void)
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_tails_bitwise);
     tcase_add_test(tc, test_dropout_mask_bitwise);
+    tcase_add_test(tc, test_norm_rows_paths_agree);
     tcase_add_loop_test(tc, test_unary_accuracy, 0, N_UNARY);
     tcase_add_loop_test(tc, test_binary_accuracy, 0, N_BINARY);
     suite_add_tcase(s, tc);

@@ -37,15 +37,20 @@ dg_node *dg__unbroadcast_operand(dg_graph *g, dg_node *grad, dg_node *node, int 
     if (!same_shape_now(dg__node_shape(grad), ls) || ls->ndim != out->ndim)
         return sum_to(g, grad, like);
     /* like's shape can come apart from the output's only along an axis where like changes
-     * with the batch while another operand, of size > 1 there, does not follow it. */
+     * with the batch while another operand, of size > 1 there, does not follow it (one that
+     * changes along the same axis has like's size there in every plan: two sizes > 1
+     * broadcast only when equal). So the residual add of two batch-shaped operands needs no
+     * sum_to (a copy of the whole gradient, 17 of them per GPT step). */
     uint32_t changing = dg__node_dynamic_axes(like);
     for (int j = 0; j < out->ndim; j++) {
         if (!(changing & (1u << j)))
             continue;
         for (int o = 0; dg__input(node, o) != NULL; o++) {
-            const struct dg_shape *os = dg__node_shape(dg__input(node, o));
+            dg_node *other = dg__input(node, o);
+            const struct dg_shape *os = dg__node_shape(other);
             int axis = j - (out->ndim - os->ndim);
-            if (o != k && axis >= 0 && os->dim[axis] != 1)
+            if (o != k && axis >= 0 && os->dim[axis] != 1 &&
+                !(dg__node_dynamic_axes(other) & (1u << axis)))
                 return sum_to(g, grad, like);
         }
     }

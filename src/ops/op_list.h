@@ -92,9 +92,11 @@ DG_OP(avg_pool2d)
 DG_OP(avg_pool2d_grad)
 DG_OP(adaptive_avg_pool2d)
 DG_OP(adaptive_avg_pool2d_grad)
-/* layer and group normalisation: norm.c */
+/* layer and group normalisation: norm.c; layer norm's fused gradients: norm_grad.c */
 DG_OP(layer_norm)
 DG_OP(group_norm)
+DG_OP(layer_norm_grad)
+DG_OP(layer_norm_gamma_grad)
 /* padding and nearest upsampling: pad.c */
 DG_OP(pad2d)
 DG_OP(pad2d_grad)

@@ -56,6 +56,24 @@ def bn_gamma_grad(x, rm, rv, k, g):
     return torch.autograd.grad(y, gamma, g, create_graph=True)[0]
 
 
+def ln_grad(n_axes):
+    """dx of layer_norm (without beta) for upstream g, differentiable again (create_graph)."""
+    def fn(x, g, gamma=None):
+        y = F.layer_norm(x, x.shape[x.dim() - n_axes:], gamma, None, 1e-5)
+        return torch.autograd.grad(y, x, g, create_graph=True)[0]
+    return fn
+
+
+def ln_gamma_grad(n_axes):
+    """dgamma of layer_norm = sum of g x^ over the rows: the gradient at gamma = 1."""
+    def fn(x, g):
+        shape = x.shape[x.dim() - n_axes:]
+        gamma = torch.ones(shape, dtype=x.dtype, requires_grad=True)
+        y = F.layer_norm(x, shape, gamma, None, 1e-5)
+        return torch.autograd.grad(y, gamma, g, create_graph=True)[0]
+    return fn
+
+
 def key(training):
     return Spec([3], dtype="i32", values=[7, 3, 1 if training else 0])
 
@@ -100,6 +118,20 @@ CASES = [
     # a row with a large offset: the mean is subtracted before the variance is taken
     Case("layer_norm_offset", "layer_norm", [Spec([2, 7], lo=90.0, hi=94.0), Spec([7]),
                                              Spec([7])], layer(1)),
+    Case("ln_grad_last", "layer_norm_grad", [Spec([3, 5]), Spec([3, 5]), Spec([5])],
+         ln_grad(1)),
+    # 20 elements a row: the 16 float lanes and a tail
+    Case("ln_grad_two_axes", "layer_norm_grad",
+         [Spec([3, 4, 5]), Spec([3, 4, 5]), Spec([4, 5])], ln_grad(2)),
+    Case("ln_grad_plain", "layer_norm_grad", [Spec([4, 6]), Spec([4, 6])], ln_grad(1)),
+    Case("ln_grad_offset", "layer_norm_grad",
+         [Spec([2, 7], lo=90.0, hi=94.0), Spec([2, 7]), Spec([7])], ln_grad(1)),
+    Case("ln_gamma_grad_last", "layer_norm_gamma_grad", [Spec([3, 5]), Spec([3, 5])],
+         ln_gamma_grad(1)),
+    Case("ln_gamma_grad_two_axes", "layer_norm_gamma_grad",
+         [Spec([2, 3, 4, 5]), Spec([2, 3, 4, 5])], ln_gamma_grad(2)),
+    Case("ln_gamma_grad_all", "layer_norm_gamma_grad", [Spec([3, 6]), Spec([3, 6])],
+         ln_gamma_grad(2)),
     Case("group_norm_basic", "group_norm", [Spec([2, 4, 3, 3]), Spec([4]), Spec([4])],
          group(2)),
     Case("group_norm_one_group", "group_norm", [Spec([2, 3, 2, 3]), Spec([3]), Spec([3])],

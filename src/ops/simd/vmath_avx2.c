@@ -48,8 +48,9 @@ static inline vmask v_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 static inline vf v_select(vmask m, vf t, vf f) { return _mm256_blendv_ps(f, t, m); }
 static inline vf v_keep(vmask m, vf a) { return _mm256_and_ps(m, a); }
 static inline vf v_sqrt(vf a) { return _mm256_sqrt_ps(a); }
-/* m (p(u) / q(u) + k u) in double, rounded once to float; as in vmath_avx512.c (two halves
- * of 4 lanes). */
+/* m (p(u) / q(u) + k u) in double, rounded once to float (two halves of 4 lanes): gelu's Mills
+ * ratio, where AVX-512 uses a table (vmath_kernels.h; a gather here was 2.7x slower). */
+#define DG_VMATH_HAVE_LOOKUP32 0
 static inline __m256d ratio_half(__m256d u, __m256d m, __m256d k, const double *p, int np,
                                   const double *q, int nq)
 {

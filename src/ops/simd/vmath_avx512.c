@@ -11,7 +11,7 @@
  *   log   SLEEF logf u10 (0.5 ulp, 1.9 Gelem/s): u35 is 2.4x faster but 2.2 ulp near x = 1,
  *         where losses evaluate log(p) of confident predictions; libmvec logf is 3.9 ulp there.
  *   sqrt  vsqrtps: correctly rounded.
- *   gelu, gelu': no library erfc (vmath_kernels.h: an inline exp and a rational fit in double).
+ *   gelu, gelu': no library erfc (vmath_kernels.h: an inline exp and a piecewise polynomial in float).
  *   tanh, erfc, log1p: libmvec (glibc >= 2.35) when the build finds it: tanhf 1.4 ulp at
  *         2.5 Gelem/s against SLEEF u35 2.6 ulp / 2.0, erfcf (bench only) 1.6 ulp at 1.0 against SLEEF
  *         u15 at 0.33, log1pf 1.2 ulp at 2.5 against SLEEF u10 at 1.4. Without libmvec: SLEEF.
@@ -54,33 +54,17 @@ static inline vmask v_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_O
 static inline vf v_select(vmask m, vf t, vf f) { return _mm512_mask_blend_ps(m, f, t); }
 static inline vf v_keep(vmask m, vf a) { return _mm512_maskz_mov_ps(m, a); }
 static inline vf v_sqrt(vf a) { return _mm512_sqrt_ps(a); }
-/* m (p(u) / q(u) + k u) for coefficient arrays p, q (highest degree first), evaluated in
- * double in two halves of 8 lanes and rounded once to float: a rational fit in float Horner would add
- * about 2 ulp of rounding (gelu's Mills ratio, vmath_kernels.h). */
-static inline __m512d ratio_half(__m512d u, __m512d m, __m512d k, const double *p, int np,
-                                  const double *q, int nq)
+/* 32-entry tables (gelu's Mills ratio, vmath_kernels.h) */
+#define DG_VMATH_HAVE_LOOKUP32 1
+typedef __m512i vi;
+static inline vi v_index32(vf v)
 {
-    __m512d a = _mm512_set1_pd(p[0]), b = _mm512_set1_pd(q[0]);
-    for (int i = 1; i < np; i++)
-        a = _mm512_fmadd_pd(a, u, _mm512_set1_pd(p[i]));
-    for (int i = 1; i < nq; i++)
-        b = _mm512_fmadd_pd(b, u, _mm512_set1_pd(q[i]));
-    a = _mm512_div_pd(a, b);
-    a = _mm512_fmadd_pd(k, u, a);
-    return _mm512_mul_pd(a, m);
+    return _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(v), 20), _mm512_set1_epi32(31));
 }
-static inline vf v_ratio_f64(vf u, vf m, vf k, const double *p, int np, const double *q,
-                             int nq)
+/* two-register permute: 32 entries, every index in range */
+static inline vf v_lookup32(const float *table, vi i)
 {
-    __m512d ulo = _mm512_cvtps_pd(_mm512_castps512_ps256(u));
-    __m512d uhi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(u, 1));
-    __m512d mlo = _mm512_cvtps_pd(_mm512_castps512_ps256(m));
-    __m512d mhi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(m, 1));
-    __m512d klo = _mm512_cvtps_pd(_mm512_castps512_ps256(k));
-    __m512d khi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(k, 1));
-    __m256 rlo = _mm512_cvtpd_ps(ratio_half(ulo, mlo, klo, p, np, q, nq));
-    __m256 rhi = _mm512_cvtpd_ps(ratio_half(uhi, mhi, khi, p, np, q, nq));
-    return _mm512_insertf32x8(_mm512_castps256_ps512(rlo), rhi, 1);
+    return _mm512_permutex2var_ps(_mm512_load_ps(table), i, _mm512_load_ps(table + 16));
 }
 /* e^x inline rather than a SLEEF call: an opaque call makes the compiler spill every live
  * vector and mask around it (all zmm are caller-saved), which cost sigmoid a quarter of its
