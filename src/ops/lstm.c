@@ -35,12 +35,16 @@
  * dW_hh = sum_t d a_t^T h_{t-1} is left to lstm_seq's backward rule: ONE GEMM over all B*T
  * rows, as is dW_ih through the caller's input projection.
  *
- * Threads: batch rows never interact, so where each thread's block of rows still makes GEMMs
- * on dg__sgemm's packed path, each thread runs the whole recurrence on its rows (no barrier
- * per step); otherwise each step's GEMM is split by dg__sgemm and the gates by rows. Every
- * element is computed by the same code whatever the split (the packed GEMM path's value of
- * an element does not depend on the rows around it, and dg__sgemm is bitwise independent of
- * its thread count), so results are identical at any thread count.
+ * The per-step GEMMs multiply by the same W_hh at every step: each op packs it once per run
+ * (into its workspace) and runs the steps through dg__sgemm_packed_b (gemm_prepacked.c),
+ * which packs only the step's few rows of h (or d a).
+ *
+ * Threads: batch rows never interact, so where each thread's block of rows is large enough
+ * to pay, each thread runs the whole recurrence on its rows (no barrier per step); otherwise
+ * each step's GEMM is split along its columns and the gates by rows. Every element is
+ * computed by the same code whatever the split (the prepacked GEMM's value of an element
+ * does not depend on the rows or columns around it, nor on the thread count), so results
+ * are identical at any thread count.
  * Second derivatives: lstm_seq_grad's own backward rule (lstm_grad2.c) builds this formula
  * from ordinary ops on fresh proxies of its inputs and differentiates that (first order
  * stays on these kernels).
@@ -111,11 +115,42 @@ static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, 
     return DG_OK;
 }
 
+static int64_t round16(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+/* The recurrent weight packed once per run for the per-step GEMMs (gemm_prepacked.c), then
+ * the scratch those GEMMs pack their rows of A into: the workspace's tail, after `head`
+ * floats of the op's own. op(B) is k x n. */
+struct packed_weight {
+    struct dg__gemm_packed_b b;
+    float *a_scratch;
+    int64_t a_floats; /* scratch floats of one single-threaded part */
+};
+
+static int64_t packed_weight_floats(int64_t batch, int64_t k, int64_t n, int n_threads)
+{
+    return round16(dg__gemm_packed_b_floats(k, n)) +
+           dg__gemm_packed_a_floats(batch, k, n_threads);
+}
+
+static struct packed_weight pack_weight(float *ws, int64_t head, bool transpose, int64_t batch,
+                                        int64_t k, int64_t n, const float *w, int64_t ldw)
+{
+    struct packed_weight pw;
+    float *packed = ws + round16(head);
+    dg__gemm_pack_b_once(transpose, k, n, w, ldw, packed, &pw.b);
+    pw.a_scratch = packed + round16(dg__gemm_packed_b_floats(k, n));
+    pw.a_floats = dg__gemm_packed_a_floats(batch, k, 1);
+    return pw;
+}
+
 static size_t lstm_seq_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, const struct dg_shape *out,
                                  int n_threads)
 {
-    return (size_t)in[0].dim[0] * (size_t)in[0].dim[2] * sizeof(float); /* h W_hh^T [B,4H] */
+    const int64_t B = in[0].dim[0], H = in[1].dim[1];
+    /* h W_hh^T [B,4H], then W_hh^T packed and the rows' scratch */
+    return (size_t)(round16(B * 4 * H) + packed_weight_floats(B, H, 4 * H, n_threads)) *
+           sizeof(float);
 }
 
 /* One step of the forward pointwise part for rows [b0, b1): the gates from xw_t + hw (hw NULL:
@@ -168,18 +203,18 @@ static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hi
     return threads < batch ? threads : (int)batch;
 }
 
-/* Rows of a part below which a per-step GEMM could leave dg__sgemm's packed path (gemm.c: at
- * most DG__GEMM_SMALL_M = 4 rows, or at most 64^3 multiply-adds, take other kernels, which
- * sum in another order), with a margin. */
+/* Rows (and multiply-adds per step) of a part below which a block split does not pay: the
+ * micro-kernel pads a part's rows to its tile height, and thread start-up and the other
+ * thread's packing of the same step would cost more than the block saves. (Correctness does
+ * not depend on them: the prepacked GEMM gives every split the same bits.) */
 enum { PART_MIN_ROWS = 8 };
 #define PART_MIN_MACS ((int64_t)2 * 64 * 64 * 64)
 
 /* Batch rows never interact, so with several threads each takes a contiguous block of rows
  * and runs the whole recurrence on it alone: no barrier per step (a per-step split of the
  * GEMM and the gates costs two fork/joins per step, which a busy machine turns into
- * milliseconds). Only where every part's GEMMs stay on the packed path as the whole batch's
- * do, whose value of an element does not depend on the rows around it: so the result is
- * bitwise the one of a single thread. 1 (split each step instead) otherwise. */
+ * milliseconds). Only where each part is large enough (PART_MIN_ROWS, PART_MIN_MACS); the
+ * result is bitwise the one of a single thread either way. 1 (split each step) otherwise. */
 static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
 {
     int64_t parts = ctx->n_threads;
@@ -191,22 +226,25 @@ static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hid
 }
 
 struct forward_job {
-    const float *xw, *w_hh, *bias, *h0, *c0;
+    const float *xw, *bias, *h0, *c0;
+    const struct packed_weight *w_hh; /* W_hh^T packed */
     float *y, *hw;
     int64_t B, T, H;
 };
 
-/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads, gates on point_threads. */
+/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads (packing rows into
+ * a_scratch), gates on point_threads. */
 static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
-                          int gemm_threads, int point_threads)
+                          int gemm_threads, int point_threads, float *a_scratch)
 {
     const int64_t T = job->T, H = job->H;
     for (int64_t t = 0; t < T; t++) {
         const float *h_prev = t > 0 ? job->y + (b0 * T + t - 1) * 6 * H
                               : job->h0 != NULL ? job->h0 + b0 * H : NULL;
         if (h_prev != NULL)
-            dg__sgemm(false, true, b1 - b0, 4 * H, H, 1.0f, h_prev, t > 0 ? T * 6 * H : H,
-                      job->w_hh, H, 0.0f, job->hw + b0 * 4 * H, 4 * H, gemm_threads);
+            dg__sgemm_packed_b(false, b1 - b0, 1.0f, h_prev, t > 0 ? T * 6 * H : H,
+                               &job->w_hh->b, 0.0f, job->hw + b0 * 4 * H, 4 * H, a_scratch,
+                               gemm_threads);
         struct forward_step step = {job->xw, h_prev != NULL ? job->hw : NULL, job->bias,
                                     job->c0, job->y, T, H, t};
         if (point_threads <= 1) {
@@ -226,19 +264,23 @@ static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int
 {
     const struct lstm_attrs *a = lstm_attrs(attrs);
     const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
+    float *ws = ctx->workspace;
+    const struct packed_weight w_hh = pack_weight(ws, B * 4 * H, true, B, H, 4 * H,
+                                                  in[1].data, H);
     const struct forward_job job = {
-        in[0].data, in[1].data, a->has_bias ? in[2].data : NULL,
+        in[0].data, a->has_bias ? in[2].data : NULL,
         a->has_h0 ? in[h0_index(a)].data : NULL, a->has_c0 ? in[c0_index(a)].data : NULL,
-        out->data, ctx->workspace, B, T, H,
+        &w_hh, out->data, ws, B, T, H,
     };
     const int parts = batch_parts(ctx, B, H);
     if (parts <= 1) {
-        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
+        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H), w_hh.a_scratch);
         return;
     }
 #pragma omp parallel for num_threads(parts) schedule(static)
     for (int part = 0; part < parts; part++)
-        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1);
+        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1,
+                      w_hh.a_scratch + part * w_hh.a_floats);
 }
 
 static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0,
@@ -363,8 +405,11 @@ static size_t lstm_seq_grad_workspace(const struct dg_op_def *def, const void *a
                                       int n_inputs, const struct dg_shape *in,
                                       const struct dg_shape *out, int n_threads)
 {
-    /* dh and dc carried between steps, tanh(c_t): [B,H] each; a zero row standing for c0 */
-    return (3 * (size_t)in[1].dim[0] + 1) * (size_t)in[2].dim[1] * sizeof(float);
+    /* dh and dc carried between steps, tanh(c_t): [B,H] each; a zero row standing for c0;
+     * then W_hh packed and the rows' scratch */
+    const int64_t B = in[1].dim[0], H = in[2].dim[1];
+    return (size_t)(round16((3 * B + 1) * H) + packed_weight_floats(B, 4 * H, H, n_threads)) *
+           sizeof(float);
 }
 
 struct backward_step {
@@ -404,8 +449,9 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 }
 
 /* The backward recurrence over rows [b0, b1) (see forward_range). */
-static void backward_range(const struct backward_step *proto, const float *w_hh, int64_t b0,
-                           int64_t b1, int gemm_threads, int point_threads)
+static void backward_range(const struct backward_step *proto, const struct packed_weight *w_hh,
+                           int64_t b0, int64_t b1, int gemm_threads, int point_threads,
+                           float *a_scratch)
 {
     struct backward_step step = *proto;
     const int64_t T = step.T, H = step.H, rows = step.rows;
@@ -421,8 +467,9 @@ static void backward_range(const struct backward_step *proto, const float *w_hh,
         }
         /* dh_{t-1} = d a_t W_hh (at t = 0: dh0, wanted only with the state row) */
         if (t > 0 || rows > T)
-            dg__sgemm(false, false, b1 - b0, H, 4 * H, 1.0f, step.d + (b0 * rows + t) * 4 * H,
-                      rows * 4 * H, w_hh, H, 0.0f, step.dh + b0 * H, H, gemm_threads);
+            dg__sgemm_packed_b(false, b1 - b0, 1.0f, step.d + (b0 * rows + t) * 4 * H,
+                               rows * 4 * H, &w_hh->b, 0.0f, step.dh + b0 * H, H, a_scratch,
+                               gemm_threads);
     }
 }
 
@@ -432,8 +479,9 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
 {
     const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
     const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
-    const float *w_hh = in[2].data;
     float *ws = ctx->workspace, *d = out->data;
+    const struct packed_weight w_hh = pack_weight(ws, (3 * B + 1) * H, false, B, 4 * H, H,
+                                                  in[2].data, H);
     const struct backward_step step = {
         in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
         ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0,
@@ -442,11 +490,13 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
     memset(ws + 3 * B * H, 0, (size_t)H * sizeof *ws);
     const int parts = batch_parts(ctx, B, H);
     if (parts <= 1) {
-        backward_range(&step, w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
+        backward_range(&step, &w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H),
+                       w_hh.a_scratch);
     } else {
 #pragma omp parallel for num_threads(parts) schedule(static)
         for (int part = 0; part < parts; part++)
-            backward_range(&step, w_hh, B * part / parts, B * (part + 1) / parts, 1, 1);
+            backward_range(&step, &w_hh, B * part / parts, B * (part + 1) / parts, 1, 1,
+                           w_hh.a_scratch + part * w_hh.a_floats);
     }
     for (int64_t b = 0; rows > T && b < B; b++) {
         float *row = d + (b * rows + T) * 4 * H;
