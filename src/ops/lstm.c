@@ -20,6 +20,11 @@
  *
  *   lstm_seq_grad(gy [B,T,6H], y [B,T,6H], w_hh [4H,H] [, c0 [B,H]]) -> [B,T(+1),4H]
  *
+ * gy may also be [B,T,H]: the gradient of the h part alone, the others zero. That is the
+ * usual case (a layer's output is the slice [0, H) of y, whose backward pads dh with zeros
+ * to [B,T,6H]); lstm_seq's rule then hands dh over directly, so that neither the padded
+ * copy is made nor its zeros read.
+ *
  * Rows t < T hold d a_t (the gradient of xw_t: the pre-activations); with the attribute
  * with_state, an extra row T holds [dh0 | dc0 | 0 | 0] (only built when a gradient of h0 or c0
  * is wanted, so that the usual case needs no slice copy of d xw). It walks the steps backwards with dh, dc carried from step t+1
@@ -296,6 +301,19 @@ static dg_node *flat(dg_graph *g, dg_node *x, int64_t width)
     return dg_reshape(g, x, 2, (int64_t[]){-1, width});
 }
 
+/* What lstm_seq_grad needs of the gradient of y: dh [B,T,H] where grad is exactly dh padded
+ * with zeros to y's shape (the backward of the slice [0, H) of the last axis of y, when that
+ * slice is y's only consumer on the way to the loss: the pad node is then left unused and
+ * dg_compile prunes it), else grad itself. */
+static dg_node *gradient_of_output(dg_node *node, dg_node *grad, int64_t H)
+{
+    if (grad == NULL || dg__node_def(grad) != &dg_op_pad_slice || dg__input(grad, 1) != node)
+        return grad;
+    const struct dg_slice_attrs *range = dg__attrs(grad);
+    return range->axis == 2 && range->start == 0 && range->end == H ? dg__input(grad, 0)
+                                                                     : grad;
+}
+
 /* d xw = rows [0,T) of lstm_seq_grad, d bias their sum over B and T; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
  * GEMM over all B*T rows, h_prev = [h0 (or zeros), h_0 .. h_{T-2}] along time. */
 static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
@@ -308,7 +326,7 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
     const bool with_state = (h0 && dg__grad_needed(ctx, h0_index(a))) ||
                             (c0 && dg__grad_needed(ctx, c0_index(a)));
-    dg_node *d = make_grad(g, grad, node, w_hh, c0, with_state);
+    dg_node *d = make_grad(g, gradient_of_output(node, grad, H), node, w_hh, c0, with_state);
     dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
     gin[0] = d_pre;
     if (a->has_bias && dg__grad_needed(ctx, 2))
@@ -382,12 +400,14 @@ static dg_status lstm_seq_grad_infer(const struct dg_op_def *def, const void *at
                                "w_hh, then c0 when given; got %d inputs", n_inputs);
     bool ok = is_f32(&in[0], 3) && is_f32(&in[1], 3) && is_f32(&in[2], 2) &&
               in[2].dim[1] > 0 && in[2].dim[0] == 4 * in[2].dim[1] &&
-              in[1].dim[2] == 6 * in[2].dim[1];
-    for (int d = 0; ok && d < 3; d++)
+              in[1].dim[2] == 6 * in[2].dim[1] &&
+              (in[0].dim[2] == in[1].dim[2] || in[0].dim[2] == in[2].dim[1]);
+    for (int d = 0; ok && d < 2; d++)
         ok = in[0].dim[d] == in[1].dim[d];
     if (!ok)
-        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: gy and y must be float32 "
-                               "[B,T,6H] and w_hh [4H,H], got %s, %s and %s",
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: gy must be float32 "
+                               "[B,T,6H] (or [B,T,H]: h's part alone), y [B,T,6H] and w_hh "
+                               "[4H,H], got %s, %s and %s",
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[2], s2, sizeof s2));
@@ -417,19 +437,41 @@ struct backward_step {
     float *d, *dh, *dc, *tc; /* d: the output; dh, dc (zeros at first), tc: [B,H] workspace */
     const float *zeros;      /* H zeros: c_{-1} without c0 */
     int64_t T, rows, H, t;  /* rows: d's rows per batch entry (T or T + 1) */
+    int64_t gy_width;       /* 6H, or H: gy holds the h part only */
 };
+
+/* backward_rows' formula where gy holds the h part only (its other parts zero). */
+static void backward_row_h_only(const float *gy, const float *row, const float *c_prev,
+                                const float *tc, float *d, float *dh, float *dc, int64_t H)
+{
+    const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        float dh_j = gy[j] + dh[j];
+        float dc_j = dc[j] + dh_j * o[j] * (1.0f - tc[j] * tc[j]);
+        d[j] = dc_j * g[j] * i[j] * (1.0f - i[j]);
+        d[H + j] = dc_j * c_prev[j] * f[j] * (1.0f - f[j]);
+        d[2 * H + j] = dc_j * i[j] * (1.0f - g[j] * g[j]);
+        d[3 * H + j] = dh_j * tc[j] * o[j] * (1.0f - o[j]);
+        dc[j] = dc_j * f[j];
+    }
+}
 
 static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 {
     const struct dg_vmath *vm = dg__vmath();
     const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
-        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
+        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * s->gy_width;
         const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : s->zeros;
         const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
         float *d = s->d + (b * s->rows + t) * 4 * H;
         float *dh = s->dh + b * H, *dc = s->dc + b * H, *tc = s->tc + b * H;
         vm->tanh(row + H, tc, H);
+        if (s->gy_width == H) {
+            backward_row_h_only(gy, row, c_prev, tc, d, dh, dc, H);
+            continue;
+        }
 #pragma omp simd
         for (int64_t j = 0; j < H; j++) {
             float dh_j = gy[j] + dh[j];
@@ -484,7 +526,7 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
                                                   in[2].data, H);
     const struct backward_step step = {
         in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0,
+        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0, in[0].shape.dim[2],
     };
     memset(ws, 0, (size_t)(2 * B * H) * sizeof *ws);
     memset(ws + 3 * B * H, 0, (size_t)H * sizeof *ws);
