@@ -153,18 +153,35 @@ static size_t lstm_seq_workspace(const struct dg_op_def *def, const void *attrs,
                                  int n_threads)
 {
     const int64_t B = in[0].dim[0], H = in[1].dim[1];
-    /* h W_hh^T [B,4H], then W_hh^T packed and the rows' scratch */
-    return (size_t)(round16(B * 4 * H) + packed_weight_floats(B, H, 4 * H, n_threads)) *
-           sizeof(float);
+    /* W_hh^T packed and the rows' scratch (the step's GEMM adds straight into y's gates) */
+    return (size_t)packed_weight_floats(B, H, 4 * H, n_threads) * sizeof(float);
 }
 
-/* One step of the forward pointwise part for rows [b0, b1): the gates from xw_t + hw (hw NULL:
- * no recurrent term), then c and h, written into y's rows at t. */
+/* The forward pointwise part of step t for rows [b0, b1): y's gate slots at t hold the
+ * pre-activations (xw_t + bias, plus h_{t-1} W_hh^T added by the step's GEMM); the gates,
+ * then c and h, are written over and into y's rows at t, and the gate slots at t + 1 get
+ * xw_{t+1} + bias, ready for the next step's GEMM. */
 struct forward_step {
-    const float *xw, *hw, *bias, *c0; /* hw, bias, c0: NULL when absent */
+    const float *xw, *bias, *c0; /* bias, c0: NULL when absent */
     float *y;
     int64_t T, H, t;
 };
+
+/* y's gate slots at step t = xw_t + bias for rows [b0, b1). */
+static void preactivation_rows(const struct forward_step *s, int64_t t, int64_t b0,
+                               int64_t b1)
+{
+    const struct dg_vmath *vm = dg__vmath();
+    const int64_t H = s->H, T = s->T;
+    for (int64_t b = b0; b < b1; b++) {
+        float *gates = s->y + (b * T + t) * 6 * H + 2 * H;
+        const float *x = s->xw + (b * T + t) * 4 * H;
+        if (s->bias != NULL)
+            vm->add(x, s->bias, gates, 4 * H);
+        else
+            memcpy(gates, x, (size_t)(4 * H) * sizeof *gates);
+    }
+}
 
 static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
 {
@@ -173,13 +190,6 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
     for (int64_t b = b0; b < b1; b++) {
         float *row = s->y + (b * T + t) * P;
         float *gates = row + 2 * H;
-        const float *x = s->xw + (b * T + t) * 4 * H;
-        if (s->hw != NULL)
-            vm->add(x, s->hw + b * 4 * H, gates, 4 * H);
-        else
-            memcpy(gates, x, (size_t)(4 * H) * sizeof *gates);
-        if (s->bias != NULL)
-            vm->add(gates, s->bias, gates, 4 * H);
         vm->sigmoid(gates, gates, 2 * H);         /* i, f */
         vm->tanh(gates + 2 * H, gates + 2 * H, H); /* g */
         vm->sigmoid(gates + 3 * H, gates + 3 * H, H); /* o */
@@ -198,6 +208,8 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
         vm->tanh(c, h, H);
         vm->mul(o, h, h, H);
     }
+    if (t + 1 < T)
+        preactivation_rows(s, t + 1, b0, b1);
 }
 
 /* Threads for the pointwise part of one step: transcendentals make an element worth several
@@ -233,7 +245,7 @@ static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hid
 struct forward_job {
     const float *xw, *bias, *h0, *c0;
     const struct packed_weight *w_hh; /* W_hh^T packed */
-    float *y, *hw;
+    float *y;
     int64_t B, T, H;
 };
 
@@ -243,15 +255,16 @@ static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
                           int gemm_threads, int point_threads, float *a_scratch)
 {
     const int64_t T = job->T, H = job->H;
+    struct forward_step step = {job->xw, job->bias, job->c0, job->y, T, H, 0};
+    preactivation_rows(&step, 0, b0, b1);
     for (int64_t t = 0; t < T; t++) {
         const float *h_prev = t > 0 ? job->y + (b0 * T + t - 1) * 6 * H
                               : job->h0 != NULL ? job->h0 + b0 * H : NULL;
-        if (h_prev != NULL)
+        if (h_prev != NULL) /* gates += h_{t-1} W_hh^T */
             dg__sgemm_packed_b(false, b1 - b0, 1.0f, h_prev, t > 0 ? T * 6 * H : H,
-                               &job->w_hh->b, 0.0f, job->hw + b0 * 4 * H, 4 * H, a_scratch,
-                               gemm_threads);
-        struct forward_step step = {job->xw, h_prev != NULL ? job->hw : NULL, job->bias,
-                                    job->c0, job->y, T, H, t};
+                               &job->w_hh->b, 1.0f, job->y + (b0 * T + t) * 6 * H + 2 * H,
+                               T * 6 * H, a_scratch, gemm_threads);
+        step.t = t;
         if (point_threads <= 1) {
             forward_rows(&step, b0, b1);
             continue;
@@ -270,12 +283,11 @@ static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int
     const struct lstm_attrs *a = lstm_attrs(attrs);
     const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
     float *ws = ctx->workspace;
-    const struct packed_weight w_hh = pack_weight(ws, B * 4 * H, true, B, H, 4 * H,
-                                                  in[1].data, H);
+    const struct packed_weight w_hh = pack_weight(ws, 0, true, B, H, 4 * H, in[1].data, H);
     const struct forward_job job = {
         in[0].data, a->has_bias ? in[2].data : NULL,
         a->has_h0 ? in[h0_index(a)].data : NULL, a->has_c0 ? in[c0_index(a)].data : NULL,
-        &w_hh, out->data, ws, B, T, H,
+        &w_hh, out->data, B, T, H,
     };
     const int parts = batch_parts(ctx, B, H);
     if (parts <= 1) {
@@ -314,6 +326,23 @@ static dg_node *gradient_of_output(dg_node *node, dg_node *grad, int64_t H)
                                                                      : grad;
 }
 
+/* The h sequence of y, slice [0, H) of its last axis: the layer's own output slice where the
+ * graph has one already (a copy of [B,T,H] saved), else a new one. */
+static dg_node *h_sequence(dg_graph *g, dg_node *node, int64_t H)
+{
+    const int n = dg_graph_node_count(g);
+    for (int i = dg_node_index(node) + 1; i < n; i++) {
+        dg_node *other = dg_graph_node(g, i);
+        if (dg_node_kind_of(other) != DG_NODE_OP || dg__node_def(other) != &dg_op_slice ||
+            dg__input(other, 0) != node)
+            continue;
+        const struct dg_slice_attrs *range = dg__attrs(other);
+        if (range->axis == 2 && range->start == 0 && range->end == H)
+            return other;
+    }
+    return dg_slice(g, node, 2, 0, H);
+}
+
 /* d xw = rows [0,T) of lstm_seq_grad, d bias their sum over B and T; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
  * GEMM over all B*T rows, h_prev = [h0 (or zeros), h_0 .. h_{T-2}] along time. */
 static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
@@ -332,7 +361,7 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     if (a->has_bias && dg__grad_needed(ctx, 2))
         gin[2] = dg_sum(g, d_pre, 2, (int[]){0, 1}, false);
     if (dg__grad_needed(ctx, 1)) {
-        dg_node *h_seq = dg_slice(g, node, 2, 0, H);
+        dg_node *h_seq = h_sequence(g, node, H);
         dg_node *h_prev;
         if (T == 1)
             h_prev = h0 ? dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}) : NULL;
