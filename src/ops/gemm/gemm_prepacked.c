@@ -68,7 +68,12 @@ void dg__gemm_pack_b_once(bool transpose_b, int64_t k, int64_t n, const float *b
     *out = (struct dg__gemm_packed_b){.kernel = kern, .k = k, .n = n, .data = packed};
 }
 
-/* Columns [j0, j1) (multiples of NR, or n) of C for all m rows, op(A) packed into a_packed. */
+/* Columns [j0, j1) (multiples of NR, or n) of C for all m rows. Whole tiles of MR rows go
+ * through the micro-kernel, op(A) packed into a_packed; the rows left over (m mod MR) through
+ * the direct kernel, reading op(A) in place and the packed B panel as a row-major kc x NR
+ * block, so that no tile computes padding rows (12.5% of the work at m = 32 with MR = 12).
+ * Both kernels sum each element over p in order with one FMA per term and write back alike
+ * (gemm_kernel.h), block by block of KC: the same bits whichever kernel computes a row. */
 static void product_columns(const struct dg__gemm_kernel *kern, bool transpose_a, int64_t m,
                             float alpha, const float *a, int64_t lda,
                             const struct dg__gemm_packed_b *b, float beta, float *c,
@@ -82,15 +87,19 @@ static void product_columns(const struct dg__gemm_kernel *kern, bool transpose_a
         const float beta_pc = pc == 0 ? beta : 1.0f;
         const float *b_block = b->data + pc * width;
         for (int64_t ic = 0; ic < m; ic += kern->mc) {
-            const int64_t mc = min64(kern->mc, m - ic);
-            kern->pack_a((int)mr, mc, kc, a + ic * a_row + pc * a_col, a_row, a_col,
-                         a_packed);
+            const int64_t mc = min64(kern->mc, m - ic), whole = mc / mr * mr;
+            const float *a_block = a + ic * a_row + pc * a_col;
+            if (whole > 0)
+                kern->pack_a((int)mr, whole, kc, a_block, a_row, a_col, a_packed);
             for (int64_t jr = j0; jr < j1; jr += nr) {
                 const int n_valid = (int)min64(nr, b->n - jr);
-                for (int64_t ir = 0; ir < mc; ir += mr)
+                for (int64_t ir = 0; ir < whole; ir += mr)
                     kern->micro(kc, a_packed + ir * kc, b_block + jr * kc, alpha, beta_pc,
-                                c + (ic + ir) * ldc + jr, ldc, (int)min64(mr, mc - ir),
-                                n_valid);
+                                c + (ic + ir) * ldc + jr, ldc, (int)mr, n_valid);
+                if (whole < mc)
+                    kern->direct(mc - whole, n_valid, kc, alpha, a_block + whole * a_row,
+                                 a_row, a_col, b_block + jr * kc, nr, beta_pc,
+                                 c + (ic + whole) * ldc + jr, ldc);
             }
         }
     }
