@@ -220,10 +220,10 @@ static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hi
     return threads < batch ? threads : (int)batch;
 }
 
-/* Rows (and multiply-adds per step) of a part below which a block split does not pay: the
- * micro-kernel pads a part's rows to its tile height, and thread start-up and the other
- * thread's packing of the same step would cost more than the block saves. (Correctness does
- * not depend on them: the prepacked GEMM gives every split the same bits.) */
+/* Rows (and multiply-adds per step) of a part below which a block split does not pay: a
+ * part's rows past its last whole micro-tile take the slower direct kernel, and thread
+ * start-up would cost more than the block saves. (Correctness does not depend on them: the
+ * prepacked GEMM gives every split the same bits.) */
 enum { PART_MIN_ROWS = 8 };
 #define PART_MIN_MACS ((int64_t)2 * 64 * 64 * 64)
 
