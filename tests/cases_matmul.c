@@ -42,6 +42,8 @@ const struct dg_op_case dg_cases_matmul[] = {
     {.name = "matmul_bcast_rhs", .op = "matmul", .build = build_nn},
     {.name = "matmul_bcast_rhs_tb", .op = "matmul", .build = build_nt},
     {.name = "matmul_bcast_rhs_ta", .op = "matmul", .build = build_tn},
+    {.name = "matmul_bcast_rhs_4d", .op = "matmul", .build = build_nn},
+    {.name = "matmul_bcast_rhs_4d_tb", .op = "matmul", .build = build_nt},
     {.name = "matmul_bcast_lhs", .op = "matmul", .build = build_nn},
     {.name = "matmul_bcast_size1", .op = "matmul", .build = build_nn},
     {.name = "matmul_bcast_general", .op = "matmul", .build = build_nn},

@@ -471,6 +471,57 @@ START_TEST(no_sum_to_where_shapes_cannot_diverge)
 }
 END_TEST
 
+/* A 2-D weight shared by batched rows, x [B,T,F] x w^T: its gradient is one GEMM over the
+ * B*T rows (no batched product, no sum_to), and stays right when the batch changes:
+ * dw[n][f] = sum over b, t of dy[b,t,n] x[b,t,f], with loss = sum(y * c) so dy = c. */
+START_TEST(shared_weight_gradient_is_one_gemm_at_any_batch)
+{
+    enum { T = 3, F = 4, N = 5 };
+    dg_graph *g = dg_graph_new();
+    dg_node *x = dg_input(g, "x", 3, (int64_t[]){2, T, F});
+    dg_node *w = dg_param(g, "w", 2, (int64_t[]){N, F});
+    dg_node *c = dg_param(g, "c", 1, (int64_t[]){N});
+    dg_node *y = dg_matmul_ex(g, x, w, false, true);
+    dg_node *loss = dg_sum(g, dg_mul(g, y, c), 0, NULL, false);
+    dg_node *dw, *dx;
+    ck_assert_int_eq(dg_grad(g, loss, 1, &w, &dw), DG_OK);
+    ck_assert_int_eq(dg_grad(g, loss, 1, &x, &dx), DG_OK);
+    ck_assert_int_eq(dg_node_ndim(dw), 2);
+    for (int i = 0; i < dg_graph_node_count(g); i++) {
+        const dg_node *n = dg_graph_node(g, i);
+        ck_assert_str_ne(dg_node_op_name(n), "sum_to");
+        if (strcmp(dg_node_op_name(n), "matmul") == 0 && n != y && n != dx)
+            ck_assert_int_eq(dg_node_ndim(n), 2); /* dw: one [N,F] product */
+    }
+    dg_plan *p = dg_compile(g, 2, (dg_node *[]){dw, dx});
+    ck_assert_ptr_nonnull(p);
+    dg_test_rng rng;
+    dg_test_rng_seed(&rng, 5);
+    dg_test_fill_uniform(&rng, dg_param_data(w), N * F, -1, 1);
+    dg_test_fill_uniform(&rng, dg_param_data(c), N, -1, 1);
+    const int64_t batches[] = {2, 7, 1};
+    for (int r = 0; r < 3; r++) {
+        int64_t batch = batches[r];
+        ck_assert_int_eq(dg_plan_set_batch(p, batch), DG_OK);
+        float xv[7 * T * F];
+        dg_test_fill_uniform(&rng, xv, batch * T * F, -2, 2);
+        ck_assert_int_eq(dg_feed(p, x, xv), DG_OK);
+        ck_assert_msg(dg_run(p) == DG_OK, "%s", dg_graph_error(g));
+        const float *got = dg_data(p, dw), *cv = dg_param_data(c);
+        for (int n = 0; n < N; n++)
+            for (int f = 0; f < F; f++) {
+                double want = 0.0;
+                for (int64_t row = 0; row < batch * T; row++)
+                    want += (double)cv[n] * xv[row * F + f];
+                ck_assert_float_eq_tol(got[n * F + f], (float)want, 1e-4f);
+            }
+        ck_assert_int_eq(dg_plan_dim(p, dx, 0), batch);
+    }
+    dg_plan_free(p);
+    dg_graph_free(g);
+}
+END_TEST
+
 /* Backward rules build only the gradients dg_grad needs: a first layer's input gets none. */
 START_TEST(no_gradient_for_inputs_nobody_asked_for)
 {
@@ -496,6 +547,7 @@ static Suite *suite(void)
     tcase_add_test(tc, no_gradient_for_inputs_nobody_asked_for);
     tcase_add_test(tc, gradient_unbroadcasts_after_batch_shrinks);
     tcase_add_test(tc, no_sum_to_where_shapes_cannot_diverge);
+    tcase_add_test(tc, shared_weight_gradient_is_one_gemm_at_any_batch);
     tcase_add_test(tc, test_fan_out_accumulates);
     tcase_add_test(tc, test_broadcast_bias);
     tcase_add_test(tc, test_pruning);

@@ -20,6 +20,11 @@
  *
  *   lstm_seq_grad(gy [B,T,6H], y [B,T,6H], w_hh [4H,H] [, c0 [B,H]]) -> [B,T(+1),4H]
  *
+ * gy may also be [B,T,H]: the gradient of the h part alone, the others zero. That is the
+ * usual case (a layer's output is the slice [0, H) of y, whose backward pads dh with zeros
+ * to [B,T,6H]); lstm_seq's rule then hands dh over directly, so that neither the padded
+ * copy is made nor its zeros read.
+ *
  * Rows t < T hold d a_t (the gradient of xw_t: the pre-activations); with the attribute
  * with_state, an extra row T holds [dh0 | dc0 | 0 | 0] (only built when a gradient of h0 or c0
  * is wanted, so that the usual case needs no slice copy of d xw). It walks the steps backwards with dh, dc carried from step t+1
@@ -35,12 +40,16 @@
  * dW_hh = sum_t d a_t^T h_{t-1} is left to lstm_seq's backward rule: ONE GEMM over all B*T
  * rows, as is dW_ih through the caller's input projection.
  *
- * Threads: batch rows never interact, so where each thread's block of rows still makes GEMMs
- * on dg__sgemm's packed path, each thread runs the whole recurrence on its rows (no barrier
- * per step); otherwise each step's GEMM is split by dg__sgemm and the gates by rows. Every
- * element is computed by the same code whatever the split (the packed GEMM path's value of
- * an element does not depend on the rows around it, and dg__sgemm is bitwise independent of
- * its thread count), so results are identical at any thread count.
+ * The per-step GEMMs multiply by the same W_hh at every step: each op packs it once per run
+ * (into its workspace) and runs the steps through dg__sgemm_packed_b (gemm_prepacked.c),
+ * which packs only the step's few rows of h (or d a).
+ *
+ * Threads: batch rows never interact, so where each thread's block of rows is large enough
+ * to pay, each thread runs the whole recurrence on its rows (no barrier per step); otherwise
+ * each step's GEMM is split along its columns and the gates by rows. Every element is
+ * computed by the same code whatever the split (the prepacked GEMM's value of an element
+ * does not depend on the rows or columns around it, nor on the thread count), so results
+ * are identical at any thread count.
  * Second derivatives: lstm_seq_grad's own backward rule (lstm_grad2.c) builds this formula
  * from ordinary ops on fresh proxies of its inputs and differentiates that (first order
  * stays on these kernels).
@@ -111,20 +120,68 @@ static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, 
     return DG_OK;
 }
 
+static int64_t round16(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+/* The recurrent weight packed once per run for the per-step GEMMs (gemm_prepacked.c), then
+ * the scratch those GEMMs pack their rows of A into: the workspace's tail, after `head`
+ * floats of the op's own. op(B) is k x n. */
+struct packed_weight {
+    struct dg__gemm_packed_b b;
+    float *a_scratch;
+    int64_t a_floats; /* scratch floats of one single-threaded part */
+};
+
+static int64_t packed_weight_floats(int64_t batch, int64_t k, int64_t n, int n_threads)
+{
+    return round16(dg__gemm_packed_b_floats(k, n)) +
+           dg__gemm_packed_a_floats(batch, k, n_threads);
+}
+
+static struct packed_weight pack_weight(float *ws, int64_t head, bool transpose, int64_t batch,
+                                        int64_t k, int64_t n, const float *w, int64_t ldw)
+{
+    struct packed_weight pw;
+    float *packed = ws + round16(head);
+    dg__gemm_pack_b_once(transpose, k, n, w, ldw, packed, &pw.b);
+    pw.a_scratch = packed + round16(dg__gemm_packed_b_floats(k, n));
+    pw.a_floats = dg__gemm_packed_a_floats(batch, k, 1);
+    return pw;
+}
+
 static size_t lstm_seq_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, const struct dg_shape *out,
                                  int n_threads)
 {
-    return (size_t)in[0].dim[0] * (size_t)in[0].dim[2] * sizeof(float); /* h W_hh^T [B,4H] */
+    const int64_t B = in[0].dim[0], H = in[1].dim[1];
+    /* W_hh^T packed and the rows' scratch (the step's GEMM adds straight into y's gates) */
+    return (size_t)packed_weight_floats(B, H, 4 * H, n_threads) * sizeof(float);
 }
 
-/* One step of the forward pointwise part for rows [b0, b1): the gates from xw_t + hw (hw NULL:
- * no recurrent term), then c and h, written into y's rows at t. */
+/* The forward pointwise part of step t for rows [b0, b1): y's gate slots at t hold the
+ * pre-activations (xw_t + bias, plus h_{t-1} W_hh^T added by the step's GEMM); the gates,
+ * then c and h, are written over and into y's rows at t, and the gate slots at t + 1 get
+ * xw_{t+1} + bias, ready for the next step's GEMM. */
 struct forward_step {
-    const float *xw, *hw, *bias, *c0; /* hw, bias, c0: NULL when absent */
+    const float *xw, *bias, *c0; /* bias, c0: NULL when absent */
     float *y;
     int64_t T, H, t;
 };
+
+/* y's gate slots at step t = xw_t + bias for rows [b0, b1). */
+static void preactivation_rows(const struct forward_step *s, int64_t t, int64_t b0,
+                               int64_t b1)
+{
+    const struct dg_vmath *vm = dg__vmath();
+    const int64_t H = s->H, T = s->T;
+    for (int64_t b = b0; b < b1; b++) {
+        float *gates = s->y + (b * T + t) * 6 * H + 2 * H;
+        const float *x = s->xw + (b * T + t) * 4 * H;
+        if (s->bias != NULL)
+            vm->add(x, s->bias, gates, 4 * H);
+        else
+            memcpy(gates, x, (size_t)(4 * H) * sizeof *gates);
+    }
+}
 
 static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
 {
@@ -133,13 +190,6 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
     for (int64_t b = b0; b < b1; b++) {
         float *row = s->y + (b * T + t) * P;
         float *gates = row + 2 * H;
-        const float *x = s->xw + (b * T + t) * 4 * H;
-        if (s->hw != NULL)
-            vm->add(x, s->hw + b * 4 * H, gates, 4 * H);
-        else
-            memcpy(gates, x, (size_t)(4 * H) * sizeof *gates);
-        if (s->bias != NULL)
-            vm->add(gates, s->bias, gates, 4 * H);
         vm->sigmoid(gates, gates, 2 * H);         /* i, f */
         vm->tanh(gates + 2 * H, gates + 2 * H, H); /* g */
         vm->sigmoid(gates + 3 * H, gates + 3 * H, H); /* o */
@@ -158,6 +208,8 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
         vm->tanh(c, h, H);
         vm->mul(o, h, h, H);
     }
+    if (t + 1 < T)
+        preactivation_rows(s, t + 1, b0, b1);
 }
 
 /* Threads for the pointwise part of one step: transcendentals make an element worth several
@@ -168,18 +220,18 @@ static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hi
     return threads < batch ? threads : (int)batch;
 }
 
-/* Rows of a part below which a per-step GEMM could leave dg__sgemm's packed path (gemm.c: at
- * most DG__GEMM_SMALL_M = 4 rows, or at most 64^3 multiply-adds, take other kernels, which
- * sum in another order), with a margin. */
+/* Rows (and multiply-adds per step) of a part below which a block split does not pay: a
+ * part's rows past its last whole micro-tile take the slower direct kernel, and thread
+ * start-up would cost more than the block saves. (Correctness does not depend on them: the
+ * prepacked GEMM gives every split the same bits.) */
 enum { PART_MIN_ROWS = 8 };
 #define PART_MIN_MACS ((int64_t)2 * 64 * 64 * 64)
 
 /* Batch rows never interact, so with several threads each takes a contiguous block of rows
  * and runs the whole recurrence on it alone: no barrier per step (a per-step split of the
  * GEMM and the gates costs two fork/joins per step, which a busy machine turns into
- * milliseconds). Only where every part's GEMMs stay on the packed path as the whole batch's
- * do, whose value of an element does not depend on the rows around it: so the result is
- * bitwise the one of a single thread. 1 (split each step instead) otherwise. */
+ * milliseconds). Only where each part is large enough (PART_MIN_ROWS, PART_MIN_MACS); the
+ * result is bitwise the one of a single thread either way. 1 (split each step) otherwise. */
 static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
 {
     int64_t parts = ctx->n_threads;
@@ -191,24 +243,28 @@ static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hid
 }
 
 struct forward_job {
-    const float *xw, *w_hh, *bias, *h0, *c0;
-    float *y, *hw;
+    const float *xw, *bias, *h0, *c0;
+    const struct packed_weight *w_hh; /* W_hh^T packed */
+    float *y;
     int64_t B, T, H;
 };
 
-/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads, gates on point_threads. */
+/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads (packing rows into
+ * a_scratch), gates on point_threads. */
 static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
-                          int gemm_threads, int point_threads)
+                          int gemm_threads, int point_threads, float *a_scratch)
 {
     const int64_t T = job->T, H = job->H;
+    struct forward_step step = {job->xw, job->bias, job->c0, job->y, T, H, 0};
+    preactivation_rows(&step, 0, b0, b1);
     for (int64_t t = 0; t < T; t++) {
         const float *h_prev = t > 0 ? job->y + (b0 * T + t - 1) * 6 * H
                               : job->h0 != NULL ? job->h0 + b0 * H : NULL;
-        if (h_prev != NULL)
-            dg__sgemm(false, true, b1 - b0, 4 * H, H, 1.0f, h_prev, t > 0 ? T * 6 * H : H,
-                      job->w_hh, H, 0.0f, job->hw + b0 * 4 * H, 4 * H, gemm_threads);
-        struct forward_step step = {job->xw, h_prev != NULL ? job->hw : NULL, job->bias,
-                                    job->c0, job->y, T, H, t};
+        if (h_prev != NULL) /* gates += h_{t-1} W_hh^T */
+            dg__sgemm_packed_b(false, b1 - b0, 1.0f, h_prev, t > 0 ? T * 6 * H : H,
+                               &job->w_hh->b, 1.0f, job->y + (b0 * T + t) * 6 * H + 2 * H,
+                               T * 6 * H, a_scratch, gemm_threads);
+        step.t = t;
         if (point_threads <= 1) {
             forward_rows(&step, b0, b1);
             continue;
@@ -226,19 +282,22 @@ static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int
 {
     const struct lstm_attrs *a = lstm_attrs(attrs);
     const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
+    float *ws = ctx->workspace;
+    const struct packed_weight w_hh = pack_weight(ws, 0, true, B, H, 4 * H, in[1].data, H);
     const struct forward_job job = {
-        in[0].data, in[1].data, a->has_bias ? in[2].data : NULL,
+        in[0].data, a->has_bias ? in[2].data : NULL,
         a->has_h0 ? in[h0_index(a)].data : NULL, a->has_c0 ? in[c0_index(a)].data : NULL,
-        out->data, ctx->workspace, B, T, H,
+        &w_hh, out->data, B, T, H,
     };
     const int parts = batch_parts(ctx, B, H);
     if (parts <= 1) {
-        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
+        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H), w_hh.a_scratch);
         return;
     }
 #pragma omp parallel for num_threads(parts) schedule(static)
     for (int part = 0; part < parts; part++)
-        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1);
+        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1,
+                      w_hh.a_scratch + part * w_hh.a_floats);
 }
 
 static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0,
@@ -254,6 +313,36 @@ static dg_node *flat(dg_graph *g, dg_node *x, int64_t width)
     return dg_reshape(g, x, 2, (int64_t[]){-1, width});
 }
 
+/* What lstm_seq_grad needs of the gradient of y: dh [B,T,H] where grad is exactly dh padded
+ * with zeros to y's shape (the backward of the slice [0, H) of the last axis of y, when that
+ * slice is y's only consumer on the way to the loss: the pad node is then left unused and
+ * dg_compile prunes it), else grad itself. */
+static dg_node *gradient_of_output(dg_node *node, dg_node *grad, int64_t H)
+{
+    if (grad == NULL || dg__node_def(grad) != &dg_op_pad_slice || dg__input(grad, 1) != node)
+        return grad;
+    const struct dg_slice_attrs *range = dg__attrs(grad);
+    return range->axis == 2 && range->start == 0 && range->end == H ? dg__input(grad, 0)
+                                                                     : grad;
+}
+
+/* The h sequence of y, slice [0, H) of its last axis: the layer's own output slice where the
+ * graph has one already (a copy of [B,T,H] saved), else a new one. */
+static dg_node *h_sequence(dg_graph *g, dg_node *node, int64_t H)
+{
+    const int n = dg_graph_node_count(g);
+    for (int i = dg_node_index(node) + 1; i < n; i++) {
+        dg_node *other = dg_graph_node(g, i);
+        if (dg_node_kind_of(other) != DG_NODE_OP || dg__node_def(other) != &dg_op_slice ||
+            dg__input(other, 0) != node)
+            continue;
+        const struct dg_slice_attrs *range = dg__attrs(other);
+        if (range->axis == 2 && range->start == 0 && range->end == H)
+            return other;
+    }
+    return dg_slice(g, node, 2, 0, H);
+}
+
 /* d xw = rows [0,T) of lstm_seq_grad, d bias their sum over B and T; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
  * GEMM over all B*T rows, h_prev = [h0 (or zeros), h_0 .. h_{T-2}] along time. */
 static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
@@ -266,13 +355,13 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
     const bool with_state = (h0 && dg__grad_needed(ctx, h0_index(a))) ||
                             (c0 && dg__grad_needed(ctx, c0_index(a)));
-    dg_node *d = make_grad(g, grad, node, w_hh, c0, with_state);
+    dg_node *d = make_grad(g, gradient_of_output(node, grad, H), node, w_hh, c0, with_state);
     dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
     gin[0] = d_pre;
     if (a->has_bias && dg__grad_needed(ctx, 2))
         gin[2] = dg_sum(g, d_pre, 2, (int[]){0, 1}, false);
     if (dg__grad_needed(ctx, 1)) {
-        dg_node *h_seq = dg_slice(g, node, 2, 0, H);
+        dg_node *h_seq = h_sequence(g, node, H);
         dg_node *h_prev;
         if (T == 1)
             h_prev = h0 ? dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}) : NULL;
@@ -340,12 +429,14 @@ static dg_status lstm_seq_grad_infer(const struct dg_op_def *def, const void *at
                                "w_hh, then c0 when given; got %d inputs", n_inputs);
     bool ok = is_f32(&in[0], 3) && is_f32(&in[1], 3) && is_f32(&in[2], 2) &&
               in[2].dim[1] > 0 && in[2].dim[0] == 4 * in[2].dim[1] &&
-              in[1].dim[2] == 6 * in[2].dim[1];
-    for (int d = 0; ok && d < 3; d++)
+              in[1].dim[2] == 6 * in[2].dim[1] &&
+              (in[0].dim[2] == in[1].dim[2] || in[0].dim[2] == in[2].dim[1]);
+    for (int d = 0; ok && d < 2; d++)
         ok = in[0].dim[d] == in[1].dim[d];
     if (!ok)
-        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: gy and y must be float32 "
-                               "[B,T,6H] and w_hh [4H,H], got %s, %s and %s",
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: gy must be float32 "
+                               "[B,T,6H] (or [B,T,H]: h's part alone), y [B,T,6H] and w_hh "
+                               "[4H,H], got %s, %s and %s",
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[2], s2, sizeof s2));
@@ -363,8 +454,11 @@ static size_t lstm_seq_grad_workspace(const struct dg_op_def *def, const void *a
                                       int n_inputs, const struct dg_shape *in,
                                       const struct dg_shape *out, int n_threads)
 {
-    /* dh and dc carried between steps, tanh(c_t): [B,H] each; a zero row standing for c0 */
-    return (3 * (size_t)in[1].dim[0] + 1) * (size_t)in[2].dim[1] * sizeof(float);
+    /* dh and dc carried between steps, tanh(c_t): [B,H] each; a zero row standing for c0;
+     * then W_hh packed and the rows' scratch */
+    const int64_t B = in[1].dim[0], H = in[2].dim[1];
+    return (size_t)(round16((3 * B + 1) * H) + packed_weight_floats(B, 4 * H, H, n_threads)) *
+           sizeof(float);
 }
 
 struct backward_step {
@@ -372,19 +466,41 @@ struct backward_step {
     float *d, *dh, *dc, *tc; /* d: the output; dh, dc (zeros at first), tc: [B,H] workspace */
     const float *zeros;      /* H zeros: c_{-1} without c0 */
     int64_t T, rows, H, t;  /* rows: d's rows per batch entry (T or T + 1) */
+    int64_t gy_width;       /* 6H, or H: gy holds the h part only */
 };
+
+/* backward_rows' formula where gy holds the h part only (its other parts zero). */
+static void backward_row_h_only(const float *gy, const float *row, const float *c_prev,
+                                const float *tc, float *d, float *dh, float *dc, int64_t H)
+{
+    const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        float dh_j = gy[j] + dh[j];
+        float dc_j = dc[j] + dh_j * o[j] * (1.0f - tc[j] * tc[j]);
+        d[j] = dc_j * g[j] * i[j] * (1.0f - i[j]);
+        d[H + j] = dc_j * c_prev[j] * f[j] * (1.0f - f[j]);
+        d[2 * H + j] = dc_j * i[j] * (1.0f - g[j] * g[j]);
+        d[3 * H + j] = dh_j * tc[j] * o[j] * (1.0f - o[j]);
+        dc[j] = dc_j * f[j];
+    }
+}
 
 static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 {
     const struct dg_vmath *vm = dg__vmath();
     const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
-        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
+        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * s->gy_width;
         const float *c_prev = t > 0 ? row - P + H : s->c0 != NULL ? s->c0 + b * H : s->zeros;
         const float *i = row + 2 * H, *f = row + 3 * H, *g = row + 4 * H, *o = row + 5 * H;
         float *d = s->d + (b * s->rows + t) * 4 * H;
         float *dh = s->dh + b * H, *dc = s->dc + b * H, *tc = s->tc + b * H;
         vm->tanh(row + H, tc, H);
+        if (s->gy_width == H) {
+            backward_row_h_only(gy, row, c_prev, tc, d, dh, dc, H);
+            continue;
+        }
 #pragma omp simd
         for (int64_t j = 0; j < H; j++) {
             float dh_j = gy[j] + dh[j];
@@ -404,8 +520,9 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 }
 
 /* The backward recurrence over rows [b0, b1) (see forward_range). */
-static void backward_range(const struct backward_step *proto, const float *w_hh, int64_t b0,
-                           int64_t b1, int gemm_threads, int point_threads)
+static void backward_range(const struct backward_step *proto, const struct packed_weight *w_hh,
+                           int64_t b0, int64_t b1, int gemm_threads, int point_threads,
+                           float *a_scratch)
 {
     struct backward_step step = *proto;
     const int64_t T = step.T, H = step.H, rows = step.rows;
@@ -421,8 +538,9 @@ static void backward_range(const struct backward_step *proto, const float *w_hh,
         }
         /* dh_{t-1} = d a_t W_hh (at t = 0: dh0, wanted only with the state row) */
         if (t > 0 || rows > T)
-            dg__sgemm(false, false, b1 - b0, H, 4 * H, 1.0f, step.d + (b0 * rows + t) * 4 * H,
-                      rows * 4 * H, w_hh, H, 0.0f, step.dh + b0 * H, H, gemm_threads);
+            dg__sgemm_packed_b(false, b1 - b0, 1.0f, step.d + (b0 * rows + t) * 4 * H,
+                               rows * 4 * H, &w_hh->b, 0.0f, step.dh + b0 * H, H, a_scratch,
+                               gemm_threads);
     }
 }
 
@@ -432,21 +550,24 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
 {
     const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
     const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
-    const float *w_hh = in[2].data;
     float *ws = ctx->workspace, *d = out->data;
+    const struct packed_weight w_hh = pack_weight(ws, (3 * B + 1) * H, false, B, 4 * H, H,
+                                                  in[2].data, H);
     const struct backward_step step = {
         in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0,
+        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0, in[0].shape.dim[2],
     };
     memset(ws, 0, (size_t)(2 * B * H) * sizeof *ws);
     memset(ws + 3 * B * H, 0, (size_t)H * sizeof *ws);
     const int parts = batch_parts(ctx, B, H);
     if (parts <= 1) {
-        backward_range(&step, w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
+        backward_range(&step, &w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H),
+                       w_hh.a_scratch);
     } else {
 #pragma omp parallel for num_threads(parts) schedule(static)
         for (int part = 0; part < parts; part++)
-            backward_range(&step, w_hh, B * part / parts, B * (part + 1) / parts, 1, 1);
+            backward_range(&step, &w_hh, B * part / parts, B * (part + 1) / parts, 1, 1,
+                           w_hh.a_scratch + part * w_hh.a_floats);
     }
     for (int64_t b = 0; rows > T && b < B; b++) {
         float *row = d + (b * rows + T) * 4 * H;

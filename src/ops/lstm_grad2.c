@@ -10,6 +10,7 @@
  *            (dh tc + gy_o) o(1-o)]
  *
  * and, with the state row, row T = [d a_0 W_hh | dc_0 f_0 | 0 | 0] (c_{-1} = c0, or zeros).
+ * A gy of [B,T,H] is gy_h alone (the other parts zero): those terms are left out.
  * The first-order path is the fused kernel; only its own gradient comes from here. The rule
  * builds that same formula from ordinary ops (per-step slices of y and gy, tanh, mul, add,
  * concat, one [B,4H] x [4H,H] matmul per step: T steps unrolled), contracts it with the
@@ -46,10 +47,19 @@ static dg_node *one_minus(dg_graph *g, dg_node *x)
     return dg_add_scalar(g, dg_neg(g, x), 1.0f);
 }
 
-/* a + b where b may be NULL (an absent term) */
+/* a + b where either may be NULL (an absent term; both absent: NULL) */
 static dg_node *plus(dg_graph *g, dg_node *a, dg_node *b)
 {
-    return b != NULL ? dg_add(g, a, b) : a;
+    return a == NULL ? b : b != NULL ? dg_add(g, a, b) : a;
+}
+
+/* Part k of gy_t (width 6H), or with a gy of width H (h's part alone) that part for k == 0
+ * and NULL (zero) for the others. */
+static dg_node *gy_part(dg_graph *g, dg_node *gy, int k, int64_t H)
+{
+    if (dg_node_dim(gy, 1) == H)
+        return k == 0 ? gy : NULL;
+    return block(g, gy, k, H);
 }
 
 /* sum(a * b), added to acc (NULL: none yet) */
@@ -75,14 +85,16 @@ static dg_node *composed_vjp(dg_graph *g, dg_node *const *gy_t, dg_node *const *
         dg_node *o = block(g, y, 5, H);
         dg_node *c_prev = t > 0 ? block(g, y_t[t - 1], 1, H) : c0; /* NULL: zeros */
         dg_node *tc = dg_tanh(g, c);
-        dg_node *dh = plus(g, block(g, gy, 0, H), dh_carry);
-        dg_node *dc = dg_add(g, plus(g, block(g, gy, 1, H), dc_carry),
-                             dg_mul(g, dg_mul(g, dh, o), one_minus(g, dg_square(g, tc))));
-        dg_node *di = dg_add(g, dg_mul(g, dc, gg), block(g, gy, 2, H));
-        dg_node *df = c_prev != NULL ? dg_add(g, dg_mul(g, dc, c_prev), block(g, gy, 3, H))
-                                     : block(g, gy, 3, H);
-        dg_node *dgg = dg_add(g, dg_mul(g, dc, i), block(g, gy, 4, H));
-        dg_node *d_o = dg_add(g, dg_mul(g, dh, tc), block(g, gy, 5, H));
+        dg_node *dh = plus(g, gy_part(g, gy, 0, H), dh_carry);
+        dg_node *dc = plus(g, plus(g, gy_part(g, gy, 1, H), dc_carry),
+                           dg_mul(g, dg_mul(g, dh, o), one_minus(g, dg_square(g, tc))));
+        dg_node *di = plus(g, dg_mul(g, dc, gg), gy_part(g, gy, 2, H));
+        dg_node *df = plus(g, c_prev != NULL ? dg_mul(g, dc, c_prev) : NULL,
+                           gy_part(g, gy, 3, H));
+        if (df == NULL) /* no c_{-1} and no gy_f: exact zeros (not 0 * something) */
+            df = dg__filled_like(g, dc, 0.0f);
+        dg_node *dgg = plus(g, dg_mul(g, dc, i), gy_part(g, gy, 4, H));
+        dg_node *d_o = plus(g, dg_mul(g, dh, tc), gy_part(g, gy, 5, H));
         dg_node *parts[4] = {
             dg_mul(g, di, dg_mul(g, i, one_minus(g, i))),
             dg_mul(g, df, dg_mul(g, f, one_minus(g, f))),
@@ -134,7 +146,7 @@ dg_status dg__lstm_seq_grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g,
     const int n = dg__n_inputs(node); /* gy, y, w_hh[, c0] */
     dg_node *gy = dg__input(node, 0), *y = dg__input(node, 1);
     dg_node *w_hh = dg__input(node, 2), *c0 = n == 4 ? dg__input(node, 3) : NULL;
-    const int64_t T = dg_node_dim(y, 1), P = dg_node_dim(y, 2);
+    const int64_t T = dg_node_dim(y, 1), P = dg_node_dim(y, 2), W = dg_node_dim(gy, 2);
     const bool with_state = dg_node_dim(node, 1) > T;
     const bool need[4] = {dg__grad_needed(ctx, 0), dg__grad_needed(ctx, 1),
                           dg__grad_needed(ctx, 2), n == 4 && dg__grad_needed(ctx, 3)};
@@ -164,7 +176,7 @@ dg_status dg__lstm_seq_grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g,
     if (st == DG_OK) {
         dg_node **at = grads;
         if (need[0]) {
-            gin[0] = join_steps(g, at, T, P, gy_t); /* gy_t reused as scratch */
+            gin[0] = join_steps(g, at, T, W, gy_t); /* gy_t reused as scratch */
             at += T;
         }
         if (need[1]) {

@@ -14,6 +14,13 @@
  *   !ta: dA = matmul_ex(G, B, false, !tb)      ta: dA = (G · op(B)^T)^T = matmul_ex(B, G, tb, true)
  *   !tb: dB = matmul_ex(A, G, !ta, false)      tb: dB = (op(A)^T · G)^T = matmul_ex(G, A, true, ta)
  * then each is summed over the batch axes its operand was broadcast along (dg__unbroadcast).
+ * A 2-D right operand shared by a batched left one ([batch.., M, K] x [K, N], !ta: a weight
+ * applied to every row, as a linear layer or an input projection over [B, T, F]) is the
+ * forward's one tall product, and so is its weight gradient: summed over the batch,
+ * sum_b A_b^T G_b = A'^T G' with A', G' the operands' rows flattened ([batch*M, K],
+ * [batch*M, N]): ONE GEMM over all rows rather than a batched product and a sum_to (whose
+ * intermediate is batch times the weight's size). Its input gradient G op(B)^T is the tall
+ * product again, and has exactly A's shape.
  */
 #include "op.h"
 #include "gemm/gemm.h"
@@ -144,26 +151,42 @@ static void matmul_forward(const struct dg_op_def *def, const void *attrs, int n
                   ctx->n_threads);
 }
 
+/* x [.., W] as [rows, W] (a view). */
+static dg_node *rows_of(dg_graph *g, dg_node *x)
+{
+    const int nd = dg__node_shape(x)->ndim;
+    return dg_reshape(g, x, 2, (int64_t[]){-1, dg__node_shape(x)->dim[nd - 1]});
+}
+
 static dg_status matmul_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                  dg_node *grad, dg_node **gin)
 {
     const void *attrs = dg__attrs(node);
     bool ta = matmul_attrs(attrs)->transpose_a, tb = matmul_attrs(attrs)->transpose_b;
     dg_node *a = dg__input(node, 0), *b = dg__input(node, 1);
+    const int na = dg__node_shape(a)->ndim, nb = dg__node_shape(b)->ndim;
     /* Each product is a GEMM as large as the forward one: build only those dg_grad needs
-     * (a network's first layer needs no gradient for its input). */
-    /* Without batch axes each product has exactly its operand's shape at any batch (its rows
-     * and columns are the operand's own), so there is nothing to unbroadcast. */
-    bool plain = dg__node_shape(a)->ndim == 2 && dg__node_shape(b)->ndim == 2;
+     * (a network's first layer needs no gradient for its input). An operand's gradient has
+     * exactly its shape at any batch (nothing to unbroadcast) when the other operand is 2-D:
+     * the output's batch axes are then this operand's own. */
     if (dg__grad_needed(ctx, 0)) {
         dg_node *grad_a = ta ? dg_matmul_ex(g, b, grad, tb, true)
                              : dg_matmul_ex(g, grad, b, false, !tb);
-        gin[0] = plain ? grad_a : dg__unbroadcast(g, grad_a, a);
+        gin[0] = nb == 2 ? grad_a : dg__unbroadcast(g, grad_a, a);
     }
     if (dg__grad_needed(ctx, 1)) {
-        dg_node *grad_b = tb ? dg_matmul_ex(g, grad, a, true, ta)
-                             : dg_matmul_ex(g, a, grad, !ta, false);
-        gin[1] = plain ? grad_b : dg__unbroadcast(g, grad_b, b);
+        /* A shared 2-D weight under batched rows: one GEMM over the flattened rows. The
+         * reshapes fix the last axes (K of A, N of G), which are B's own: only where B's
+         * shape cannot change with the plan's shapes. */
+        if (nb == 2 && na > 2 && !ta && dg__node_dynamic_axes(b) == 0) {
+            dg_node *rows_a = rows_of(g, a), *rows_g = rows_of(g, grad);
+            gin[1] = tb ? dg_matmul_ex(g, rows_g, rows_a, true, false)
+                        : dg_matmul_ex(g, rows_a, rows_g, true, false);
+        } else {
+            dg_node *grad_b = tb ? dg_matmul_ex(g, grad, a, true, ta)
+                                 : dg_matmul_ex(g, a, grad, !ta, false);
+            gin[1] = na == 2 ? grad_b : dg__unbroadcast(g, grad_b, b);
+        }
     }
     return dg_graph_status(g);
 }

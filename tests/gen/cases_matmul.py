@@ -37,6 +37,10 @@ CASES = [
     Case("matmul_bcast_rhs", "matmul", [Spec([2, 3, 4]), Spec([4, 5])], mm(False, False)),
     Case("matmul_bcast_rhs_tb", "matmul", [Spec([2, 3, 4]), Spec([5, 4])], mm(False, True)),
     Case("matmul_bcast_rhs_ta", "matmul", [Spec([2, 4, 3]), Spec([4, 5])], mm(True, False)),
+    # two batch axes over a shared 2-D weight: the weight gradient is one GEMM over all rows
+    Case("matmul_bcast_rhs_4d", "matmul", [Spec([2, 3, 4, 5]), Spec([5, 6])], mm(False, False)),
+    Case("matmul_bcast_rhs_4d_tb", "matmul", [Spec([2, 3, 4, 5]), Spec([6, 5])],
+         mm(False, True)),
     Case("matmul_bcast_lhs", "matmul", [Spec([3, 4]), Spec([2, 4, 5])], mm(False, False)),
     Case("matmul_bcast_size1", "matmul", [Spec([1, 3, 4]), Spec([2, 4, 5])], mm(False, False)),
     # general broadcasting of the batch axes: [2,1] with [3] -> [2,3]

@@ -119,6 +119,8 @@ def lstm_seq_grad_ref(gy, y, w_hh, c0=None):
     the case asks for) row T [dh0 | dc0 | 0 | 0]."""
     b, t, _ = y.shape
     hid = w_hh.shape[1]
+    if gy.shape[2] == hid:  # h's part alone: the others are zero
+        gy = torch.cat([gy, torch.zeros(b, t, 5 * hid, dtype=gy.dtype)], 2)
     dh_carry = torch.zeros(b, hid, dtype=y.dtype)
     dc_carry = torch.zeros(b, hid, dtype=y.dtype)
     out = torch.zeros(b, t + 1, 4 * hid, dtype=y.dtype)
@@ -309,6 +311,9 @@ CASES = [
          [Spec([2, 3, 12]), Spec([2, 3, 12]), Spec([8, 2])], lstm_seq_grad_ref),
     Case("lstm_seq_grad_c0", "lstm_seq_grad",
          [Spec([3, 4, 18]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref),
+    # gy [B,T,H]: the gradient of h alone (what lstm_seq's rule hands over for the h slice)
+    Case("lstm_seq_grad_h", "lstm_seq_grad",
+         [Spec([3, 4, 3]), Spec([3, 4, 18]), Spec([12, 3]), Spec([3, 3])], lstm_seq_grad_ref),
     Case("gru_seq_basic", "gru_seq", [Spec([2, 3, 6]), Spec([6, 2])], gru_seq_ref),
     Case("gru_seq_h0", "gru_seq", [Spec([2, 2, 6]), Spec([6, 2]), Spec([2, 2])],
          lambda xw, w, h0: gru_seq_ref(xw, w, h0=h0)),

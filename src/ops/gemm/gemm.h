@@ -37,4 +37,33 @@ void dg__sgemm_isa(enum dg_isa isa, bool transpose_a, bool transpose_b, int64_t 
                    int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                    int64_t ldb, float beta, float *c, int64_t ldc, int n_threads);
 
+/* ---- op(B) packed once, used by many products (gemm_prepacked.c) ---------------------------
+ * For a matrix that multiplies many different A's (a recurrent weight, once per time step).
+ * The packing follows the kernel of dg__isa(); every product through it sums each element in
+ * the same order as dg__sgemm's packed path, whatever m, the rows around it or the thread
+ * count (it never takes the small-m or direct kernels). */
+struct dg__gemm_kernel;
+struct dg__gemm_packed_b {
+    const struct dg__gemm_kernel *kernel;
+    int64_t k, n;      /* op(B) is k x n */
+    const float *data; /* the caller's buffer given to dg__gemm_pack_b_once */
+};
+
+/* Floats of the buffer that holds op(B) (k x n) packed. */
+int64_t dg__gemm_packed_b_floats(int64_t k, int64_t n);
+/* Floats of scratch dg__sgemm_packed_b needs for op(A) with m rows and depth k on up to
+ * n_threads threads (64-byte aligned scratch keeps every panel aligned). */
+int64_t dg__gemm_packed_a_floats(int64_t m, int64_t k, int n_threads);
+/* Packs op(B) (B stored k x n with row stride ldb, or n x k when transpose_b) into `packed`
+ * (dg__gemm_packed_b_floats floats, 64-byte aligned for speed) and describes it in *out. */
+void dg__gemm_pack_b_once(bool transpose_b, int64_t k, int64_t n, const float *b, int64_t ldb,
+                          float *packed, struct dg__gemm_packed_b *out);
+/* C = alpha * op(A) * B + beta * C for m rows, B packed by dg__gemm_pack_b_once (its k and
+ * n); a_scratch holds dg__gemm_packed_a_floats(m, k, n_threads) floats. Columns are split
+ * across at most n_threads threads where the size justifies it; results do not depend on
+ * the split. beta == 0: C is write-only. */
+void dg__sgemm_packed_b(bool transpose_a, int64_t m, float alpha, const float *a, int64_t lda,
+                        const struct dg__gemm_packed_b *b, float beta, float *c, int64_t ldc,
+                        float *a_scratch, int n_threads);
+
 #endif
