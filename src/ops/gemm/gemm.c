@@ -4,9 +4,11 @@
  *
  * Loop nest for one thread's rectangle of C (BLIS order):
  *   jc: NC columns   -> pc: KC of k, pack op(B)[pc.., jc..] (KC x NC, reused from L2/L3)
- *     ic: MC rows    -> pack op(A)[ic.., pc..] (MC x KC, stays in L2)
+ *     ic: ~MC rows   -> pack op(A)[ic.., pc..] (MC x KC, stays in L2; see rows_per_block)
  *       jr: NR cols  -> ir: MR rows -> micro-kernel (its KC x NR panel of B is reused
- *                                         from L1/L2 across the MC/MR panels of A)
+ *                                         from L1/L2 across the MC/MR panels of A;
+ *                                         meanwhile the source of the next block packed is
+ *                                         prefetched)
  *
  * Threads: C is cut into a tm x tn grid of rectangles on tile boundaries, a few per thread,
  * handed out dynamically, each running the whole loop nest with private packing buffers. No
@@ -180,6 +182,73 @@ static void gemm_direct(const struct dg__gemm_kernel *kern, const struct problem
     }
 }
 
+/* ---- Prefetching the next block's source ---------------------------------------------------
+ * Packing reads memory the product has not touched yet: a weight gradient's 4096-long k
+ * streams its whole 10 MB of operands through once, a forward product its 8 MB of input.
+ * Packing that waits on those misses took ~10% of such a product at one thread, so while
+ * the micro-kernels work on one block, the source of the block packed next is handed to the
+ * kernel's micro_prefetch, a share of the lines with each call, which requests them spread
+ * over its k loop (issued all at once between calls, the requests queued up behind each
+ * other and stalled the kernel's own loads, which cost more than they saved). Kernels
+ * without micro_prefetch prefetch nothing. Only speed depends on this, never a value. */
+
+struct prefetch {
+    const char *base;        /* first row */
+    int64_t row_bytes;       /* stride between rows */
+    int64_t run_bytes;       /* contiguous bytes per row */
+    int64_t lines_per_row;   /* cache lines requested per row (one spare for alignment) */
+    int64_t next, total;     /* lines requested so far, and in all */
+};
+
+enum { CACHE_LINE = 64, PREFETCH_MAX_LINES = 128 };
+
+/* The source lines of the lanes [0, lanes) x steps [0, kc) of an operand whose element
+ * (lane, p) is x[lane*lane_stride + p*k_stride], row by row of memory; empty when neither
+ * stride is 1 (no layout the framework passes). */
+static struct prefetch prefetch_region(const float *x, int64_t lanes, int64_t kc,
+                                       int64_t lane_stride, int64_t k_stride)
+{
+    struct prefetch pf = {(const char *)x, 0, 0, 0, 0, 0};
+    int64_t rows, run, stride;
+    if (k_stride == 1) {
+        rows = lanes, run = kc, stride = lane_stride;
+    } else if (lane_stride == 1) {
+        rows = kc, run = lanes, stride = k_stride;
+    } else {
+        return pf;
+    }
+    pf.row_bytes = stride * (int64_t)sizeof(float);
+    pf.run_bytes = run * (int64_t)sizeof(float);
+    pf.lines_per_row = (pf.run_bytes + CACHE_LINE - 1) / CACHE_LINE + 1;
+    pf.total = rows * pf.lines_per_row;
+    return pf;
+}
+
+/* Appends to lines[*count] (capacity `room`) an even share of the lines left, `calls_left`
+ * calls (>= 1) before the block is needed. */
+static void prefetch_share(struct prefetch *pf, int64_t calls_left, const char **lines,
+                           int *count, int room)
+{
+    int64_t share = (pf->total - pf->next + calls_left - 1) / calls_left;
+    for (; share > 0 && *count < room; share--, pf->next++) {
+        int64_t row = pf->next / pf->lines_per_row;
+        int64_t offset = min64(pf->next % pf->lines_per_row * CACHE_LINE, pf->run_bytes - 1);
+        lines[(*count)++] = pf->base + row * pf->row_bytes + offset;
+    }
+}
+
+/* Rows per packed block of A for `rows` rows: the kernel's mc stretched by up to a quarter,
+ * then the rows cut into blocks of equal whole tiles. A block reuses each KC x NR panel of B
+ * across its rows, so a short last block (M = 128 in 120 + 8 rows) fetches every B panel
+ * again for one tile; 128 rows as one block of 11 tiles does not. Only speed depends on the
+ * blocking, never a value. */
+static int64_t rows_per_block(const struct dg__gemm_kernel *kern, int64_t rows)
+{
+    const int64_t stretched = kern->mc + kern->mc / 4;
+    const int64_t blocks = (rows + stretched - 1) / stretched;
+    return round_up((rows + blocks - 1) / blocks, kern->mr);
+}
+
 /* The packed path over rows [m0, m1), columns [n0, n1). Returns false, having written
  * nothing, when the packing buffer cannot be allocated. */
 static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem *pr,
@@ -187,7 +256,8 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
 {
     const int64_t mr = kern->mr, nr = kern->nr;
     const int64_t kc_max = min64(kern->kc, pr->k);
-    const int64_t a_floats = round_up(min64(kern->mc, m1 - m0), mr) * kc_max;
+    const int64_t mc_max = rows_per_block(kern, m1 - m0);
+    const int64_t a_floats = round_up(min64(mc_max, m1 - m0), mr) * kc_max;
     const int64_t b_floats = round_up(min64(kern->nc, n1 - n0), nr) * kc_max;
     float *a_packed = scratch_get((size_t)(a_floats + b_floats));
     if (a_packed == NULL)
@@ -201,16 +271,57 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
             const float beta = pc == 0 ? pr->beta : 1.0f;
             kern->pack_b((int)nr, kc, nc, pr->b + pc * pr->b_row + jc * pr->b_col,
                          pr->b_row, pr->b_col, b_packed);
-            for (int64_t ic = m0; ic < m1; ic += kern->mc) {
-                const int64_t mc = min64(kern->mc, m1 - ic);
+            /* The block of B packed after this one: the next k block, else the next
+             * columns' first; requested over all of this block's micro-kernel calls. */
+            int64_t next_jc = jc, next_pc = pc + kern->kc;
+            if (next_pc >= pr->k)
+                next_jc += kern->nc, next_pc = 0;
+            struct prefetch next_b = {0};
+            if (next_jc < n1)
+                next_b = prefetch_region(pr->b + next_pc * pr->b_row + next_jc * pr->b_col,
+                                         min64(kern->nc, n1 - next_jc),
+                                         min64(kern->kc, pr->k - next_pc), pr->b_col,
+                                         pr->b_row);
+            const int64_t n_panels = (nc + nr - 1) / nr;
+            int64_t b_calls_left = n_panels * ((m1 - m0 + mr - 1) / mr);
+            for (int64_t ic = m0; ic < m1; ic += mc_max) {
+                const int64_t mc = min64(mc_max, m1 - ic);
                 kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
                              pr->a_row, pr->a_col, a_packed);
+                /* The block of A packed next: the next rows, else the first rows of the
+                 * next B block; requested over this block's calls. */
+                struct prefetch next_a = {0};
+                if (ic + mc_max < m1)
+                    next_a = prefetch_region(pr->a + (ic + mc_max) * pr->a_row +
+                                                 pc * pr->a_col,
+                                             min64(mc_max, m1 - ic - mc_max), kc,
+                                             pr->a_row, pr->a_col);
+                else if (next_jc < n1)
+                    next_a = prefetch_region(pr->a + m0 * pr->a_row + next_pc * pr->a_col,
+                                             min64(mc_max, m1 - m0),
+                                             min64(kern->kc, pr->k - next_pc), pr->a_row,
+                                             pr->a_col);
+                const int64_t m_panels = (mc + mr - 1) / mr;
+                int64_t a_calls_left = n_panels * m_panels;
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     const int n_valid = (int)min64(nr, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += mr) {
-                        kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha,
-                                    beta, pr->c + (ic + ir) * pr->ldc + jc + jr, pr->ldc,
-                                    (int)min64(mr, mc - ir), n_valid);
+                        float *c = pr->c + (ic + ir) * pr->ldc + jc + jr;
+                        const int m_valid = (int)min64(mr, mc - ir);
+                        if (kern->micro_prefetch == NULL) {
+                            kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc,
+                                        pr->alpha, beta, c, pr->ldc, m_valid, n_valid);
+                            continue;
+                        }
+                        const char *lines[PREFETCH_MAX_LINES];
+                        int n_lines = 0;
+                        prefetch_share(&next_a, a_calls_left--, lines, &n_lines,
+                                       PREFETCH_MAX_LINES);
+                        prefetch_share(&next_b, b_calls_left--, lines, &n_lines,
+                                       PREFETCH_MAX_LINES);
+                        kern->micro_prefetch(kc, a_packed + ir * kc, b_packed + jr * kc,
+                                             pr->alpha, beta, c, pr->ldc, m_valid, n_valid,
+                                             lines, n_lines);
                     }
                 }
             }

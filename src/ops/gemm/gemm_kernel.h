@@ -68,6 +68,15 @@ typedef void (*dg__gemm_micro_fn)(int64_t k, const float *a_packed, const float 
                                   float alpha, float beta, float *c, int64_t ldc, int m_valid,
                                   int n_valid);
 
+/* The micro-kernel with a hint: while it runs, it requests the n_lines cache lines at
+ * lines[0..n_lines) (the source of the block the framework packs next), spread over its k
+ * loop. The lines are only prefetched, never read; the tile's values are exactly those of
+ * the plain micro-kernel. */
+typedef void (*dg__gemm_micro_prefetch_fn)(int64_t k, const float *a_packed,
+                                           const float *b_packed, float alpha, float beta,
+                                           float *c, int64_t ldc, int m_valid, int n_valid,
+                                           const char *const *lines, int n_lines);
+
 typedef void (*dg__gemm_direct_fn)(int64_t m, int64_t n, int64_t k, float alpha,
                                    const float *a, int64_t a_row_stride, int64_t a_col_stride,
                                    const float *b, int64_t ldb, float beta, float *c,
@@ -92,6 +101,8 @@ struct dg__gemm_kernel {
     int mr, nr;       /* micro-tile shape */
     int kc, mc, nc;   /* cache blocking; mc is a multiple of mr, nc of nr */
     dg__gemm_micro_fn micro;
+    dg__gemm_micro_prefetch_fn micro_prefetch; /* NULL: none (the framework then prefetches
+                                                  nothing) */
     dg__gemm_direct_fn direct;
     dg__gemm_dot_fn dot; /* NULL: none */
     dg__gemm_pack_a_fn pack_a;
