@@ -52,6 +52,11 @@
  *    any thread, has the same bits. Write-back as above (beta == 0: C is not read).
  *    m in [1, DG__GEMM_SMALL_M], n >= 1, k >= 0.
  *
+ * 1b. micro_prefetch (optional: NULL means the framework prefetches nothing) is the micro-kernel
+ *    with a hint: it also requests the n_lines cache lines lines[0..n_lines), spread over its
+ *    k loop, and otherwise computes exactly what the micro-kernel computes. The framework
+ *    passes the source of the block it packs next (gemm.c).
+ *
  * Blocking sizes (kc, mc, nc) travel with the kernel because they depend on the tile shape:
  * a KC x NR panel of B stays in L1 across the ir loop; an MC x KC block of A stays in L2;
  * a KC x NC block of B is reused from L2/L3 across the ic loop.

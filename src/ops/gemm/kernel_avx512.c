@@ -517,23 +517,21 @@ static void pack_b(int nr, int64_t kc, int64_t nc, const float *b, int64_t row_s
         pack_rows(NR, nc, kc, b, row_stride, packed);
         return;
     }
+    /* B transposed: each lane (column of op(B)) is contiguous along k. */
     for (int64_t first = 0; first < nc; first += NR) {
         const int64_t valid = nc - first < NR ? nc - first : NR;
         float *dst = packed + first * kc;
-        {
-            /* B transposed: each lane (column of op(B)) is contiguous along k. */
-            const float *src = b + first * col_stride;
-            for (int v = 0; v < NV; v++) {
-                int64_t lanes = valid - 16 * v;
-                lanes = lanes < 0 ? 0 : lanes > 16 ? 16 : lanes;
-                if (lanes == 0) {
-                    for (int64_t p = 0; p < kc; p++)
-                        _mm512_storeu_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
-                    continue;
-                }
-                transpose_pack(lanes, 16, kc, src + 16 * v * col_stride, col_stride,
-                               dst + 16 * v, NR);
+        const float *src = b + first * col_stride;
+        for (int v = 0; v < NV; v++) {
+            int64_t lanes = valid - 16 * v;
+            lanes = lanes < 0 ? 0 : lanes > 16 ? 16 : lanes;
+            if (lanes == 0) {
+                for (int64_t p = 0; p < kc; p++)
+                    _mm512_storeu_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
+                continue;
             }
+            transpose_pack(lanes, 16, kc, src + 16 * v * col_stride, col_stride, dst + 16 * v,
+                           NR);
         }
     }
 }
