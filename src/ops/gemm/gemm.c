@@ -225,10 +225,12 @@ static struct prefetch prefetch_region(const float *x, int64_t lanes, int64_t kc
 }
 
 /* Appends to lines[*count] (capacity `room`) an even share of the lines left, `calls_left`
- * calls (>= 1) before the block is needed. */
+ * calls (>= 1 while lines are left) before the block is needed. */
 static void prefetch_share(struct prefetch *pf, int64_t calls_left, const char **lines,
                            int *count, int room)
 {
+    if (pf->next >= pf->total)
+        return;
     int64_t share = (pf->total - pf->next + calls_left - 1) / calls_left;
     for (; share > 0 && *count < room; share--, pf->next++) {
         int64_t row = pf->next / pf->lines_per_row;
@@ -249,6 +251,51 @@ static int64_t rows_per_block(const struct dg__gemm_kernel *kern, int64_t rows)
     return round_up((rows + blocks - 1) / blocks, kern->mr);
 }
 
+/* The micro-kernel calls of one packed A block (rows [ic, ic + mc), at a_packed) against one
+ * packed B block (columns [jc, jc + nc), at b_packed) over kc steps, C scaled by beta.
+ * next_a is prefetched over these calls, next_b over *b_calls_left calls that may span several
+ * blocks (the counter is shared and counts down). */
+static void run_block(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                      const float *a_packed, const float *b_packed, int64_t ic, int64_t mc,
+                      int64_t jc, int64_t nc, int64_t kc, float beta, struct prefetch *next_a,
+                      struct prefetch *next_b, int64_t *b_calls_left)
+{
+    const int64_t mr = kern->mr, nr = kern->nr;
+    int64_t a_calls_left = (nc + nr - 1) / nr * ((mc + mr - 1) / mr);
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        const int n_valid = (int)min64(nr, nc - jr);
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            float *c = pr->c + (ic + ir) * pr->ldc + jc + jr;
+            const int m_valid = (int)min64(mr, mc - ir);
+            if (kern->micro_prefetch == NULL) {
+                kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha, beta, c,
+                            pr->ldc, m_valid, n_valid);
+                continue;
+            }
+            const char *lines[PREFETCH_MAX_LINES];
+            int n_lines = 0;
+            prefetch_share(next_a, a_calls_left--, lines, &n_lines, PREFETCH_MAX_LINES);
+            prefetch_share(next_b, (*b_calls_left)--, lines, &n_lines, PREFETCH_MAX_LINES);
+            kern->micro_prefetch(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha, beta,
+                                 c, pr->ldc, m_valid, n_valid, lines, n_lines);
+        }
+    }
+}
+
+/* The source of op(A)'s rows [i0, i0 + rows) x steps [p0, p0 + steps), as a prefetch. */
+static struct prefetch a_region(const struct problem *pr, int64_t i0, int64_t rows, int64_t p0,
+                                int64_t steps)
+{
+    return prefetch_region(pr->a + i0 * pr->a_row + p0 * pr->a_col, rows, steps, pr->a_row,
+                           pr->a_col);
+}
+
+/* Packed B of at most this many floats (256 KiB, a quarter of L2) is packed whole, for all of
+ * k, when it holds every column: then each block of rows of A runs all its k blocks in turn,
+ * and its block of C stays in L2 between them, instead of all of C (2 MB for 4096 x 128)
+ * going out to L3 after each k block and coming back for the next. */
+#define RESIDENT_B_FLOATS ((int64_t)1 << 16)
+
 /* The packed path over rows [m0, m1), columns [n0, n1). Returns false, having written
  * nothing, when the packing buffer cannot be allocated. */
 static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem *pr,
@@ -257,12 +304,44 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
     const int64_t mr = kern->mr, nr = kern->nr;
     const int64_t kc_max = min64(kern->kc, pr->k);
     const int64_t mc_max = rows_per_block(kern, m1 - m0);
+    const int64_t n_pad = round_up(min64(kern->nc, n1 - n0), nr);
+    const bool b_resident = pr->k > kern->kc && n1 - n0 <= kern->nc &&
+                            n_pad * pr->k <= RESIDENT_B_FLOATS;
     const int64_t a_floats = round_up(min64(mc_max, m1 - m0), mr) * kc_max;
-    const int64_t b_floats = round_up(min64(kern->nc, n1 - n0), nr) * kc_max;
+    const int64_t b_floats = n_pad * (b_resident ? pr->k : kc_max);
     float *a_packed = scratch_get((size_t)(a_floats + b_floats));
     if (a_packed == NULL)
         return false;
     float *b_packed = a_packed + a_floats; /* a_floats is a multiple of 16: stays aligned */
+
+    if (b_resident) {
+        /* k block pc of B at b_packed + pc * n_pad (every block before it is kc_max deep). */
+        for (int64_t pc = 0; pc < pr->k; pc += kern->kc)
+            kern->pack_b((int)nr, min64(kern->kc, pr->k - pc), n1 - n0,
+                         pr->b + pc * pr->b_row + n0 * pr->b_col, pr->b_row, pr->b_col,
+                         b_packed + pc * n_pad);
+        struct prefetch no_b = {0};
+        int64_t no_b_calls = 0; /* counts down, unused: no_b is empty */
+        for (int64_t ic = m0; ic < m1; ic += mc_max) {
+            const int64_t mc = min64(mc_max, m1 - ic);
+            for (int64_t pc = 0; pc < pr->k; pc += kern->kc) {
+                const int64_t kc = min64(kern->kc, pr->k - pc);
+                kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
+                             pr->a_row, pr->a_col, a_packed);
+                /* Packed next: this block's next k block, else the next rows' first. */
+                struct prefetch next_a = {0};
+                if (pc + kern->kc < pr->k)
+                    next_a = a_region(pr, ic, mc, pc + kern->kc,
+                                      min64(kern->kc, pr->k - pc - kern->kc));
+                else if (ic + mc_max < m1)
+                    next_a = a_region(pr, ic + mc_max, min64(mc_max, m1 - ic - mc_max), 0,
+                                      kc_max);
+                run_block(kern, pr, a_packed, b_packed + pc * n_pad, ic, mc, n0, n1 - n0, kc,
+                          pc == 0 ? pr->beta : 1.0f, &next_a, &no_b, &no_b_calls);
+            }
+        }
+        return true;
+    }
 
     for (int64_t jc = n0; jc < n1; jc += kern->nc) {
         const int64_t nc = min64(kern->nc, n1 - jc);
@@ -282,8 +361,7 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
                                          min64(kern->nc, n1 - next_jc),
                                          min64(kern->kc, pr->k - next_pc), pr->b_col,
                                          pr->b_row);
-            const int64_t n_panels = (nc + nr - 1) / nr;
-            int64_t b_calls_left = n_panels * ((m1 - m0 + mr - 1) / mr);
+            int64_t b_calls_left = (nc + nr - 1) / nr * ((m1 - m0 + mr - 1) / mr);
             for (int64_t ic = m0; ic < m1; ic += mc_max) {
                 const int64_t mc = min64(mc_max, m1 - ic);
                 kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
@@ -292,38 +370,12 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
                  * next B block; requested over this block's calls. */
                 struct prefetch next_a = {0};
                 if (ic + mc_max < m1)
-                    next_a = prefetch_region(pr->a + (ic + mc_max) * pr->a_row +
-                                                 pc * pr->a_col,
-                                             min64(mc_max, m1 - ic - mc_max), kc,
-                                             pr->a_row, pr->a_col);
+                    next_a = a_region(pr, ic + mc_max, min64(mc_max, m1 - ic - mc_max), pc, kc);
                 else if (next_jc < n1)
-                    next_a = prefetch_region(pr->a + m0 * pr->a_row + next_pc * pr->a_col,
-                                             min64(mc_max, m1 - m0),
-                                             min64(kern->kc, pr->k - next_pc), pr->a_row,
-                                             pr->a_col);
-                const int64_t m_panels = (mc + mr - 1) / mr;
-                int64_t a_calls_left = n_panels * m_panels;
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    const int n_valid = (int)min64(nr, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        float *c = pr->c + (ic + ir) * pr->ldc + jc + jr;
-                        const int m_valid = (int)min64(mr, mc - ir);
-                        if (kern->micro_prefetch == NULL) {
-                            kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc,
-                                        pr->alpha, beta, c, pr->ldc, m_valid, n_valid);
-                            continue;
-                        }
-                        const char *lines[PREFETCH_MAX_LINES];
-                        int n_lines = 0;
-                        prefetch_share(&next_a, a_calls_left--, lines, &n_lines,
-                                       PREFETCH_MAX_LINES);
-                        prefetch_share(&next_b, b_calls_left--, lines, &n_lines,
-                                       PREFETCH_MAX_LINES);
-                        kern->micro_prefetch(kc, a_packed + ir * kc, b_packed + jr * kc,
-                                             pr->alpha, beta, c, pr->ldc, m_valid, n_valid,
-                                             lines, n_lines);
-                    }
-                }
+                    next_a = a_region(pr, m0, min64(mc_max, m1 - m0), next_pc,
+                                      min64(kern->kc, pr->k - next_pc));
+                run_block(kern, pr, a_packed, b_packed, ic, mc, jc, nc, kc, beta, &next_a,
+                          &next_b, &b_calls_left);
             }
         }
     }
