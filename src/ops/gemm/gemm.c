@@ -200,7 +200,10 @@ struct prefetch {
     int64_t next, total;     /* lines requested so far, and in all */
 };
 
-enum { CACHE_LINE = 64, PREFETCH_MAX_LINES = 128 };
+/* At most one line per PREFETCH_STEPS k steps of a call, and PREFETCH_MAX_LINES a call: denser
+ * requests (a 128 x 128 x 4096 weight gradient asked for ~100 lines in a 256-step call) cost
+ * the kernel more than the packer saved. What a call cannot take is left to the packer. */
+enum { CACHE_LINE = 64, PREFETCH_MAX_LINES = 128, PREFETCH_STEPS = 8 };
 
 /* The source lines of the lanes [0, lanes) x steps [0, kc) of an operand whose element
  * (lane, p) is x[lane*lane_stride + p*k_stride], row by row of memory; empty when neither
@@ -274,8 +277,9 @@ static void run_block(const struct dg__gemm_kernel *kern, const struct problem *
             }
             const char *lines[PREFETCH_MAX_LINES];
             int n_lines = 0;
-            prefetch_share(next_a, a_calls_left--, lines, &n_lines, PREFETCH_MAX_LINES);
-            prefetch_share(next_b, (*b_calls_left)--, lines, &n_lines, PREFETCH_MAX_LINES);
+            const int room = (int)min64(PREFETCH_MAX_LINES, kc / PREFETCH_STEPS);
+            prefetch_share(next_a, a_calls_left--, lines, &n_lines, room);
+            prefetch_share(next_b, (*b_calls_left)--, lines, &n_lines, room);
             kern->micro_prefetch(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha, beta,
                                  c, pr->ldc, m_valid, n_valid, lines, n_lines);
         }
