@@ -63,7 +63,8 @@ struct shape {
 };
 
 /* Squares, then the demo MLP (784-256-128-10, batch 128): forward X*W, weight gradient
- * X^T*dY and input gradient dY*W^T of each layer; then small-m shapes. Names give m x k x n. */
+ * X^T*dY and input gradient dY*W^T of each layer; then small-m shapes. Names give m x k x n,
+ * except the gpt_ and lstm_ ones below, which give m x n x k. */
 static const struct shape shapes[] = {
     {"sq64", false, false, 64, 64, 64},
     {"sq256", false, false, 256, 256, 256},
@@ -94,10 +95,20 @@ static const struct shape shapes[] = {
     {"gpt_fc2_fwd_4096x128x512", false, false, 4096, 128, 512},
     {"gpt_proj_fwd_4096x128x128", false, false, 4096, 128, 128},
     {"gpt_head_fwd_4096x65x128", false, false, 4096, 65, 128},
+    {"gpt_qkv_dW_128x384x4096_TN", true, false, 128, 384, 4096},
     {"gpt_fc1_dW_128x512x4096_TN", true, false, 128, 512, 4096},
     {"gpt_fc2_dW_512x128x4096_TN", true, false, 512, 128, 4096},
+    {"gpt_proj_dW_128x128x4096_TN", true, false, 128, 128, 4096},
+    {"gpt_qkv_dX_4096x128x384_NT", false, true, 4096, 128, 384},
     {"gpt_fc1_dX_4096x128x512_NT", false, true, 4096, 128, 512},
     {"gpt_fc2_dX_4096x512x128_NT", false, true, 4096, 512, 128},
+    {"gpt_proj_dX_4096x128x128_NT", false, true, 4096, 128, 128},
+    /* The charlm LSTM (hidden 256, batch 32 x 128 steps): dW_hh = d gates^T h_prev over all
+     * 4096 rows (TN), and the per-step recurrent products, forward h W_hh^T (NT) and backward
+     * d gates W_hh (NN), at 32 rows. */
+    {"lstm_dWhh_1024x256x4096_TN", true, false, 1024, 256, 4096},
+    {"lstm_step_fwd_32x1024x256_NT", false, true, 32, 1024, 256},
+    {"lstm_step_bwd_32x256x1024", false, false, 32, 256, 1024},
 };
 
 

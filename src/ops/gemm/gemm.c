@@ -4,9 +4,11 @@
  *
  * Loop nest for one thread's rectangle of C (BLIS order):
  *   jc: NC columns   -> pc: KC of k, pack op(B)[pc.., jc..] (KC x NC, reused from L2/L3)
- *     ic: MC rows    -> pack op(A)[ic.., pc..] (MC x KC, stays in L2)
+ *     ic: ~MC rows   -> pack op(A)[ic.., pc..] (MC x KC, stays in L2; see rows_per_block)
  *       jr: NR cols  -> ir: MR rows -> micro-kernel (its KC x NR panel of B is reused
- *                                         from L1/L2 across the MC/MR panels of A)
+ *                                         from L1/L2 across the MC/MR panels of A;
+ *                                         meanwhile the source of the next block packed is
+ *                                         prefetched)
  *
  * Threads: C is cut into a tm x tn grid of rectangles on tile boundaries, a few per thread,
  * handed out dynamically, each running the whole loop nest with private packing buffers. No
@@ -180,6 +182,124 @@ static void gemm_direct(const struct dg__gemm_kernel *kern, const struct problem
     }
 }
 
+/* ---- Prefetching the next block's source ---------------------------------------------------
+ * Packing reads memory the product has not touched yet: a weight gradient's 4096-long k
+ * streams its whole 10 MB of operands through once, a forward product its 8 MB of input.
+ * Packing that waits on those misses took ~10% of such a product at one thread, so while
+ * the micro-kernels work on one block, the source of the block packed next is handed to the
+ * kernel's micro_prefetch, a share of the lines with each call, which requests them spread
+ * over its k loop (issued all at once between calls, the requests queued up behind each
+ * other and stalled the kernel's own loads, which cost more than they saved). Kernels
+ * without micro_prefetch prefetch nothing. Only speed depends on this, never a value. */
+
+struct prefetch {
+    const char *base;        /* first row */
+    int64_t row_bytes;       /* stride between rows */
+    int64_t run_bytes;       /* contiguous bytes per row */
+    int64_t lines_per_row;   /* cache lines requested per row (one spare for alignment) */
+    int64_t next, total;     /* lines requested so far, and in all */
+};
+
+/* At most one line per PREFETCH_STEPS k steps of a call, and PREFETCH_MAX_LINES a call: denser
+ * requests (a 128 x 128 x 4096 weight gradient asked for ~100 lines in a 256-step call) cost
+ * the kernel more than the packer saved. What a call cannot take is left to the packer. */
+enum { CACHE_LINE = 64, PREFETCH_MAX_LINES = 128, PREFETCH_STEPS = 8 };
+
+/* The source lines of the lanes [0, lanes) x steps [0, kc) of an operand whose element
+ * (lane, p) is x[lane*lane_stride + p*k_stride], row by row of memory; empty when neither
+ * stride is 1 (no layout the framework passes). */
+static struct prefetch prefetch_region(const float *x, int64_t lanes, int64_t kc,
+                                       int64_t lane_stride, int64_t k_stride)
+{
+    struct prefetch pf = {(const char *)x, 0, 0, 0, 0, 0};
+    int64_t rows, run, stride;
+    if (k_stride == 1) {
+        rows = lanes, run = kc, stride = lane_stride;
+    } else if (lane_stride == 1) {
+        rows = kc, run = lanes, stride = k_stride;
+    } else {
+        return pf;
+    }
+    pf.row_bytes = stride * (int64_t)sizeof(float);
+    pf.run_bytes = run * (int64_t)sizeof(float);
+    pf.lines_per_row = (pf.run_bytes + CACHE_LINE - 1) / CACHE_LINE + 1;
+    pf.total = rows * pf.lines_per_row;
+    return pf;
+}
+
+/* Appends to lines[*count] (capacity `room`) an even share of the lines left, `calls_left`
+ * calls (>= 1 while lines are left) before the block is needed. */
+static void prefetch_share(struct prefetch *pf, int64_t calls_left, const char **lines,
+                           int *count, int room)
+{
+    if (pf->next >= pf->total)
+        return;
+    int64_t share = (pf->total - pf->next + calls_left - 1) / calls_left;
+    for (; share > 0 && *count < room; share--, pf->next++) {
+        int64_t row = pf->next / pf->lines_per_row;
+        int64_t offset = min64(pf->next % pf->lines_per_row * CACHE_LINE, pf->run_bytes - 1);
+        lines[(*count)++] = pf->base + row * pf->row_bytes + offset;
+    }
+}
+
+/* Rows per packed block of A for `rows` rows: the kernel's mc stretched by up to a quarter,
+ * then the rows cut into blocks of equal whole tiles. A block reuses each KC x NR panel of B
+ * across its rows, so a short last block (M = 128 in 120 + 8 rows) fetches every B panel
+ * again for one tile; 128 rows as one block of 11 tiles does not. Only speed depends on the
+ * blocking, never a value. */
+static int64_t rows_per_block(const struct dg__gemm_kernel *kern, int64_t rows)
+{
+    const int64_t stretched = kern->mc + kern->mc / 4;
+    const int64_t blocks = (rows + stretched - 1) / stretched;
+    return round_up((rows + blocks - 1) / blocks, kern->mr);
+}
+
+/* The micro-kernel calls of one packed A block (rows [ic, ic + mc), at a_packed) against one
+ * packed B block (columns [jc, jc + nc), at b_packed) over kc steps, C scaled by beta.
+ * next_a is prefetched over these calls, next_b over *b_calls_left calls that may span several
+ * blocks (the counter is shared and counts down). */
+static void run_block(const struct dg__gemm_kernel *kern, const struct problem *pr,
+                      const float *a_packed, const float *b_packed, int64_t ic, int64_t mc,
+                      int64_t jc, int64_t nc, int64_t kc, float beta, struct prefetch *next_a,
+                      struct prefetch *next_b, int64_t *b_calls_left)
+{
+    const int64_t mr = kern->mr, nr = kern->nr;
+    int64_t a_calls_left = (nc + nr - 1) / nr * ((mc + mr - 1) / mr);
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        const int n_valid = (int)min64(nr, nc - jr);
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            float *c = pr->c + (ic + ir) * pr->ldc + jc + jr;
+            const int m_valid = (int)min64(mr, mc - ir);
+            if (kern->micro_prefetch == NULL) {
+                kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha, beta, c,
+                            pr->ldc, m_valid, n_valid);
+                continue;
+            }
+            const char *lines[PREFETCH_MAX_LINES];
+            int n_lines = 0;
+            const int room = (int)min64(PREFETCH_MAX_LINES, kc / PREFETCH_STEPS);
+            prefetch_share(next_a, a_calls_left--, lines, &n_lines, room);
+            prefetch_share(next_b, (*b_calls_left)--, lines, &n_lines, room);
+            kern->micro_prefetch(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha, beta,
+                                 c, pr->ldc, m_valid, n_valid, lines, n_lines);
+        }
+    }
+}
+
+/* The source of op(A)'s rows [i0, i0 + rows) x steps [p0, p0 + steps), as a prefetch. */
+static struct prefetch a_region(const struct problem *pr, int64_t i0, int64_t rows, int64_t p0,
+                                int64_t steps)
+{
+    return prefetch_region(pr->a + i0 * pr->a_row + p0 * pr->a_col, rows, steps, pr->a_row,
+                           pr->a_col);
+}
+
+/* Packed B of at most this many floats (256 KiB, a quarter of L2) is packed whole, for all of
+ * k, when it holds every column: then each block of rows of A runs all its k blocks in turn,
+ * and its block of C stays in L2 between them, instead of all of C (2 MB for 4096 x 128)
+ * going out to L3 after each k block and coming back for the next. */
+#define RESIDENT_B_FLOATS ((int64_t)1 << 16)
+
 /* The packed path over rows [m0, m1), columns [n0, n1). Returns false, having written
  * nothing, when the packing buffer cannot be allocated. */
 static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem *pr,
@@ -187,12 +307,45 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
 {
     const int64_t mr = kern->mr, nr = kern->nr;
     const int64_t kc_max = min64(kern->kc, pr->k);
-    const int64_t a_floats = round_up(min64(kern->mc, m1 - m0), mr) * kc_max;
-    const int64_t b_floats = round_up(min64(kern->nc, n1 - n0), nr) * kc_max;
+    const int64_t mc_max = rows_per_block(kern, m1 - m0);
+    const int64_t n_pad = round_up(min64(kern->nc, n1 - n0), nr);
+    const bool b_resident = pr->k > kern->kc && n1 - n0 <= kern->nc &&
+                            n_pad * pr->k <= RESIDENT_B_FLOATS;
+    const int64_t a_floats = round_up(min64(mc_max, m1 - m0), mr) * kc_max;
+    const int64_t b_floats = n_pad * (b_resident ? pr->k : kc_max);
     float *a_packed = scratch_get((size_t)(a_floats + b_floats));
     if (a_packed == NULL)
         return false;
     float *b_packed = a_packed + a_floats; /* a_floats is a multiple of 16: stays aligned */
+
+    if (b_resident) {
+        /* k block pc of B at b_packed + pc * n_pad (every block before it is kc_max deep). */
+        for (int64_t pc = 0; pc < pr->k; pc += kern->kc)
+            kern->pack_b((int)nr, min64(kern->kc, pr->k - pc), n1 - n0,
+                         pr->b + pc * pr->b_row + n0 * pr->b_col, pr->b_row, pr->b_col,
+                         b_packed + pc * n_pad);
+        struct prefetch no_b = {0};
+        int64_t no_b_calls = 0; /* counts down, unused: no_b is empty */
+        for (int64_t ic = m0; ic < m1; ic += mc_max) {
+            const int64_t mc = min64(mc_max, m1 - ic);
+            for (int64_t pc = 0; pc < pr->k; pc += kern->kc) {
+                const int64_t kc = min64(kern->kc, pr->k - pc);
+                kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
+                             pr->a_row, pr->a_col, a_packed);
+                /* Packed next: this block's next k block, else the next rows' first. */
+                struct prefetch next_a = {0};
+                if (pc + kern->kc < pr->k)
+                    next_a = a_region(pr, ic, mc, pc + kern->kc,
+                                      min64(kern->kc, pr->k - pc - kern->kc));
+                else if (ic + mc_max < m1)
+                    next_a = a_region(pr, ic + mc_max, min64(mc_max, m1 - ic - mc_max), 0,
+                                      kc_max);
+                run_block(kern, pr, a_packed, b_packed + pc * n_pad, ic, mc, n0, n1 - n0, kc,
+                          pc == 0 ? pr->beta : 1.0f, &next_a, &no_b, &no_b_calls);
+            }
+        }
+        return true;
+    }
 
     for (int64_t jc = n0; jc < n1; jc += kern->nc) {
         const int64_t nc = min64(kern->nc, n1 - jc);
@@ -201,18 +354,32 @@ static bool gemm_packed(const struct dg__gemm_kernel *kern, const struct problem
             const float beta = pc == 0 ? pr->beta : 1.0f;
             kern->pack_b((int)nr, kc, nc, pr->b + pc * pr->b_row + jc * pr->b_col,
                          pr->b_row, pr->b_col, b_packed);
-            for (int64_t ic = m0; ic < m1; ic += kern->mc) {
-                const int64_t mc = min64(kern->mc, m1 - ic);
+            /* The block of B packed after this one: the next k block, else the next
+             * columns' first; requested over all of this block's micro-kernel calls. */
+            int64_t next_jc = jc, next_pc = pc + kern->kc;
+            if (next_pc >= pr->k)
+                next_jc += kern->nc, next_pc = 0;
+            struct prefetch next_b = {0};
+            if (next_jc < n1)
+                next_b = prefetch_region(pr->b + next_pc * pr->b_row + next_jc * pr->b_col,
+                                         min64(kern->nc, n1 - next_jc),
+                                         min64(kern->kc, pr->k - next_pc), pr->b_col,
+                                         pr->b_row);
+            int64_t b_calls_left = (nc + nr - 1) / nr * ((m1 - m0 + mr - 1) / mr);
+            for (int64_t ic = m0; ic < m1; ic += mc_max) {
+                const int64_t mc = min64(mc_max, m1 - ic);
                 kern->pack_a((int)mr, mc, kc, pr->a + ic * pr->a_row + pc * pr->a_col,
                              pr->a_row, pr->a_col, a_packed);
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    const int n_valid = (int)min64(nr, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        kern->micro(kc, a_packed + ir * kc, b_packed + jr * kc, pr->alpha,
-                                    beta, pr->c + (ic + ir) * pr->ldc + jc + jr, pr->ldc,
-                                    (int)min64(mr, mc - ir), n_valid);
-                    }
-                }
+                /* The block of A packed next: the next rows, else the first rows of the
+                 * next B block; requested over this block's calls. */
+                struct prefetch next_a = {0};
+                if (ic + mc_max < m1)
+                    next_a = a_region(pr, ic + mc_max, min64(mc_max, m1 - ic - mc_max), pc, kc);
+                else if (next_jc < n1)
+                    next_a = a_region(pr, m0, min64(mc_max, m1 - m0), next_pc,
+                                      min64(kern->kc, pr->k - next_pc));
+                run_block(kern, pr, a_packed, b_packed, ic, mc, jc, nc, kc, beta, &next_a,
+                          &next_b, &b_calls_left);
             }
         }
     }

@@ -52,6 +52,11 @@
  *    any thread, has the same bits. Write-back as above (beta == 0: C is not read).
  *    m in [1, DG__GEMM_SMALL_M], n >= 1, k >= 0.
  *
+ * 1b. micro_prefetch (optional: NULL means the framework prefetches nothing) is the micro-kernel
+ *    with a hint: it also requests the n_lines cache lines lines[0..n_lines), spread over its
+ *    k loop, and otherwise computes exactly what the micro-kernel computes. The framework
+ *    passes the source of the block it packs next (gemm.c).
+ *
  * Blocking sizes (kc, mc, nc) travel with the kernel because they depend on the tile shape:
  * a KC x NR panel of B stays in L1 across the ir loop; an MC x KC block of A stays in L2;
  * a KC x NC block of B is reused from L2/L3 across the ic loop.
@@ -67,6 +72,15 @@
 typedef void (*dg__gemm_micro_fn)(int64_t k, const float *a_packed, const float *b_packed,
                                   float alpha, float beta, float *c, int64_t ldc, int m_valid,
                                   int n_valid);
+
+/* The micro-kernel with a hint: while it runs, it requests the n_lines cache lines at
+ * lines[0..n_lines) (the source of the block the framework packs next), spread over its k
+ * loop. The lines are only prefetched, never read; the tile's values are exactly those of
+ * the plain micro-kernel. */
+typedef void (*dg__gemm_micro_prefetch_fn)(int64_t k, const float *a_packed,
+                                           const float *b_packed, float alpha, float beta,
+                                           float *c, int64_t ldc, int m_valid, int n_valid,
+                                           const char *const *lines, int n_lines);
 
 typedef void (*dg__gemm_direct_fn)(int64_t m, int64_t n, int64_t k, float alpha,
                                    const float *a, int64_t a_row_stride, int64_t a_col_stride,
@@ -92,6 +106,8 @@ struct dg__gemm_kernel {
     int mr, nr;       /* micro-tile shape */
     int kc, mc, nc;   /* cache blocking; mc is a multiple of mr, nc of nr */
     dg__gemm_micro_fn micro;
+    dg__gemm_micro_prefetch_fn micro_prefetch; /* NULL: none (the framework then prefetches
+                                                  nothing) */
     dg__gemm_direct_fn direct;
     dg__gemm_dot_fn dot; /* NULL: none */
     dg__gemm_pack_a_fn pack_a;

@@ -56,9 +56,10 @@ static inline __mmask16 lane_mask(int count)
  * Write-back touches rows < m_valid and the lanes in n_mask.
  */
 static inline __attribute__((always_inline)) void
-tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float *a,
-     int64_t a_row, int64_t a_step, const float *b, int64_t b_step, const __mmask16 *n_mask,
-     float alpha, float beta, float *c, int64_t ldc, int m_valid)
+tile_prefetch(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float *a,
+              int64_t a_row, int64_t a_step, const float *b, int64_t b_step,
+              const __mmask16 *n_mask, float alpha, float beta, float *c, int64_t ldc,
+              int m_valid, const char *const *lines, int n_lines)
 {
     __m512 acc[MAX_MR][MAX_NV];
 #pragma GCC unroll 16
@@ -67,22 +68,31 @@ tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float 
         for (int v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_ps();
 
+    /* The k loop in n_lines + 1 stretches, one prefetch before each but the last, so that
+     * the requests are spread over the whole loop rather than queued at once. */
+    const int64_t every = n_lines > 0 ? (k + n_lines) / (n_lines + 1) : k;
+    int64_t p = 0;
+    for (int line = 0; line <= n_lines; line++) {
+        if (line < n_lines)
+            _mm_prefetch(lines[line], _MM_HINT_T0);
+        const int64_t end = line == n_lines || p + every > k ? k : p + every;
 #pragma GCC unroll 2
-    for (int64_t p = 0; p < k; p++) {
-        __m512 bv[MAX_NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < nv; v++)
-            bv[v] = mask_tail_b ? _mm512_maskz_loadu_ps(n_mask[v], b + 16 * v)
-                                : _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 16
-        for (int i = 0; i < mr; i++) {
-            __m512 ai = _mm512_set1_ps(a[i * a_row]);
+        for (; p < end; p++) {
+            __m512 bv[MAX_NV];
 #pragma GCC unroll 8
             for (int v = 0; v < nv; v++)
-                acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+                bv[v] = mask_tail_b ? _mm512_maskz_loadu_ps(n_mask[v], b + 16 * v)
+                                    : _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
+            for (int i = 0; i < mr; i++) {
+                __m512 ai = _mm512_set1_ps(a[i * a_row]);
+#pragma GCC unroll 8
+                for (int v = 0; v < nv; v++)
+                    acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+            }
+            a += a_step;
+            b += b_step;
         }
-        a += a_step;
-        b += b_step;
     }
 
     const __m512 alpha_v = _mm512_set1_ps(alpha);
@@ -104,8 +114,18 @@ tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float 
     }
 }
 
-static void micro(int64_t k, const float *a_packed, const float *b_packed, float alpha,
-                  float beta, float *c, int64_t ldc, int m_valid, int n_valid)
+static inline __attribute__((always_inline)) void
+tile(const int mr, const int nv, const bool mask_tail_b, int64_t k, const float *a,
+     int64_t a_row, int64_t a_step, const float *b, int64_t b_step, const __mmask16 *n_mask,
+     float alpha, float beta, float *c, int64_t ldc, int m_valid)
+{
+    tile_prefetch(mr, nv, mask_tail_b, k, a, a_row, a_step, b, b_step, n_mask, alpha, beta, c,
+                  ldc, m_valid, NULL, 0);
+}
+
+static void micro_prefetch(int64_t k, const float *a_packed, const float *b_packed,
+                           float alpha, float beta, float *c, int64_t ldc, int m_valid,
+                           int n_valid, const char *const *lines, int n_lines)
 {
     __mmask16 n_mask[MAX_NV];
     for (int v = 0; v < NV; v++)
@@ -119,11 +139,31 @@ static void micro(int64_t k, const float *a_packed, const float *b_packed, float
      * tile: the padding vectors would cost a full tile's FMAs for nothing. Every lane still
      * sums p = 0..k-1 with one FMA per term, so its bits are those of the full tile. */
     if (NV > 1 && n_valid <= 16) {
-        tile(MR, 1, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc,
-             m_valid);
+        tile_prefetch(MR, 1, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c,
+                      ldc, m_valid, lines, n_lines);
         return;
     }
-    tile(MR, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc, m_valid);
+    /* Likewise a bottom-edge tile of at most 8 (or 4) rows takes an 8-row (4-row) tile over
+     * the same panel: M = 128 is 10 full tiles and one of 8 rows, whose 4 padding rows cost
+     * 3% of the product; the rows kept take the same operations. */
+    if (MR > 8 && m_valid <= 4) {
+        tile_prefetch(4, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c,
+                      ldc, m_valid, lines, n_lines);
+        return;
+    }
+    if (MR > 8 && m_valid <= 8) {
+        tile_prefetch(8, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c,
+                      ldc, m_valid, lines, n_lines);
+        return;
+    }
+    tile_prefetch(MR, NV, false, k, a_packed, 1, MR, b_packed, NR, n_mask, alpha, beta, c, ldc,
+                  m_valid, lines, n_lines);
+}
+
+static void micro(int64_t k, const float *a_packed, const float *b_packed, float alpha,
+                  float beta, float *c, int64_t ldc, int m_valid, int n_valid)
+{
+    micro_prefetch(k, a_packed, b_packed, alpha, beta, c, ldc, m_valid, n_valid, NULL, 0);
 }
 
 /* Direct kernel tile height; rows left over are done in groups of 4, then 2, then 1 (each an
@@ -406,6 +446,46 @@ static void transpose_pack(int64_t lanes, int store_lanes, int64_t kc, const flo
     }
 }
 
+/* Steps of k whose source rows a contiguous-lane pack reads before moving on: the rows are
+ * read once for every panel, and a few of them (STEPS x lanes floats) stay in L1 while the
+ * panels take their parts. Walking one panel down all kc steps instead reads each row's cache
+ * line once per panel, and with a power-of-two row stride (a 4096 x 512 operand: 2 KiB) the
+ * rows share a couple of L1 sets, so every panel went back to L2 or memory for them. */
+enum { PACK_STEPS = 16 };
+
+/* Lanes [0, lanes) x steps [0, kc) of an operand whose step p is the contiguous run
+ * src[p*k_stride + lane], into width-wide panels (width = MR or NR, a multiple of 4 up to
+ * 64), zero-padding the last panel: the contiguous-lane layouts (A transposed, B not). */
+static inline __attribute__((always_inline)) void
+pack_rows(const int width, int64_t lanes, int64_t kc, const float *src, int64_t k_stride,
+          float *packed)
+{
+    const int vectors = (width + 15) / 16;
+    const __mmask16 last_store = lane_mask(width - 16 * (vectors - 1));
+    for (int64_t p0 = 0; p0 < kc; p0 += PACK_STEPS) {
+        const int64_t steps = kc - p0 < PACK_STEPS ? kc - p0 : PACK_STEPS;
+        for (int64_t first = 0; first < lanes; first += width) {
+            const int64_t valid = lanes - first < width ? lanes - first : width;
+            __mmask16 load[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < vectors; v++)
+                load[v] = lane_mask((int)valid - 16 * v) & (v == vectors - 1 ? last_store
+                                                                              : 0xffff);
+            float *dst = packed + first * kc + p0 * width;
+            const float *row = src + p0 * k_stride + first;
+            for (int64_t p = 0; p < steps; p++) {
+#pragma GCC unroll 4
+                for (int v = 0; v < vectors; v++) {
+                    const __mmask16 store = v == vectors - 1 ? last_store : (__mmask16)0xffff;
+                    _mm512_mask_storeu_ps(dst + p * width + 16 * v, store,
+                                          _mm512_maskz_loadu_ps(load[v], row + p * k_stride +
+                                                                             16 * v));
+                }
+            }
+        }
+    }
+}
+
 static void pack_a(int mr, int64_t mc, int64_t kc, const float *a, int64_t row_stride,
                    int64_t col_stride, float *packed)
 {
@@ -413,20 +493,15 @@ static void pack_a(int mr, int64_t mc, int64_t kc, const float *a, int64_t row_s
         dg__gemm_pack_a(mr, mc, kc, a, row_stride, col_stride, packed);
         return;
     }
-    const __mmask16 panel_mask = lane_mask(MR);
+    if (col_stride != 1) {
+        /* Transposed A: the panel's MR values for step p are contiguous. */
+        pack_rows(MR, mc, kc, a, col_stride, packed);
+        return;
+    }
     for (int64_t first = 0; first < mc; first += MR) {
         const int64_t valid = mc - first < MR ? mc - first : MR;
-        const float *src = a + first * row_stride;
-        float *dst = packed + first * kc;
-        if (col_stride == 1) {
-            transpose_pack(valid, MR, kc, src, row_stride, dst, MR);
-        } else {
-            /* Transposed A: the panel's MR values for step p are contiguous. */
-            const __mmask16 load_mask = lane_mask((int)valid);
-            for (int64_t p = 0; p < kc; p++)
-                _mm512_mask_storeu_ps(dst + p * MR, panel_mask,
-                                      _mm512_maskz_loadu_ps(load_mask, src + p * col_stride));
-        }
+        transpose_pack(valid, MR, kc, a + first * row_stride, row_stride, packed + first * kc,
+                       MR);
     }
 }
 
@@ -437,34 +512,26 @@ static void pack_b(int nr, int64_t kc, int64_t nc, const float *b, int64_t row_s
         dg__gemm_pack_b(nr, kc, nc, b, row_stride, col_stride, packed);
         return;
     }
+    if (col_stride == 1) {
+        /* B not transposed: each step's NR values are contiguous. */
+        pack_rows(NR, nc, kc, b, row_stride, packed);
+        return;
+    }
+    /* B transposed: each lane (column of op(B)) is contiguous along k. */
     for (int64_t first = 0; first < nc; first += NR) {
         const int64_t valid = nc - first < NR ? nc - first : NR;
         float *dst = packed + first * kc;
-        if (col_stride == 1) {
-            /* B not transposed: each step's NR values are contiguous. */
-            const float *src = b + first;
-            __mmask16 mask[NV];
-            for (int v = 0; v < NV; v++)
-                mask[v] = lane_mask((int)valid - 16 * v);
-            for (int64_t p = 0; p < kc; p++)
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    _mm512_storeu_ps(dst + p * NR + 16 * v,
-                                     _mm512_maskz_loadu_ps(mask[v], src + p * row_stride + 16 * v));
-        } else {
-            /* B transposed: each lane (column of op(B)) is contiguous along k. */
-            const float *src = b + first * col_stride;
-            for (int v = 0; v < NV; v++) {
-                int64_t lanes = valid - 16 * v;
-                lanes = lanes < 0 ? 0 : lanes > 16 ? 16 : lanes;
-                if (lanes == 0) {
-                    for (int64_t p = 0; p < kc; p++)
-                        _mm512_storeu_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
-                    continue;
-                }
-                transpose_pack(lanes, 16, kc, src + 16 * v * col_stride, col_stride,
-                               dst + 16 * v, NR);
+        const float *src = b + first * col_stride;
+        for (int v = 0; v < NV; v++) {
+            int64_t lanes = valid - 16 * v;
+            lanes = lanes < 0 ? 0 : lanes > 16 ? 16 : lanes;
+            if (lanes == 0) {
+                for (int64_t p = 0; p < kc; p++)
+                    _mm512_storeu_ps(dst + p * NR + 16 * v, _mm512_setzero_ps());
+                continue;
             }
+            transpose_pack(lanes, 16, kc, src + 16 * v * col_stride, col_stride, dst + 16 * v,
+                           NR);
         }
     }
 }
@@ -477,6 +544,7 @@ const struct dg__gemm_kernel dg__gemm_kernel_avx512 = {
     .mc = DG_GEMM_AVX512_MC,
     .nc = DG_GEMM_AVX512_NC,
     .micro = micro,
+    .micro_prefetch = micro_prefetch,
     .direct = direct,
     .dot = dot,
     .pack_a = pack_a,
