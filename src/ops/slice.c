@@ -72,7 +72,7 @@ static dg_status slice_infer(const struct dg_op_def *def, const void *attrs, int
                              const struct dg_shape *in, struct dg_shape *out, char *msg,
                              size_t len)
 {
-    int64_t start, end;
+    int64_t start = 0, end = 0; /* set by check_range on success (GCC -O3 cannot tell) */
     dg_status st = check_range("slice", attrs, &in[0], &start, &end, msg, len);
     if (st != DG_OK)
         return st;
@@ -131,7 +131,7 @@ static void slice_forward(const struct dg_op_def *def, const void *attrs, int n_
                           const struct dg_tensor *in, struct dg_tensor *out,
                           const struct dg_exec_ctx *ctx)
 {
-    int64_t start, end;
+    int64_t start = 0, end = 0; /* set by check_range on success (GCC -O3 cannot tell) */
     const struct dg_slice_attrs *range = slice_attrs(attrs);
     normalise_range(range->start, range->end, in[0].shape.dim[range->axis],
                     &start, &end);
@@ -188,7 +188,7 @@ static dg_status pad_slice_infer(const struct dg_op_def *def, const void *attrs,
                                  size_t len)
 {
     char sg[128], sl[128];
-    int64_t start, end;
+    int64_t start = 0, end = 0; /* set by check_range on success (GCC -O3 cannot tell) */
     dg_status st = check_range("pad_slice", attrs, &in[1], &start, &end, msg, len);
     if (st != DG_OK)
         return st;
@@ -211,7 +211,7 @@ static void pad_slice_forward(const struct dg_op_def *def, const void *attrs, in
                               const struct dg_tensor *in, struct dg_tensor *out,
                               const struct dg_exec_ctx *ctx)
 {
-    int64_t start, end;
+    int64_t start = 0, end = 0; /* set by check_range on success (GCC -O3 cannot tell) */
     const struct dg_slice_attrs *range = slice_attrs(attrs);
     normalise_range(range->start, range->end, out->shape.dim[range->axis],
                     &start, &end);
