@@ -14,7 +14,8 @@
  *   GRU:  [r z] = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})
  *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)); h' = (1 - z) * n + z * h
  *
- * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]). The
+ * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]), or,
+ * when x is an embedding of a small table, a lookup of the projected table. The
  * LSTM hands it, the summed biases and the states to dg_lstm_seq, whose packed [B,T,6H] output
  * is sliced into the h sequence and the final states; the GRU hands it, b_ih, b_hh (kept apart:
  * the reset gate multiplies h W_hn^T + b_hn) and h0 to dg_gru_seq ([B,T,5H] packed output).
@@ -24,6 +25,7 @@
  * fused").
  */
 #include "dagrad.h"
+#include "dagrad_seq.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -122,6 +124,23 @@ static bool check_state(dg_graph *g, const char *what, const char *kind, int lay
     return true;
 }
 
+/* x W_ih^T for every step. When x is an embedding lookup with fewer table rows than looked-up
+ * positions (a character model: 63 rows, B*T = 4096 positions), the same product is the lookup
+ * of the projected table, embedding(table W_ih^T, indices): a [V,F] x [F,G*H] GEMM and a row
+ * gather instead of a [B*T,F] x [F,G*H] GEMM, and in the backward a scatter-add of the
+ * [B*T,G*H] gradient and two [V,...] GEMMs instead of two [B*T,...] ones. Same function and
+ * gradients, summed in another order. */
+static dg_node *input_projection(dg_graph *g, dg_node *x, dg_node *w_ih)
+{
+    if (strcmp(dg_node_op_name(x), "embedding") == 0) {
+        dg_node *table = dg_node_input(x, 0), *indices = dg_node_input(x, 1);
+        if (table != NULL && indices != NULL &&
+            dg_node_dim(table, 0) < dg_node_numel(indices))
+            return dg_embedding(g, dg_matmul_ex(g, table, w_ih, false, true), indices);
+    }
+    return dg_matmul_ex(g, x, w_ih, false, true);
+}
+
 static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, int64_t H,
                                    int n_layers, dg_node *const *h0, dg_node *const *c0,
                                    const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n)
@@ -167,7 +186,7 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
         /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
          * gradient reduction); the GRU's op takes them apart (b_hh on the recurrent side). */
         dg_node *bias = cell == DG_CELL_GRU ? NULL : dg_add(g, L.b_ih, L.b_hh);
-        dg_node *xw = dg_matmul_ex(g, seq, L.w_ih, false, true);
+        dg_node *xw = input_projection(g, seq, L.w_ih);
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
         if (cell == DG_CELL_LSTM) {
             /* One fused op for the recurrence, the bias added inside it (see "Unrolled or
