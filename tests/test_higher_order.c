@@ -786,7 +786,7 @@ START_TEST(test_double_backward_gradcheck)
     struct dbl_inputs in = {{NULL, NULL}, NULL, NULL};
     float *data[2] = {NULL, NULL};
     for (int k = 0; k < c->n_inputs; k++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "x%d", k);
         in.x[k] = dg_input(g, name, 2, c->shape[k]);
         data[k] = malloc((size_t)(c->shape[k][0] * c->shape[k][1]) * sizeof(float));
