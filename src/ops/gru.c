@@ -44,8 +44,7 @@
  * (gru_grad2.c) builds this formula from ordinary ops and differentiates that.
  */
 #include "gru.h"
-#include "gemm/gemm.h"
-#include "layout_attrs.h"
+#include "recurrent_seq.h"
 #include "simd/vmath.h"
 
 #include <stdio.h>
@@ -63,16 +62,6 @@ static inline const struct gru_attrs *gru_attrs(const void *attrs) { return attr
 static int b_hh_index(const struct gru_attrs *a) { return 2 + a->has_b_ih; }
 static int h0_index(const struct gru_attrs *a) { return 2 + a->has_b_ih + a->has_b_hh; }
 
-static bool is_f32(const struct dg_shape *s, int ndim)
-{
-    return s->dtype == DG_F32 && s->ndim == ndim;
-}
-
-static bool is_state(const struct dg_shape *s, int64_t batch, int64_t hidden)
-{
-    return is_f32(s, 2) && s->dim[0] == batch && s->dim[1] == hidden;
-}
-
 /* ---- gru_seq -------------------------------------------------------------------------------- */
 
 static dg_status gru_seq_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
@@ -84,8 +73,8 @@ static dg_status gru_seq_infer(const struct dg_op_def *def, const void *attrs, i
     if (n_inputs != 2 + a->has_b_ih + a->has_b_hh + a->has_h0)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "gru_seq: takes xw, w_hh, then "
                                "b_ih, b_hh and h0 when given; got %d inputs", n_inputs);
-    if (!is_f32(&in[0], 3) || in[0].dim[2] % 3 != 0 || in[0].dim[2] == 0 ||
-        !is_f32(&in[1], 2) || in[1].dim[0] != in[0].dim[2] ||
+    if (!dg__seq_is_f32(&in[0], 3) || in[0].dim[2] % 3 != 0 || in[0].dim[2] == 0 ||
+        !dg__seq_is_f32(&in[1], 2) || in[1].dim[0] != in[0].dim[2] ||
         in[1].dim[1] * 3 != in[1].dim[0])
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "gru_seq: xw must be float32 [B,T,3H] "
                                "and w_hh [3H,H], got %s and %s",
@@ -93,14 +82,14 @@ static dg_status gru_seq_infer(const struct dg_op_def *def, const void *attrs, i
                                dg__shape_str(&in[1], s1, sizeof s1));
     int64_t batch = in[0].dim[0], hidden = in[1].dim[1];
     for (int i = 2; i < h0_index(a); i++)
-        if (!(is_f32(&in[i], 1) && in[i].dim[0] == 3 * hidden))
+        if (!(dg__seq_is_f32(&in[i], 1) && in[i].dim[0] == 3 * hidden))
             return dg__shape_error(msg, len, DG_ERR_SHAPE, "gru_seq: %s must be float32 "
                                    "[3H] = [%lld] for w_hh %s, got %s",
                                    i == 2 && a->has_b_ih ? "b_ih" : "b_hh",
                                    (long long)(3 * hidden),
                                    dg__shape_str(&in[1], s1, sizeof s1),
                                    dg__shape_str(&in[i], s2, sizeof s2));
-    if (a->has_h0 && !is_state(&in[h0_index(a)], batch, hidden))
+    if (a->has_h0 && !dg__seq_is_state(&in[h0_index(a)], batch, hidden))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "gru_seq: h0 must be float32 [B,H] = "
                                "[%lld,%lld] for xw %s, got %s", (long long)batch,
                                (long long)hidden, dg__shape_str(&in[0], s0, sizeof s0),
@@ -125,8 +114,9 @@ struct forward_step {
     int64_t T, H, t;
 };
 
-static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
+static void forward_rows(const void *step, int64_t b0, int64_t b1)
 {
+    const struct forward_step *s = step;
     const struct dg_vmath *vm = dg__vmath();
     const int64_t H = s->H, P = 5 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
@@ -179,34 +169,6 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
     }
 }
 
-/* Threads for the pointwise part of one step: transcendentals make an element worth several
- * elements of plain elementwise work. */
-static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
-{
-    int threads = dg__threads_for(ctx, batch * hidden * 12);
-    return threads < batch ? threads : (int)batch;
-}
-
-/* Rows of a part below which a per-step GEMM could leave dg__sgemm's packed path (gemm.c: at
- * most DG__GEMM_SMALL_M = 4 rows, or at most 64^3 multiply-adds, take other kernels, which
- * sum in another order), with a margin: the same rule as lstm.c's. */
-enum { PART_MIN_ROWS = 8 };
-#define PART_MIN_MACS ((int64_t)2 * 64 * 64 * 64)
-
-/* Contiguous blocks of batch rows, each running the whole recurrence alone (no barrier per
- * step), where every block's GEMMs ([rows,H] x [H,3H] and [rows,3H] x [3H,H]) stay on the
- * packed path, whose value of an element does not depend on the rows around it; 1 (split
- * each step instead) otherwise. */
-static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
-{
-    int64_t parts = ctx->n_threads;
-    if (parts > batch / PART_MIN_ROWS)
-        parts = batch / PART_MIN_ROWS;
-    if (parts < 2 || batch / parts * 3 * hidden * hidden < PART_MIN_MACS)
-        return 1;
-    return (int)parts;
-}
-
 struct forward_job {
     const float *xw, *w_hh, *b_ih, *b_hh, *h0;
     float *y, *hw;
@@ -214,9 +176,10 @@ struct forward_job {
 };
 
 /* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads, gates on point_threads. */
-static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
-                          int gemm_threads, int point_threads)
+static void forward_range(const void *job_arg, int64_t b0, int64_t b1, int gemm_threads,
+                          int point_threads, float *a_scratch)
 {
+    const struct forward_job *job = job_arg;
     const int64_t T = job->T, H = job->H;
     for (int64_t t = 0; t < T; t++) {
         const float *h_prev = t > 0 ? job->y + (b0 * T + t - 1) * 5 * H
@@ -226,14 +189,7 @@ static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
                       job->w_hh, H, 0.0f, job->hw + b0 * 3 * H, 3 * H, gemm_threads);
         struct forward_step step = {job->xw, h_prev != NULL ? job->hw : NULL, job->b_ih,
                                     job->b_hh, job->h0, job->y, T, H, t};
-        if (point_threads <= 1) {
-            forward_rows(&step, b0, b1);
-            continue;
-        }
-#pragma omp parallel for num_threads(point_threads) schedule(static)
-        for (int part = 0; part < point_threads; part++)
-            forward_rows(&step, b0 + (b1 - b0) * part / point_threads,
-                         b0 + (b1 - b0) * (part + 1) / point_threads);
+        dg__seq_split_rows(forward_rows, &step, b0, b1, point_threads);
     }
 }
 
@@ -248,14 +204,8 @@ static void gru_seq_forward(const struct dg_op_def *def, const void *attrs, int 
         a->has_b_hh ? in[b_hh_index(a)].data : NULL, a->has_h0 ? in[h0_index(a)].data : NULL,
         out->data, ctx->workspace, B, T, H,
     };
-    const int parts = batch_parts(ctx, B, H);
-    if (parts <= 1) {
-        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
-        return;
-    }
-#pragma omp parallel for num_threads(parts) schedule(static)
-    for (int part = 0; part < parts; part++)
-        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1);
+    /* transcendentals make a gate element worth several elements of plain elementwise work */
+    dg__seq_run(ctx, B, H, 3, 12, forward_range, &job, NULL);
 }
 
 static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *h0,
@@ -264,11 +214,6 @@ static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh,
     struct gru_attrs attrs = {.has_h0 = h0 != NULL, .with_state = with_state};
     return dg__make_node(g, DG_OP_gru_seq_grad, h0 ? 4 : 3,
                          (dg_node *[]){grad, y, w_hh, h0}, &attrs);
-}
-
-static dg_node *flat(dg_graph *g, dg_node *x, int64_t width)
-{
-    return dg_reshape(g, x, 2, (int64_t[]){-1, width});
 }
 
 /* The recurrent side's part of x [4H] or [4H, ...] along axis 0 ([a_r | a_z | . | hn]: blocks
@@ -305,26 +250,15 @@ static dg_status gru_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg
             gin[b_hh_index(a)] = recurrent_blocks(g, sums, H);
     }
     if (dg__grad_needed(ctx, 1)) {
-        dg_node *h_seq = dg_slice(g, node, 2, 0, H);
-        dg_node *h_prev;
-        if (T == 1)
-            h_prev = h0 ? dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}) : NULL;
-        else if (h0 != NULL)
-            h_prev = dg_concat(g, 2, (dg_node *[]){dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}),
-                                                   dg_slice(g, h_seq, 1, 0, T - 1)}, 1);
-        else {
-            struct dg_slice_attrs shift = {.axis = 1, .start = 1, .end = T};
-            h_prev = dg__make_node(g, DG_OP_pad_slice, 2,
-                                   (dg_node *[]){dg_slice(g, h_seq, 1, 0, T - 1), h_seq},
-                                   &shift);
-        }
-        gin[1] = h_prev ? recurrent_blocks(g, dg_matmul_ex(g, flat(g, d_pre, 4 * H),
-                                                            flat(g, h_prev, H), true, false),
+        dg_node *h_seq = dg__seq_h_sequence(g, node, H);
+        dg_node *h_prev = dg__seq_h_prev(g, h_seq, h0, T, H);
+        gin[1] = h_prev ? recurrent_blocks(g, dg_matmul_ex(g, dg__seq_flat(g, d_pre, 4 * H),
+                                                            dg__seq_flat(g, h_prev, H), true, false),
                                            H)
                         : dg__filled_like(g, w_hh, 0.0f); /* exact zeros (not 0 * w_hh) */
     }
     if (with_state)
-        gin[h0_index(a)] = dg_slice(g, flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H), 1, 0, H);
+        gin[h0_index(a)] = dg_slice(g, dg__seq_flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H), 1, 0, H);
     return dg_graph_status(g);
 }
 
@@ -368,7 +302,7 @@ static dg_status gru_seq_grad_infer(const struct dg_op_def *def, const void *att
     if (n_inputs != 3 + gru_attrs(attrs)->has_h0)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "gru_seq_grad: takes gy, y, "
                                "w_hh, then h0 when given; got %d inputs", n_inputs);
-    bool ok = is_f32(&in[0], 3) && is_f32(&in[1], 3) && is_f32(&in[2], 2) &&
+    bool ok = dg__seq_is_f32(&in[0], 3) && dg__seq_is_f32(&in[1], 3) && dg__seq_is_f32(&in[2], 2) &&
               in[2].dim[1] > 0 && in[2].dim[0] == 3 * in[2].dim[1] &&
               in[1].dim[2] == 5 * in[2].dim[1];
     for (int d = 0; ok && d < 3; d++)
@@ -379,7 +313,7 @@ static dg_status gru_seq_grad_infer(const struct dg_op_def *def, const void *att
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[2], s2, sizeof s2));
-    if (n_inputs == 4 && !is_state(&in[3], in[1].dim[0], in[2].dim[1]))
+    if (n_inputs == 4 && !dg__seq_is_state(&in[3], in[1].dim[0], in[2].dim[1]))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "gru_seq_grad: h0 must be float32 "
                                "[B,H] for y %s, got %s", dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[3], s2, sizeof s2));
@@ -402,10 +336,12 @@ struct backward_step {
     float *d, *dh, *dhw;     /* d: the output; dh (zeros at first), dhw: workspace */
     const float *zeros;      /* H zeros: h_{-1} without h0 */
     int64_t T, rows, H, t;   /* rows: d's rows per batch entry (T or T + 1) */
+    const float *w_hh;
 };
 
-static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
+static void backward_rows(const void *step, int64_t b0, int64_t b1)
 {
+    const struct backward_step *s = step;
     const int64_t H = s->H, P = 5 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
         const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
@@ -436,25 +372,18 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 }
 
 /* The backward recurrence over rows [b0, b1) (see forward_range). */
-static void backward_range(const struct backward_step *proto, const float *w_hh, int64_t b0,
-                           int64_t b1, int gemm_threads, int point_threads)
+static void backward_range(const void *proto, int64_t b0, int64_t b1, int gemm_threads,
+                           int point_threads, float *a_scratch)
 {
-    struct backward_step step = *proto;
+    struct backward_step step = *(const struct backward_step *)proto;
     const int64_t T = step.T, H = step.H, rows = step.rows;
     for (int64_t t = T - 1; t >= 0; t--) {
         step.t = t;
-        if (point_threads <= 1) {
-            backward_rows(&step, b0, b1);
-        } else {
-#pragma omp parallel for num_threads(point_threads) schedule(static)
-            for (int part = 0; part < point_threads; part++)
-                backward_rows(&step, b0 + (b1 - b0) * part / point_threads,
-                              b0 + (b1 - b0) * (part + 1) / point_threads);
-        }
+        dg__seq_split_rows(backward_rows, &step, b0, b1, point_threads);
         /* dh_{t-1} = dh z + d hw_t W_hh (at t = 0: dh0, wanted only with the state row) */
         if (t > 0 || rows > T)
             dg__sgemm(false, false, b1 - b0, H, 3 * H, 1.0f, step.dhw + b0 * 3 * H, 3 * H,
-                      w_hh, H, 1.0f, step.dh + b0 * H, H, gemm_threads);
+                      step.w_hh, H, 1.0f, step.dh + b0 * H, H, gemm_threads);
     }
 }
 
@@ -464,22 +393,14 @@ static void gru_seq_grad_forward(const struct dg_op_def *def, const void *attrs,
 {
     const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
     const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
-    const float *w_hh = in[2].data;
     float *ws = ctx->workspace, *d = out->data;
     const struct backward_step step = {
         in[0].data, in[1].data, gru_attrs(attrs)->has_h0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 4 * B * H, T, rows, H, 0,
+        ws, ws + B * H, ws + 4 * B * H, T, rows, H, 0, in[2].data,
     };
     memset(ws, 0, (size_t)(B * H) * sizeof *ws);
     memset(ws + 4 * B * H, 0, (size_t)H * sizeof *ws);
-    const int parts = batch_parts(ctx, B, H);
-    if (parts <= 1) {
-        backward_range(&step, w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H));
-    } else {
-#pragma omp parallel for num_threads(parts) schedule(static)
-        for (int part = 0; part < parts; part++)
-            backward_range(&step, w_hh, B * part / parts, B * (part + 1) / parts, 1, 1);
-    }
+    dg__seq_run(ctx, B, H, 3, 12, backward_range, &step, NULL);
     for (int64_t b = 0; rows > T && b < B; b++) {
         float *row = d + (b * rows + T) * 4 * H;
         memcpy(row, step.dh + b * H, (size_t)H * sizeof *row);
