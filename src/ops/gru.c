@@ -36,12 +36,17 @@
  * any y. dW_hh = sum_t d hw_t^T h_{t-1} and the bias gradients are left to gru_seq's backward
  * rule: ONE GEMM over all B*T rows (and dW_ih, dx through the caller's input projection).
  *
- * Threads: as lstm_seq: batch rows never interact, so where each thread's block of rows still
- * makes GEMMs on dg__sgemm's packed path, each thread runs the whole recurrence on its rows
- * (no barrier per step); otherwise each step's GEMM is split by dg__sgemm and the gates by
- * rows. Every element is computed by the same code whatever the split, so results are
- * identical at any thread count. Second derivatives: gru_seq_grad's own backward rule
- * (gru_grad2.c) builds this formula from ordinary ops and differentiates that.
+ * The per-step GEMMs multiply by the same W_hh at every step: each op packs it once per run
+ * (into its workspace) and runs the steps through dg__sgemm_packed_b (gemm_prepacked.c),
+ * which packs only the step's few rows of h (or d hw).
+ *
+ * Threads: as lstm_seq: batch rows never interact, so where each thread's block of rows is
+ * large enough to pay, each thread runs the whole recurrence on its rows (no barrier per
+ * step); otherwise each step's GEMM is split along its columns and the gates by rows. Every
+ * element is computed by the same code whatever the split (the prepacked GEMM's value of an
+ * element does not depend on the rows or columns around it, nor on the thread count), so
+ * results are identical at any thread count. Second derivatives: gru_seq_grad's own backward
+ * rule (gru_grad2.c) builds this formula from ordinary ops and differentiates that.
  */
 #include "gru.h"
 #include "recurrent_seq.h"
@@ -103,7 +108,11 @@ static size_t gru_seq_workspace(const struct dg_op_def *def, const void *attrs, 
                                 const struct dg_shape *in, const struct dg_shape *out,
                                 int n_threads)
 {
-    return (size_t)in[0].dim[0] * (size_t)in[0].dim[2] * sizeof(float); /* h W_hh^T [B,3H] */
+    /* h W_hh^T [B,3H], then W_hh^T packed and the rows' scratch */
+    const int64_t B = in[0].dim[0], H = in[1].dim[1];
+    return (size_t)(dg__seq_round16(3 * B * H) + dg__seq_packed_weight_floats(B, H, 3 * H,
+                                                                              n_threads)) *
+           sizeof(float);
 }
 
 /* One step of the forward pointwise part for rows [b0, b1): the gates from xw_t + hw (hw NULL:
@@ -170,12 +179,14 @@ static void forward_rows(const void *step, int64_t b0, int64_t b1)
 }
 
 struct forward_job {
-    const float *xw, *w_hh, *b_ih, *b_hh, *h0;
+    const float *xw, *b_ih, *b_hh, *h0;
+    const struct dg__seq_packed_weight *w_hh; /* W_hh^T packed */
     float *y, *hw;
     int64_t B, T, H;
 };
 
-/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads, gates on point_threads. */
+/* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads (packing rows into
+ * a_scratch), gates on point_threads. */
 static void forward_range(const void *job_arg, int64_t b0, int64_t b1, int gemm_threads,
                           int point_threads, float *a_scratch)
 {
@@ -185,8 +196,9 @@ static void forward_range(const void *job_arg, int64_t b0, int64_t b1, int gemm_
         const float *h_prev = t > 0 ? job->y + (b0 * T + t - 1) * 5 * H
                               : job->h0 != NULL ? job->h0 + b0 * H : NULL;
         if (h_prev != NULL)
-            dg__sgemm(false, true, b1 - b0, 3 * H, H, 1.0f, h_prev, t > 0 ? T * 5 * H : H,
-                      job->w_hh, H, 0.0f, job->hw + b0 * 3 * H, 3 * H, gemm_threads);
+            dg__sgemm_packed_b(false, b1 - b0, 1.0f, h_prev, t > 0 ? T * 5 * H : H,
+                               &job->w_hh->b, 0.0f, job->hw + b0 * 3 * H, 3 * H, a_scratch,
+                               gemm_threads);
         struct forward_step step = {job->xw, h_prev != NULL ? job->hw : NULL, job->b_ih,
                                     job->b_hh, job->h0, job->y, T, H, t};
         dg__seq_split_rows(forward_rows, &step, b0, b1, point_threads);
@@ -199,13 +211,16 @@ static void gru_seq_forward(const struct dg_op_def *def, const void *attrs, int 
 {
     const struct gru_attrs *a = gru_attrs(attrs);
     const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
+    float *ws = ctx->workspace;
+    const struct dg__seq_packed_weight w_hh =
+        dg__seq_pack_weight(ws, 3 * B * H, true, B, H, 3 * H, in[1].data, H);
     const struct forward_job job = {
-        in[0].data, in[1].data, a->has_b_ih ? in[2].data : NULL,
+        in[0].data, a->has_b_ih ? in[2].data : NULL,
         a->has_b_hh ? in[b_hh_index(a)].data : NULL, a->has_h0 ? in[h0_index(a)].data : NULL,
-        out->data, ctx->workspace, B, T, H,
+        &w_hh, out->data, ws, B, T, H,
     };
     /* transcendentals make a gate element worth several elements of plain elementwise work */
-    dg__seq_run(ctx, B, H, 3, 12, forward_range, &job, NULL);
+    dg__seq_run(ctx, B, H, 3, 12, forward_range, &job, &w_hh);
 }
 
 static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *h0,
@@ -327,8 +342,12 @@ static size_t gru_seq_grad_workspace(const struct dg_op_def *def, const void *at
                                      int n_inputs, const struct dg_shape *in,
                                      const struct dg_shape *out, int n_threads)
 {
-    /* dh carried between steps [B,H], d hw of the step [B,3H], a zero row standing for h0 */
-    return (4 * (size_t)in[1].dim[0] + 1) * (size_t)in[2].dim[1] * sizeof(float);
+    /* dh carried between steps [B,H], d hw of the step [B,3H], a zero row standing for h0;
+     * then W_hh packed and the rows' scratch */
+    const int64_t B = in[1].dim[0], H = in[2].dim[1];
+    return (size_t)(dg__seq_round16((4 * B + 1) * H) +
+                    dg__seq_packed_weight_floats(B, 3 * H, H, n_threads)) *
+           sizeof(float);
 }
 
 struct backward_step {
@@ -336,7 +355,7 @@ struct backward_step {
     float *d, *dh, *dhw;     /* d: the output; dh (zeros at first), dhw: workspace */
     const float *zeros;      /* H zeros: h_{-1} without h0 */
     int64_t T, rows, H, t;   /* rows: d's rows per batch entry (T or T + 1) */
-    const float *w_hh;
+    const struct dg__seq_packed_weight *w_hh; /* W_hh packed */
 };
 
 static void backward_rows(const void *step, int64_t b0, int64_t b1)
@@ -382,8 +401,9 @@ static void backward_range(const void *proto, int64_t b0, int64_t b1, int gemm_t
         dg__seq_split_rows(backward_rows, &step, b0, b1, point_threads);
         /* dh_{t-1} = dh z + d hw_t W_hh (at t = 0: dh0, wanted only with the state row) */
         if (t > 0 || rows > T)
-            dg__sgemm(false, false, b1 - b0, H, 3 * H, 1.0f, step.dhw + b0 * 3 * H, 3 * H,
-                      step.w_hh, H, 1.0f, step.dh + b0 * H, H, gemm_threads);
+            dg__sgemm_packed_b(false, b1 - b0, 1.0f, step.dhw + b0 * 3 * H, 3 * H,
+                               &step.w_hh->b, 1.0f, step.dh + b0 * H, H, a_scratch,
+                               gemm_threads);
     }
 }
 
@@ -394,13 +414,15 @@ static void gru_seq_grad_forward(const struct dg_op_def *def, const void *attrs,
     const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
     const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
     float *ws = ctx->workspace, *d = out->data;
+    const struct dg__seq_packed_weight w_hh =
+        dg__seq_pack_weight(ws, (4 * B + 1) * H, false, B, 3 * H, H, in[2].data, H);
     const struct backward_step step = {
         in[0].data, in[1].data, gru_attrs(attrs)->has_h0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 4 * B * H, T, rows, H, 0, in[2].data,
+        ws, ws + B * H, ws + 4 * B * H, T, rows, H, 0, &w_hh,
     };
     memset(ws, 0, (size_t)(B * H) * sizeof *ws);
     memset(ws + 4 * B * H, 0, (size_t)H * sizeof *ws);
-    dg__seq_run(ctx, B, H, 3, 12, backward_range, &step, NULL);
+    dg__seq_run(ctx, B, H, 3, 12, backward_range, &step, &w_hh);
     for (int64_t b = 0; rows > T && b < B; b++) {
         float *row = d + (b * rows + T) * 4 * H;
         memcpy(row, step.dh + b * H, (size_t)H * sizeof *row);
