@@ -20,6 +20,9 @@
  *
  *   gru_seq_grad(gy [B,T,5H], y [B,T,5H], w_hh [3H,H] [, h0 [B,H]]) -> [B,T(+1),4H]
  *
+ * gy may also be [B,T,H]: the gradient of the h part alone, the others zero (the usual case,
+ * as lstm_seq_grad's: gru_seq's rule hands dh over instead of its zero pad to [B,T,5H]).
+ *
  * Rows t < T hold [d a_r | d a_z | d a_n | d hn]: the gradients of the three input-side
  * pre-activations (d xw_t = the first 3H) and of hn. The recurrent side's gradient is
  * d hw_t = [d a_r | d a_z | d hn]. With the attribute with_state, an extra row T holds
@@ -251,7 +254,8 @@ static dg_status gru_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg
     dg_node *h0 = a->has_h0 ? dg__input(node, h0_index(a)) : NULL;
     const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
     const bool with_state = h0 && dg__grad_needed(ctx, h0_index(a));
-    dg_node *d = make_grad(g, grad, node, w_hh, h0, with_state);
+    dg_node *d = make_grad(g, dg__seq_gradient_of_output(node, grad, H), node, w_hh, h0,
+                           with_state);
     dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
     if (dg__grad_needed(ctx, 0))
         gin[0] = dg_slice(g, d_pre, 2, 0, 3 * H);
@@ -317,14 +321,16 @@ static dg_status gru_seq_grad_infer(const struct dg_op_def *def, const void *att
     if (n_inputs != 3 + gru_attrs(attrs)->has_h0)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "gru_seq_grad: takes gy, y, "
                                "w_hh, then h0 when given; got %d inputs", n_inputs);
-    bool ok = dg__seq_is_f32(&in[0], 3) && dg__seq_is_f32(&in[1], 3) && dg__seq_is_f32(&in[2], 2) &&
-              in[2].dim[1] > 0 && in[2].dim[0] == 3 * in[2].dim[1] &&
-              in[1].dim[2] == 5 * in[2].dim[1];
-    for (int d = 0; ok && d < 3; d++)
+    bool ok = dg__seq_is_f32(&in[0], 3) && dg__seq_is_f32(&in[1], 3) &&
+              dg__seq_is_f32(&in[2], 2) && in[2].dim[1] > 0 &&
+              in[2].dim[0] == 3 * in[2].dim[1] && in[1].dim[2] == 5 * in[2].dim[1] &&
+              (in[0].dim[2] == in[1].dim[2] || in[0].dim[2] == in[2].dim[1]);
+    for (int d = 0; ok && d < 2; d++)
         ok = in[0].dim[d] == in[1].dim[d];
     if (!ok)
-        return dg__shape_error(msg, len, DG_ERR_SHAPE, "gru_seq_grad: gy and y must be float32 "
-                               "[B,T,5H] and w_hh [3H,H], got %s, %s and %s",
+        return dg__shape_error(msg, len, DG_ERR_SHAPE, "gru_seq_grad: gy must be float32 "
+                               "[B,T,5H] (or [B,T,H]: h's part alone), y [B,T,5H] and w_hh "
+                               "[3H,H], got %s, %s and %s",
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[2], s2, sizeof s2));
@@ -355,19 +361,47 @@ struct backward_step {
     float *d, *dh, *dhw;     /* d: the output; dh (zeros at first), dhw: workspace */
     const float *zeros;      /* H zeros: h_{-1} without h0 */
     int64_t T, rows, H, t;   /* rows: d's rows per batch entry (T or T + 1) */
+    int64_t gy_width;        /* 5H, or H: gy holds the h part only */
     const struct dg__seq_packed_weight *w_hh; /* W_hh packed */
 };
+
+/* backward_rows' formula where gy holds the h part only (its other parts zero). */
+static void backward_row_h_only(const float *gy, const float *row, const float *h_prev,
+                                float *d, float *dh, float *dhw, int64_t H)
+{
+    const float *r = row + H, *z = row + 2 * H, *n = row + 3 * H, *hn = row + 4 * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        float dh_j = gy[j] + dh[j];
+        float da_n = dh_j * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+        float dhn = da_n * r[j];
+        float da_r = da_n * hn[j] * r[j] * (1.0f - r[j]);
+        float da_z = dh_j * (h_prev[j] - n[j]) * z[j] * (1.0f - z[j]);
+        d[j] = da_r;
+        d[H + j] = da_z;
+        d[2 * H + j] = da_n;
+        d[3 * H + j] = dhn;
+        dhw[j] = da_r;
+        dhw[H + j] = da_z;
+        dhw[2 * H + j] = dhn;
+        dh[j] = dh_j * z[j];
+    }
+}
 
 static void backward_rows(const void *step, int64_t b0, int64_t b1)
 {
     const struct backward_step *s = step;
     const int64_t H = s->H, P = 5 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
-        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * P;
+        const float *row = s->y + (b * T + t) * P, *gy = s->gy + (b * T + t) * s->gy_width;
         const float *h_prev = t > 0 ? row - P : s->h0 != NULL ? s->h0 + b * H : s->zeros;
         const float *r = row + H, *z = row + 2 * H, *n = row + 3 * H, *hn = row + 4 * H;
         float *d = s->d + (b * s->rows + t) * 4 * H;
         float *dh = s->dh + b * H, *dhw = s->dhw + b * 3 * H;
+        if (s->gy_width == H) {
+            backward_row_h_only(gy, row, h_prev, d, dh, dhw, H);
+            continue;
+        }
 #pragma omp simd
         for (int64_t j = 0; j < H; j++) {
             float dh_j = gy[j] + dh[j];
@@ -418,7 +452,7 @@ static void gru_seq_grad_forward(const struct dg_op_def *def, const void *attrs,
         dg__seq_pack_weight(ws, (4 * B + 1) * H, false, B, 3 * H, H, in[2].data, H);
     const struct backward_step step = {
         in[0].data, in[1].data, gru_attrs(attrs)->has_h0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 4 * B * H, T, rows, H, 0, &w_hh,
+        ws, ws + B * H, ws + 4 * B * H, T, rows, H, 0, in[0].shape.dim[2], &w_hh,
     };
     memset(ws, 0, (size_t)(B * H) * sizeof *ws);
     memset(ws + 4 * B * H, 0, (size_t)H * sizeof *ws);
