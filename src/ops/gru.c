@@ -271,13 +271,18 @@ static dg_status gru_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg
     if (dg__grad_needed(ctx, 1)) {
         dg_node *h_seq = dg__seq_h_sequence(g, node, H);
         dg_node *h_prev = dg__seq_h_prev(g, h_seq, h0, T, H);
+        /* over all 4H columns: gathering d hw's 3H first (two slices and a concat of
+         * [B*T, .]) costs about what the GEMM saves (measured: 22.0 -> 16.4 ms GEMM, +4.7 ms
+         * copies at B*T = 4096, H = 256) */
         gin[1] = h_prev ? recurrent_blocks(g, dg_matmul_ex(g, dg__seq_flat(g, d_pre, 4 * H),
-                                                            dg__seq_flat(g, h_prev, H), true, false),
+                                                            dg__seq_flat(g, h_prev, H), true,
+                                                            false),
                                            H)
                         : dg__filled_like(g, w_hh, 0.0f); /* exact zeros (not 0 * w_hh) */
     }
     if (with_state)
-        gin[h0_index(a)] = dg_slice(g, dg__seq_flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H), 1, 0, H);
+        gin[h0_index(a)] =
+            dg_slice(g, dg__seq_flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H), 1, 0, H);
     return dg_graph_status(g);
 }
 
