@@ -370,6 +370,20 @@ struct backward_step {
     const struct dg__seq_packed_weight *w_hh; /* W_hh packed */
 };
 
+/* Element j of a step's row of gru_seq_grad, [d a_r | d a_z | d a_n | d hn], and of the
+ * recurrent side's gradient d hw = [d a_r | d a_z | d hn]. */
+static inline void put_gradients(float *d, float *dhw, int64_t H, int64_t j, float da_r,
+                                 float da_z, float da_n, float dhn)
+{
+    d[j] = da_r;
+    d[H + j] = da_z;
+    d[2 * H + j] = da_n;
+    d[3 * H + j] = dhn;
+    dhw[j] = da_r;
+    dhw[H + j] = da_z;
+    dhw[2 * H + j] = dhn;
+}
+
 /* backward_rows' formula where gy holds the h part only (its other parts zero). */
 static void backward_row_h_only(const float *gy, const float *row, const float *h_prev,
                                 float *d, float *dh, float *dhw, int64_t H)
@@ -382,13 +396,7 @@ static void backward_row_h_only(const float *gy, const float *row, const float *
         float dhn = da_n * r[j];
         float da_r = da_n * hn[j] * r[j] * (1.0f - r[j]);
         float da_z = dh_j * (h_prev[j] - n[j]) * z[j] * (1.0f - z[j]);
-        d[j] = da_r;
-        d[H + j] = da_z;
-        d[2 * H + j] = da_n;
-        d[3 * H + j] = dhn;
-        dhw[j] = da_r;
-        dhw[H + j] = da_z;
-        dhw[2 * H + j] = dhn;
+        put_gradients(d, dhw, H, j, da_r, da_z, da_n, dhn);
         dh[j] = dh_j * z[j];
     }
 }
@@ -417,13 +425,7 @@ static void backward_rows(const void *step, int64_t b0, int64_t b1)
             float dhn = da_n * r[j] + gy[4 * H + j];
             float da_r = dr * r[j] * (1.0f - r[j]);
             float da_z = dz * z[j] * (1.0f - z[j]);
-            d[j] = da_r;
-            d[H + j] = da_z;
-            d[2 * H + j] = da_n;
-            d[3 * H + j] = dhn;
-            dhw[j] = da_r;
-            dhw[H + j] = da_z;
-            dhw[2 * H + j] = dhn;
+            put_gradients(d, dhw, H, j, da_r, da_z, da_n, dhn);
             dh[j] = dh_j * z[j];
         }
     }
