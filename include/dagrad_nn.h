@@ -227,7 +227,10 @@ typedef enum dg_cell_kind {
  * h_n / c_n, when not NULL, receive each layer's final states [B, H] (c_n only for the LSTM):
  * feed them back as h0 / c0 of the next batch for truncated back-propagation through time.
  * The layer's nodes go into a name scope called `name`. NULL with the error on the graph for
- * a bad argument (hidden <= 0, n_layers outside 1..64, x not 3-D, a state of the wrong shape). */
+ * a bad argument (hidden <= 0, n_layers outside 1..64, x not 3-D, a state of the wrong shape).
+ * Where x is dg_embedding(table, indices) with fewer table rows than B * T, the first layer
+ * projects the table and looks the projection up (the same maths, cheaper: see
+ * docs/sequence-models.md, "Input projection over an embedding"). */
 DG_API dg_node *dg_recurrent(dg_graph *g, dg_cell_kind cell, dg_node *x, int64_t hidden,
                              int n_layers, dg_node *const *h0, dg_node *const *c0,
                              const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n);

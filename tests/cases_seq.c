@@ -251,8 +251,8 @@ static dg_node *build_gru_seq_states(dg_graph *g, dg_node *const *in)
 {
     return dg_gru_seq(g, in[0], in[1], in[2], in[3], in[4]);
 }
-/* The fused backward on its own: in0 = gy [B,T,5H], in1 = y [B,T,5H] (arbitrary: the op is a
- * formula in y's entries), in2 = w_hh [3H,H], in3 = h0 when given. dg_grad of a gru_seq
+/* The fused backward on its own: in0 = gy [B,T,5H] (or [B,T,H]: the h part alone), in1 = y
+ * [B,T,5H] (arbitrary: the op is a formula in y's entries), in2 = w_hh [3H,H], in3 = h0 when given. dg_grad of a gru_seq
  * (built on the first 3H columns of y) builds the gru_seq_grad node, with the state row when
  * h0's gradient is wanted; the case rebuilds it on the fixture's inputs with the same
  * attributes. */
@@ -261,6 +261,8 @@ static dg_node *build_gru_seq_grad_any(dg_graph *g, dg_node *const *in, bool wit
     int64_t H = dg_node_dim(in[2], 1);
     dg_node *y = dg_gru_seq(g, dg_slice(g, in[1], 2, 0, 3 * H), in[2], NULL, NULL,
                             with_h0 ? in[3] : NULL);
+    if (dg_node_dim(in[0], 2) == H) /* gy [B,T,H]: a loss on h alone */
+        y = dg_slice(g, y, 2, 0, H);
     dg_node *loss = dg_sum(g, dg_mul(g, y, in[0]), 0, NULL, false);
     dg_node *grads[2];
     if (loss == NULL ||
@@ -268,7 +270,8 @@ static dg_node *build_gru_seq_grad_any(dg_graph *g, dg_node *const *in, bool wit
         return NULL;
     for (int i = dg_graph_node_count(g) - 1; i >= 0; i--) {
         dg_node *n = dg_graph_node(g, i);
-        if (strcmp(dg_node_op_name(n), "gru_seq_grad") == 0)
+        if (strcmp(dg_node_op_name(n), "gru_seq_grad") == 0 &&
+            dg_node_dim(dg_node_input(n, 0), 2) == dg_node_dim(in[0], 2))
             return dg__make_node(g, DG_OP_gru_seq_grad, with_h0 ? 4 : 3, in, dg__attrs(n));
     }
     return NULL;
@@ -356,6 +359,8 @@ const struct dg_op_case dg_cases_seq[] = {
     {.name = "gru_seq_grad_basic", .op = "gru_seq_grad", .build = build_gru_seq_grad,
      .fixture_tol = 1e-4},
     {.name = "gru_seq_grad_h0", .op = "gru_seq_grad", .build = build_gru_seq_grad_h0,
+     .fixture_tol = 1e-4},
+    {.name = "gru_seq_grad_h", .op = "gru_seq_grad", .build = build_gru_seq_grad_h0,
      .fixture_tol = 1e-4},
     {.name = "attention_grad_qkv", .op = "attention_grad", .build = build_attention_grad_qkv,
      .forward_only = true},

@@ -14,8 +14,8 @@
  *   GRU:  [r z] = sigmoid(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})
  *         n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)); h' = (1 - z) * n + z * h
  *
- * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]), or,
- * when x is an embedding of a small table, a lookup of the projected table. The
+ * The input projection of all time steps is one matmul ([B,T,F] x W_ih^T -> [B,T,G*H]), or
+ * over an embedding lookup from a small table, the lookup of the projected table (project). The
  * LSTM hands it, the summed biases and the states to dg_lstm_seq, whose packed [B,T,6H] output
  * is sliced into the h sequence and the final states; the GRU hands it, b_ih, b_hh (kept apart:
  * the reset gate multiplies h W_hn^T + b_hn) and h0 to dg_gru_seq ([B,T,5H] packed output).
@@ -25,7 +25,6 @@
  * fused").
  */
 #include "dagrad.h"
-#include "dagrad_seq.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +42,27 @@ static const char *const cell_names[] = {
 static int gate_count(dg_cell_kind cell)
 {
     return cell == DG_CELL_LSTM ? 4 : cell == DG_CELL_GRU ? 3 : 1;
+}
+
+/* x W^T for x [B,T,F]: one matmul, or where x is an embedding lookup of a table E with fewer
+ * rows than x (a character vocabulary), the lookup of the projected table, (E W^T + bias)[idx]:
+ * the same dot products, made once per vocabulary entry instead of once per position, and a
+ * backward whose GEMMs (and bias sum) have E's rows instead of B*T (the rows' gradients
+ * summed per entry by the lookup's scatter-add first). *bias (may be NULL) is then folded
+ * into the table and set to NULL; the caller adds what is left. */
+static dg_node *project(dg_graph *g, dg_node *x, dg_node *w, dg_node **bias)
+{
+    if (strcmp(dg_node_op_name(x), "embedding") == 0) {
+        dg_node *table = dg_node_input(x, 0), *indices = dg_node_input(x, 1);
+        if (dg_node_dim(table, 0) < dg_node_dim(x, 0) * dg_node_dim(x, 1)) {
+            dg_node *projected = dg_matmul_ex(g, table, w, false, true);
+            if (*bias != NULL)
+                projected = dg_add(g, projected, *bias);
+            *bias = NULL;
+            return dg_embedding(g, projected, indices);
+        }
+    }
+    return dg_matmul_ex(g, x, w, false, true);
 }
 
 /* The parameter `name` of the given shape: found when an earlier call created it (a second
@@ -124,23 +144,6 @@ static bool check_state(dg_graph *g, const char *what, const char *kind, int lay
     return true;
 }
 
-/* x W_ih^T for every step. When x is an embedding lookup with fewer table rows than looked-up
- * positions (a character model: 63 rows, B*T = 4096 positions), the same product is the lookup
- * of the projected table, embedding(table W_ih^T, indices): a [V,F] x [F,G*H] GEMM and a row
- * gather instead of a [B*T,F] x [F,G*H] GEMM, and in the backward a scatter-add of the
- * [B*T,G*H] gradient and two [V,...] GEMMs instead of two [B*T,...] ones. Same function and
- * gradients, summed in another order. */
-static dg_node *input_projection(dg_graph *g, dg_node *x, dg_node *w_ih)
-{
-    if (strcmp(dg_node_op_name(x), "embedding") == 0) {
-        dg_node *table = dg_node_input(x, 0), *indices = dg_node_input(x, 1);
-        if (table != NULL && indices != NULL &&
-            dg_node_dim(table, 0) < dg_node_numel(indices))
-            return dg_embedding(g, dg_matmul_ex(g, table, w_ih, false, true), indices);
-    }
-    return dg_matmul_ex(g, x, w_ih, false, true);
-}
-
 static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, int64_t H,
                                    int n_layers, dg_node *const *h0, dg_node *const *c0,
                                    const char *name, dg_rng *rng, dg_node **h_n, dg_node **c_n)
@@ -185,8 +188,8 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
             break;
         /* Both biases in one [G*H] vector first (one pass over [B,T,G*H], one bias
          * gradient reduction); the GRU's op takes them apart (b_hh on the recurrent side). */
-        dg_node *bias = cell == DG_CELL_GRU ? NULL : dg_add(g, L.b_ih, L.b_hh);
-        dg_node *xw = input_projection(g, seq, L.w_ih);
+        dg_node *bias = cell == DG_CELL_GRU ? L.b_ih : dg_add(g, L.b_ih, L.b_hh);
+        dg_node *xw = project(g, seq, L.w_ih, &bias); /* bias: NULL where folded into xw */
         dg_node *h = h0 ? h0[l] : NULL, *c = c0 ? c0[l] : NULL;
         if (cell == DG_CELL_LSTM) {
             /* One fused op for the recurrence, the bias added inside it (see "Unrolled or
@@ -200,14 +203,16 @@ static dg_node *recurrent_in_scope(dg_graph *g, dg_cell_kind cell, dg_node *x, i
             continue;
         }
         if (cell == DG_CELL_GRU) {
-            /* One fused op, both biases added inside it (b_hh on the recurrent side). */
-            dg_node *y = dg_gru_seq(g, xw, L.w_hh, L.b_ih, L.b_hh, h);
+            /* One fused op, both biases added inside it (b_hh on the recurrent side; b_ih
+             * folded into xw by project where it could). */
+            dg_node *y = dg_gru_seq(g, xw, L.w_hh, bias, L.b_hh, h);
             seq = dg_slice(g, y, 2, 0, H);
             if (h_n)
                 h_n[l] = flat_step(g, dg_slice(g, y, 1, T - 1, T), 0, H);
             continue;
         }
-        xw = dg_add(g, xw, bias);
+        if (bias != NULL)
+            xw = dg_add(g, xw, bias);
         for (int64_t t = 0; t < T; t++) {
             dg_node *xt = dg_reshape(g, dg_slice(g, xw, 1, t, t + 1), 2, (int64_t[]){-1, H});
             h = rnn_step(g, &L, xt, h);

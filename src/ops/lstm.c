@@ -27,8 +27,9 @@
  *
  * Rows t < T hold d a_t (the gradient of xw_t: the pre-activations); with the attribute
  * with_state, an extra row T holds [dh0 | dc0 | 0 | 0] (only built when a gradient of h0 or c0
- * is wanted, so that the usual case needs no slice copy of d xw). It walks the steps backwards with dh, dc carried from step t+1
- * (dh_{t} += d a_{t+1} W_hh, one [B,4H] x [4H,H] GEMM per step; dc_t += dc_{t+1} * f_{t+1}):
+ * is wanted, so that the usual case needs no slice copy of d xw). It walks the steps backwards
+ * with dh, dc carried from step t+1 (dh_{t} += d a_{t+1} W_hh, one [B,4H] x [4H,H] GEMM per
+ * step; dc_t += dc_{t+1} * f_{t+1}):
  *
  *   dh = gy_h + dh_carry;  tc = tanh(c_t)
  *   dc = gy_c + dc_carry + dh * o * (1 - tc^2)
@@ -55,8 +56,7 @@
  * stays on these kernels).
  */
 #include "lstm.h"
-#include "gemm/gemm.h"
-#include "layout_attrs.h"
+#include "recurrent_seq.h"
 #include "simd/vmath.h"
 
 #include <stdio.h>
@@ -74,16 +74,6 @@ static inline const struct lstm_attrs *lstm_attrs(const void *attrs) { return at
 static int h0_index(const struct lstm_attrs *a) { return 2 + a->has_bias; }
 static int c0_index(const struct lstm_attrs *a) { return 2 + a->has_bias + a->has_h0; }
 
-static bool is_f32(const struct dg_shape *s, int ndim)
-{
-    return s->dtype == DG_F32 && s->ndim == ndim;
-}
-
-static bool is_state(const struct dg_shape *s, int64_t batch, int64_t hidden)
-{
-    return is_f32(s, 2) && s->dim[0] == batch && s->dim[1] == hidden;
-}
-
 /* ---- lstm_seq ------------------------------------------------------------------------------- */
 
 static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, int n_inputs,
@@ -95,21 +85,21 @@ static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, 
     if (n_inputs != 2 + a->has_bias + a->has_h0 + a->has_c0)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "lstm_seq: takes xw, w_hh, then "
                                "bias, h0 and c0 when given; got %d inputs", n_inputs);
-    if (!is_f32(&in[0], 3) || in[0].dim[2] % 4 != 0 || in[0].dim[2] == 0 ||
-        !is_f32(&in[1], 2) || in[1].dim[0] != in[0].dim[2] ||
+    if (!dg__seq_is_f32(&in[0], 3) || in[0].dim[2] % 4 != 0 || in[0].dim[2] == 0 ||
+        !dg__seq_is_f32(&in[1], 2) || in[1].dim[0] != in[0].dim[2] ||
         in[1].dim[1] * 4 != in[1].dim[0])
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: xw must be float32 [B,T,4H] "
                                "and w_hh [4H,H], got %s and %s",
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1));
     int64_t batch = in[0].dim[0], hidden = in[1].dim[1];
-    if (a->has_bias && !(is_f32(&in[2], 1) && in[2].dim[0] == 4 * hidden))
+    if (a->has_bias && !(dg__seq_is_f32(&in[2], 1) && in[2].dim[0] == 4 * hidden))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: bias must be float32 [4H] = "
                                "[%lld] for w_hh %s, got %s", (long long)(4 * hidden),
                                dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[2], s2, sizeof s2));
     for (int i = h0_index(a); i < n_inputs; i++)
-        if (!is_state(&in[i], batch, hidden))
+        if (!dg__seq_is_state(&in[i], batch, hidden))
             return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq: %s must be float32 "
                                    "[B,H] = [%lld,%lld] for xw %s, got %s",
                                    i == h0_index(a) && a->has_h0 ? "h0" : "c0", (long long)batch,
@@ -120,41 +110,13 @@ static dg_status lstm_seq_infer(const struct dg_op_def *def, const void *attrs, 
     return DG_OK;
 }
 
-static int64_t round16(int64_t floats) { return (floats + 15) / 16 * 16; }
-
-/* The recurrent weight packed once per run for the per-step GEMMs (gemm_prepacked.c), then
- * the scratch those GEMMs pack their rows of A into: the workspace's tail, after `head`
- * floats of the op's own. op(B) is k x n. */
-struct packed_weight {
-    struct dg__gemm_packed_b b;
-    float *a_scratch;
-    int64_t a_floats; /* scratch floats of one single-threaded part */
-};
-
-static int64_t packed_weight_floats(int64_t batch, int64_t k, int64_t n, int n_threads)
-{
-    return round16(dg__gemm_packed_b_floats(k, n)) +
-           dg__gemm_packed_a_floats(batch, k, n_threads);
-}
-
-static struct packed_weight pack_weight(float *ws, int64_t head, bool transpose, int64_t batch,
-                                        int64_t k, int64_t n, const float *w, int64_t ldw)
-{
-    struct packed_weight pw;
-    float *packed = ws + round16(head);
-    dg__gemm_pack_b_once(transpose, k, n, w, ldw, packed, &pw.b);
-    pw.a_scratch = packed + round16(dg__gemm_packed_b_floats(k, n));
-    pw.a_floats = dg__gemm_packed_a_floats(batch, k, 1);
-    return pw;
-}
-
 static size_t lstm_seq_workspace(const struct dg_op_def *def, const void *attrs, int n_inputs,
                                  const struct dg_shape *in, const struct dg_shape *out,
                                  int n_threads)
 {
     const int64_t B = in[0].dim[0], H = in[1].dim[1];
     /* W_hh^T packed and the rows' scratch (the step's GEMM adds straight into y's gates) */
-    return (size_t)packed_weight_floats(B, H, 4 * H, n_threads) * sizeof(float);
+    return (size_t)dg__seq_packed_weight_floats(B, H, 4 * H, n_threads) * sizeof(float);
 }
 
 /* The forward pointwise part of step t for rows [b0, b1): y's gate slots at t hold the
@@ -183,8 +145,9 @@ static void preactivation_rows(const struct forward_step *s, int64_t t, int64_t 
     }
 }
 
-static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
+static void forward_rows(const void *step, int64_t b0, int64_t b1)
 {
+    const struct forward_step *s = step;
     const struct dg_vmath *vm = dg__vmath();
     const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
@@ -212,48 +175,19 @@ static void forward_rows(const struct forward_step *s, int64_t b0, int64_t b1)
         preactivation_rows(s, t + 1, b0, b1);
 }
 
-/* Threads for the pointwise part of one step: transcendentals make an element worth several
- * elements of plain elementwise work. */
-static int rows_threads(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
-{
-    int threads = dg__threads_for(ctx, batch * hidden * 16);
-    return threads < batch ? threads : (int)batch;
-}
-
-/* Rows (and multiply-adds per step) of a part below which a block split does not pay: a
- * part's rows past its last whole micro-tile take the slower direct kernel, and thread
- * start-up would cost more than the block saves. (Correctness does not depend on them: the
- * prepacked GEMM gives every split the same bits.) */
-enum { PART_MIN_ROWS = 8 };
-#define PART_MIN_MACS ((int64_t)2 * 64 * 64 * 64)
-
-/* Batch rows never interact, so with several threads each takes a contiguous block of rows
- * and runs the whole recurrence on it alone: no barrier per step (a per-step split of the
- * GEMM and the gates costs two fork/joins per step, which a busy machine turns into
- * milliseconds). Only where each part is large enough (PART_MIN_ROWS, PART_MIN_MACS); the
- * result is bitwise the one of a single thread either way. 1 (split each step) otherwise. */
-static int batch_parts(const struct dg_exec_ctx *ctx, int64_t batch, int64_t hidden)
-{
-    int64_t parts = ctx->n_threads;
-    if (parts > batch / PART_MIN_ROWS)
-        parts = batch / PART_MIN_ROWS;
-    if (parts < 2 || batch / parts * 4 * hidden * hidden < PART_MIN_MACS)
-        return 1;
-    return (int)parts;
-}
-
 struct forward_job {
     const float *xw, *bias, *h0, *c0;
-    const struct packed_weight *w_hh; /* W_hh^T packed */
+    const struct dg__seq_packed_weight *w_hh; /* W_hh^T packed */
     float *y;
     int64_t B, T, H;
 };
 
 /* The recurrence over rows [b0, b1), GEMMs on gemm_threads threads (packing rows into
  * a_scratch), gates on point_threads. */
-static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
-                          int gemm_threads, int point_threads, float *a_scratch)
+static void forward_range(const void *job_arg, int64_t b0, int64_t b1, int gemm_threads,
+                          int point_threads, float *a_scratch)
 {
+    const struct forward_job *job = job_arg;
     const int64_t T = job->T, H = job->H;
     struct forward_step step = {job->xw, job->bias, job->c0, job->y, T, H, 0};
     preactivation_rows(&step, 0, b0, b1);
@@ -265,14 +199,7 @@ static void forward_range(const struct forward_job *job, int64_t b0, int64_t b1,
                                &job->w_hh->b, 1.0f, job->y + (b0 * T + t) * 6 * H + 2 * H,
                                T * 6 * H, a_scratch, gemm_threads);
         step.t = t;
-        if (point_threads <= 1) {
-            forward_rows(&step, b0, b1);
-            continue;
-        }
-#pragma omp parallel for num_threads(point_threads) schedule(static)
-        for (int part = 0; part < point_threads; part++)
-            forward_rows(&step, b0 + (b1 - b0) * part / point_threads,
-                         b0 + (b1 - b0) * (part + 1) / point_threads);
+        dg__seq_split_rows(forward_rows, &step, b0, b1, point_threads);
     }
 }
 
@@ -283,21 +210,15 @@ static void lstm_seq_forward(const struct dg_op_def *def, const void *attrs, int
     const struct lstm_attrs *a = lstm_attrs(attrs);
     const int64_t B = in[0].shape.dim[0], T = in[0].shape.dim[1], H = in[1].shape.dim[1];
     float *ws = ctx->workspace;
-    const struct packed_weight w_hh = pack_weight(ws, 0, true, B, H, 4 * H, in[1].data, H);
+    const struct dg__seq_packed_weight w_hh =
+        dg__seq_pack_weight(ws, 0, true, B, H, 4 * H, in[1].data, H);
     const struct forward_job job = {
         in[0].data, a->has_bias ? in[2].data : NULL,
         a->has_h0 ? in[h0_index(a)].data : NULL, a->has_c0 ? in[c0_index(a)].data : NULL,
         &w_hh, out->data, B, T, H,
     };
-    const int parts = batch_parts(ctx, B, H);
-    if (parts <= 1) {
-        forward_range(&job, 0, B, ctx->n_threads, rows_threads(ctx, B, H), w_hh.a_scratch);
-        return;
-    }
-#pragma omp parallel for num_threads(parts) schedule(static)
-    for (int part = 0; part < parts; part++)
-        forward_range(&job, B * part / parts, B * (part + 1) / parts, 1, 1,
-                      w_hh.a_scratch + part * w_hh.a_floats);
+    /* transcendentals make a gate element worth several elements of plain elementwise work */
+    dg__seq_run(ctx, B, H, 4, 16, forward_range, &job, &w_hh);
 }
 
 static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh, dg_node *c0,
@@ -308,43 +229,8 @@ static dg_node *make_grad(dg_graph *g, dg_node *grad, dg_node *y, dg_node *w_hh,
                          (dg_node *[]){grad, y, w_hh, c0}, &attrs);
 }
 
-static dg_node *flat(dg_graph *g, dg_node *x, int64_t width)
-{
-    return dg_reshape(g, x, 2, (int64_t[]){-1, width});
-}
-
-/* What lstm_seq_grad needs of the gradient of y: dh [B,T,H] where grad is exactly dh padded
- * with zeros to y's shape (the backward of the slice [0, H) of the last axis of y, when that
- * slice is y's only consumer on the way to the loss: the pad node is then left unused and
- * dg_compile prunes it), else grad itself. */
-static dg_node *gradient_of_output(dg_node *node, dg_node *grad, int64_t H)
-{
-    if (grad == NULL || dg__node_def(grad) != &dg_op_pad_slice || dg__input(grad, 1) != node)
-        return grad;
-    const struct dg_slice_attrs *range = dg__attrs(grad);
-    return range->axis == 2 && range->start == 0 && range->end == H ? dg__input(grad, 0)
-                                                                     : grad;
-}
-
-/* The h sequence of y, slice [0, H) of its last axis: the layer's own output slice where the
- * graph has one already (a copy of [B,T,H] saved), else a new one. */
-static dg_node *h_sequence(dg_graph *g, dg_node *node, int64_t H)
-{
-    const int n = dg_graph_node_count(g);
-    for (int i = dg_node_index(node) + 1; i < n; i++) {
-        dg_node *other = dg_graph_node(g, i);
-        if (dg_node_kind_of(other) != DG_NODE_OP || dg__node_def(other) != &dg_op_slice ||
-            dg__input(other, 0) != node)
-            continue;
-        const struct dg_slice_attrs *range = dg__attrs(other);
-        if (range->axis == 2 && range->start == 0 && range->end == H)
-            return other;
-    }
-    return dg_slice(g, node, 2, 0, H);
-}
-
-/* d xw = rows [0,T) of lstm_seq_grad, d bias their sum over B and T; dh0, dc0 from its row T; dW_hh = d a^T h_prev as one
- * GEMM over all B*T rows, h_prev = [h0 (or zeros), h_0 .. h_{T-2}] along time. */
+/* d xw = rows [0,T) of lstm_seq_grad, d bias their sum over B and T; dh0, dc0 from its row T;
+ * dW_hh = d a^T h_prev as one GEMM over all B*T rows (h_prev: dg__seq_h_prev). */
 static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                    dg_node *grad, dg_node **gin)
 {
@@ -355,30 +241,21 @@ static dg_status lstm_seq_backward(const struct dg_grad_ctx *ctx, dg_graph *g, d
     const int64_t T = dg_node_dim(node, 1), H = dg_node_dim(w_hh, 1);
     const bool with_state = (h0 && dg__grad_needed(ctx, h0_index(a))) ||
                             (c0 && dg__grad_needed(ctx, c0_index(a)));
-    dg_node *d = make_grad(g, gradient_of_output(node, grad, H), node, w_hh, c0, with_state);
+    dg_node *d = make_grad(g, dg__seq_gradient_of_output(node, grad, H), node, w_hh, c0,
+                           with_state);
     dg_node *d_pre = with_state ? dg_slice(g, d, 1, 0, T) : d;
     gin[0] = d_pre;
     if (a->has_bias && dg__grad_needed(ctx, 2))
         gin[2] = dg_sum(g, d_pre, 2, (int[]){0, 1}, false);
     if (dg__grad_needed(ctx, 1)) {
-        dg_node *h_seq = h_sequence(g, node, H);
-        dg_node *h_prev;
-        if (T == 1)
-            h_prev = h0 ? dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}) : NULL;
-        else if (h0 != NULL)
-            h_prev = dg_concat(g, 2, (dg_node *[]){dg_reshape(g, h0, 3, (int64_t[]){-1, 1, H}),
-                                                   dg_slice(g, h_seq, 1, 0, T - 1)}, 1);
-        else {
-            struct dg_slice_attrs shift = {.axis = 1, .start = 1, .end = T};
-            h_prev = dg__make_node(g, DG_OP_pad_slice, 2,
-                                   (dg_node *[]){dg_slice(g, h_seq, 1, 0, T - 1), h_seq},
-                                   &shift);
-        }
-        gin[1] = h_prev ? dg_matmul_ex(g, flat(g, d_pre, 4 * H), flat(g, h_prev, H), true, false)
+        dg_node *h_seq = dg__seq_h_sequence(g, node, H);
+        dg_node *h_prev = dg__seq_h_prev(g, h_seq, h0, T, H);
+        gin[1] = h_prev ? dg_matmul_ex(g, dg__seq_flat(g, d_pre, 4 * H),
+                                       dg__seq_flat(g, h_prev, H), true, false)
                         : dg__filled_like(g, w_hh, 0.0f); /* exact zeros (not 0 * w_hh) */
     }
     if (with_state) {
-        dg_node *state = flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H);
+        dg_node *state = dg__seq_flat(g, dg_slice(g, d, 1, T, T + 1), 4 * H);
         if (h0)
             gin[h0_index(a)] = dg_slice(g, state, 1, 0, H);
         if (c0)
@@ -427,7 +304,7 @@ static dg_status lstm_seq_grad_infer(const struct dg_op_def *def, const void *at
     if (n_inputs != 3 + lstm_attrs(attrs)->has_c0)
         return dg__shape_error(msg, len, DG_ERR_INVALID_ARG, "lstm_seq_grad: takes gy, y, "
                                "w_hh, then c0 when given; got %d inputs", n_inputs);
-    bool ok = is_f32(&in[0], 3) && is_f32(&in[1], 3) && is_f32(&in[2], 2) &&
+    bool ok = dg__seq_is_f32(&in[0], 3) && dg__seq_is_f32(&in[1], 3) && dg__seq_is_f32(&in[2], 2) &&
               in[2].dim[1] > 0 && in[2].dim[0] == 4 * in[2].dim[1] &&
               in[1].dim[2] == 6 * in[2].dim[1] &&
               (in[0].dim[2] == in[1].dim[2] || in[0].dim[2] == in[2].dim[1]);
@@ -440,7 +317,7 @@ static dg_status lstm_seq_grad_infer(const struct dg_op_def *def, const void *at
                                dg__shape_str(&in[0], s0, sizeof s0),
                                dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[2], s2, sizeof s2));
-    if (n_inputs == 4 && !is_state(&in[3], in[1].dim[0], in[2].dim[1]))
+    if (n_inputs == 4 && !dg__seq_is_state(&in[3], in[1].dim[0], in[2].dim[1]))
         return dg__shape_error(msg, len, DG_ERR_SHAPE, "lstm_seq_grad: c0 must be float32 "
                                "[B,H] for y %s, got %s", dg__shape_str(&in[1], s1, sizeof s1),
                                dg__shape_str(&in[3], s2, sizeof s2));
@@ -457,7 +334,8 @@ static size_t lstm_seq_grad_workspace(const struct dg_op_def *def, const void *a
     /* dh and dc carried between steps, tanh(c_t): [B,H] each; a zero row standing for c0;
      * then W_hh packed and the rows' scratch */
     const int64_t B = in[1].dim[0], H = in[2].dim[1];
-    return (size_t)(round16((3 * B + 1) * H) + packed_weight_floats(B, 4 * H, H, n_threads)) *
+    return (size_t)(dg__seq_round16((3 * B + 1) * H) +
+                    dg__seq_packed_weight_floats(B, 4 * H, H, n_threads)) *
            sizeof(float);
 }
 
@@ -467,6 +345,7 @@ struct backward_step {
     const float *zeros;      /* H zeros: c_{-1} without c0 */
     int64_t T, rows, H, t;  /* rows: d's rows per batch entry (T or T + 1) */
     int64_t gy_width;       /* 6H, or H: gy holds the h part only */
+    const struct dg__seq_packed_weight *w_hh; /* W_hh packed */
 };
 
 /* backward_rows' formula where gy holds the h part only (its other parts zero). */
@@ -486,8 +365,9 @@ static void backward_row_h_only(const float *gy, const float *row, const float *
     }
 }
 
-static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
+static void backward_rows(const void *step, int64_t b0, int64_t b1)
 {
+    const struct backward_step *s = step;
     const struct dg_vmath *vm = dg__vmath();
     const int64_t H = s->H, P = 6 * H, T = s->T, t = s->t;
     for (int64_t b = b0; b < b1; b++) {
@@ -520,26 +400,18 @@ static void backward_rows(const struct backward_step *s, int64_t b0, int64_t b1)
 }
 
 /* The backward recurrence over rows [b0, b1) (see forward_range). */
-static void backward_range(const struct backward_step *proto, const struct packed_weight *w_hh,
-                           int64_t b0, int64_t b1, int gemm_threads, int point_threads,
-                           float *a_scratch)
+static void backward_range(const void *proto, int64_t b0, int64_t b1, int gemm_threads,
+                           int point_threads, float *a_scratch)
 {
-    struct backward_step step = *proto;
+    struct backward_step step = *(const struct backward_step *)proto;
     const int64_t T = step.T, H = step.H, rows = step.rows;
     for (int64_t t = T - 1; t >= 0; t--) {
         step.t = t;
-        if (point_threads <= 1) {
-            backward_rows(&step, b0, b1);
-        } else {
-#pragma omp parallel for num_threads(point_threads) schedule(static)
-            for (int part = 0; part < point_threads; part++)
-                backward_rows(&step, b0 + (b1 - b0) * part / point_threads,
-                              b0 + (b1 - b0) * (part + 1) / point_threads);
-        }
+        dg__seq_split_rows(backward_rows, &step, b0, b1, point_threads);
         /* dh_{t-1} = d a_t W_hh (at t = 0: dh0, wanted only with the state row) */
         if (t > 0 || rows > T)
             dg__sgemm_packed_b(false, b1 - b0, 1.0f, step.d + (b0 * rows + t) * 4 * H,
-                               rows * 4 * H, &w_hh->b, 0.0f, step.dh + b0 * H, H, a_scratch,
+                               rows * 4 * H, &step.w_hh->b, 0.0f, step.dh + b0 * H, H, a_scratch,
                                gemm_threads);
     }
 }
@@ -551,24 +423,15 @@ static void lstm_seq_grad_forward(const struct dg_op_def *def, const void *attrs
     const int64_t B = in[1].shape.dim[0], T = in[1].shape.dim[1], H = in[2].shape.dim[1];
     const int64_t rows = out->shape.dim[1]; /* T, or T + 1 with the state row */
     float *ws = ctx->workspace, *d = out->data;
-    const struct packed_weight w_hh = pack_weight(ws, (3 * B + 1) * H, false, B, 4 * H, H,
-                                                  in[2].data, H);
+    const struct dg__seq_packed_weight w_hh =
+        dg__seq_pack_weight(ws, (3 * B + 1) * H, false, B, 4 * H, H, in[2].data, H);
     const struct backward_step step = {
         in[0].data, in[1].data, lstm_attrs(attrs)->has_c0 ? in[3].data : NULL, d,
-        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0, in[0].shape.dim[2],
+        ws, ws + B * H, ws + 2 * B * H, ws + 3 * B * H, T, rows, H, 0, in[0].shape.dim[2], &w_hh,
     };
     memset(ws, 0, (size_t)(2 * B * H) * sizeof *ws);
     memset(ws + 3 * B * H, 0, (size_t)H * sizeof *ws);
-    const int parts = batch_parts(ctx, B, H);
-    if (parts <= 1) {
-        backward_range(&step, &w_hh, 0, B, ctx->n_threads, rows_threads(ctx, B, H),
-                       w_hh.a_scratch);
-    } else {
-#pragma omp parallel for num_threads(parts) schedule(static)
-        for (int part = 0; part < parts; part++)
-            backward_range(&step, &w_hh, B * part / parts, B * (part + 1) / parts, 1, 1,
-                           w_hh.a_scratch + part * w_hh.a_floats);
-    }
+    dg__seq_run(ctx, B, H, 4, 16, backward_range, &step, &w_hh);
     for (int64_t b = 0; rows > T && b < B; b++) {
         float *row = d + (b * rows + T) * 4 * H;
         memcpy(row, step.dh + b * H, (size_t)H * sizeof *row);

@@ -169,6 +169,8 @@ def gru_seq_grad_ref(gy, y, w_hh, h0=None):
     (with h0, whose gradient the case asks for) row T [dh0 | 0 | 0 | 0]."""
     b, t, _ = y.shape
     hid = w_hh.shape[1]
+    if gy.shape[2] == hid:  # h's part alone: the others are zero
+        gy = torch.cat([gy, torch.zeros(b, t, 4 * hid, dtype=gy.dtype)], 2)
     dh_carry = torch.zeros(b, hid, dtype=y.dtype)
     out = torch.zeros(b, t + 1, 4 * hid, dtype=y.dtype)
     for s in reversed(range(t)):
@@ -335,6 +337,10 @@ CASES = [
          [Spec([2, 3, 10]), Spec([2, 3, 10]), Spec([6, 2])], gru_seq_grad_ref),
     Case("gru_seq_grad_h0", "gru_seq_grad",
          [Spec([3, 4, 15]), Spec([3, 4, 15]), Spec([9, 3], lo=-0.5, hi=0.5), Spec([3, 3])],
+         gru_seq_grad_ref),
+    # gy [B,T,H]: the gradient of h alone (what gru_seq's rule hands over for the h slice)
+    Case("gru_seq_grad_h", "gru_seq_grad",
+         [Spec([3, 4, 3]), Spec([3, 4, 15]), Spec([9, 3], lo=-0.5, hi=0.5), Spec([3, 3])],
          gru_seq_grad_ref),
     # d q, d k and d v side by side (self-attention over a short context: the rule's one pass)
     Case("attention_grad_qkv", "attention_grad",
