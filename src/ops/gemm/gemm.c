@@ -69,7 +69,7 @@ struct problem {
     int64_t ldc;
 };
 
-static const struct dg__gemm_kernel *kernel_for(enum dg_isa isa)
+const struct dg__gemm_kernel *dg__gemm_kernel_for(enum dg_isa isa)
 {
     enum dg_isa supported = dg__isa_supported();
     if (isa > supported)
@@ -569,7 +569,7 @@ void dg__sgemm_isa(enum dg_isa isa, bool transpose_a, bool transpose_b, int64_t 
 {
     struct problem pr = make_problem(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb,
                                      beta, c, ldc);
-    gemm_run(kernel_for(isa), &pr, n_threads);
+    gemm_run(dg__gemm_kernel_for(isa), &pr, n_threads);
 }
 
 void dg__sgemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -600,7 +600,7 @@ void dg__sgemm_batched(bool transpose_a, bool transpose_b, int64_t m, int64_t n,
 {
     if (batch <= 0)
         return;
-    const struct dg__gemm_kernel *kern = kernel_for(dg__isa());
+    const struct dg__gemm_kernel *kern = dg__gemm_kernel_for(dg__isa());
     struct problem pr = make_problem(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb,
                                      beta, c, ldc);
     const bool split_batch = stride_c != 0 && batch > 1 && n_threads > 1 &&

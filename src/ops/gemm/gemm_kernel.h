@@ -120,6 +120,9 @@ extern const struct dg__gemm_kernel dg__gemm_kernel_avx2;
 extern const struct dg__gemm_kernel dg__gemm_kernel_avx512;
 #endif
 
+/* The kernel for isa, capped at what the CPU supports (gemm.c). */
+const struct dg__gemm_kernel *dg__gemm_kernel_for(enum dg_isa isa);
+
 /* Packing (gemm_pack.c). Both write whole panels, zero-padding the last one to mr (nr).
  *
  * dg__gemm_pack_a: rows [0, mc) and columns [0, kc) of op(A), whose element (i, p) is

@@ -26,16 +26,7 @@ static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; 
 /* The kernel of dg__isa(), as gemm.c picks it. */
 static const struct dg__gemm_kernel *current_kernel(void)
 {
-    enum dg_isa isa = dg__isa();
-    if (isa > dg__isa_supported())
-        isa = dg__isa_supported();
-#if DG_X86_64
-    if (isa == DG_ISA_AVX512)
-        return &dg__gemm_kernel_avx512;
-    if (isa == DG_ISA_AVX2)
-        return &dg__gemm_kernel_avx2;
-#endif
-    return &dg__gemm_kernel_generic;
+    return dg__gemm_kernel_for(dg__isa());
 }
 
 /* Below this many multiply-adds per thread a split costs more than it saves (gemm.c's
