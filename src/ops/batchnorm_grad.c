@@ -186,50 +186,31 @@ static void grad_forward(const struct dg_op_def *def, const void *attrs, int n_i
         gamma_forward(bn_attrs(attrs), in, out->data, ctx);
 }
 
-/* The composed fallback: the gradient of sum(formula * upstream) with respect to x, the
- * running statistics, g and gamma (where needed), by dg_grad on the formula's nodes. */
+/* The composed fallback (dg__composed_backward): the formula of dx or dgamma from ordinary ops,
+ * differentiated for x, the running statistics, g and gamma (where needed; never the dropout
+ * key, input 3). */
+static dg_node *grad_formula(dg_graph *g, dg_node *node, dg_node *const *in, void *user)
+{
+    const struct dg_op_def *def = user;
+    const struct bn_attrs *a = bn_attrs(dg__attrs(node));
+    dg_node *x = in[0], *rm = in[1], *rv = in[2], *key = in[3], *grad = in[4];
+    dg_node *gamma = dg__n_inputs(node) == 6 ? in[5] : NULL;
+    if (def->variant == BN_GRAD_DX)
+        return dg__bn_composed_dx(g, x, rm, rv, key, grad, gamma, a->eps);
+    dg_node *xhat = dg__bn_composed_xhat(g, x, rm, rv, key, a->eps);
+    const int nd = dg__node_shape(x)->ndim;
+    int axes[DG_MAX_DIMS], k = 0;
+    for (int i = 0; i < nd; i++)
+        if (i != 1)
+            axes[k++] = i;
+    return dg_sum(g, dg_mul(g, grad, xhat), k, axes, false);
+}
+
 static dg_status grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
                                dg_node *upstream, dg_node **gin)
 {
-    const struct bn_attrs *a = bn_attrs(dg__attrs(node));
-    const int n = dg__n_inputs(node);
-    /* Fresh proxies (x 1) of the differentiated inputs: the partial derivatives, not the
-     * total ones (g itself may depend on x elsewhere in the graph, and so may the upstream
-     * gradient), while still depending on the originals for higher orders. */
-    dg_node *in[6] = {NULL}, *wrt[6];
-    int slot[6], n_wrt = 0;
-    for (int i = 0; i < n; i++) {
-        in[i] = dg__input(node, i);
-        if (i != 3 && dg__grad_needed(ctx, i)) {
-            in[i] = dg_scale(g, in[i], 1.0f);
-            wrt[n_wrt] = in[i];
-            slot[n_wrt++] = i;
-        }
-    }
-    dg_node *x = in[0], *rm = in[1], *rv = in[2], *key = in[3], *grad = in[4];
-    dg_node *gamma = n == 6 ? in[5] : NULL;
-    dg_node *formula;
-    if (ctx->def->variant == BN_GRAD_DX) {
-        formula = dg__bn_composed_dx(g, x, rm, rv, key, grad, gamma, a->eps);
-    } else {
-        dg_node *xhat = dg__bn_composed_xhat(g, x, rm, rv, key, a->eps);
-        const int nd = dg__node_shape(x)->ndim;
-        int axes[DG_MAX_DIMS], k = 0;
-        for (int i = 0; i < nd; i++)
-            if (i != 1)
-                axes[k++] = i;
-        formula = dg_sum(g, dg_mul(g, grad, xhat), k, axes, false);
-    }
-    dg_node *vjp_loss = dg_sum(g, dg_mul(g, formula, upstream), 0, NULL, false);
-    if (vjp_loss == NULL || n_wrt == 0)
-        return dg_graph_status(g);
-    dg_node *grads[6];
-    dg_status st = dg_grad(g, vjp_loss, n_wrt, wrt, grads);
-    if (st != DG_OK)
-        return st;
-    for (int i = 0; i < n_wrt; i++)
-        gin[slot[i]] = grads[i];
-    return dg_graph_status(g);
+    return dg__composed_backward(ctx, g, node, upstream, gin, 1u << 3, grad_formula,
+                                 (void *)ctx->def);
 }
 
 static void grad_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)

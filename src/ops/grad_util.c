@@ -77,3 +77,36 @@ dg_status dg__zero_grad(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *nod
     (void)ctx, (void)node, (void)grad_output, (void)grad_inputs;
     return dg_graph_status(g);
 }
+
+dg_status dg__composed_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                dg_node *upstream, dg_node **gin, uint32_t skip,
+                                dg__formula_fn formula, void *user)
+{
+    const int n = dg__n_inputs(node);
+    if (n > DG__COMPOSED_MAX_INPUTS) {
+        dg_graph_set_error(g, DG_ERR_INVALID_ARG, "%s: a composed backward takes at most %d "
+                           "inputs, got %d", ctx->def->name, DG__COMPOSED_MAX_INPUTS, n);
+        return dg_graph_status(g);
+    }
+    dg_node *in[DG__COMPOSED_MAX_INPUTS] = {NULL}, *wrt[DG__COMPOSED_MAX_INPUTS];
+    int slot[DG__COMPOSED_MAX_INPUTS], n_wrt = 0;
+    for (int i = 0; i < n; i++) {
+        in[i] = dg__input(node, i);
+        if (!((skip >> i) & 1u) && dg__grad_needed(ctx, i)) {
+            in[i] = dg_scale(g, in[i], 1.0f);
+            wrt[n_wrt] = in[i];
+            slot[n_wrt++] = i;
+        }
+    }
+    dg_node *f = formula(g, node, in, user);
+    dg_node *vjp_loss = dg_sum(g, dg_mul(g, f, upstream), 0, NULL, false);
+    if (vjp_loss == NULL || n_wrt == 0)
+        return dg_graph_status(g);
+    dg_node *grads[DG__COMPOSED_MAX_INPUTS];
+    dg_status st = dg_grad(g, vjp_loss, n_wrt, wrt, grads);
+    if (st != DG_OK)
+        return st;
+    for (int i = 0; i < n_wrt; i++)
+        gin[slot[i]] = grads[i];
+    return dg_graph_status(g);
+}

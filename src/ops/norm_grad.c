@@ -223,49 +223,30 @@ static void grad_forward(const struct dg_op_def *def, const void *attrs, int n_i
         gamma_forward(norm_attrs(attrs), in, out->data, ctx);
 }
 
-/* The composed fallback: the gradient of sum(formula * upstream) with respect to x, g and
- * gamma (where needed), by dg_grad on the formula's nodes. */
-static dg_status grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
-                               dg_node *upstream, dg_node **gin)
+/* The composed fallback (dg__composed_backward): the formula of dx or dgamma from ordinary ops,
+ * differentiated for x, g and gamma (where needed). */
+static dg_node *grad_formula(dg_graph *g, dg_node *node, dg_node *const *in, void *user)
 {
+    const struct dg_op_def *def = user;
     const struct norm_attrs *a = norm_attrs(dg__attrs(node));
-    const int n = dg__n_inputs(node);
-    /* fresh proxies (x 1) of the differentiated inputs: partial derivatives, not total ones
-     * (g may depend on x elsewhere in the graph, and so may the upstream gradient) */
-    dg_node *in[3] = {NULL}, *wrt[3];
-    int slot[3], n_wrt = 0;
-    for (int i = 0; i < n; i++) {
-        in[i] = dg__input(node, i);
-        if (dg__grad_needed(ctx, i)) {
-            in[i] = dg_scale(g, in[i], 1.0f);
-            wrt[n_wrt] = in[i];
-            slot[n_wrt++] = i;
-        }
-    }
-    dg_node *x = in[0], *grad = in[1], *gamma = n == 3 ? in[2] : NULL;
+    dg_node *x = in[0], *grad = in[1], *gamma = dg__n_inputs(node) == 3 ? in[2] : NULL;
     const struct dg_shape *xs = dg__node_shape(dg__input(node, 0));
     int64_t rows, length;
     dg__layer_norm_rows(xs, a->n_axes, &rows, &length);
-    dg_node *formula;
-    if (ctx->def->variant == LN_GRAD_DX) {
-        formula = dg__norm_composed_dx(g, x, grad, gamma, length, a->eps);
-    } else {
-        int axes[DG_MAX_DIMS], k = 0;
-        for (int i = 0; i < xs->ndim - (int)a->n_axes; i++)
-            axes[k++] = i;
-        dg_node *gx = dg_mul(g, grad, dg__norm_composed_xhat(g, x, length, a->eps));
-        formula = k > 0 ? dg_sum(g, gx, k, axes, false) : gx;
-    }
-    dg_node *vjp_loss = dg_sum(g, dg_mul(g, formula, upstream), 0, NULL, false);
-    if (vjp_loss == NULL || n_wrt == 0)
-        return dg_graph_status(g);
-    dg_node *grads[3];
-    dg_status st = dg_grad(g, vjp_loss, n_wrt, wrt, grads);
-    if (st != DG_OK)
-        return st;
-    for (int i = 0; i < n_wrt; i++)
-        gin[slot[i]] = grads[i];
-    return dg_graph_status(g);
+    if (def->variant == LN_GRAD_DX)
+        return dg__norm_composed_dx(g, x, grad, gamma, length, a->eps);
+    int axes[DG_MAX_DIMS], k = 0;
+    for (int i = 0; i < xs->ndim - (int)a->n_axes; i++)
+        axes[k++] = i;
+    dg_node *gx = dg_mul(g, grad, dg__norm_composed_xhat(g, x, length, a->eps));
+    return k > 0 ? dg_sum(g, gx, k, axes, false) : gx;
+}
+
+static dg_status grad_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                               dg_node *upstream, dg_node **gin)
+{
+    return dg__composed_backward(ctx, g, node, upstream, gin, 0, grad_formula,
+                                 (void *)ctx->def);
 }
 
 static void grad_label(const struct dg_op_def *def, const void *attrs, char *buf, size_t len)

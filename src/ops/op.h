@@ -58,6 +58,18 @@ dg_node *dg__unbroadcast_operand(dg_graph *g, dg_node *grad, dg_node *node, int 
  * batch): an expand_reduced of a scalar (reduce.c). dg_grad seeds the loss's gradient with
  * ones and gives unreached wrt nodes zeros through it. */
 dg_node *dg__filled_like(dg_graph *g, dg_node *x, float value);
+/* A composed backward rule for a fused gradient op (batch_norm_grad, layer_norm_grad, ...):
+ * replaces each input i whose gradient is wanted (and whose bit in `skip` is clear) by a fresh
+ * proxy (x 1), so that what follows are partial derivatives, not total ones (an input may
+ * also reach the upstream gradient elsewhere) while the proxies still depend on the originals
+ * for higher orders; builds formula(g, node, in, user) from ordinary ops on the proxies,
+ * contracts it with the upstream gradient and writes dg_grad of that scalar with respect to
+ * the proxies into gin. At most DG__COMPOSED_MAX_INPUTS inputs. */
+#define DG__COMPOSED_MAX_INPUTS 8
+typedef dg_node *(*dg__formula_fn)(dg_graph *g, dg_node *node, dg_node *const *in, void *user);
+dg_status dg__composed_backward(const struct dg_grad_ctx *ctx, dg_graph *g, dg_node *node,
+                                dg_node *upstream, dg_node **gin, uint32_t skip,
+                                dg__formula_fn formula, void *user);
 /* Axes of a node that may change with the plan's shapes (dg_dynamic_axes_fn). */
 uint32_t dg__node_dynamic_axes(const dg_node *node);
 /* dynamic_axes for ops whose output axes align on the right with every input's axes
