@@ -3,7 +3,7 @@
 #
 #   bench/run_charlm_compare.sh [build-dir] --model lstm|gru|gpt [--data kjv.txt] [--steps N]
 #                               [--threads T (1)] [--batch B] [--seq T] [--layers L] ...
-#                               [--target-loss X]
+#                               [--target-loss X] [--torch-threads T2]
 #
 # Runs PyTorch first, then dagrad (sampling off for the comparison), and prints both runs'
 # `val_loss` and `train_tokens_per_s` side by side with the ratios (dagrad / PyTorch), plus
@@ -19,7 +19,19 @@ case "${1:-}" in
     --*|"") ;;
     *) build=$1; shift ;;
 esac
-# Both get the same thread count: 1 unless given (charlm's own default is every core).
+# Both get the same thread count: 1 unless given (charlm's own default is every core), unless
+# --torch-threads T2 gives PyTorch another (e.g. each at its fastest setting: dagrad's every
+# core against PyTorch's one thread, which is its fastest on a 2-core machine).
+torch_threads=
+n=$#
+while [ "$n" -gt 0 ]; do
+    a=$1; shift; n=$((n - 1))
+    if [ "$a" = --torch-threads ] && [ "$n" -gt 0 ]; then
+        torch_threads=$1; shift; n=$((n - 1))
+    else
+        set -- "$@" "$a"
+    fi
+done
 case " $* " in
     *" --threads "*) ;;
     *) set -- "$@" --threads 1 ;;
@@ -37,7 +49,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/charlm_compare.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 echo "# $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$python" "$here/torch_charlm.py" "$@" | tee "$work/torch" | sed 's/^/# torch: /'
+"$python" "$here/torch_charlm.py" "$@" ${torch_threads:+--threads "$torch_threads"} | tee "$work/torch" | sed 's/^/# torch: /'
 "$charlm" "$@" --sample-len 0 | tee "$work/dagrad" | sed 's/^/# dagrad: /'
 value() { awk -v k="$1" '$1 == k { v = $2 } END { print v }' "$2"; }
 tv=$(value val_loss "$work/torch"); dv=$(value val_loss "$work/dagrad")
